@@ -1,0 +1,196 @@
+//! Configuration from the environment, loaded once. A bad value stops start-up naming the
+//! variable and the value.
+
+use std::path::PathBuf;
+
+use crate::domain::export::DEFAULT_SYSTEM_PROMPT;
+use crate::domain::stats::{Prices, Thresholds};
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad configuration: {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: String,
+    pub value: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Aws,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Local => "local",
+            Backend::Aws => "aws",
+        }
+    }
+}
+
+/// A secret that `Debug` does not print.
+#[derive(Clone)]
+pub struct Secret(String);
+impl Secret {
+    pub fn new(s: String) -> Secret {
+        Secret(s)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub enable_data_collection: bool,
+    pub enable_data_archiving: bool,
+    pub data_retention_days: u32,
+    pub compression_threshold_kb: u64,
+    pub backend: Backend,
+    pub data_dir: PathBuf,
+    pub jwt_secret: Option<Secret>,
+    pub groups_claim: String,
+    pub prices: Prices,
+    pub thresholds: Thresholds,
+    pub export_system_prompt: String,
+    pub default_training_consent: bool,
+    pub s3_endpoint: Option<String>,
+    pub s3_access_key: Option<String>,
+    pub s3_secret_key: Option<Secret>,
+    pub s3_bucket_name: Option<String>,
+    pub s3_region: Option<String>,
+    pub table_name: Option<String>,
+    pub archive_table_name: Option<String>,
+    pub dynamodb_endpoint: Option<String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Same as [`Config::from_env`] over any lookup (tests pass a map; no global env mutation).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = Env(&get);
+        let d = Thresholds::default();
+        let p = Prices::default();
+        Ok(Config {
+            enable_data_collection: env.bool("ENABLE_DATA_COLLECTION", true)?,
+            enable_data_archiving: env.bool("ENABLE_DATA_ARCHIVING", true)?,
+            data_retention_days: env.num("DATA_RETENTION_DAYS", 30u32, |n| *n >= 1)?,
+            compression_threshold_kb: env.num("COMPRESSION_THRESHOLD_KB", 10u64, |n| *n <= 1024 * 1024)?,
+            backend: match env.text("COLLECTOR_BACKEND").as_deref() {
+                None | Some("local") => Backend::Local,
+                Some("aws") => Backend::Aws,
+                Some(other) => return Err(bad("COLLECTOR_BACKEND", other, "must be local or aws")),
+            },
+            data_dir: PathBuf::from(env.text("COLLECTOR_DATA_DIR").unwrap_or_else(|| "./data".into())),
+            jwt_secret: env.text("COLLECTOR_JWT_SECRET").map(Secret),
+            groups_claim: env.text("COLLECTOR_GROUPS_CLAIM").unwrap_or_else(|| "cognito:groups".into()),
+            prices: Prices {
+                hot_gb_month: env.num("PRICE_HOT_GB_MONTH", p.hot_gb_month, |x: &f64| x.is_finite() && *x >= 0.0)?,
+                archive_gb_month: env.num("PRICE_ARCHIVE_GB_MONTH", p.archive_gb_month, |x: &f64| x.is_finite() && *x >= 0.0)?,
+            },
+            thresholds: Thresholds {
+                total_examples: env.num("READINESS_MIN_TOTAL", d.total_examples, |n| *n >= 0)?,
+                successful: env.num("READINESS_MIN_SUCCESSFUL", d.successful, |n| *n >= 0)?,
+                with_feedback: env.num("READINESS_MIN_FEEDBACK", d.with_feedback, |n| *n >= 0)?,
+                quality_examples: env.num("READINESS_MIN_QUALITY", d.quality_examples, |n| *n >= 0)?,
+                min_score: env.num("READINESS_MIN_SCORE", d.min_score, |n| (0..=100).contains(n))?,
+            },
+            export_system_prompt: env.text("EXPORT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
+            default_training_consent: env.bool("DEFAULT_TRAINING_CONSENT", true)?,
+            s3_endpoint: env.text("S3_ENDPOINT"),
+            s3_access_key: env.text("S3_ACCESS_KEY"),
+            s3_secret_key: env.text("S3_SECRET_KEY").map(Secret),
+            s3_bucket_name: env.text("S3_BUCKET_NAME"),
+            s3_region: env.text("S3_REGION"),
+            table_name: env.text("TABLE_NAME"),
+            archive_table_name: env.text("ARCHIVE_TABLE_NAME"),
+            dynamodb_endpoint: env.text("DYNAMODB_ENDPOINT"),
+        })
+    }
+
+    pub fn compression_threshold_bytes(&self) -> u64 {
+        self.compression_threshold_kb * 1024
+    }
+}
+
+fn bad(var: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError { var: var.into(), value: value.into(), reason: reason.into() }
+}
+
+struct Env<'a, F: Fn(&str) -> Option<String>>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
+    /// Unset or empty is "not given".
+    fn text(&self, var: &str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.trim().is_empty())
+    }
+
+    fn bool(&self, var: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.text(var) {
+            None => Ok(default),
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Ok(true),
+                "false" | "0" | "no" | "off" => Ok(false),
+                _ => Err(bad(var, &v, "must be true or false")),
+            },
+        }
+    }
+
+    fn num<T: std::str::FromStr>(&self, var: &str, default: T, ok: impl Fn(&T) -> bool) -> Result<T, ConfigError> {
+        match self.text(var) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<T>() {
+                Ok(n) if ok(&n) => Ok(n),
+                _ => Err(bad(var, &v, "is not a valid number in range")),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = load(&[]).unwrap();
+        assert!(c.enable_data_collection && c.enable_data_archiving);
+        assert_eq!((c.data_retention_days, c.compression_threshold_kb), (30, 10));
+        assert_eq!(c.backend, Backend::Local);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.groups_claim, "cognito:groups");
+        assert_eq!((c.prices.hot_gb_month, c.prices.archive_gb_month), (0.25, 0.0125));
+        assert_eq!(c.thresholds.total_examples, 50);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_value() {
+        let e = load(&[("DATA_RETENTION_DAYS", "soon")]).unwrap_err();
+        assert_eq!((e.var.as_str(), e.value.as_str()), ("DATA_RETENTION_DAYS", "soon"));
+        assert!(e.to_string().contains("DATA_RETENTION_DAYS") && e.to_string().contains("soon"));
+        assert_eq!(load(&[("ENABLE_DATA_COLLECTION", "maybe")]).unwrap_err().var, "ENABLE_DATA_COLLECTION");
+        assert_eq!(load(&[("COLLECTOR_BACKEND", "gcp")]).unwrap_err().var, "COLLECTOR_BACKEND");
+        assert_eq!(load(&[("PRICE_HOT_GB_MONTH", "-1")]).unwrap_err().var, "PRICE_HOT_GB_MONTH");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = load(&[("COLLECTOR_JWT_SECRET", "hunter2")]).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,95 @@
+//! Archive planning: which key, which storage class, what an object's metadata says.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::counters::PlatformCounters;
+use super::types::{Id, Platform};
+
+/// Objects of this size and more go to STANDARD_IA; smaller ones to STANDARD (IA bills 128 KiB minimum).
+pub const IA_MIN_BYTES: i64 = 128 * 1024;
+/// At most this many records per object, so rewriting one (a user's delete) stays cheap.
+pub const MAX_RECORDS_PER_OBJECT: usize = 20_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum StorageClass {
+    #[serde(rename = "STANDARD")]
+    Standard,
+    #[serde(rename = "STANDARD_IA")]
+    StandardIa,
+}
+
+impl StorageClass {
+    pub fn for_size(compressed_bytes: i64) -> StorageClass {
+        if compressed_bytes >= IA_MIN_BYTES { StorageClass::StandardIa } else { StorageClass::Standard }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StorageClass::Standard => "STANDARD",
+            StorageClass::StandardIa => "STANDARD_IA",
+        }
+    }
+    pub fn parse(s: &str) -> Option<StorageClass> {
+        match s {
+            "STANDARD" => Some(StorageClass::Standard),
+            "STANDARD_IA" => Some(StorageClass::StandardIa),
+            _ => None,
+        }
+    }
+}
+
+/// `archive/platform={p}/date={YYYY-MM-DD}/{run}-{n}.jsonl.gz`, the same in the folder and in S3.
+pub fn object_key(platform: &Platform, date: NaiveDate, run: &str, n: usize) -> String {
+    format!("archive/platform={platform}/date={}/{run}-{n}.jsonl.gz", date.format("%Y-%m-%d"))
+}
+
+/// One archive object, as its metadata row records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArchiveObject {
+    pub object_key: String,
+    #[schema(value_type = String)]
+    pub platform: Platform,
+    #[schema(value_type = String, format = Date)]
+    pub date: NaiveDate,
+    pub run_id: String,
+    pub record_count: i64,
+    pub raw_bytes: i64,
+    pub compressed_bytes: i64,
+    pub storage_class: StorageClass,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ArchiveObject {
+    pub fn compression_ratio(&self) -> f64 {
+        if self.compressed_bytes == 0 { 0.0 } else { ((self.raw_bytes as f64 / self.compressed_bytes as f64) * 100.0).round() / 100.0 }
+    }
+
+    /// What adding this object adds to its platform's counters (records move separately).
+    pub fn contribution(&self) -> PlatformCounters {
+        PlatformCounters {
+            archive_bytes: self.compressed_bytes,
+            archived_raw_bytes: self.raw_bytes,
+            archive_objects: 1,
+            ..PlatformCounters::default()
+        }
+    }
+}
+
+/// A new run id: sortable by time, unique.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &Id::new().0.simple().to_string()[24..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_layout_and_storage_class_edge() {
+        let p = Platform::parse("n8n").unwrap();
+        let d = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+        assert_eq!(object_key(&p, d, "r1", 0), "archive/platform=n8n/date=2026-01-05/r1-0.jsonl.gz");
+        assert_eq!(StorageClass::for_size(IA_MIN_BYTES - 1), StorageClass::Standard);
+        assert_eq!(StorageClass::for_size(IA_MIN_BYTES), StorageClass::StandardIa);
+    }
+}

@@ -1,0 +1,216 @@
+//! Training export: which records make a line, and the OpenAI chat line itself.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::records::FullRecord;
+use super::types::Kind;
+
+/// Default system text; `{platform}` is filled in.
+pub const DEFAULT_SYSTEM_PROMPT: &str =
+    "You are an expert automation engineer. Build correct, complete {platform} workflows from the user's request.";
+
+/// The export's query: which records to take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportFilter {
+    pub success_only: bool,
+    pub with_feedback_only: bool,
+    pub include_archived: bool,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+    pub include_metadata: bool,
+}
+
+impl Default for ExportFilter {
+    fn default() -> Self {
+        ExportFilter {
+            success_only: true,
+            with_feedback_only: false,
+            include_archived: false,
+            since: None,
+            until: None,
+            limit: None,
+            include_metadata: false,
+        }
+    }
+}
+
+pub fn system_text(template: &str, platform: &str) -> String {
+    template.replace("{platform}", platform)
+}
+
+/// The assistant turn: the latest corrected workflow, else the workflow (compact JSON) for
+/// `workflow_generation`, else `ai_response`. None when there is no usable text.
+pub fn assistant_text(rec: &FullRecord) -> Option<String> {
+    let text = if let Some(c) = rec.latest_correction() {
+        serde_json::to_string(c).ok()
+    } else if rec.kind == Kind::WorkflowGeneration && rec.workflow.is_some() {
+        rec.workflow.as_ref().and_then(|w| serde_json::to_string(w).ok())
+    } else {
+        rec.ai_response.clone()
+    };
+    text.filter(|t| !t.trim().is_empty())
+}
+
+/// Whether the record belongs in the export, before building its line.
+pub fn selected(rec: &FullRecord, f: &ExportFilter) -> bool {
+    if !rec.training_consent || (f.success_only && !rec.success) || (f.with_feedback_only && !rec.has_feedback) {
+        return false;
+    }
+    if f.since.is_some_and(|s| rec.created_at < s) || f.until.is_some_and(|u| rec.created_at >= u) {
+        return false;
+    }
+    // Latest feedback thumbs_down/report without a correction: the user said it is wrong.
+    !rec.latest_feedback().is_some_and(|fb| fb.feedback_type.is_negative() && fb.corrected_workflow.is_none())
+}
+
+/// One OpenAI chat fine-tuning line (no trailing newline), or None when the record is left out.
+pub fn openai_line(rec: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
+    if !selected(rec, f) {
+        return None;
+    }
+    let assistant = assistant_text(rec)?;
+    let mut line = json!({
+        "messages": [
+            {"role": "system", "content": system},
+            {"role": "user", "content": rec.user_message},
+            {"role": "assistant", "content": assistant},
+        ]
+    });
+    if f.include_metadata {
+        line["metadata"] = json!({
+            "interaction_id": rec.interaction_id,
+            "platform": rec.platform,
+            "kind": rec.kind,
+            "created_at": rec.created_at,
+            "model_version": rec.model_version,
+            "has_feedback": rec.has_feedback,
+            "last_feedback_type": rec.last_feedback_type,
+            "corrected": rec.latest_correction().is_some(),
+            "archived": rec.archived,
+        });
+    }
+    serde_json::to_string(&line).ok()
+}
+
+/// `training_data_{platform}_{YYYYMMDD}.jsonl`
+pub fn file_name(platform: &str, now: DateTime<Utc>) -> String {
+    format!("training_data_{platform}_{}.jsonl", now.format("%Y%m%d"))
+}
+
+/// Checks an OpenAI chat line the way the OpenAI cookbook's format check does: a dict with
+/// `messages`, known roles, string content, at least one assistant turn. Returns the problem.
+pub fn check_openai_line(line: &str) -> Result<(), &'static str> {
+    let v: Value = serde_json::from_str(line).map_err(|_| "not JSON")?;
+    let msgs = v.get("messages").and_then(Value::as_array).ok_or("no messages list")?;
+    if msgs.is_empty() {
+        return Err("empty messages");
+    }
+    let mut assistant = false;
+    for m in msgs {
+        let role = m.get("role").and_then(Value::as_str).ok_or("message without role")?;
+        if !matches!(role, "system" | "user" | "assistant" | "function" | "tool") {
+            return Err("unknown role");
+        }
+        if !m.get("content").is_some_and(Value::is_string) {
+            return Err("content is not a string");
+        }
+        assistant |= role == "assistant";
+    }
+    if assistant { Ok(()) } else { Err("no assistant turn") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::records::{Feedback, FeedbackType};
+    use crate::domain::types::{Id, Platform, UserId};
+
+    fn record(kind: Kind) -> FullRecord {
+        FullRecord {
+            interaction_id: Id::new(),
+            user_id: UserId::parse("u").unwrap(),
+            platform: Platform::parse("n8n").unwrap(),
+            kind,
+            user_message: "make a flow".into(),
+            ai_response: Some("Here it is".into()),
+            intent: None,
+            workflow: Some(json!({"nodes": [1.5, 2]})),
+            success: true,
+            error_message: None,
+            processing_time_ms: None,
+            model_version: None,
+            metadata: None,
+            training_consent: true,
+            created_at: Utc::now(),
+            has_feedback: false,
+            last_feedback_type: None,
+            positive_feedback: 0,
+            negative_feedback: 0,
+            archived: false,
+            feedback: vec![],
+            validations: vec![],
+        }
+    }
+
+    fn feedback(t: FeedbackType, corrected: Option<Value>) -> Feedback {
+        Feedback {
+            feedback_id: Id::new(),
+            interaction_id: Id::new(),
+            submitted_by: UserId::parse("u").unwrap(),
+            feedback_type: t,
+            sentiment_score: None,
+            comment: None,
+            corrected_workflow: corrected,
+            issue_category: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn assistant_turn_prefers_correction_then_workflow_then_response() {
+        let mut r = record(Kind::WorkflowGeneration);
+        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"nodes":[1.5,2]}"#));
+        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"a": 1}))));
+        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"b": 2}))));
+        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"b":2}"#));
+        assert_eq!(assistant_text(&record(Kind::Conversation)).as_deref(), Some("Here it is"));
+    }
+
+    #[test]
+    fn negative_latest_feedback_without_correction_is_left_out() {
+        let f = ExportFilter::default();
+        let mut r = record(Kind::WorkflowGeneration);
+        r.feedback.push(feedback(FeedbackType::ThumbsUp, None));
+        assert!(openai_line(&r, "sys", &f).is_some());
+        r.feedback.push(feedback(FeedbackType::ThumbsDown, None));
+        assert!(openai_line(&r, "sys", &f).is_none());
+        r.feedback.push(feedback(FeedbackType::Report, Some(json!({"fixed": true}))));
+        assert!(openai_line(&r, "sys", &f).is_some());
+    }
+
+    #[test]
+    fn filters_and_empty_assistant() {
+        let mut r = record(Kind::Conversation);
+        r.success = false;
+        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
+        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_some());
+        r.ai_response = Some("  ".into());
+        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_none());
+        let mut r = record(Kind::Conversation);
+        r.training_consent = false;
+        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
+    }
+
+    #[test]
+    fn lines_pass_the_cookbook_checks() {
+        let line = openai_line(&record(Kind::WorkflowGeneration), "sys", &ExportFilter { include_metadata: true, ..Default::default() }).unwrap();
+        assert_eq!(check_openai_line(&line), Ok(()));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert!(v["metadata"]["interaction_id"].is_string());
+        assert_eq!(check_openai_line(r#"{"messages":[{"role":"user","content":"x"}]}"#), Err("no assistant turn"));
+        assert_eq!(check_openai_line(r#"{"messages":[{"role":"bot","content":"x"}]}"#), Err("unknown role"));
+    }
+}

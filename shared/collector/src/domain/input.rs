@@ -1,0 +1,525 @@
+//! Request bodies parsed into validated types. Every problem is collected, none stops the others.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::records::FeedbackType;
+use super::types::{FieldError, Id, Kind, Platform, UserId};
+use super::workflow::{self, PayloadError};
+
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+pub const MAX_COMMENT_CHARS: usize = 4000;
+/// Clock skew tolerated for a client-supplied `created_at`.
+pub const CREATED_AT_SKEW_SECS: i64 = 60;
+pub const ISSUE_CATEGORIES: [&str; 6] =
+    ["incorrect_workflow", "missing_steps", "wrong_platform", "invalid_syntax", "incomplete", "other"];
+
+/// Reads fields out of a JSON object, recording one error per bad field.
+pub struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    pub errors: Vec<FieldError>,
+}
+
+impl<'a> Fields<'a> {
+    /// The body must be an object; otherwise the single error says so.
+    pub fn of(body: &'a Value) -> Result<Fields<'a>, Vec<FieldError>> {
+        match body {
+            Value::Object(obj) => Ok(Fields { obj, errors: Vec::new() }),
+            _ => Err(vec![FieldError::new("body", "must be a JSON object")]),
+        }
+    }
+
+    pub fn fail(&mut self, field: &str, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Present and not null.
+    fn get(&self, field: &str) -> Option<&'a Value> {
+        self.obj.get(field).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.get(field).is_some()
+    }
+
+    pub fn opt_str(&mut self, field: &str) -> Option<String> {
+        match self.get(field)? {
+            Value::String(s) => Some(s.clone()),
+            _ => {
+                self.fail(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    pub fn req_str(&mut self, field: &str) -> Option<String> {
+        if !self.has(field) {
+            self.fail(field, "is required");
+            return None;
+        }
+        let s = self.opt_str(field)?;
+        if s.trim().is_empty() {
+            self.fail(field, "must not be empty");
+            return None;
+        }
+        Some(s)
+    }
+
+    pub fn opt_bool(&mut self, field: &str) -> Option<bool> {
+        match self.get(field)? {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                self.fail(field, "must be true or false");
+                None
+            }
+        }
+    }
+
+    pub fn opt_u64(&mut self, field: &str) -> Option<u64> {
+        let v = self.get(field)?;
+        match v.as_u64() {
+            Some(n) => Some(n),
+            None => {
+                self.fail(field, "must be an integer >= 0");
+                None
+            }
+        }
+    }
+
+    pub fn opt_object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        match self.get(field)? {
+            Value::Object(m) => Some(m.clone()),
+            _ => {
+                self.fail(field, "must be a JSON object");
+                None
+            }
+        }
+    }
+
+    pub fn req_object(&mut self, field: &str) -> Option<Map<String, Value>> {
+        if !self.has(field) {
+            self.fail(field, "is required");
+            return None;
+        }
+        self.opt_object(field)
+    }
+
+    pub fn platform(&mut self) -> Option<Platform> {
+        let raw = self.req_str("platform")?;
+        Platform::parse(&raw).map_err(|m| self.fail("platform", m)).ok()
+    }
+
+    pub fn opt_id(&mut self, field: &str) -> Option<Id> {
+        let raw = self.opt_str(field)?;
+        Id::parse(&raw).map_err(|m| self.fail(field, m)).ok()
+    }
+
+    pub fn req_id(&mut self, field: &str) -> Option<Id> {
+        if !self.has(field) {
+            self.fail(field, "is required");
+            return None;
+        }
+        self.opt_id(field)
+    }
+
+    pub fn opt_user_id(&mut self, field: &str) -> Option<UserId> {
+        let raw = self.opt_str(field)?;
+        UserId::parse(&raw).map_err(|m| self.fail(field, m)).ok()
+    }
+
+    pub fn opt_time(&mut self, field: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let raw = self.opt_str(field)?;
+        match DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) if t.with_timezone(&Utc) <= now + chrono::Duration::seconds(CREATED_AT_SKEW_SECS) => {
+                Some(t.with_timezone(&Utc))
+            }
+            Ok(_) => {
+                self.fail(field, "must not be in the future");
+                None
+            }
+            Err(_) => {
+                self.fail(field, "must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z");
+                None
+            }
+        }
+    }
+
+    pub fn opt_string_list(&mut self, field: &str) -> Option<Vec<String>> {
+        match self.get(field)? {
+            Value::Array(a) if a.iter().all(Value::is_string) => {
+                Some(a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            }
+            _ => {
+                self.fail(field, "must be an array of strings");
+                None
+            }
+        }
+    }
+
+    /// Finish: the value when no field failed, else every problem.
+    pub fn finish<T>(self, value: impl FnOnce() -> Option<T>) -> Result<T, Vec<FieldError>> {
+        if self.errors.is_empty() {
+            // Every field that fed `value` passed, so it is Some.
+            value().ok_or_else(|| vec![FieldError::new("body", "is incomplete")])
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+fn payload_message(e: PayloadError) -> &'static str {
+    match e {
+        PayloadError::TooLarge => "inflates past the 64 MiB limit",
+        PayloadError::NotGzip => "is not valid gzip",
+        PayloadError::NotHex => "must be hex of gzip of the workflow JSON",
+        PayloadError::NotJson => "does not hold a JSON workflow",
+    }
+}
+
+/// `POST /api/interactions` body, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewInteraction {
+    pub interaction_id: Option<Id>,
+    pub user_id: Option<UserId>,
+    pub platform: Platform,
+    pub kind: Kind,
+    pub user_message: String,
+    pub ai_response: Option<String>,
+    pub intent: Option<String>,
+    pub workflow: Option<Map<String, Value>>,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub processing_time_ms: Option<u64>,
+    pub model_version: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub training_consent: Option<bool>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl NewInteraction {
+    pub fn parse(body: &Value, now: DateTime<Utc>) -> Result<NewInteraction, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let interaction_id = f.opt_id("interaction_id");
+        let user_id = f.opt_user_id("user_id");
+        let platform = f.platform();
+        let kind = match f.opt_str("kind") {
+            None => Some(Kind::Conversation),
+            Some(k) => Kind::parse(&k).or_else(|| {
+                f.fail("kind", "must be conversation or workflow_generation");
+                None
+            }),
+        };
+        let user_message = f.req_str("user_message");
+        let ai_response = f.opt_str("ai_response");
+        let intent = f.opt_str("intent");
+        let workflow = match (f.has("workflow"), f.has("workflow_gzip_hex")) {
+            (true, true) => {
+                f.fail("workflow_gzip_hex", "give either workflow or workflow_gzip_hex, not both");
+                None
+            }
+            (false, true) => f.opt_str("workflow_gzip_hex").and_then(|hex| match workflow::from_gzip_hex(&hex) {
+                Ok(Value::Object(m)) => Some(m),
+                Ok(_) => {
+                    f.fail("workflow_gzip_hex", "must hold a JSON object");
+                    None
+                }
+                Err(e) => {
+                    f.fail("workflow_gzip_hex", payload_message(e));
+                    None
+                }
+            }),
+            _ => f.opt_object("workflow"),
+        };
+        let success = f.opt_bool("success").unwrap_or(true);
+        let error_message = f.opt_str("error_message");
+        let processing_time_ms = f.opt_u64("processing_time_ms");
+        let model_version = f.opt_str("model_version");
+        let metadata = f.opt_object("metadata");
+        if let Some(m) = &metadata
+            && workflow::compact(&Value::Object(m.clone())).len() > MAX_METADATA_BYTES
+        {
+            f.fail("metadata", "must be at most 16 KiB of JSON");
+        }
+        let training_consent = f.opt_bool("training_consent");
+        let created_at = f.opt_time("created_at", now);
+        f.finish(|| {
+            Some(NewInteraction {
+                interaction_id,
+                user_id,
+                platform: platform?,
+                kind: kind?,
+                user_message: user_message?,
+                ai_response,
+                intent,
+                workflow,
+                success,
+                error_message,
+                processing_time_ms,
+                model_version,
+                metadata,
+                training_consent,
+                created_at,
+            })
+        })
+    }
+
+    /// Canonical hash of what the client sent (not of what the server filled in), for idempotency.
+    pub fn content_hash(&self, user_id: &UserId) -> String {
+        let v = serde_json::json!({
+            "user_id": user_id.as_str(),
+            "platform": self.platform.as_str(),
+            "kind": self.kind.as_str(),
+            "user_message": self.user_message,
+            "ai_response": self.ai_response,
+            "intent": self.intent,
+            "workflow": self.workflow,
+            "success": self.success,
+            "error_message": self.error_message,
+            "processing_time_ms": self.processing_time_ms,
+            "model_version": self.model_version,
+            "metadata": self.metadata,
+            "training_consent": self.training_consent,
+            "created_at": self.created_at.map(|t| t.to_rfc3339()),
+        });
+        super::json::canonical_hash(&v)
+    }
+}
+
+/// `POST /api/feedback/submit` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFeedback {
+    pub interaction_id: Id,
+    pub feedback_type: FeedbackType,
+    pub sentiment_score: Option<u8>,
+    pub comment: Option<String>,
+    pub corrected_workflow: Option<Map<String, Value>>,
+    pub issue_category: Option<String>,
+}
+
+impl NewFeedback {
+    pub fn parse(body: &Value) -> Result<NewFeedback, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let interaction_id = f.req_id("interaction_id");
+        let feedback_type = if f.has("feedback_type") {
+            f.opt_str("feedback_type").and_then(|t| {
+                FeedbackType::parse(&t).or_else(|| {
+                    f.fail("feedback_type", "must be thumbs_up, thumbs_down, edit or report");
+                    None
+                })
+            })
+        } else {
+            f.fail("feedback_type", "is required");
+            None
+        };
+        let sentiment_score = if f.has("sentiment_score") {
+            match f.opt_u64("sentiment_score") {
+                Some(n @ 1..=5) => Some(n as u8),
+                Some(_) => {
+                    f.fail("sentiment_score", "must be an integer from 1 to 5");
+                    None
+                }
+                None => None,
+            }
+        } else {
+            None
+        };
+        let comment = f.opt_str("comment");
+        if comment.as_ref().is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS) {
+            f.fail("comment", "must be at most 4000 characters");
+        }
+        let corrected_workflow = f.opt_object("corrected_workflow");
+        if feedback_type == Some(FeedbackType::Edit) && corrected_workflow.is_none() && !f.has("corrected_workflow") {
+            f.fail("corrected_workflow", "is required for edit feedback");
+        }
+        let issue_category = f.opt_str("issue_category");
+        if issue_category.as_deref().is_some_and(|c| !ISSUE_CATEGORIES.contains(&c)) {
+            f.fail("issue_category", format!("must be one of {}", ISSUE_CATEGORIES.join(", ")));
+        }
+        f.finish(|| {
+            Some(NewFeedback {
+                interaction_id: interaction_id?,
+                feedback_type: feedback_type?,
+                sentiment_score,
+                comment,
+                corrected_workflow,
+                issue_category,
+            })
+        })
+    }
+}
+
+/// `POST /api/workflow/validate` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidateRequest {
+    pub platform: Platform,
+    pub workflow: Value,
+    pub interaction_id: Option<Id>,
+    pub original_workflow: Option<Value>,
+    pub user_edited: bool,
+}
+
+impl ValidateRequest {
+    pub fn parse(body: &Value) -> Result<ValidateRequest, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let platform = f.platform();
+        // Any JSON is accepted here: a non-object is the validator's `not_an_object`, not a 400.
+        let workflow = body.get("workflow").filter(|v| !v.is_null()).cloned();
+        if workflow.is_none() {
+            f.fail("workflow", "is required");
+        }
+        let interaction_id = f.opt_id("interaction_id");
+        let original_workflow = body.get("original_workflow").filter(|v| !v.is_null()).cloned();
+        let user_edited = f.opt_bool("user_edited").unwrap_or(false);
+        f.finish(|| {
+            Some(ValidateRequest { platform: platform?, workflow: workflow?, interaction_id, original_workflow, user_edited })
+        })
+    }
+}
+
+/// `POST /api/examples` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExample {
+    pub platform: Platform,
+    pub user_message: String,
+    pub workflow: Option<Map<String, Value>>,
+    pub ai_response: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+}
+
+impl NewExample {
+    pub fn parse(body: &Value) -> Result<NewExample, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let platform = f.platform();
+        let user_message = f.req_str("user_message");
+        let workflow = f.opt_object("workflow");
+        let ai_response = f.opt_str("ai_response");
+        if !f.has("workflow") && !f.has("ai_response") {
+            f.fail("workflow", "give a workflow or an ai_response");
+        }
+        let description = f.opt_str("description");
+        let tags = f.opt_string_list("tags").unwrap_or_default();
+        f.finish(|| Some(NewExample { platform: platform?, user_message: user_message?, workflow, ai_response, description, tags }))
+    }
+}
+
+/// `POST /api/training-metrics` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMetric {
+    pub platform: Platform,
+    pub model: String,
+    pub dataset_size: i64,
+    pub run_id: Option<String>,
+    pub metrics: Map<String, Value>,
+    pub notes: Option<String>,
+}
+
+impl NewMetric {
+    pub fn parse(body: &Value) -> Result<NewMetric, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let platform = f.platform();
+        let model = f.req_str("model");
+        let dataset_size = if f.has("dataset_size") {
+            f.opt_u64("dataset_size").map(|n| n as i64)
+        } else {
+            f.fail("dataset_size", "is required");
+            None
+        };
+        let run_id = f.opt_str("run_id");
+        let metrics = f.opt_object("metrics").unwrap_or_default();
+        if metrics.values().any(|v| !v.is_number()) {
+            f.fail("metrics", "values must be numbers");
+        }
+        let notes = f.opt_str("notes");
+        f.finish(|| Some(NewMetric { platform: platform?, model: model?, dataset_size: dataset_size?, run_id, metrics, notes }))
+    }
+}
+
+/// `POST /api/feedback/archive` body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchiveRequest {
+    pub days_old: Option<u32>,
+    pub dry_run: bool,
+    pub platform: Option<Platform>,
+}
+
+impl ArchiveRequest {
+    pub fn parse(body: &Value) -> Result<ArchiveRequest, Vec<FieldError>> {
+        let mut f = Fields::of(body)?;
+        let days_old = match f.opt_u64("days_old") {
+            Some(n) if (1..=36_500).contains(&n) => Some(n as u32),
+            Some(_) => {
+                f.fail("days_old", "must be an integer from 1 to 36500");
+                None
+            }
+            None => None,
+        };
+        let dry_run = f.opt_bool("dry_run").unwrap_or(false);
+        let platform = if f.has("platform") { f.platform() } else { None };
+        f.finish(|| Some(ArchiveRequest { days_old, dry_run, platform }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(errs: &[FieldError]) -> Vec<&str> {
+        errs.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let body = json!({"platform": "Bad Slug!", "user_message": "", "processing_time_ms": -5, "metadata": [1], "kind": "x"});
+        let errs = NewInteraction::parse(&body, Utc::now()).unwrap_err();
+        assert_eq!(fields(&errs), ["platform", "kind", "user_message", "processing_time_ms", "metadata"]);
+    }
+
+    #[test]
+    fn defaults_and_hex_import() {
+        let wf = json!({"nodes": []});
+        let hex = hex::encode(workflow::gzip(&workflow::compact(&wf)));
+        let n = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi", "workflow_gzip_hex": hex}), Utc::now()).unwrap();
+        assert_eq!(n.kind, Kind::Conversation);
+        assert!(n.success);
+        assert_eq!(n.workflow, wf.as_object().cloned());
+        let both = json!({"platform": "n8n", "user_message": "hi", "workflow": {}, "workflow_gzip_hex": hex});
+        assert_eq!(fields(&NewInteraction::parse(&both, Utc::now()).unwrap_err()), ["workflow_gzip_hex"]);
+    }
+
+    #[test]
+    fn created_at_in_the_future_is_refused() {
+        let now = Utc::now();
+        let later = (now + chrono::Duration::hours(1)).to_rfc3339();
+        let body = json!({"platform": "n8n", "user_message": "hi", "created_at": later});
+        assert_eq!(fields(&NewInteraction::parse(&body, now).unwrap_err()), ["created_at"]);
+    }
+
+    #[test]
+    fn metadata_over_16k_is_refused() {
+        let body = json!({"platform": "n8n", "user_message": "hi", "metadata": {"x": "y".repeat(16 * 1024)}});
+        assert_eq!(fields(&NewInteraction::parse(&body, Utc::now()).unwrap_err()), ["metadata"]);
+    }
+
+    #[test]
+    fn content_hash_ignores_key_order_and_sees_changes() {
+        let now = Utc::now();
+        let a = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi", "workflow": {"a": 1, "b": 2}}), now).unwrap();
+        let b = NewInteraction::parse(&json!({"workflow": {"b": 2, "a": 1}, "user_message": "hi", "platform": "n8n"}), now).unwrap();
+        let c = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi!", "workflow": {"a": 1, "b": 2}}), now).unwrap();
+        let u = UserId::parse("u").unwrap();
+        assert_eq!(a.content_hash(&u), b.content_hash(&u));
+        assert_ne!(a.content_hash(&u), c.content_hash(&u));
+    }
+
+    #[test]
+    fn feedback_rules() {
+        let id = Id::new().to_string();
+        let errs = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "edit", "sentiment_score": 6,
+            "comment": "x".repeat(4001), "issue_category": "nope"})).unwrap_err();
+        assert_eq!(fields(&errs), ["sentiment_score", "comment", "corrected_workflow", "issue_category"]);
+        assert!(NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 5})).is_ok());
+        assert_eq!(fields(&NewFeedback::parse(&json!({})).unwrap_err()), ["interaction_id", "feedback_type"]);
+    }
+}

@@ -1,0 +1,343 @@
+//! The stored records and the rules that change them (feedback summary, facts for counters).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::counters::RecordFacts;
+use super::diff::Diff;
+use super::types::{Id, Kind, Platform, UserId};
+use super::validators::Issue;
+use super::workflow::{PayloadError, StoredWorkflow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedbackType {
+    ThumbsUp,
+    ThumbsDown,
+    Edit,
+    Report,
+}
+
+impl FeedbackType {
+    pub fn parse(raw: &str) -> Option<FeedbackType> {
+        Some(match raw {
+            "thumbs_up" => FeedbackType::ThumbsUp,
+            "thumbs_down" => FeedbackType::ThumbsDown,
+            "edit" => FeedbackType::Edit,
+            "report" => FeedbackType::Report,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackType::ThumbsUp => "thumbs_up",
+            FeedbackType::ThumbsDown => "thumbs_down",
+            FeedbackType::Edit => "edit",
+            FeedbackType::Report => "report",
+        }
+    }
+    /// thumbs_up counts positive; thumbs_down and report negative; an edit neither (it carries a correction).
+    pub fn is_positive(self) -> bool {
+        self == FeedbackType::ThumbsUp
+    }
+    pub fn is_negative(self) -> bool {
+        matches!(self, FeedbackType::ThumbsDown | FeedbackType::Report)
+    }
+}
+
+/// The feedback summary kept on the interaction, updated in the same write as the feedback.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackSummary {
+    pub feedback_count: i64,
+    pub last_feedback_type: Option<FeedbackType>,
+    pub positive_feedback: i64,
+    pub negative_feedback: i64,
+    /// The latest feedback is negative and carries no correction.
+    pub latest_negative: bool,
+    /// A passed validation scoring >= 80 is linked to the interaction.
+    pub good_validation: bool,
+}
+
+impl FeedbackSummary {
+    pub fn has_feedback(&self) -> bool {
+        self.feedback_count > 0
+    }
+
+    pub fn with_feedback(&self, fb: &Feedback) -> FeedbackSummary {
+        let mut s = self.clone();
+        s.feedback_count += 1;
+        s.last_feedback_type = Some(fb.feedback_type);
+        s.positive_feedback += fb.feedback_type.is_positive() as i64;
+        s.negative_feedback += fb.feedback_type.is_negative() as i64;
+        s.latest_negative = fb.feedback_type.is_negative() && fb.corrected_workflow.is_none();
+        s
+    }
+
+    pub fn with_validation(&self, v: &ValidationLog) -> FeedbackSummary {
+        let mut s = self.clone();
+        s.good_validation |= v.is_good();
+        s
+    }
+}
+
+/// An interaction as the hot store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interaction {
+    pub id: Id,
+    pub user_id: UserId,
+    pub platform: Platform,
+    pub kind: Kind,
+    pub user_message: String,
+    pub ai_response: Option<String>,
+    pub intent: Option<String>,
+    pub workflow: Option<StoredWorkflow>,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub processing_time_ms: Option<u64>,
+    pub model_version: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub training_consent: bool,
+    pub created_at: DateTime<Utc>,
+    /// Canonical hash of the request content: same id + same hash is a replay, else a conflict.
+    pub content_hash: String,
+    pub summary: FeedbackSummary,
+}
+
+/// Fixed per-record overhead counted in hot bytes (ids, timestamps, flags, index entries).
+const RECORD_OVERHEAD_BYTES: i64 = 256;
+
+impl Interaction {
+    /// Stored size: what this record costs in the hot store (its text, payload and overhead).
+    pub fn stored_bytes(&self) -> i64 {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() as i64);
+        RECORD_OVERHEAD_BYTES
+            + self.user_message.len() as i64
+            + opt(&self.ai_response)
+            + opt(&self.intent)
+            + opt(&self.error_message)
+            + opt(&self.model_version)
+            + self.metadata.as_ref().map_or(0, |m| super::workflow::compact(&Value::Object(m.clone())).len() as i64)
+            + self.workflow.as_ref().map_or(0, StoredWorkflow::stored_bytes)
+    }
+
+    pub fn facts(&self, archived: bool) -> RecordFacts {
+        let wf = self.workflow.as_ref();
+        let compressed = wf.is_some_and(|w| w.compressed);
+        RecordFacts {
+            success: self.success,
+            archived,
+            positive_feedback: self.summary.positive_feedback,
+            negative_feedback: self.summary.negative_feedback,
+            feedback_count: self.summary.feedback_count,
+            latest_negative: self.summary.latest_negative,
+            good_validation: self.summary.good_validation,
+            stored_bytes: self.stored_bytes(),
+            compressed,
+            saved_bytes: wf.filter(|w| w.compressed).map_or(0, |w| w.original_bytes - w.stored_bytes()),
+        }
+    }
+
+    /// The answer to a (re)played ingest of this record.
+    pub fn receipt(&self) -> IngestReceipt {
+        IngestReceipt {
+            interaction_id: self.id,
+            created_at: self.created_at,
+            compressed: self.workflow.as_ref().is_some_and(|w| w.compressed),
+            original_bytes: self.workflow.as_ref().map_or(0, |w| w.original_bytes),
+            stored_bytes: self.workflow.as_ref().map_or(0, StoredWorkflow::stored_bytes),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestReceipt {
+    #[schema(value_type = String, format = Uuid)]
+    pub interaction_id: Id,
+    pub created_at: DateTime<Utc>,
+    pub compressed: bool,
+    pub original_bytes: i64,
+    pub stored_bytes: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Feedback {
+    pub feedback_id: Id,
+    pub interaction_id: Id,
+    /// Who submitted it (the owner, or the service/admin acting for them).
+    pub submitted_by: UserId,
+    pub feedback_type: FeedbackType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment_score: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrected_workflow: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue_category: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationLog {
+    pub validation_id: Id,
+    pub interaction_id: Option<Id>,
+    pub user_id: UserId,
+    pub platform: Platform,
+    pub passed: bool,
+    pub score: u32,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+    pub diff: Option<Diff>,
+    pub user_edited: bool,
+    pub workflow: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_workflow: Option<Value>,
+    pub duration_ms: f64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ValidationLog {
+    /// Counts towards a quality example: passed and scoring >= 80.
+    pub fn is_good(&self) -> bool {
+        self.passed && self.score >= 80
+    }
+}
+
+/// An interaction with everything linked to it: the API's record, an archive line, an access-export line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FullRecord {
+    pub interaction_id: Id,
+    pub user_id: UserId,
+    pub platform: Platform,
+    pub kind: Kind,
+    pub user_message: String,
+    pub ai_response: Option<String>,
+    pub intent: Option<String>,
+    pub workflow: Option<Value>,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub processing_time_ms: Option<u64>,
+    pub model_version: Option<String>,
+    pub metadata: Option<Map<String, Value>>,
+    pub training_consent: bool,
+    pub created_at: DateTime<Utc>,
+    pub has_feedback: bool,
+    pub last_feedback_type: Option<FeedbackType>,
+    pub positive_feedback: i64,
+    pub negative_feedback: i64,
+    pub archived: bool,
+    /// Oldest first.
+    pub feedback: Vec<Feedback>,
+    /// Oldest first.
+    pub validations: Vec<ValidationLog>,
+}
+
+impl FullRecord {
+    pub fn build(
+        rec: &Interaction,
+        feedback: Vec<Feedback>,
+        validations: Vec<ValidationLog>,
+        archived: bool,
+    ) -> Result<FullRecord, PayloadError> {
+        Ok(FullRecord {
+            interaction_id: rec.id,
+            user_id: rec.user_id.clone(),
+            platform: rec.platform.clone(),
+            kind: rec.kind,
+            user_message: rec.user_message.clone(),
+            ai_response: rec.ai_response.clone(),
+            intent: rec.intent.clone(),
+            workflow: rec.workflow.as_ref().map(StoredWorkflow::unpack).transpose()?,
+            success: rec.success,
+            error_message: rec.error_message.clone(),
+            processing_time_ms: rec.processing_time_ms,
+            model_version: rec.model_version.clone(),
+            metadata: rec.metadata.clone(),
+            training_consent: rec.training_consent,
+            created_at: rec.created_at,
+            has_feedback: rec.summary.has_feedback(),
+            last_feedback_type: rec.summary.last_feedback_type,
+            positive_feedback: rec.summary.positive_feedback,
+            negative_feedback: rec.summary.negative_feedback,
+            archived,
+            feedback,
+            validations,
+        })
+    }
+
+    /// The latest feedback that carries a corrected workflow.
+    pub fn latest_correction(&self) -> Option<&Value> {
+        self.feedback.iter().rev().find_map(|f| f.corrected_workflow.as_ref())
+    }
+
+    pub fn latest_feedback(&self) -> Option<&Feedback> {
+        self.feedback.last()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CuratedExample {
+    pub example_id: Id,
+    pub platform: Platform,
+    pub user_message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai_response: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub usage_count: i64,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMetric {
+    pub metric_id: Id,
+    pub platform: Platform,
+    pub model: String,
+    pub dataset_size: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    pub metrics: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fb(t: FeedbackType, corrected: bool) -> Feedback {
+        Feedback {
+            feedback_id: Id::new(),
+            interaction_id: Id::new(),
+            submitted_by: UserId::parse("u").unwrap(),
+            feedback_type: t,
+            sentiment_score: None,
+            comment: None,
+            corrected_workflow: corrected.then(|| serde_json::json!({"a": 1})),
+            issue_category: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn summary_counts_positive_and_negative_and_tracks_latest() {
+        let s = FeedbackSummary::default()
+            .with_feedback(&fb(FeedbackType::ThumbsUp, false))
+            .with_feedback(&fb(FeedbackType::Edit, true))
+            .with_feedback(&fb(FeedbackType::Report, false));
+        assert_eq!((s.feedback_count, s.positive_feedback, s.negative_feedback), (3, 1, 1));
+        assert_eq!(s.last_feedback_type, Some(FeedbackType::Report));
+        assert!(s.latest_negative);
+        let s = s.with_feedback(&fb(FeedbackType::ThumbsDown, true));
+        assert!(!s.latest_negative, "a negative feedback with a correction is usable");
+        let s = s.with_feedback(&fb(FeedbackType::Edit, true));
+        assert_eq!((s.positive_feedback, s.negative_feedback), (1, 2), "an edit is neither");
+    }
+}

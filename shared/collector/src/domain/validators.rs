@@ -1,0 +1,991 @@
+//! Structural validation of automation workflows (n8n, Zapier, Make).
+//!
+//! Issues carry an RFC 6901 pointer and a fixed message: messages never echo
+//! workflow content, so reports are safe to log and to show to other users.
+//!
+//! Issues are listed in document order: issues about an object come before
+//! those about its members, members are visited in the object's own key order
+//! (array items by index), and absent required fields are reported after the
+//! present ones, where they would be appended.
+//!
+//! Error codes: `not_an_object`, `empty_workflow`, `missing_field`,
+//! `wrong_type`, `empty_field` (a required array that is present but empty),
+//! `duplicate_node_name`, `unknown_node`, `duplicate_module_id`,
+//! `invalid_module`. Warning codes: `no_trigger`, `missing_parameters`,
+//! `disconnected_node`, `unknown_platform`.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value};
+
+/// One problem found in a workflow.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Issue {
+    /// Stable machine-readable code, e.g. `missing_field`.
+    pub code: String,
+    /// RFC 6901 JSON Pointer into the workflow; "" is the root.
+    pub path: String,
+    /// Human-readable rule description; never contains workflow values.
+    pub message: String,
+}
+
+/// Outcome of validating one workflow.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Report {
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+}
+
+impl Report {
+    /// True exactly when there are no errors (warnings do not fail a workflow).
+    pub fn passed(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// 100 minus 20 per error and 5 per warning, floored at 0.
+    pub fn score(&self) -> u32 {
+        // Saturating math: a hostile workflow can yield huge issue counts.
+        let penalty = (self.errors.len() as u64)
+            .saturating_mul(20)
+            .saturating_add((self.warnings.len() as u64).saturating_mul(5));
+        100u64.saturating_sub(penalty) as u32
+    }
+
+    fn error(&mut self, code: &str, path: String, message: impl Into<String>) {
+        self.errors.push(issue(code, path, message));
+    }
+
+    fn warn(&mut self, code: &str, path: String, message: impl Into<String>) {
+        self.warnings.push(issue(code, path, message));
+    }
+
+    fn extend(&mut self, other: Report) {
+        self.errors.extend(other.errors);
+        self.warnings.extend(other.warnings);
+    }
+}
+
+fn issue(code: &str, path: String, message: impl Into<String>) -> Issue {
+    Issue {
+        code: code.to_owned(),
+        path,
+        message: message.into(),
+    }
+}
+
+/// Validate a workflow for a platform slug (already validated as ^[a-z0-9][a-z0-9_-]{0,31}$).
+pub fn validate(platform: &str, workflow: &Value) -> Report {
+    let mut report = Report::default();
+    let Some(root) = workflow.as_object() else {
+        report.error(
+            "not_an_object",
+            String::new(),
+            "workflow must be a JSON object",
+        );
+        return report;
+    };
+    if root.is_empty() {
+        report.error(
+            "empty_workflow",
+            String::new(),
+            "workflow must not be empty",
+        );
+        return report;
+    }
+    match platform {
+        "n8n" => validate_n8n(&mut report, root),
+        "zapier" => validate_zapier(&mut report, root),
+        "make" => validate_make(&mut report, root),
+        _ => report.warn(
+            "unknown_platform",
+            String::new(),
+            "platform has no structural rules; only basic checks were applied",
+        ),
+    }
+    report
+}
+
+// ---------------------------------------------------------------- n8n
+
+fn validate_n8n(report: &mut Report, root: &Map<String, Value>) {
+    let nodes = root.get("nodes").and_then(Value::as_array);
+    // Connections need the node names and nodes need the connected names, so
+    // both are gathered first; the issues are then emitted in document order.
+    let names: HashSet<&str> = nodes
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.get("name").and_then(Value::as_str))
+        .collect();
+    let mut connected = HashSet::new();
+    let mut conn_report = Report::default();
+    if let Some(conns) = root.get("connections") {
+        check_n8n_connections(&mut conn_report, conns, &names, &mut connected);
+    }
+    let mut conn_report = Some(conn_report);
+
+    walk_fields(
+        report,
+        root,
+        "",
+        "workflow",
+        &["nodes", "connections"],
+        |report, field, value, path| match field {
+            "nodes" => check_n8n_nodes(report, value, path, &connected),
+            _ => report.extend(conn_report.take().unwrap_or_default()),
+        },
+    );
+}
+
+fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: &HashSet<&str>) {
+    let Some(nodes) = non_empty_array(report, value, &path, "workflow field 'nodes'") else {
+        return;
+    };
+    let has_trigger = nodes.iter().any(|n| {
+        n.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.to_ascii_lowercase().contains("trigger"))
+    });
+    if !has_trigger {
+        report.warn(
+            "no_trigger",
+            path.clone(),
+            "workflow should contain a trigger node",
+        );
+    }
+    let several = nodes.len() > 1;
+    let mut seen: HashSet<&str> = HashSet::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let node_path = index(&path, i);
+        let Some(obj) = node.as_object() else {
+            report.error("wrong_type", node_path, "node must be an object");
+            continue;
+        };
+        if is_absent(obj, "parameters") {
+            report.warn(
+                "missing_parameters",
+                node_path.clone(),
+                "node should have parameters",
+            );
+        }
+        if several {
+            // A node without a valid name cannot be judged; its name error suffices.
+            if let Some(name) = obj.get("name").and_then(Value::as_str)
+                && !connected.contains(name)
+            {
+                report.warn(
+                    "disconnected_node",
+                    node_path.clone(),
+                    "node should appear in at least one connection",
+                );
+            }
+        }
+        walk_fields(
+            report,
+            obj,
+            &node_path,
+            "node",
+            &["name", "type"],
+            |report, field, value, path| {
+                let Some(s) = expect_str(report, value, path.clone(), "node", field) else {
+                    return;
+                };
+                if field == "name" && !seen.insert(s) {
+                    report.error("duplicate_node_name", path, "node name must be unique");
+                }
+            },
+        );
+    }
+}
+
+/// Walks `{"<source>": {"<output type>": [[{"node": "<target>"}, ...] | null, ...]}}`.
+/// Null output slots are accepted: n8n writes them for unconnected outputs
+/// (e.g. a switch node with only some branches wired).
+fn check_n8n_connections<'a>(
+    report: &mut Report,
+    value: &'a Value,
+    names: &HashSet<&str>,
+    connected: &mut HashSet<&'a str>,
+) {
+    let path = "/connections";
+    let Some(sources) = value.as_object() else {
+        report.error(
+            "wrong_type",
+            path.to_owned(),
+            "workflow field 'connections' must be an object",
+        );
+        return;
+    };
+    for (source, outputs) in sources {
+        let source_path = child(path, source);
+        connected.insert(source.as_str());
+        if !names.contains(source.as_str()) {
+            report.error(
+                "unknown_node",
+                source_path.clone(),
+                "connection source must be an existing node name",
+            );
+        }
+        let Some(outputs) = outputs.as_object() else {
+            report.error(
+                "wrong_type",
+                source_path,
+                "connection source entry must be an object",
+            );
+            continue;
+        };
+        for (kind, slots) in outputs {
+            let kind_path = child(&source_path, kind);
+            let Some(slots) = slots.as_array() else {
+                report.error(
+                    "wrong_type",
+                    kind_path,
+                    "connection output list must be an array",
+                );
+                continue;
+            };
+            for (i, slot) in slots.iter().enumerate() {
+                let slot_path = index(&kind_path, i);
+                let targets = match slot {
+                    Value::Null => continue,
+                    Value::Array(targets) => targets,
+                    _ => {
+                        report.error(
+                            "wrong_type",
+                            slot_path,
+                            "connection output must be an array or null",
+                        );
+                        continue;
+                    }
+                };
+                for (j, target) in targets.iter().enumerate() {
+                    let target_path = index(&slot_path, j);
+                    let Some(target) = target.as_object() else {
+                        report.error(
+                            "wrong_type",
+                            target_path,
+                            "connection target must be an object",
+                        );
+                        continue;
+                    };
+                    walk_fields(
+                        report,
+                        target,
+                        &target_path,
+                        "connection target",
+                        &["node"],
+                        |report, field, value, path| {
+                            let Some(name) =
+                                expect_str(report, value, path.clone(), "connection target", field)
+                            else {
+                                return;
+                            };
+                            connected.insert(name);
+                            if !names.contains(name) {
+                                report.error(
+                                    "unknown_node",
+                                    path,
+                                    "connection target must be an existing node name",
+                                );
+                            }
+                        },
+                    );
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- zapier
+
+fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
+    walk_fields(
+        report,
+        root,
+        "",
+        "workflow",
+        &["trigger", "actions"],
+        |report, field, value, path| {
+            if field == "trigger" {
+                let Some(trigger) = value.as_object() else {
+                    report.error(
+                        "wrong_type",
+                        path,
+                        "workflow field 'trigger' must be an object",
+                    );
+                    return;
+                };
+                walk_fields(
+                    report,
+                    trigger,
+                    &path,
+                    "trigger",
+                    &["app", "event"],
+                    |report, field, value, path| {
+                        expect_str(report, value, path, "trigger", field);
+                    },
+                );
+                return;
+            }
+            let Some(actions) = non_empty_array(report, value, &path, "workflow field 'actions'")
+            else {
+                return;
+            };
+            for (i, action) in actions.iter().enumerate() {
+                let action_path = index(&path, i);
+                let Some(obj) = action.as_object() else {
+                    report.error("wrong_type", action_path, "action must be an object");
+                    continue;
+                };
+                if is_absent(obj, "params") {
+                    report.warn(
+                        "missing_parameters",
+                        action_path.clone(),
+                        "action should have params",
+                    );
+                }
+                walk_fields(
+                    report,
+                    obj,
+                    &action_path,
+                    "action",
+                    &["app", "action"],
+                    |report, field, value, path| {
+                        expect_str(report, value, path, "action", field);
+                    },
+                );
+            }
+        },
+    );
+}
+
+// ---------------------------------------------------------------- make
+
+fn validate_make(report: &mut Report, root: &Map<String, Value>) {
+    walk_fields(
+        report,
+        root,
+        "",
+        "workflow",
+        &["flow"],
+        |report, _, value, path| {
+            let Some(flow) = non_empty_array(report, value, &path, "workflow field 'flow'") else {
+                return;
+            };
+            // i128 holds every i64 and u64, so ids of either sign compare exactly.
+            let mut seen: HashSet<i128> = HashSet::new();
+            for (i, module) in flow.iter().enumerate() {
+                let module_path = index(&path, i);
+                let Some(obj) = module.as_object() else {
+                    report.error("wrong_type", module_path, "module must be an object");
+                    continue;
+                };
+                if is_absent(obj, "mapper") {
+                    report.warn(
+                        "missing_parameters",
+                        module_path.clone(),
+                        "module should have a mapper",
+                    );
+                }
+                walk_fields(
+                    report,
+                    obj,
+                    &module_path,
+                    "module",
+                    &["id", "module"],
+                    |report, field, value, path| {
+                        if field == "id" {
+                            let id = value
+                                .as_i64()
+                                .map(i128::from)
+                                .or_else(|| value.as_u64().map(i128::from));
+                            match id {
+                                None => report.error(
+                                    "wrong_type",
+                                    path,
+                                    "module field 'id' must be an integer",
+                                ),
+                                Some(id) if !seen.insert(id) => report.error(
+                                    "duplicate_module_id",
+                                    path,
+                                    "module id must be unique",
+                                ),
+                                Some(_) => {}
+                            }
+                            return;
+                        }
+                        let Some(s) = expect_str(report, value, path.clone(), "module", field)
+                        else {
+                            return;
+                        };
+                        if !is_app_action(s) {
+                            report.error(
+                        "invalid_module",
+                        path,
+                        "module field 'module' must be 'app:action' with one colon and both parts non-empty",
+                    );
+                        }
+                    },
+                );
+            }
+        },
+    );
+}
+
+fn is_app_action(s: &str) -> bool {
+    match s.split_once(':') {
+        Some((app, action)) => !app.is_empty() && !action.is_empty() && !action.contains(':'),
+        None => false,
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Runs `check` on each of `fields` present in `obj` (in the object's key
+/// order), then reports the absent ones as `missing_field`.
+fn walk_fields<'a>(
+    report: &mut Report,
+    obj: &'a Map<String, Value>,
+    path: &str,
+    what: &str,
+    fields: &[&str],
+    mut check: impl FnMut(&mut Report, &str, &'a Value, String),
+) {
+    for (key, value) in obj {
+        if let Some(field) = fields.iter().find(|f| **f == key.as_str()) {
+            check(report, field, value, child(path, key));
+        }
+    }
+    for field in fields {
+        if !obj.contains_key(*field) {
+            report.error(
+                "missing_field",
+                child(path, field),
+                format!("{what} field '{field}' is required"),
+            );
+        }
+    }
+}
+
+/// A required array: `wrong_type` if not an array, `empty_field` if empty.
+fn non_empty_array<'a>(
+    report: &mut Report,
+    value: &'a Value,
+    path: &str,
+    what: &str,
+) -> Option<&'a Vec<Value>> {
+    let Some(items) = value.as_array() else {
+        report.error(
+            "wrong_type",
+            path.to_owned(),
+            format!("{what} must be an array"),
+        );
+        return None;
+    };
+    if items.is_empty() {
+        report.error(
+            "empty_field",
+            path.to_owned(),
+            format!("{what} must not be empty"),
+        );
+        return None;
+    }
+    Some(items)
+}
+
+fn expect_str<'a>(
+    report: &mut Report,
+    value: &'a Value,
+    path: String,
+    what: &str,
+    field: &str,
+) -> Option<&'a str> {
+    let s = value.as_str();
+    if s.is_none() {
+        report.error(
+            "wrong_type",
+            path,
+            format!("{what} field '{field}' must be a string"),
+        );
+    }
+    s
+}
+
+/// An explicit null counts as absent: it carries no configuration either.
+fn is_absent(obj: &Map<String, Value>, key: &str) -> bool {
+    obj.get(key).is_none_or(Value::is_null)
+}
+
+fn child(path: &str, key: &str) -> String {
+    let mut out = String::with_capacity(path.len() + key.len() + 1);
+    out.push_str(path);
+    out.push('/');
+    for c in key.chars() {
+        match c {
+            '~' => out.push_str("~0"),
+            '/' => out.push_str("~1"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}/{i}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn codes(issues: &[Issue]) -> Vec<(&str, &str)> {
+        issues
+            .iter()
+            .map(|i| (i.code.as_str(), i.path.as_str()))
+            .collect()
+    }
+
+    fn n8n_ok() -> Value {
+        json!({
+            "name": "demo",
+            "nodes": [
+                {"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}},
+                {"name": "HTTP", "type": "n8n-nodes-base.httpRequest", "parameters": {"url": "x"}}
+            ],
+            "connections": {
+                "Start": {"main": [[{"node": "HTTP", "type": "main", "index": 0}]]}
+            }
+        })
+    }
+
+    fn assert_clean(r: &Report) {
+        assert!(r.passed(), "{r:?}");
+        assert!(r.warnings.is_empty(), "{r:?}");
+        assert_eq!(r.score(), 100);
+    }
+
+    #[test]
+    fn valid_workflows_score_100() {
+        assert_clean(&validate("n8n", &n8n_ok()));
+        assert_clean(&validate(
+            "zapier",
+            &json!({
+                "trigger": {"app": "gmail", "event": "new_email"},
+                "actions": [{"app": "slack", "action": "send_message", "params": {"channel": "#x"}}]
+            }),
+        ));
+        assert_clean(&validate(
+            "make",
+            &json!({
+                "name": "bp",
+                "flow": [
+                    {"id": 1, "module": "gateway:CustomWebHook", "mapper": {}},
+                    {"id": 2, "module": "http:ActionSendData", "mapper": {"url": "x"}}
+                ]
+            }),
+        ));
+    }
+
+    #[test]
+    fn not_an_object_and_empty() {
+        for v in [json!([1, 2]), json!("x"), json!(null), json!(3)] {
+            let r = validate("n8n", &v);
+            assert_eq!(codes(&r.errors), [("not_an_object", "")]);
+            assert!(r.warnings.is_empty());
+            assert!(!r.passed());
+            assert_eq!(r.score(), 80);
+        }
+        let r = validate("zapier", &json!({}));
+        assert_eq!(codes(&r.errors), [("empty_workflow", "")]);
+        assert!(r.warnings.is_empty());
+        // Unknown platforms stop there too.
+        let r = validate("other", &json!({}));
+        assert_eq!(codes(&r.errors), [("empty_workflow", "")]);
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_platform_warns_only() {
+        let r = validate("airflow", &json!({"anything": [1]}));
+        assert!(r.passed());
+        assert_eq!(codes(&r.warnings), [("unknown_platform", "")]);
+        assert_eq!(r.score(), 95);
+    }
+
+    #[test]
+    fn n8n_missing_and_wrong_sections() {
+        let r = validate("n8n", &json!({"name": "x"}));
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("missing_field", "/nodes"),
+                ("missing_field", "/connections")
+            ]
+        );
+        assert!(r.warnings.is_empty());
+
+        let r = validate("n8n", &json!({"nodes": {}, "connections": []}));
+        assert_eq!(
+            codes(&r.errors),
+            [("wrong_type", "/nodes"), ("wrong_type", "/connections")]
+        );
+
+        let r = validate("n8n", &json!({"nodes": [], "connections": {}}));
+        assert_eq!(codes(&r.errors), [("empty_field", "/nodes")]);
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn n8n_node_fields() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    "not a node",
+                    {"type": "a.trigger", "parameters": {}},
+                    {"name": 5, "type": ["x"], "parameters": {}},
+                    {"name": "B", "parameters": {}}
+                ],
+                "connections": {}
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("wrong_type", "/nodes/0"),
+                ("missing_field", "/nodes/1/name"),
+                ("wrong_type", "/nodes/2/name"),
+                ("wrong_type", "/nodes/2/type"),
+                ("missing_field", "/nodes/3/type"),
+            ]
+        );
+        // Only the named node can be judged disconnected.
+        assert_eq!(codes(&r.warnings), [("disconnected_node", "/nodes/3")]);
+    }
+
+    #[test]
+    fn n8n_duplicate_names_flag_later_ones() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": "A", "type": "x.trigger", "parameters": {}},
+                    {"name": "A", "type": "x.y", "parameters": {}},
+                    {"name": "B", "type": "x.y", "parameters": {}},
+                    {"name": "A", "type": "x.y", "parameters": {}}
+                ],
+                "connections": {"A": {"main": [[{"node": "B"}]]}}
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("duplicate_node_name", "/nodes/1/name"),
+                ("duplicate_node_name", "/nodes/3/name"),
+            ]
+        );
+        assert!(
+            r.errors
+                .iter()
+                .all(|i| i.message == "node name must be unique")
+        );
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn n8n_unknown_nodes_in_connections_with_escaping() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": "Start", "type": "x.trigger", "parameters": {}},
+                    {"name": "a/b~c", "type": "x.y", "parameters": {}}
+                ],
+                "connections": {
+                    "Start": {"main": [[{"node": "a/b~c"}, {"node": "Ghost"}]]},
+                    "No/de~": {"main": [[{"node": "Start"}]]}
+                }
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("unknown_node", "/connections/Start/main/0/1/node"),
+                ("unknown_node", "/connections/No~1de~0"),
+            ]
+        );
+        // Messages never echo user values.
+        for i in &r.errors {
+            assert!(!i.message.contains("Ghost") && !i.message.contains("No/de"));
+        }
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn n8n_odd_connection_shapes_are_wrong_type() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": "S", "type": "x.trigger", "parameters": {}},
+                    {"name": "T", "type": "x.y", "parameters": {}}
+                ],
+                "connections": {
+                    "S": {
+                        "main": [null, [{"node": "T"}], 7, [3, {"type": "main"}, {"node": 1}]],
+                        "ai_tool": {"x": 1}
+                    },
+                    "T": "nope"
+                }
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("wrong_type", "/connections/S/main/2"),
+                ("wrong_type", "/connections/S/main/3/0"),
+                ("missing_field", "/connections/S/main/3/1/node"),
+                ("wrong_type", "/connections/S/main/3/2/node"),
+                ("wrong_type", "/connections/S/ai_tool"),
+                ("wrong_type", "/connections/T"),
+            ]
+        );
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn n8n_non_main_output_types_count_as_connections() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": "Agent", "type": "x.chatTrigger", "parameters": {}},
+                    {"name": "Tool", "type": "x.tool", "parameters": {}}
+                ],
+                "connections": {"Tool": {"ai_tool": [[{"node": "Agent", "type": "ai_tool", "index": 0}]]}}
+            }),
+        );
+        assert_clean(&r);
+    }
+
+    #[test]
+    fn n8n_warnings() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": "A", "type": "x.set"},
+                    {"name": "B", "type": "x.set", "parameters": null},
+                    {"name": "C", "type": "x.set", "parameters": {}}
+                ],
+                "connections": {"A": {"main": [[{"node": "B"}]]}}
+            }),
+        );
+        assert!(r.passed());
+        assert_eq!(
+            codes(&r.warnings),
+            [
+                ("no_trigger", "/nodes"),
+                ("missing_parameters", "/nodes/0"),
+                ("missing_parameters", "/nodes/1"),
+                ("disconnected_node", "/nodes/2"),
+            ]
+        );
+        assert_eq!(r.score(), 80);
+    }
+
+    #[test]
+    fn n8n_trigger_is_case_insensitive_and_single_node_is_connected_enough() {
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [{"name": "Go", "type": "N8n-nodes-base.ManualTrigger", "parameters": {}}],
+                "connections": {}
+            }),
+        );
+        assert_clean(&r);
+    }
+
+    #[test]
+    fn n8n_missing_connections_leaves_nodes_disconnected() {
+        let mut wf = n8n_ok();
+        wf.as_object_mut().map(|o| o.remove("connections"));
+        let r = validate("n8n", &wf);
+        assert_eq!(codes(&r.errors), [("missing_field", "/connections")]);
+        assert_eq!(
+            codes(&r.warnings),
+            [
+                ("disconnected_node", "/nodes/0"),
+                ("disconnected_node", "/nodes/1")
+            ]
+        );
+    }
+
+    #[test]
+    fn issues_follow_document_order() {
+        // connections before nodes in the document: its issues come first.
+        let r = validate(
+            "n8n",
+            &json!({
+                "connections": {"Ghost": {}},
+                "nodes": [{"type": "x.trigger", "name": 1, "parameters": {}}]
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("unknown_node", "/connections/Ghost"),
+                ("wrong_type", "/nodes/0/name")
+            ]
+        );
+        // Within an object, present fields in key order, then absent ones.
+        let r = validate(
+            "zapier",
+            &json!({"actions": [{"action": 1}], "trigger": {"event": 2, "app": 3}}),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("wrong_type", "/actions/0/action"),
+                ("missing_field", "/actions/0/app"),
+                ("wrong_type", "/trigger/event"),
+                ("wrong_type", "/trigger/app"),
+            ]
+        );
+    }
+
+    #[test]
+    fn zapier_rules() {
+        let r = validate("zapier", &json!({"name": "z"}));
+        assert_eq!(
+            codes(&r.errors),
+            [("missing_field", "/trigger"), ("missing_field", "/actions")]
+        );
+        let r = validate("zapier", &json!({"trigger": [], "actions": {}}));
+        assert_eq!(
+            codes(&r.errors),
+            [("wrong_type", "/trigger"), ("wrong_type", "/actions")]
+        );
+        let r = validate("zapier", &json!({"trigger": {"app": "a"}, "actions": []}));
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("missing_field", "/trigger/event"),
+                ("empty_field", "/actions")
+            ]
+        );
+        let r = validate(
+            "zapier",
+            &json!({
+                "trigger": {"app": "a", "event": "e"},
+                "actions": [1, {"app": "s", "action": "x"}, {"app": true, "params": {}}]
+            }),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("wrong_type", "/actions/0"),
+                ("wrong_type", "/actions/2/app"),
+                ("missing_field", "/actions/2/action"),
+            ]
+        );
+        assert_eq!(codes(&r.warnings), [("missing_parameters", "/actions/1")]);
+    }
+
+    #[test]
+    fn make_rules() {
+        let r = validate("make", &json!({"name": "m"}));
+        assert_eq!(codes(&r.errors), [("missing_field", "/flow")]);
+        let r = validate("make", &json!({"flow": {}}));
+        assert_eq!(codes(&r.errors), [("wrong_type", "/flow")]);
+        let r = validate("make", &json!({"flow": []}));
+        assert_eq!(codes(&r.errors), [("empty_field", "/flow")]);
+
+        let r = validate(
+            "make",
+            &json!({"flow": [
+                {"id": 1, "module": "a:b", "mapper": {}},
+                {"id": "1", "module": "a:b:c", "mapper": {}},
+                {"id": 1.5, "module": ":b", "mapper": {}},
+                {"id": 1, "module": "a:", "mapper": {}},
+                {"id": 2, "module": "ab", "mapper": {}},
+                {"id": 3, "module": 7},
+                "x",
+                {"mapper": {}},
+                {"id": -4, "module": "a:b", "mapper": {}},
+                {"id": 18446744073709551615u64, "module": "a:b", "mapper": {}},
+                {"id": 18446744073709551615u64, "module": "a:b", "mapper": {}}
+            ]}),
+        );
+        assert_eq!(
+            codes(&r.errors),
+            [
+                ("wrong_type", "/flow/1/id"),
+                ("invalid_module", "/flow/1/module"),
+                ("wrong_type", "/flow/2/id"),
+                ("invalid_module", "/flow/2/module"),
+                ("duplicate_module_id", "/flow/3/id"),
+                ("invalid_module", "/flow/3/module"),
+                ("invalid_module", "/flow/4/module"),
+                ("wrong_type", "/flow/5/module"),
+                ("wrong_type", "/flow/6"),
+                ("missing_field", "/flow/7/id"),
+                ("missing_field", "/flow/7/module"),
+                ("duplicate_module_id", "/flow/10/id"),
+            ]
+        );
+        assert_eq!(codes(&r.warnings), [("missing_parameters", "/flow/5")]);
+        assert_eq!(r.score(), 0);
+    }
+
+    #[test]
+    fn score_floors_at_zero() {
+        let nodes: Vec<Value> = (0..50).map(|_| json!(1)).collect();
+        let r = validate("n8n", &json!({"nodes": nodes, "connections": {}}));
+        assert_eq!(r.errors.len(), 50);
+        assert_eq!(r.score(), 0);
+        assert!(!r.passed());
+
+        let r = Report {
+            errors: vec![],
+            warnings: vec![issue("w", String::new(), "m"); 3],
+        };
+        assert!(r.passed());
+        assert_eq!(r.score(), 85);
+    }
+
+    #[test]
+    fn messages_never_echo_user_values() {
+        let secret = "SECRET-VALUE";
+        let r = validate(
+            "n8n",
+            &json!({
+                "nodes": [
+                    {"name": secret, "type": secret},
+                    {"name": secret, "type": 1},
+                    {"name": "z", "type": "y"}
+                ],
+                "connections": {secret: {"main": [[{"node": "nobody-SECRET-VALUE"}]]}, "x": {"m": 1}}
+            }),
+        );
+        assert!(!r.errors.is_empty() && !r.warnings.is_empty());
+        for i in r.errors.iter().chain(&r.warnings) {
+            assert!(!i.message.contains(secret), "{i:?}");
+            assert!(!i.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn report_serializes_plainly() {
+        let r = validate("x", &json!({"a": 1}));
+        let v = serde_json::to_value(&r).expect("serialize");
+        assert_eq!(
+            v,
+            json!({"errors": [], "warnings": [{"code": "unknown_platform", "path": "", "message": r.warnings[0].message}]})
+        );
+        let back: Report = serde_json::from_value(v).expect("deserialize");
+        assert_eq!(back, r);
+    }
+}

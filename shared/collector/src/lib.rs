@@ -1,0 +1,11 @@
+//! collector: collects the data a team needs to fine-tune its own model.
+//!
+//! `domain` is pure; `ports` are the storage traits; `adapters` implement them (SQLite and a
+//! folder for the embedded default); `app` holds the use cases; `http` maps them to the API.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ports;

@@ -1,0 +1,1 @@
+//! The store conformance suite: written once against the ports, run on every adapter.

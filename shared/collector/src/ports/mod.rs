@@ -1,0 +1,209 @@
+//! Ports: what the application needs from storage. Adapters implement them; they speak domain
+//! types and [`StoreError`] only.
+//!
+//! Two ports:
+//! - [`HotStore`]: interactions, feedback, validation logs, curated examples, training metrics,
+//!   maintained counters, and the archive catalog (metadata rows plus an index of archived
+//!   interactions). The catalog lives with the hot records so that "record the object, then
+//!   remove its records from hot" is one atomic step.
+//! - [`ObjectStore`]: archive objects (gzip JSONL), written durably before any hot row goes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::archive::ArchiveObject;
+use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
+use crate::domain::types::{Id, Platform, UserId};
+
+#[cfg(feature = "test-suite")]
+pub mod conformance;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("store throttled")]
+    Throttled { retry_after: Duration },
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store internal error: {0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub fn internal(e: impl std::fmt::Display) -> StoreError {
+        StoreError::Internal(e.to_string())
+    }
+}
+
+/// Outcome of inserting an interaction under a client-chosen id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    New,
+    /// The id was taken (hot or archived): the stored content hash and receipt, nothing written.
+    Existing { content_hash: String, receipt: crate::domain::records::IngestReceipt },
+}
+
+/// Keyset position in a listing: (created_at, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Id,
+}
+
+/// `GET /api/interactions`: newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub user_id: Option<UserId>,
+    pub platform: Option<Platform>,
+    /// Return records strictly older than this position.
+    pub before: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// Oldest-first scan of one platform's hot records (export, archiving).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanQuery {
+    pub platform: Platform,
+    /// Strictly after this position.
+    pub after: Option<Cursor>,
+    /// Only records with created_at >= since.
+    pub since: Option<DateTime<Utc>>,
+    /// Only records with created_at < until.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// An interaction with its feedback and validations (each oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Linked {
+    pub interaction: Interaction,
+    pub feedback: Vec<Feedback>,
+    pub validations: Vec<ValidationLog>,
+}
+
+/// Hot-store rows removed by a delete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HotDeleted {
+    pub interactions: i64,
+    pub feedback: i64,
+    pub validation_logs: i64,
+}
+
+/// An interaction that lives in an archive object; the hot store keeps only this pointer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArchivedEntry {
+    pub interaction_id: Id,
+    pub user_id: UserId,
+    pub platform: Platform,
+    pub created_at: DateTime<Utc>,
+    pub object_key: String,
+    /// For idempotent ingest of an id that has since been archived.
+    pub content_hash: String,
+    pub receipt: crate::domain::records::IngestReceipt,
+    /// Its contribution to counters (archived = true), removed when it is deleted.
+    pub facts: RecordFacts,
+}
+
+/// What an archive rewrite (records removed from one object) changes in the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectRewrite {
+    pub old: ArchiveObject,
+    /// The object without the removed records; None when none remained.
+    pub new: Option<ArchiveObject>,
+    pub removed: Vec<Id>,
+}
+
+#[async_trait]
+pub trait HotStore: Send + Sync {
+    // -- interactions ---------------------------------------------------------------------
+    /// Insert a new interaction (summary as given) and add `rec.facts(false).contribution()` to
+    /// its platform's counters, atomically. If the id exists, hot or archived, write nothing and
+    /// return [`Inserted::Existing`]. Safe under concurrent inserts of the same id.
+    async fn insert_interaction(&self, rec: &Interaction) -> Result<Inserted, StoreError>;
+
+    /// A hot interaction with its feedback and validations.
+    async fn get_linked(&self, id: Id) -> Result<Option<Linked>, StoreError>;
+
+    /// Hot interactions, newest first by (created_at, id), filtered by owner and platform.
+    async fn list_interactions(&self, q: &ListQuery) -> Result<Vec<Interaction>, StoreError>;
+
+    /// Hot interactions of one platform with their links, oldest first by (created_at, id).
+    async fn scan_platform(&self, q: &ScanQuery) -> Result<Vec<Linked>, StoreError>;
+
+    /// All of one user's hot interactions with their links, oldest first, `limit` after `after`.
+    async fn scan_user(&self, user: &UserId, after: Option<Cursor>, limit: u32) -> Result<Vec<Linked>, StoreError>;
+
+    /// Validation logs of the user not linked to any interaction, oldest first.
+    async fn unlinked_validations(&self, user: &UserId) -> Result<Vec<ValidationLog>, StoreError>;
+
+    // -- feedback and validations --------------------------------------------------------
+    /// Store the feedback, replace the interaction's summary with
+    /// `summary.with_feedback(fb)` and apply the counters delta, in one atomic write.
+    /// [`StoreError::NotFound`] when the interaction is not hot.
+    async fn add_feedback(&self, fb: &Feedback) -> Result<(), StoreError>;
+
+    /// Store a validation log. When it links an interaction, in the same write update the
+    /// summary (`with_validation`) and counters; [`StoreError::NotFound`] if that one is not hot.
+    async fn add_validation(&self, v: &ValidationLog) -> Result<(), StoreError>;
+
+    // -- deletes --------------------------------------------------------------------------
+    /// Delete one hot interaction with its feedback and validations; subtract its counters.
+    /// Zero counts when it is not hot.
+    async fn delete_interaction(&self, id: Id) -> Result<HotDeleted, StoreError>;
+
+    /// Delete all of a user's hot interactions (with links) and unlinked validation logs.
+    async fn delete_user(&self, user: &UserId) -> Result<HotDeleted, StoreError>;
+
+    // -- curated examples and training metrics ---------------------------------------------
+    /// Insert and count it in `curated_examples` of its platform.
+    async fn insert_example(&self, ex: &CuratedExample) -> Result<(), StoreError>;
+    /// Newest first; all platforms when None.
+    async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, StoreError>;
+    /// Delete and uncount; false when unknown.
+    async fn delete_example(&self, id: Id) -> Result<bool, StoreError>;
+    async fn insert_metric(&self, m: &TrainingMetric) -> Result<(), StoreError>;
+    /// Newest first; all platforms when None.
+    async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, StoreError>;
+
+    // -- counters -------------------------------------------------------------------------
+    /// Maintained counters of every platform that has any. Never scans records.
+    async fn counters(&self) -> Result<BTreeMap<Platform, PlatformCounters>, StoreError>;
+
+    // -- archive catalog --------------------------------------------------------------------
+    /// Atomically: add the object's metadata row; for each id still hot, replace the hot
+    /// interaction and its links by an [`ArchivedEntry`] pointing at the object; move the
+    /// counters (records: facts(false) -> facts(true); object: `obj.contribution()`).
+    /// Returns the ids that were no longer hot (deleted meanwhile): the caller removes them
+    /// from the object, since deleted data is never archived.
+    async fn commit_archive(&self, obj: &ArchiveObject, ids: &[Id]) -> Result<Vec<Id>, StoreError>;
+
+    /// Metadata rows, oldest date first; filtered by platform and by date (inclusive).
+    async fn list_archive_objects(&self, platform: Option<&Platform>) -> Result<Vec<ArchiveObject>, StoreError>;
+
+    async fn archived_entry(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError>;
+    async fn archived_entries_of_user(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError>;
+
+    /// After an object was rewritten without some records: swap its metadata row (old out,
+    /// new in if any), drop the removed entries, repoint kept entries to the new key, and
+    /// subtract the removed records' and the old object's counters (adding the new one's).
+    async fn apply_rewrite(&self, rw: &ObjectRewrite) -> Result<(), StoreError>;
+}
+
+/// Archive objects by key. Local folder or S3; the same key layout.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Write the whole object durably (a reader never sees a partial one).
+    async fn put(&self, key: &str, bytes: Vec<u8>, storage_class: crate::domain::archive::StorageClass) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Keys under a prefix, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Deleting a missing key is not an error.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
