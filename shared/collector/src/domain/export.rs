@@ -214,3 +214,59 @@ mod tests {
         assert_eq!(check_openai_line(r#"{"messages":[{"role":"bot","content":"x"}]}"#), Err("unknown role"));
     }
 }
+
+/// Export formats. Only OpenAI chat for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    OpenAi,
+}
+
+/// Parse the export query (`format`, `success_only`, `with_feedback_only`, `include_archived`,
+/// `since`, `until`, `limit`, `include_metadata`). Unknown parameters are ignored.
+pub fn parse_query(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<(ExportFormat, ExportFilter), Vec<super::types::FieldError>> {
+    use super::types::FieldError;
+    let mut errors = Vec::new();
+    let mut f = ExportFilter::default();
+    let format = match params.get("format").map(String::as_str) {
+        None | Some("openai") => ExportFormat::OpenAi,
+        Some(_) => {
+            errors.push(FieldError::new("format", "must be openai"));
+            ExportFormat::OpenAi
+        }
+    };
+    let mut flag = |name: &str, slot: &mut bool| match params.get(name).map(String::as_str) {
+        None => {}
+        Some("true" | "1") => *slot = true,
+        Some("false" | "0") => *slot = false,
+        Some(_) => errors.push(FieldError::new(name, "must be true or false")),
+    };
+    flag("success_only", &mut f.success_only);
+    flag("with_feedback_only", &mut f.with_feedback_only);
+    flag("include_archived", &mut f.include_archived);
+    flag("include_metadata", &mut f.include_metadata);
+    for (name, slot) in [("since", &mut f.since), ("until", &mut f.until)] {
+        if let Some(raw) = params.get(name) {
+            match parse_time_or_date(raw) {
+                Some(t) => *slot = Some(t),
+                None => errors.push(FieldError::new(name, "must be an RFC 3339 time or a YYYY-MM-DD date")),
+            }
+        }
+    }
+    if let Some(raw) = params.get("limit") {
+        match raw.parse::<u64>() {
+            Ok(n) if n >= 1 => f.limit = Some(n),
+            _ => errors.push(FieldError::new("limit", "must be an integer >= 1")),
+        }
+    }
+    if errors.is_empty() { Ok((format, f)) } else { Err(errors) }
+}
+
+/// `2026-01-31T12:00:00Z` or `2026-01-31` (midnight UTC).
+pub fn parse_time_or_date(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+}

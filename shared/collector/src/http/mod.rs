@@ -1,1 +1,103 @@
+//! HTTP: one module per endpoint group, each with `router()`; `router` merges them for
+//! `collector serve`, and each Lambda function runs its group's router on the same state.
 
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod data;
+pub mod error;
+pub mod feedback;
+pub mod interactions;
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use jsonwebtoken::DecodingKey;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+
+use crate::app::App;
+use error::ApiError;
+
+/// What handlers share: the use cases and how to read identities.
+#[derive(Clone)]
+pub struct HttpState {
+    pub app: App,
+    pub groups_claim: Arc<str>,
+    /// Set under `collector serve`: bearer tokens are verified with it.
+    pub jwt_key: Option<Arc<DecodingKey>>,
+}
+
+impl HttpState {
+    /// Local serving: verify bearer JWTs with `COLLECTOR_JWT_SECRET`.
+    pub fn local(app: App) -> HttpState {
+        let jwt_key = app.config.jwt_secret.as_ref().map(|s| Arc::new(DecodingKey::from_secret(s.expose().as_bytes())));
+        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "collector", description = "Collects interactions, feedback and validations for fine-tuning."),
+    paths(
+        health,
+        interactions::log_interaction, interactions::log_batch, interactions::get_interaction, interactions::list_interactions,
+        interactions::validate,
+        feedback::submit, feedback::stats, feedback::readiness, feedback::archive, feedback::export_platform,
+        data::delete_one, data::delete_user, data::delete_me, data::my_data,
+        admin::add_example, admin::list_examples, admin::delete_example, admin::add_metric, admin::list_metrics,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// Liveness and which backend serves.
+#[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200)))]
+pub async fn health(State(s): State<HttpState>) -> Response {
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()})).into_response()
+}
+
+/// The public routes: health, the OpenAPI document and its UI.
+pub fn meta_router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/health", get(health))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// Common layers and fallbacks: our 404/405 bodies, panics as our 500.
+pub fn finish(router: Router<HttpState>, state: HttpState) -> Router {
+    router
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::local_jwt))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+/// The whole API (`collector serve`).
+pub fn router(state: HttpState) -> Router {
+    let all = Router::new()
+        .merge(meta_router())
+        .merge(interactions::router())
+        .merge(feedback::router())
+        .merge(data::router())
+        .merge(admin::router());
+    finish(all, state)
+}

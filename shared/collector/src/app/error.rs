@@ -1,0 +1,41 @@
+use crate::domain::types::FieldError;
+use crate::domain::workflow::PayloadError;
+use crate::ports::StoreError;
+
+/// Expected failures of the use cases. `http::error` maps each to one status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("archiving is disabled")]
+    ArchivingDisabled,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<Vec<FieldError>> for AppError {
+    fn from(e: Vec<FieldError>) -> Self {
+        AppError::Validation(e)
+    }
+}
+
+/// A stored payload that no longer inflates is our fault, not the caller's.
+impl From<PayloadError> for AppError {
+    fn from(e: PayloadError) -> Self {
+        AppError::Internal(format!("stored payload: {e}"))
+    }
+}
+
+impl AppError {
+    pub fn field(field: &str, message: impl Into<String>) -> AppError {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+}

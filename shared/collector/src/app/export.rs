@@ -1,0 +1,206 @@
+//! Streamed exports: training JSONL for a platform, and a user's own data (right of access).
+//! A producer task reads the store page by page and sends chunks into a bounded channel, so
+//! memory does not grow with the export's size; it stops when the receiver goes away.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::{App, AppError, archive::for_each_line};
+use crate::domain::export::{self, ExportFilter};
+use crate::domain::records::FullRecord;
+use crate::domain::types::{Platform, UserId};
+use crate::ports::{Cursor, ScanQuery};
+
+const PAGE: u32 = 500;
+/// Lines are sent in chunks of about this size.
+const CHUNK: usize = 64 * 1024;
+
+pub type LineStream = mpsc::Receiver<Result<Bytes, AppError>>;
+
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub platform: Platform,
+    pub filter: ExportFilter,
+}
+
+/// Buffers lines into chunks; `false` from a send means the receiver is gone.
+struct Chunker {
+    tx: mpsc::Sender<Result<Bytes, AppError>>,
+    buf: Vec<u8>,
+    lines: u64,
+    limit: Option<u64>,
+}
+
+impl Chunker {
+    fn new(tx: mpsc::Sender<Result<Bytes, AppError>>, limit: Option<u64>) -> Chunker {
+        Chunker { tx, buf: Vec::with_capacity(CHUNK + 4096), lines: 0, limit }
+    }
+    fn done(&self) -> bool {
+        self.limit.is_some_and(|l| self.lines >= l)
+    }
+    fn push(&mut self, line: &str) {
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
+        self.lines += 1;
+    }
+    fn take_if_full(&mut self) -> Option<Bytes> {
+        (self.buf.len() >= CHUNK).then(|| Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096))))
+    }
+    async fn flush_if_full(&mut self) -> bool {
+        match self.take_if_full() {
+            Some(b) => self.tx.send(Ok(b)).await.is_ok(),
+            None => true,
+        }
+    }
+    async fn finish(mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(Ok(Bytes::from(std::mem::take(&mut self.buf)))).await;
+        }
+    }
+    async fn fail(self, e: AppError) {
+        let _ = self.tx.send(Err(e)).await;
+    }
+}
+
+impl App {
+    /// Training lines for a platform: archived objects first (they are older), then hot records.
+    pub fn export(&self, req: ExportRequest) -> LineStream {
+        let (tx, rx) = mpsc::channel(8);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut out = Chunker::new(tx, req.filter.limit);
+            match app.produce_export(&req, &mut out).await {
+                Ok(()) => out.finish().await,
+                Err(e) => out.fail(e).await,
+            }
+        });
+        rx
+    }
+
+    async fn produce_export(&self, req: &ExportRequest, out: &mut Chunker) -> Result<(), AppError> {
+        let system = export::system_text(&self.config.export_system_prompt, req.platform.as_str());
+        let f = &req.filter;
+        if f.include_archived {
+            for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
+                let day_start = obj.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+                let day_end = day_start.map(|t| t + chrono::Duration::days(1));
+                if f.since.zip(day_end).is_some_and(|(s, e)| e <= s) || f.until.zip(day_start).is_some_and(|(u, s)| s >= u) {
+                    continue;
+                }
+                let mut lines = Vec::new();
+                for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
+                    if let Some(l) = export::openai_line(&rec, &system, f) {
+                        lines.push(l);
+                    }
+                    Ok(())
+                })
+                .await?;
+                for l in lines {
+                    if out.done() {
+                        return Ok(());
+                    }
+                    out.push(&l);
+                    if !out.flush_if_full().await {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let mut after: Option<Cursor> = None;
+        loop {
+            let q = ScanQuery { platform: req.platform.clone(), after, since: f.since, until: f.until, limit: PAGE };
+            let page = self.hot.scan_platform(&q).await?;
+            let Some(last) = page.last() else { return Ok(()) };
+            after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
+            let short = (page.len() as u32) < PAGE;
+            for l in page {
+                if out.done() {
+                    return Ok(());
+                }
+                let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
+                if let Some(line) = export::openai_line(&rec, &system, f) {
+                    out.push(&line);
+                }
+            }
+            if !out.flush_if_full().await {
+                return Ok(());
+            }
+            if short {
+                return Ok(());
+            }
+        }
+    }
+
+    /// All of a user's data as JSONL: every interaction (hot and archived, with feedback and
+    /// validations, `"record_type": "interaction"`), then unlinked validation logs
+    /// (`"record_type": "validation"`).
+    pub fn access_export(&self, user: UserId) -> LineStream {
+        let (tx, rx) = mpsc::channel(8);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let mut out = Chunker::new(tx, None);
+            match app.produce_access(&user, &mut out).await {
+                Ok(()) => out.finish().await,
+                Err(e) => out.fail(e).await,
+            }
+        });
+        rx
+    }
+
+    async fn produce_access(&self, user: &UserId, out: &mut Chunker) -> Result<(), AppError> {
+        let tagged = |v: serde_json::Value, t: &str| -> Result<String, AppError> {
+            let mut v = v;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("record_type".into(), t.into());
+            }
+            serde_json::to_string(&v).map_err(|e| AppError::Internal(e.to_string()))
+        };
+        let to_value = |r: &FullRecord| serde_json::to_value(r).map_err(|e| AppError::Internal(e.to_string()));
+        // Archived interactions, grouped by object so each object is read once.
+        let mut entries = self.hot.archived_entries_of_user(user).await?;
+        entries.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+        let mut i = 0;
+        while i < entries.len() {
+            let key = entries[i].object_key.clone();
+            let ids: std::collections::HashSet<_> =
+                entries[i..].iter().take_while(|e| e.object_key == key).map(|e| e.interaction_id).collect();
+            i += ids.len();
+            let mut lines = Vec::new();
+            for_each_line(self.objects.as_ref(), &key, |rec| {
+                if ids.contains(&rec.interaction_id) {
+                    lines.push(tagged(to_value(&rec)?, "interaction")?);
+                }
+                Ok(())
+            })
+            .await?;
+            for l in lines {
+                out.push(&l);
+            }
+            if !out.flush_if_full().await {
+                return Ok(());
+            }
+        }
+        let mut after = None;
+        loop {
+            let page = self.hot.scan_user(user, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
+            let short = (page.len() as u32) < PAGE;
+            for l in page {
+                let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
+                out.push(&tagged(to_value(&rec)?, "interaction")?);
+            }
+            if !out.flush_if_full().await {
+                return Ok(());
+            }
+            if short {
+                break;
+            }
+        }
+        for v in self.hot.unlinked_validations(user).await? {
+            let v = serde_json::to_value(&v).map_err(|e| AppError::Internal(e.to_string()))?;
+            out.push(&tagged(v, "validation")?);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,211 @@
+//! Writes: interactions (single and batch), validations, feedback.
+
+use std::time::Instant;
+
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{App, AppError};
+use crate::domain::diff::{Diff, diff};
+use crate::domain::input::{NewFeedback, NewInteraction, ValidateRequest};
+use crate::domain::records::{Feedback, FeedbackSummary, IngestReceipt, Interaction, ValidationLog};
+use crate::domain::types::{Caller, Id, Role};
+use crate::domain::validators::{self, Issue};
+use crate::domain::workflow::StoredWorkflow;
+use crate::ports::{Inserted, StoreError};
+
+pub const MAX_BATCH: usize = 100;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum IngestOutcome {
+    /// 201
+    Created(IngestReceipt),
+    /// 200: the same id with the same content again.
+    Replayed(IngestReceipt),
+    /// 202: collection is switched off; nothing stored.
+    NotCollected,
+}
+
+/// One entry of a batch answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchItem {
+    pub index: usize,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interaction_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ValidationResult {
+    #[schema(value_type = String, format = Uuid)]
+    pub validation_id: Id,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub interaction_id: Option<Id>,
+    pub passed: bool,
+    pub score: u32,
+    pub errors: Vec<Issue>,
+    pub warnings: Vec<Issue>,
+    pub diff: Option<Diff>,
+    pub duration_ms: f64,
+}
+
+impl App {
+    pub async fn log_interaction(&self, caller: &Caller, body: &Value) -> Result<IngestOutcome, AppError> {
+        let now = Utc::now();
+        let new = NewInteraction::parse(body, now)?;
+        let user_id = match (caller.role, new.user_id.clone()) {
+            (Role::User, Some(u)) if u != caller.sub => {
+                return Err(AppError::Forbidden("a user logs interactions only as themselves"));
+            }
+            (Role::User, _) => caller.sub.clone(),
+            (_, Some(u)) => u,
+            (_, None) => return Err(AppError::field("user_id", "is required when logging on behalf of a user")),
+        };
+        if caller.role == Role::User && new.created_at.is_some() {
+            return Err(AppError::Forbidden("only service and admin may set created_at"));
+        }
+        if !self.config.enable_data_collection {
+            return Ok(IngestOutcome::NotCollected);
+        }
+        let content_hash = new.content_hash(&user_id);
+        let rec = Interaction {
+            id: new.interaction_id.unwrap_or_else(Id::new),
+            user_id,
+            platform: new.platform,
+            kind: new.kind,
+            user_message: new.user_message,
+            ai_response: new.ai_response,
+            intent: new.intent,
+            workflow: new
+                .workflow
+                .map(|w| StoredWorkflow::pack(&Value::Object(w), self.config.compression_threshold_bytes())),
+            success: new.success,
+            error_message: new.error_message,
+            processing_time_ms: new.processing_time_ms,
+            model_version: new.model_version,
+            metadata: new.metadata,
+            training_consent: new.training_consent.unwrap_or(self.config.default_training_consent),
+            created_at: new.created_at.unwrap_or(now),
+            content_hash,
+            summary: FeedbackSummary::default(),
+        };
+        match self.hot.insert_interaction(&rec).await? {
+            Inserted::New => Ok(IngestOutcome::Created(rec.receipt())),
+            Inserted::Existing { content_hash, receipt } if content_hash == rec.content_hash => {
+                Ok(IngestOutcome::Replayed(receipt))
+            }
+            Inserted::Existing { .. } => Err(AppError::Conflict("interaction_id already used with other content")),
+        }
+    }
+
+    /// Each item is logged alone: one bad item fails alone. `to_error` renders an item's error.
+    pub async fn log_batch(
+        &self,
+        caller: &Caller,
+        body: &Value,
+        to_error: impl Fn(&AppError) -> (u16, Value),
+    ) -> Result<Vec<BatchItem>, AppError> {
+        let items = match body.get("interactions") {
+            Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_BATCH => a,
+            Some(Value::Array(a)) if a.len() > MAX_BATCH => {
+                return Err(AppError::field("interactions", "must hold at most 100 interactions"));
+            }
+            _ => return Err(AppError::field("interactions", "must be a non-empty array of interactions")),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            out.push(match self.log_interaction(caller, item).await {
+                Ok(IngestOutcome::Created(r)) => BatchItem { index, status: 201, interaction_id: Some(r.interaction_id), error: None },
+                Ok(IngestOutcome::Replayed(r)) => BatchItem { index, status: 200, interaction_id: Some(r.interaction_id), error: None },
+                Ok(IngestOutcome::NotCollected) => BatchItem { index, status: 202, interaction_id: None, error: None },
+                Err(e) => {
+                    let (status, error) = to_error(&e);
+                    BatchItem { index, status, interaction_id: None, error: Some(error) }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn validate_workflow(&self, caller: &Caller, body: &Value) -> Result<ValidationResult, AppError> {
+        let req = ValidateRequest::parse(body)?;
+        let owner = match req.interaction_id {
+            Some(id) => Some(self.owner_of_hot(caller, id).await?),
+            None => None,
+        };
+        let started = Instant::now();
+        let report = validators::validate(req.platform.as_str(), &req.workflow);
+        let d = req.original_workflow.as_ref().map(|o| diff(o, &req.workflow));
+        let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let log = ValidationLog {
+            validation_id: Id::new(),
+            interaction_id: req.interaction_id,
+            user_id: owner.unwrap_or_else(|| caller.sub.clone()),
+            platform: req.platform,
+            passed: report.passed(),
+            score: report.score(),
+            errors: report.errors,
+            warnings: report.warnings,
+            diff: d,
+            user_edited: req.user_edited,
+            workflow: req.workflow,
+            original_workflow: req.original_workflow,
+            duration_ms,
+            created_at: Utc::now(),
+        };
+        if self.config.enable_data_collection {
+            self.hot.add_validation(&log).await.map_err(archived_or)?;
+        }
+        Ok(ValidationResult {
+            validation_id: log.validation_id,
+            interaction_id: log.interaction_id,
+            passed: log.passed,
+            score: log.score,
+            errors: log.errors,
+            warnings: log.warnings,
+            diff: log.diff,
+            duration_ms,
+        })
+    }
+
+    pub async fn submit_feedback(&self, caller: &Caller, body: &Value) -> Result<(Id, Id), AppError> {
+        let n = NewFeedback::parse(body)?;
+        self.owner_of_hot(caller, n.interaction_id).await?;
+        let fb = Feedback {
+            feedback_id: Id::new(),
+            interaction_id: n.interaction_id,
+            submitted_by: caller.sub.clone(),
+            feedback_type: n.feedback_type,
+            sentiment_score: n.sentiment_score,
+            comment: n.comment,
+            corrected_workflow: n.corrected_workflow.map(Value::Object),
+            issue_category: n.issue_category,
+            created_at: Utc::now(),
+        };
+        self.hot.add_feedback(&fb).await.map_err(archived_or)?;
+        Ok((fb.feedback_id, fb.interaction_id))
+    }
+
+    /// The owner of a hot interaction the caller may touch. Someone else's: NotFound.
+    /// Archived: Conflict, since archived records are closed to new feedback and validations.
+    async fn owner_of_hot(&self, caller: &Caller, id: Id) -> Result<crate::domain::types::UserId, AppError> {
+        if let Some(l) = self.hot.get_linked(id).await? {
+            return if caller.can_access(&l.interaction.user_id) { Ok(l.interaction.user_id) } else { Err(AppError::NotFound) };
+        }
+        match self.hot.archived_entry(id).await? {
+            Some(e) if caller.can_access(&e.user_id) => Err(AppError::Conflict("interaction is archived; it takes no new feedback or validations")),
+            _ => Err(AppError::NotFound),
+        }
+    }
+}
+
+/// The record went between our check and the write (deleted or archived meanwhile).
+fn archived_or(e: StoreError) -> AppError {
+    match e {
+        StoreError::NotFound => AppError::NotFound,
+        other => AppError::Store(other),
+    }
+}

@@ -1,0 +1,175 @@
+//! Use cases: what each route does, over the ports. The HTTP layer parses and maps; the
+//! Lambda functions and the CLI call the same functions.
+
+mod archive;
+mod error;
+mod export;
+mod ingest;
+mod removal;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use archive::{ArchiveReport, ArchivedObjectReport};
+pub use error::AppError;
+pub use export::{ExportRequest, LineStream};
+pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
+pub use removal::DeletedCounts;
+
+use crate::config::Config;
+use crate::domain::input::{NewExample, NewMetric};
+use crate::domain::records::{CuratedExample, FullRecord, TrainingMetric};
+use crate::domain::stats::{self, Readiness, Stats};
+use crate::domain::types::{Caller, Id, PageLimit, Platform, Role, UserId};
+use crate::ports::{Cursor, HotStore, ListQuery, ObjectStore};
+
+/// Everything a request needs, built once per process.
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub hot: Arc<dyn HotStore>,
+    pub objects: Arc<dyn ObjectStore>,
+    /// One archive run at a time per process (a rerun is safe, overlapping runs are wasteful).
+    archive_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl App {
+    pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
+        App { config: Arc::new(config), hot, objects, archive_lock: Arc::new(tokio::sync::Mutex::new(())) }
+    }
+
+    /// The embedded default: SQLite file and archive folder under `COLLECTOR_DATA_DIR`.
+    pub fn open_local(config: Config) -> Result<App, AppError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| AppError::Internal(format!("cannot create data dir: {e}")))?;
+        let hot = crate::adapters::sqlite::SqliteStore::open(&dir.join("collector.sqlite3"))?;
+        let objects = crate::adapters::fs::FolderStore::new(dir.join("archive-store"));
+        Ok(App::new(config, Arc::new(hot), Arc::new(objects)))
+    }
+
+    pub fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    // -- reads ---------------------------------------------------------------------------
+
+    /// The whole record, hot or archived, if the caller may see it (else NotFound).
+    pub async fn get_interaction(&self, caller: &Caller, id: Id) -> Result<FullRecord, AppError> {
+        if let Some(l) = self.hot.get_linked(id).await? {
+            if !caller.can_access(&l.interaction.user_id) {
+                return Err(AppError::NotFound);
+            }
+            return Ok(FullRecord::build(&l.interaction, l.feedback, l.validations, false)?);
+        }
+        let entry = self.hot.archived_entry(id).await?.ok_or(AppError::NotFound)?;
+        if !caller.can_access(&entry.user_id) {
+            return Err(AppError::NotFound);
+        }
+        let mut found = None;
+        archive::for_each_line(self.objects.as_ref(), &entry.object_key, |rec| {
+            if rec.interaction_id == id {
+                found = Some(rec);
+            }
+            Ok(())
+        })
+        .await?;
+        found.ok_or(AppError::NotFound)
+    }
+
+    pub async fn list_interactions(
+        &self,
+        caller: &Caller,
+        user_id: Option<UserId>,
+        platform: Option<Platform>,
+        limit: PageLimit,
+        cursor: Option<Cursor>,
+    ) -> Result<(Vec<FullRecord>, Option<Cursor>), AppError> {
+        let user_id = match (caller.role, user_id) {
+            (Role::Admin, u) => u,
+            (Role::User, None) => Some(caller.sub.clone()),
+            (Role::User, Some(u)) if u == caller.sub => Some(u),
+            _ => return Err(AppError::Forbidden("listing is for a user's own records, or an admin's")),
+        };
+        let page = self
+            .hot
+            .list_interactions(&ListQuery { user_id, platform, before: cursor, limit: limit.get() })
+            .await?;
+        let next = (page.len() as u32 == limit.get())
+            .then(|| page.last().map(|r| Cursor { created_at: r.created_at, id: r.id }))
+            .flatten();
+        // Listings carry the record without its links; GET by id gives them.
+        let items = page
+            .iter()
+            .map(|r| FullRecord::build(r, vec![], vec![], false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((items, next))
+    }
+
+    pub async fn stats(&self) -> Result<Stats, AppError> {
+        let c = self.counters_by_name().await?;
+        Ok(stats::stats(&c, &self.config.thresholds, &self.config.prices, Utc::now()))
+    }
+
+    pub async fn readiness(&self, platform: &Platform) -> Result<Readiness, AppError> {
+        let all = self.hot.counters().await?;
+        let c = all.get(platform).copied().unwrap_or_default();
+        Ok(stats::readiness(platform.as_str(), &c, &self.config.thresholds))
+    }
+
+    pub(crate) async fn counters_by_name(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, crate::domain::counters::PlatformCounters>, AppError> {
+        Ok(self.hot.counters().await?.into_iter().map(|(p, c)| (p.to_string(), c)).collect())
+    }
+
+    // -- curated examples and training metrics ---------------------------------------------
+
+    pub async fn add_example(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
+        let n = NewExample::parse(body)?;
+        let ex = CuratedExample {
+            example_id: Id::new(),
+            platform: n.platform,
+            user_message: n.user_message,
+            workflow: n.workflow.map(Value::Object),
+            ai_response: n.ai_response,
+            description: n.description,
+            tags: n.tags,
+            usage_count: 0,
+            created_by: caller.sub.clone(),
+            created_at: Utc::now(),
+        };
+        self.hot.insert_example(&ex).await?;
+        Ok(ex.example_id)
+    }
+
+    pub async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, AppError> {
+        Ok(self.hot.list_examples(platform).await?)
+    }
+
+    pub async fn delete_example(&self, id: Id) -> Result<(), AppError> {
+        if self.hot.delete_example(id).await? { Ok(()) } else { Err(AppError::NotFound) }
+    }
+
+    pub async fn add_metric(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
+        let n = NewMetric::parse(body)?;
+        let m = TrainingMetric {
+            metric_id: Id::new(),
+            platform: n.platform,
+            model: n.model,
+            dataset_size: n.dataset_size,
+            run_id: n.run_id,
+            metrics: n.metrics,
+            notes: n.notes,
+            created_by: caller.sub.clone(),
+            created_at: Utc::now(),
+        };
+        self.hot.insert_metric(&m).await?;
+        Ok(m.metric_id)
+    }
+
+    pub async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, AppError> {
+        Ok(self.hot.list_metrics(platform).await?)
+    }
+}

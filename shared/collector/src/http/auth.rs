@@ -1,0 +1,153 @@
+//! Identity: claims in, a [`Caller`] out. Under `collector serve` a bearer JWT (HS256, local
+//! secret) is verified and its claims handed on; on AWS, API Gateway's verified claims arrive in
+//! the request context. Both end in the same [`Claims`] extension and the same extractor.
+
+use std::collections::HashSet;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{header, request::Parts};
+use axum::middleware::Next;
+use axum::response::Response;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::{Map, Value};
+
+use super::HttpState;
+use super::error::ApiError;
+use crate::domain::types::{Caller, Role, UserId};
+
+/// Verified claims of the caller.
+#[derive(Debug, Clone)]
+pub struct Claims(pub Map<String, Value>);
+
+/// Groups arrive as a JSON array (local JWT, Cognito) or as API Gateway's string form
+/// `"[admin service]"`; a bare `"admin"` is one group.
+pub fn parse_groups(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::String(s)) => s
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .map(|g| g.trim_matches('"'))
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+pub fn caller_from_claims(claims: &Map<String, Value>, groups_claim: &str) -> Option<Caller> {
+    let sub = UserId::parse(claims.get("sub")?.as_str()?).ok()?;
+    let groups = parse_groups(claims.get(groups_claim));
+    let role = if groups.iter().any(|g| g == "admin") {
+        Role::Admin
+    } else if groups.iter().any(|g| g == "service") {
+        Role::Service
+    } else {
+        Role::User
+    };
+    Some(Caller { sub, role })
+}
+
+/// Verify an HS256 token; `exp` is checked when present.
+pub fn verify_token(key: &DecodingKey, token: &str) -> Option<Map<String, Value>> {
+    let mut v = Validation::new(Algorithm::HS256);
+    v.required_spec_claims = HashSet::new();
+    v.validate_exp = true;
+    v.leeway = 0;
+    v.validate_aud = false;
+    jsonwebtoken::decode::<Map<String, Value>>(token, key, &v).ok().map(|d| d.claims)
+}
+
+/// Mint a local token (`collector token`): `sub`, groups under `groups_claim`, `iat`, and `exp`
+/// when a lifetime is given.
+pub fn mint_token(
+    secret: &str,
+    sub: &str,
+    groups: &[String],
+    groups_claim: &str,
+    ttl: Option<std::time::Duration>,
+) -> Result<String, jsonwebtoken::errors::Error> {
+    let now = chrono::Utc::now().timestamp();
+    let mut claims = Map::new();
+    claims.insert("sub".into(), sub.into());
+    claims.insert("iat".into(), now.into());
+    if let Some(ttl) = ttl {
+        claims.insert("exp".into(), (now + ttl.as_secs() as i64).into());
+    }
+    if !groups.is_empty() {
+        claims.insert(groups_claim.into(), Value::from(groups.to_vec()));
+    }
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.as_bytes()))
+}
+
+/// `collector serve`: a valid bearer token becomes [`Claims`]; anything else leaves none (401
+/// later, on routes that need an identity).
+pub async fn local_jwt(State(state): State<HttpState>, mut req: Request, next: Next) -> Response {
+    if let Some(key) = &state.jwt_key {
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim);
+        if let Some(claims) = token.and_then(|t| verify_token(key, t)) {
+            req.extensions_mut().insert(Claims(claims));
+        }
+    }
+    next.run(req).await
+}
+
+impl FromRequestParts<HttpState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
+        let claims = parts.extensions.get::<Claims>().ok_or(ApiError::Unauthenticated)?;
+        caller_from_claims(&claims.0, &state.groups_claim).ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// Route guards.
+pub fn require(caller: &Caller, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.contains(&caller.role) { Ok(()) } else { Err(ApiError::Forbidden("this route is not open to your role")) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn groups_as_array_or_api_gateway_string() {
+        assert_eq!(parse_groups(Some(&json!(["admin", "x"]))), ["admin", "x"]);
+        assert_eq!(parse_groups(Some(&json!("[admin service]"))), ["admin", "service"]);
+        assert_eq!(parse_groups(Some(&json!("[]"))), Vec::<String>::new());
+        assert_eq!(parse_groups(Some(&json!("service"))), ["service"]);
+        assert_eq!(parse_groups(None), Vec::<String>::new());
+    }
+
+    #[test]
+    fn roles_from_claims() {
+        let c = |v: Value| caller_from_claims(v.as_object().unwrap(), "cognito:groups").map(|c| c.role);
+        assert_eq!(c(json!({"sub": "a"})), Some(Role::User));
+        assert_eq!(c(json!({"sub": "a", "cognito:groups": "[service]"})), Some(Role::Service));
+        assert_eq!(c(json!({"sub": "a", "cognito:groups": ["service", "admin"]})), Some(Role::Admin));
+        assert_eq!(c(json!({"cognito:groups": ["admin"]})), None, "no sub, no identity");
+        assert_eq!(c(json!({"sub": ""})), None);
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_expire() {
+        let key = DecodingKey::from_secret(b"s3cret");
+        let t = mint_token("s3cret", "alice", &["admin".into()], "cognito:groups", None).unwrap();
+        let claims = verify_token(&key, &t).unwrap();
+        assert_eq!(caller_from_claims(&claims, "cognito:groups").unwrap().role, Role::Admin);
+        assert!(verify_token(&DecodingKey::from_secret(b"other"), &t).is_none());
+        let mut expired = Map::new();
+        expired.insert("sub".into(), "a".into());
+        expired.insert("exp".into(), (chrono::Utc::now().timestamp() - 10).into());
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(b"s3cret")).unwrap();
+        assert!(verify_token(&key, &t).is_none());
+    }
+}

@@ -1,0 +1,73 @@
+//! Request parsing at the edge: bodies as bytes (any or no Content-Type), size and depth
+//! limits, query strings, path ids; every rejection is our error body.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde_json::Value;
+
+use super::error::ApiError;
+use crate::domain::json::{MAX_DEPTH, too_deep};
+use crate::domain::types::{FieldError, Id};
+
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// A JSON body: at most 6 MiB, nesting at most 64 deep.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// A JSON body that may be empty (then `{}`): for routes whose fields are all optional.
+pub struct OptJsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptJsonBody(Value::Object(Default::default())));
+        }
+        parse_json(&bytes).map(OptJsonBody)
+    }
+}
+
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::PayloadTooLarge("the body is over 6 MiB"));
+    }
+    if too_deep(bytes, MAX_DEPTH) {
+        return Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels"));
+    }
+    serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)
+}
+
+/// Query parameters (last one wins).
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map(|q| Params(q.0))
+            .map_err(|_| ApiError::Validation(vec![FieldError::new("query", "is not a valid query string")]))
+    }
+}
+
+/// A path segment that must be a UUID; anything else cannot name a record, so 404.
+pub fn path_id(raw: &str) -> Result<Id, ApiError> {
+    Id::parse(raw).map_err(|_| ApiError::NotFound)
+}

@@ -1,0 +1,59 @@
+//! Deletes and the right of access.
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::delete;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::HttpState;
+use super::auth::require;
+use super::body::{Params, path_id};
+use super::error::ApiError;
+use super::feedback::jsonl_response;
+use crate::domain::types::{Caller, FieldError, Role, UserId};
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/feedback/data/{interaction_id}", delete(delete_one))
+        .route("/api/feedback/data", delete(delete_user))
+        .route("/api/me/data", delete(delete_me).get(my_data))
+}
+
+/// Delete one interaction and everything linked to it (owner or admin).
+#[utoipa::path(delete, path = "/api/feedback/data/{interaction_id}", tag = "data", params(("interaction_id" = String, Path)),
+    responses((status = 200, body = crate::app::DeletedCounts), (status = 404)))]
+pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    require(&caller, &[Role::User, Role::Admin])?;
+    let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
+    Ok(Json(json!({ "deleted": d })).into_response())
+}
+
+/// Delete all of a user's data (admin).
+#[utoipa::path(delete, path = "/api/feedback/data", tag = "data", params(("user_id" = String, Query)),
+    responses((status = 200, body = crate::app::DeletedCounts), (status = 400), (status = 403), (status = 404)))]
+pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
+    require(&caller, &[Role::Admin])?;
+    let user = q
+        .get("user_id")
+        .ok_or_else(|| ApiError::Validation(vec![FieldError::new("user_id", "is required")]))
+        .and_then(|u| UserId::parse(u).map_err(|m| ApiError::Validation(vec![FieldError::new("user_id", m)])))?;
+    let d = s.app.delete_user(&user).await?;
+    Ok(Json(json!({ "deleted": d })).into_response())
+}
+
+/// Delete all of the caller's data.
+#[utoipa::path(delete, path = "/api/me/data", tag = "data", responses((status = 200, body = crate::app::DeletedCounts), (status = 403)))]
+pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
+    require(&caller, &[Role::User])?;
+    let d = s.app.delete_user(&caller.sub).await?;
+    Ok(Json(json!({ "deleted": d })).into_response())
+}
+
+/// All of the caller's data as JSONL (right of access).
+#[utoipa::path(get, path = "/api/me/data", tag = "data", responses((status = 200, content_type = "application/jsonl"), (status = 403)))]
+pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
+    require(&caller, &[Role::User])?;
+    let rx = s.app.access_export(caller.sub.clone());
+    jsonl_response(rx, "my_data.jsonl").await
+}

@@ -1,0 +1,116 @@
+//! Feedback, stats, readiness, archive runs and training export.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::HttpState;
+use super::auth::require;
+use super::body::{JsonBody, OptJsonBody, Params};
+use super::error::ApiError;
+use crate::app::{ExportRequest, LineStream};
+use crate::domain::export;
+use crate::domain::input::ArchiveRequest;
+use crate::domain::types::{Caller, FieldError, Platform, Role};
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/feedback/submit", post(submit))
+        .route("/api/feedback/stats", get(stats))
+        .route("/api/feedback/readiness/{platform}", get(readiness))
+        .route("/api/feedback/archive", post(archive))
+        .route("/api/feedback/export/{platform}", get(export_platform))
+}
+
+fn platform_param(raw: &str) -> Result<Platform, ApiError> {
+    Platform::parse(raw).map_err(|m| ApiError::Validation(vec![FieldError::new("platform", m)]))
+}
+
+/// Feedback on an interaction (owner, admin, service).
+#[utoipa::path(post, path = "/api/feedback/submit", tag = "feedback", responses((status = 201), (status = 400), (status = 404)))]
+pub async fn submit(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, &body).await?;
+    Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id}))).into_response())
+}
+
+/// Storage statistics from maintained counters.
+#[utoipa::path(get, path = "/api/feedback/stats", tag = "feedback", responses((status = 200, body = crate::domain::stats::Stats)))]
+pub async fn stats(State(s): State<HttpState>, _caller: Caller) -> Result<Response, ApiError> {
+    Ok(Json(s.app.stats().await?).into_response())
+}
+
+/// Training readiness of a platform.
+#[utoipa::path(get, path = "/api/feedback/readiness/{platform}", tag = "feedback", params(("platform" = String, Path)),
+    responses((status = 200, body = crate::domain::stats::Readiness), (status = 400)))]
+pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platform): Path<String>) -> Result<Response, ApiError> {
+    Ok(Json(s.app.readiness(&platform_param(&platform)?).await?).into_response())
+}
+
+/// Archive now (admin); `dry_run` changes nothing.
+#[utoipa::path(post, path = "/api/feedback/archive", tag = "feedback",
+    responses((status = 200, body = crate::app::ArchiveReport), (status = 403), (status = 409)))]
+pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(body): OptJsonBody) -> Result<Response, ApiError> {
+    require(&caller, &[Role::Admin])?;
+    let req = ArchiveRequest::parse(&body)?;
+    Ok(Json(s.app.archive(req.days_old, req.dry_run, req.platform, None).await?).into_response())
+}
+
+/// Training data as JSONL (admin), streamed.
+#[utoipa::path(get, path = "/api/feedback/export/{platform}", tag = "feedback",
+    params(("platform" = String, Path), ("format" = Option<String>, Query), ("success_only" = Option<bool>, Query),
+           ("with_feedback_only" = Option<bool>, Query), ("include_archived" = Option<bool>, Query), ("since" = Option<String>, Query),
+           ("until" = Option<String>, Query), ("limit" = Option<u64>, Query), ("include_metadata" = Option<bool>, Query)),
+    responses((status = 200, content_type = "application/jsonl"), (status = 403)))]
+pub async fn export_platform(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Path(platform): Path<String>,
+    Params(q): Params,
+) -> Result<Response, ApiError> {
+    require(&caller, &[Role::Admin])?;
+    let platform = platform_param(&platform);
+    let query = export::parse_query(&q);
+    let (platform, (_format, filter)) = match (platform, query) {
+        (Ok(p), Ok(q)) => (p, q),
+        (Err(ApiError::Validation(mut a)), Err(b)) => {
+            a.extend(b);
+            return Err(ApiError::Validation(a));
+        }
+        (Err(e), _) => return Err(e),
+        (_, Err(b)) => return Err(ApiError::Validation(b)),
+    };
+    let name = export::file_name(platform.as_str(), chrono::Utc::now());
+    let rx = s.app.export(ExportRequest { platform, filter });
+    jsonl_response(rx, &name).await
+}
+
+/// Stream a line channel as `application/jsonl`. The first chunk is awaited so an early
+/// failure is a proper error response rather than a cut stream.
+pub async fn jsonl_response(mut rx: LineStream, file_name: &str) -> Result<Response, ApiError> {
+    let first = match rx.recv().await {
+        Some(Ok(b)) => Some(b),
+        Some(Err(e)) => return Err(e.into()),
+        None => None,
+    };
+    let rest = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| {
+            let item = item.map_err(|e| {
+                let _ = ApiError::from(e); // logs internal details once
+                std::io::Error::other("export failed")
+            });
+            (item, rx)
+        })
+    });
+    let stream = futures::StreamExt::chain(futures::stream::iter(first.map(Ok::<_, std::io::Error>)), rest);
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}

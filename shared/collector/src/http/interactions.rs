@@ -1,0 +1,109 @@
+//! Interactions and workflow validation.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+
+use super::HttpState;
+use super::auth::require;
+use super::body::{JsonBody, Params, path_id};
+use super::error::{ApiError, item_error};
+use crate::app::IngestOutcome;
+use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, Role, UserId};
+use crate::ports::Cursor;
+
+pub fn router() -> Router<HttpState> {
+    Router::new()
+        .route("/api/interactions", post(log_interaction).get(list_interactions))
+        .route("/api/interactions/batch", post(log_batch))
+        .route("/api/interactions/{id}", get(get_interaction))
+        .route("/api/workflow/validate", post(validate))
+}
+
+/// Log one interaction.
+#[utoipa::path(post, path = "/api/interactions", tag = "interactions",
+    responses((status = 201, body = crate::domain::records::IngestReceipt), (status = 200, description = "replay of the same id and content"),
+              (status = 202, description = "collection disabled"), (status = 400), (status = 401), (status = 403), (status = 409)))]
+pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    Ok(match s.app.log_interaction(&caller, &body).await? {
+        IngestOutcome::Created(r) => (StatusCode::CREATED, Json(r)).into_response(),
+        IngestOutcome::Replayed(r) => (StatusCode::OK, Json(r)).into_response(),
+        IngestOutcome::NotCollected => (StatusCode::ACCEPTED, Json(json!({"collected": false}))).into_response(),
+    })
+}
+
+/// Log up to 100 interactions; each item fails alone.
+#[utoipa::path(post, path = "/api/interactions/batch", tag = "interactions", responses((status = 200), (status = 400), (status = 403)))]
+pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    require(&caller, &[Role::Service, Role::Admin])?;
+    let results = s.app.log_batch(&caller, &body, item_error).await?;
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// The whole record with its feedback and validations.
+#[utoipa::path(get, path = "/api/interactions/{id}", tag = "interactions", params(("id" = String, Path)),
+    responses((status = 200), (status = 401), (status = 404)))]
+pub async fn get_interaction(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let rec = s.app.get_interaction(&caller, path_id(&id)?).await?;
+    Ok(Json(rec).into_response())
+}
+
+/// Newest first, `limit` 1..100, `cursor` from the previous page.
+#[utoipa::path(get, path = "/api/interactions", tag = "interactions",
+    params(("platform" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("user_id" = Option<String>, Query)),
+    responses((status = 200), (status = 400), (status = 403)))]
+pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let platform = q.get("platform").and_then(|p| Platform::parse(p).map_err(|m| errors.push(FieldError::new("platform", m))).ok());
+    let limit = match q.get("limit") {
+        None => PageLimit::DEFAULT,
+        Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
+            errors.push(FieldError::new("limit", m));
+            PageLimit::DEFAULT
+        }),
+    };
+    let cursor = q.get("cursor").and_then(|c| decode_cursor(c).or_else(|| {
+        errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
+        None
+    }));
+    let user_id = q.get("user_id").and_then(|u| UserId::parse(u).map_err(|m| errors.push(FieldError::new("user_id", m))).ok());
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (items, next) = s.app.list_interactions(&caller, user_id, platform, limit, cursor).await?;
+    Ok(Json(json!({ "items": items, "next_cursor": next.map(encode_cursor) })).into_response())
+}
+
+/// Validate a workflow and log the result.
+#[utoipa::path(post, path = "/api/workflow/validate", tag = "validation",
+    responses((status = 200, body = crate::app::ValidationResult), (status = 400), (status = 404)))]
+pub async fn validate(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+    Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
+}
+
+pub fn encode_cursor(c: Cursor) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}", c.created_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true), c.id))
+}
+
+pub fn decode_cursor(raw: &str) -> Option<Cursor> {
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
+    let (t, id) = text.split_once('|')?;
+    Some(Cursor { created_at: chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc(), id: Id::parse(id).ok()? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursor_round_trip_and_garbage() {
+        let c = Cursor { created_at: chrono::Utc::now(), id: Id::new() };
+        assert_eq!(decode_cursor(&encode_cursor(c)), Some(c));
+        assert_eq!(decode_cursor("nope"), None);
+    }
+}
