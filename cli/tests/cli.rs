@@ -1,0 +1,109 @@
+//! The `collector` command as a user runs it: a fresh data folder, the real binary.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_collector"));
+    c.args(args).current_dir(dir).env("COLLECTOR_DATA_DIR", dir.join("data")).env("NO_COLOR", "1").env_remove("RUST_LOG");
+    for k in ["ENABLE_DATA_COLLECTION", "ENABLE_DATA_ARCHIVING", "DATA_RETENTION_DAYS", "COLLECTOR_BACKEND", "COLLECTOR_JWT_SECRET"] {
+        c.env_remove(k);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run collector")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, &[], args);
+    assert!(out.status.success(), "collector {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let text = ok(dir, args);
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("collector {args:?} printed no JSON: {text}"))
+}
+
+#[test]
+fn demo_stats_archive_export_as_a_newcomer_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let demo = json(d, &["demo", "--count", "240", "--json"]);
+    assert_eq!(demo["interactions"], 240);
+
+    let s = json(d, &["stats", "--json"]);
+    let o = &s["overview"];
+    assert_eq!(o["total_records"], 240);
+    assert_eq!(o["total_records"].as_i64(), Some(o["active_records"].as_i64().unwrap() + o["archived_records"].as_i64().unwrap()));
+    let platforms = s["by_platform"].as_object().unwrap();
+    assert_eq!(platforms.keys().collect::<Vec<_>>(), ["make", "n8n", "zapier"]);
+    assert_eq!(platforms.values().map(|p| p["total"].as_i64().unwrap()).sum::<i64>(), 240);
+    assert!(s["training_readiness"]["n8n"]["readiness_score"].is_number());
+    let text = ok(d, &["stats"]);
+    assert!(text.contains("n8n") && text.contains("readiness") && text.contains("Costs"), "{text}");
+
+    // The export passes the OpenAI cookbook's format checks line by line.
+    let out = d.join("n8n.jsonl");
+    ok(d, &["export", "n8n", "-o", out.to_str().unwrap()]);
+    let lines: Vec<String> = std::fs::read_to_string(&out).unwrap().lines().map(str::to_owned).collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        assert_eq!(collector::domain::export::check_openai_line(l), Ok(()), "{l}");
+    }
+    let stdout_lines = ok(d, &["export", "n8n"]).lines().count();
+    assert_eq!(stdout_lines, lines.len(), "stdout and file exports agree");
+
+    // Dry run changes nothing; the real run moves old records to archives.
+    let dry = json(d, &["archive", "--dry-run", "--json"]);
+    assert!(dry["archived_records"].as_i64().unwrap() > 0, "the demo spreads records over 60 days");
+    assert_eq!(json(d, &["stats", "--json"])["overview"]["archived_records"], 0);
+    let log = d.join("archive.log");
+    let run_ = json(d, &["archive", "--json", "--log-file", log.to_str().unwrap()]);
+    assert_eq!(run_["archived_records"], dry["archived_records"]);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("archived"));
+    let after = json(d, &["stats", "--json"]);
+    assert_eq!(after["overview"]["total_records"], 240);
+    assert_eq!(after["overview"]["archived_records"], run_["archived_records"]);
+    // Hot-only export shrank; with archives it is whole again.
+    let hot_only = ok(d, &["export", "n8n"]).lines().count();
+    assert!(hot_only < lines.len());
+    let with_archived = ok(d, &["export", "n8n", "--include-archived"]).lines().count();
+    assert_eq!(with_archived, lines.len());
+    let stats_only = json(d, &["archive", "--stats-only", "--json"]);
+    assert_eq!(stats_only["overview"]["archived_records"], run_["archived_records"]);
+}
+
+#[test]
+fn bad_configuration_names_the_variable_and_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[("DATA_RETENTION_DAYS", "soon")], &["stats"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATA_RETENTION_DAYS") && err.contains("soon"), "{err}");
+    let out = run(dir.path(), &[("ENABLE_DATA_ARCHIVING", "false")], &["archive"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("archiving is disabled"));
+}
+
+#[test]
+fn token_mints_a_jwt_for_the_shared_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = ok(dir.path(), &["token", "--sub", "alice", "--group", "admin", "--ttl", "1h"]);
+    assert_eq!(t.trim().matches('.').count(), 2);
+    // The generated secret is kept (private) in the data folder and reused.
+    let secret = std::fs::read_to_string(dir.path().join("data/jwt-secret")).unwrap();
+    let key = jsonwebtoken_free_verify(t.trim(), secret.trim());
+    assert!(key, "token verifies with the stored secret");
+    let bad = run(dir.path(), &[], &["token", "--sub", "alice", "--group", "root"]);
+    assert!(!bad.status.success());
+}
+
+/// Verify through the library (the same code `serve` uses).
+fn jsonwebtoken_free_verify(token: &str, secret: &str) -> bool {
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
+    collector::http::auth::verify_token(&key, token).is_some_and(|c| c["sub"] == "alice")
+}
