@@ -258,7 +258,10 @@ pub(crate) async fn for_each_line(
             continue;
         }
         let rec: FullRecord =
-            serde_json::from_str(&line).map_err(|e| AppError::Internal(format!("archive line unreadable: {e}")))?;
+            serde_json::from_str(&line).map_err(|e| {
+                // Position and category only: serde's message can quote stored user text.
+                AppError::Internal(format!("archive line unreadable ({:?} at column {}) in {key}", e.classify(), e.column()))
+            })?;
         f(rec)?;
     }
     Ok(())

@@ -5,6 +5,7 @@ pub mod archive;
 pub mod counters;
 pub mod diff;
 pub mod export;
+pub mod formats;
 pub mod input;
 pub mod json;
 pub mod records;

@@ -87,8 +87,20 @@ pub fn finish(router: Router<HttpState>, state: HttpState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::local_jwt))
+        .layer(axum::middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
+}
+
+/// One debug line per request: method, route template (never the raw URI, which can carry
+/// ids and filters), status and time. Bodies are never logged.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    tracing::debug!(%method, route = route.as_deref().unwrap_or("-"), status = resp.status().as_u16(), ms = started.elapsed().as_secs_f64() * 1000.0, "request");
+    resp
 }
 
 /// The whole API (`collector serve`).

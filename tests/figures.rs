@@ -1,0 +1,839 @@
+//! Performance figures: `cargo bench -p collector-e2e --bench figures`.
+//!
+//! Prints one line per figure with its goal and PASS/MISS, then a summary. See
+//! docs/PERFORMANCE.md for what each figure measures and the numbers on the reference machine.
+//!
+//! 1. ingest CPU per 50 KB workflow: body parse, `NewInteraction::parse`, `content_hash`,
+//!    `StoredWorkflow::pack` (no storage), thread CPU time of a single-threaded loop.
+//! 2. local server interactions/s: the real router on 127.0.0.1:0 (in-process, its own 2-worker
+//!    runtime; or the `collector serve` binary given by FIGURES_SERVER_BIN), 64 keep-alive
+//!    clients, then stats must count exactly the 201s.
+//! 3. stats time at 10k vs 1M records (same store, grown).
+//! 4. export MB/s and peak RSS at 20k vs 200k records, each export in a child process.
+//!
+//! Knobs (env): FIGURES_ONLY=ingest,server,stats,export; FIGURES_INGEST_ITERS (2000);
+//! FIGURES_SERVER_REQUESTS (30000); FIGURES_SERVER_CLIENTS (64); FIGURES_SERVER_BIN (unset);
+//! FIGURES_STATS_SMALL (10000); FIGURES_STATS_BIG (1000000); FIGURES_STATS_CALLS (200);
+//! FIGURES_EXPORT_SMALL (20000); FIGURES_EXPORT_BIG (200000).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use collector::app::{App, ExportRequest};
+use collector::config::Config;
+use collector::domain::export::ExportFilter;
+use collector::domain::input::NewInteraction;
+use collector::domain::records::{FeedbackSummary, Interaction};
+use collector::domain::types::{Id, Kind, Platform, UserId};
+use collector::domain::workflow::{StoredWorkflow, compact};
+use collector::http::{self, HttpState};
+use collector_e2e::{SECRET, token};
+use serde_json::{Value, json};
+
+// -- output -----------------------------------------------------------------------------------
+
+#[derive(Clone, Copy)]
+enum Goal {
+    AtMost(f64),
+    AtLeast(f64),
+    /// Must equal (counts).
+    Exactly(f64),
+    /// Shown for context; no goal of its own.
+    Info,
+}
+
+struct Figure {
+    name: String,
+    value: f64,
+    goal: Goal,
+    note: String,
+}
+
+impl Figure {
+    fn pass(&self) -> bool {
+        match self.goal {
+            Goal::AtMost(g) => self.value <= g,
+            Goal::AtLeast(g) => self.value >= g,
+            Goal::Exactly(g) => self.value == g,
+            Goal::Info => true,
+        }
+    }
+    fn line(&self) -> String {
+        let goal = match self.goal {
+            Goal::AtMost(g) => format!("goal <= {}", fmt_num(g)),
+            Goal::AtLeast(g) => format!("goal >= {}", fmt_num(g)),
+            Goal::Exactly(g) => format!("goal == {}", fmt_num(g)),
+            Goal::Info => "info".to_string(),
+        };
+        let verdict = match (self.goal, self.pass()) {
+            (Goal::Info, _) => "    ",
+            (_, true) => "PASS",
+            (_, false) => "MISS",
+        };
+        let note = if self.note.is_empty() { String::new() } else { format!("  [{}]", self.note) };
+        format!("{:<42} {:>12}  ({goal})  {verdict}{note}", self.name, fmt_num(self.value))
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.4}")
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    figures: Vec<Figure>,
+}
+
+impl Report {
+    fn add(&mut self, name: &str, value: f64, goal: Goal, note: impl Into<String>) {
+        let f = Figure { name: name.into(), value, goal, note: note.into() };
+        println!("{}", f.line());
+        self.figures.push(f);
+    }
+}
+
+fn info(msg: impl AsRef<str>) {
+    println!("    {}", msg.as_ref());
+}
+
+fn env_num(var: &str, default: u64) -> u64 {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{var}={v:?} is not a number")),
+        _ => default,
+    }
+}
+
+// -- /proc helpers ------------------------------------------------------------------------------
+
+/// CPU time of the calling thread, in ns (first field of /proc/thread-self/schedstat).
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Sum of CPU ns of the threads of `proc_dir` (e.g. /proc/self or /proc/1234) whose name
+/// starts with `prefix` (empty: all threads).
+fn tasks_cpu_ns(proc_dir: &Path, prefix: &str) -> u64 {
+    let Ok(rd) = std::fs::read_dir(proc_dir.join("task")) else { return 0 };
+    let mut sum = 0;
+    for t in rd.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.trim().starts_with(prefix) {
+            continue;
+        }
+        if let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()))
+        {
+            sum += ns;
+        }
+    }
+    sum
+}
+
+/// A `VmXxx:` line of /proc/<pid>/status, in kB.
+fn status_kb(proc_dir: &Path, key: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(proc_dir.join("status")).ok()?;
+    s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+// -- data ---------------------------------------------------------------------------------------
+
+/// Small deterministic PRNG (xorshift) so the data is varied but reproducible.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[(self.next() % xs.len() as u64) as usize]
+    }
+    fn words(&mut self, n: usize) -> String {
+        (0..n).map(|_| self.pick(WORDS)).collect::<Vec<_>>().join(" ")
+    }
+}
+
+const WORDS: &[&str] = &[
+    "customer", "order", "invoice", "email", "slack", "channel", "sheet", "row", "update", "create", "lookup", "status",
+    "pending", "shipped", "refund", "total", "amount", "currency", "date", "filter", "merge", "split", "batch", "retry",
+    "webhook", "payload", "header", "token", "api", "response", "items", "map", "reduce", "json", "parse", "format",
+    "notify", "team", "owner", "priority", "ticket", "crm", "lead", "contact", "company", "deal", "stage", "won", "lost",
+    "const", "return", "await", "let", "if", "else", "for", "of", "=>", "{{", "}}", "$json", "$node", "input",
+];
+
+const NODE_TYPES: &[&str] = &[
+    "n8n-nodes-base.httpRequest", "n8n-nodes-base.code", "n8n-nodes-base.set", "n8n-nodes-base.if",
+    "n8n-nodes-base.slack", "n8n-nodes-base.googleSheets", "n8n-nodes-base.merge", "n8n-nodes-base.splitInBatches",
+];
+
+/// An n8n-shaped workflow of at least `target` bytes of compact JSON: varied nodes (ids,
+/// positions, URLs, code snippets built from a word list), chained connections. Not a run of
+/// one repeated character, so gzip does realistic work.
+fn realistic_workflow(target: usize, seed: u64) -> Value {
+    let mut rng = Rng(seed | 1);
+    let mut nodes = vec![json!({
+        "id": uuid::Uuid::from_u64_pair(rng.next(), rng.next()).to_string(),
+        "name": "When clicking Execute", "type": "n8n-nodes-base.manualTrigger", "typeVersion": 1,
+        "position": [240, 300], "parameters": {}
+    })];
+    let mut names = vec!["When clicking Execute".to_string()];
+    loop {
+        let i = nodes.len();
+        let ty = rng.pick(NODE_TYPES);
+        let name = format!("{} {i}", ty.trim_start_matches("n8n-nodes-base."));
+        let parameters = match ty {
+            "n8n-nodes-base.httpRequest" => json!({
+                "method": rng.pick(&["GET", "POST", "PATCH"]),
+                "url": format!("https://api.example.com/v{}/{}/{}", rng.next() % 3 + 1, rng.pick(WORDS), rng.pick(WORDS)),
+                "sendHeaders": true,
+                "headerParameters": {"parameters": [
+                    {"name": "Authorization", "value": "={{ 'Bearer ' + $json.token }}"},
+                    {"name": "X-Request-Id", "value": format!("{:x}", rng.next())}
+                ]},
+                "options": {"timeout": 10000 + rng.next() % 5000}
+            }),
+            "n8n-nodes-base.code" => json!({
+                "jsCode": (0..6).map(|_| format!("const {} = $input.item.json.{} ?? '{}';", rng.pick(WORDS), rng.pick(WORDS), rng.words(4))).collect::<Vec<_>>().join("\n")
+            }),
+            "n8n-nodes-base.set" => json!({
+                "assignments": {"assignments": (0..3).map(|k| json!({
+                    "id": format!("{:x}", rng.next()), "name": format!("{}_{k}", rng.pick(WORDS)),
+                    "value": format!("={{{{ $json.{} }}}}", rng.pick(WORDS)), "type": "string"
+                })).collect::<Vec<_>>()}
+            }),
+            "n8n-nodes-base.if" => json!({
+                "conditions": {"conditions": [{"leftValue": format!("={{{{ $json.{} }}}}", rng.pick(WORDS)),
+                    "rightValue": rng.pick(WORDS), "operator": {"type": "string", "operation": "equals"}}], "combinator": "and"}
+            }),
+            _ => json!({
+                "resource": rng.pick(WORDS), "operation": rng.pick(&["create", "update", "get", "append"]),
+                "text": rng.words(8), "options": {}
+            }),
+        };
+        nodes.push(json!({
+            "id": uuid::Uuid::from_u64_pair(rng.next(), rng.next()).to_string(),
+            "name": name, "type": ty, "typeVersion": 1 + rng.next() % 4,
+            "position": [240 + 220 * i as u64, 200 + rng.next() % 400], "parameters": parameters
+        }));
+        names.push(name);
+        let mut conns = serde_json::Map::new();
+        for w in names.windows(2) {
+            conns.insert(w[0].clone(), json!({"main": [[{"node": w[1], "type": "main", "index": 0}]]}));
+        }
+        let wf = json!({"name": format!("Flow {seed}"), "nodes": nodes, "connections": conns,
+                        "settings": {"executionOrder": "v1"}, "active": false});
+        if compact(&wf).len() >= target {
+            return wf;
+        }
+    }
+}
+
+fn interaction_body(wf: &Value, msg: &str) -> Value {
+    json!({
+        "platform": "n8n", "kind": "workflow_generation",
+        "user_message": msg,
+        "ai_response": "Here is a workflow that does that. It starts manually, calls the API and posts the result.",
+        "intent": "create_workflow",
+        "workflow": wf,
+        "success": true,
+        "processing_time_ms": 1834,
+        "model_version": "claude-sonnet-4-5",
+        "metadata": {"client": "web", "session": "c0ffee", "locale": "en-GB"},
+    })
+}
+
+fn config_for(dir: &Path) -> Config {
+    let vars: HashMap<&str, String> = HashMap::from([
+        ("COLLECTOR_DATA_DIR", dir.display().to_string()),
+        ("COLLECTOR_JWT_SECRET", SECRET.to_string()),
+    ]);
+    Config::from_lookup(|k| vars.get(k).cloned()).expect("config")
+}
+
+fn runtime(name: &str, workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name(name)
+        // Keep blocking threads alive so per-thread CPU accounting sees all of them.
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+// -- 1. ingest CPU ------------------------------------------------------------------------------
+
+fn ingest_cpu(report: &mut Report) {
+    println!("\n== 1. ingest CPU per 50 KB workflow (parse body, NewInteraction::parse, content_hash, pack; no storage)");
+    let wf = realistic_workflow(50 * 1024, 42);
+    let body = serde_json::to_vec(&interaction_body(&wf, "Build me a flow that syncs new orders to the CRM and tells the team on Slack")).expect("body");
+    let wf_len = compact(&wf).len();
+    let threshold = config_for(Path::new("/nonexistent")).compression_threshold_bytes();
+    let packed = StoredWorkflow::pack(&wf, threshold);
+    info(format!(
+        "workflow {wf_len} B compact JSON ({} nodes), body {} B; packs to {} B (gzip={}, threshold {threshold} B)",
+        wf["nodes"].as_array().map_or(0, Vec::len),
+        body.len(),
+        packed.stored_bytes(),
+        packed.compressed
+    ));
+    let user = UserId::parse("bench-user").expect("user");
+    let iters = env_num("FIGURES_INGEST_ITERS", 2000) as u32;
+    let warmup = (iters / 10).max(10);
+    let mut step_ns = [0u128; 4];
+    let mut one = |timed: bool, step_ns: &mut [u128; 4]| {
+        let t0 = Instant::now();
+        let v = http::body::parse_json(&body).expect("body parses");
+        let t1 = Instant::now();
+        let now = Utc::now();
+        let new = NewInteraction::parse(&v, now).expect("valid interaction");
+        let t2 = Instant::now();
+        let hash = new.content_hash(&user);
+        let t3 = Instant::now();
+        let stored = new.workflow.map(|w| StoredWorkflow::pack(&Value::Object(w), threshold));
+        let t4 = Instant::now();
+        black_box((hash, stored, v));
+        if timed {
+            for (s, (a, b)) in step_ns.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)]) {
+                *s += (b - a).as_nanos();
+            }
+        }
+    };
+    for _ in 0..warmup {
+        one(false, &mut step_ns);
+    }
+    let cpu0 = thread_cpu_ns();
+    let wall0 = Instant::now();
+    for _ in 0..iters {
+        one(true, &mut step_ns);
+    }
+    let wall_ms = wall0.elapsed().as_secs_f64() * 1000.0 / iters as f64;
+    let cpu_ms = cpu0.zip(thread_cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e6 / iters as f64);
+    let per = |ns: u128| ns as f64 / 1e6 / iters as f64;
+    info(format!(
+        "{iters} iterations after {warmup} warm-up; wall {wall_ms:.3} ms/op; steps (wall): parse_json {:.3}, NewInteraction::parse {:.3}, content_hash {:.3}, pack {:.3} ms",
+        per(step_ns[0]),
+        per(step_ns[1]),
+        per(step_ns[2]),
+        per(step_ns[3])
+    ));
+    match cpu_ms {
+        Some(c) => report.add("ingest_cpu_per_50kb_workflow_ms", c, Goal::AtMost(2.0), "thread CPU time, mean"),
+        None => report.add("ingest_cpu_per_50kb_workflow_ms", wall_ms, Goal::AtMost(2.0), "wall time of a 1-thread loop, mean"),
+    }
+}
+
+// -- 2. server throughput -----------------------------------------------------------------------
+
+enum Server {
+    InProcess { rt: tokio::runtime::Runtime, _app: App },
+    Binary { child: std::process::Child },
+}
+
+impl Server {
+    fn cpu_ns(&self) -> u64 {
+        match self {
+            Server::InProcess { .. } => tasks_cpu_ns(Path::new("/proc/self"), "figures-srv"),
+            Server::Binary { child } => tasks_cpu_ns(&PathBuf::from(format!("/proc/{}", child.id())), ""),
+        }
+    }
+    fn stop(self) {
+        match self {
+            Server::InProcess { rt, _app } => rt.shutdown_timeout(Duration::from_secs(5)),
+            Server::Binary { mut child } => {
+                if let Some(hwm) = status_kb(&PathBuf::from(format!("/proc/{}", child.id())), "VmHWM:") {
+                    info(format!("server process peak RSS {:.1} MB", hwm as f64 / 1024.0));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn start_server(data_dir: &Path) -> (Server, String) {
+    if let Ok(bin) = std::env::var("FIGURES_SERVER_BIN") {
+        let mut child = std::process::Command::new(&bin)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("COLLECTOR_DATA_DIR", data_dir)
+            .env("COLLECTOR_JWT_SECRET", SECRET)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
+            }
+        });
+        let base = rx.recv_timeout(Duration::from_secs(30)).expect("server binary did not report its address");
+        info(format!("server: {bin} serve (pid {}) at {base}", child.id()));
+        return (Server::Binary { child }, base);
+    }
+    let rt = runtime("figures-srv", 2);
+    let app = App::open_local(config_for(data_dir)).expect("open store");
+    let router = http::router(HttpState::local(app.clone()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("addr");
+    rt.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        let _ = axum::serve(listener, router).await;
+    });
+    info(format!("server: in-process router on its own runtime (2 workers, like `collector serve` here) at http://{addr}"));
+    (Server::InProcess { rt, _app: app }, format!("http://{addr}"))
+}
+
+#[derive(Default)]
+struct Tally {
+    created: u64,
+    other: HashMap<String, u64>,
+    samples: Vec<String>,
+    latencies_us: Vec<u32>,
+}
+
+async fn post_many(client: reqwest::Client, url: String, tok: String, wf_text: Arc<String>, who: usize, n: u64) -> Tally {
+    let mut t = Tally::default();
+    for k in 0..n {
+        let body = format!(
+            r#"{{"platform":"n8n","kind":"workflow_generation","user_message":"client {who} request {k}: sync new Shopify orders to HubSpot and ping #sales","ai_response":"Here is a workflow that does that.","workflow":{wf_text},"success":true,"processing_time_ms":{},"model_version":"claude-sonnet-4-5","metadata":{{"client":"web","session":"s{who}"}}}}"#,
+            900 + k % 1000
+        );
+        let t0 = Instant::now();
+        let res = client.post(&url).bearer_auth(&tok).header("content-type", "application/json").body(body).send().await;
+        match res {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await;
+                t.latencies_us.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                if status == 201 && bytes.is_ok() {
+                    t.created += 1;
+                } else {
+                    *t.other.entry(status.to_string()).or_default() += 1;
+                    if t.samples.len() < 3 {
+                        t.samples.push(format!("{status}: {}", bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()));
+                    }
+                }
+            }
+            Err(e) => {
+                *t.other.entry(format!("transport error ({})", if e.is_timeout() { "timeout" } else { "other" })).or_default() += 1;
+                if t.samples.len() < 3 {
+                    t.samples.push(e.to_string());
+                }
+            }
+        }
+    }
+    t
+}
+
+fn server_throughput(report: &mut Report) {
+    let total = env_num("FIGURES_SERVER_REQUESTS", 30_000);
+    let clients = env_num("FIGURES_SERVER_CLIENTS", 64).max(1) as usize;
+    println!("\n== 2. local server: {clients} keep-alive clients logging {total} interactions (POST /api/interactions)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, base) = start_server(&dir.path().join("data"));
+    let client_rt = runtime("figures-cli", 2);
+    let wf = realistic_workflow(2 * 1024, 7);
+    let wf_text = Arc::new(serde_json::to_string(&wf).expect("wf"));
+    info(format!("body: ~{} B each, workflow {} B ({} nodes); user tokens, one user per client", wf_text.len() + 330, wf_text.len(), wf["nodes"].as_array().map_or(0, Vec::len)));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let url = format!("{base}/api/interactions");
+    let toks: Vec<String> = (0..clients).map(|i| token(&format!("bench-user-{i}"), &[])).collect();
+
+    let run = |per: Vec<u64>| -> (Tally, Duration) {
+        client_rt.block_on(async {
+            let started = Instant::now();
+            let tasks: Vec<_> = per
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| tokio::spawn(post_many(client.clone(), url.clone(), toks[i].clone(), wf_text.clone(), i, n)))
+                .collect();
+            let mut all = Tally::default();
+            let joined = tokio::time::timeout(Duration::from_secs(600), futures_join(tasks)).await.expect("server run took over 10 minutes");
+            for t in joined {
+                all.created += t.created;
+                for (k, v) in t.other {
+                    *all.other.entry(k).or_default() += v;
+                }
+                all.samples.extend(t.samples);
+                all.latencies_us.extend(t.latencies_us);
+            }
+            (all, started.elapsed())
+        })
+    };
+
+    // Warm-up: open every connection, fill caches.
+    let (warm, _) = run(vec![10; clients]);
+    let per: Vec<u64> = (0..clients as u64).map(|i| total / clients as u64 + u64::from(i < total % clients as u64)).collect();
+    let srv0 = server.cpu_ns();
+    let cli0 = tasks_cpu_ns(Path::new("/proc/self"), "figures-cli");
+    let (mut t, elapsed) = run(per);
+    let srv_cpu = server.cpu_ns().saturating_sub(srv0) as f64 / 1e9;
+    let cli_cpu = tasks_cpu_ns(Path::new("/proc/self"), "figures-cli").saturating_sub(cli0) as f64 / 1e9;
+    let secs = elapsed.as_secs_f64();
+    let rate = t.created as f64 / secs;
+    t.latencies_us.sort_unstable();
+    let pct = |p: f64| t.latencies_us.get(((t.latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    info(format!(
+        "{} x 201 in {secs:.2} s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        t.created,
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    ));
+    info(format!(
+        "CPU during the run: server {srv_cpu:.2} s ({:.0} us/request, {:.0}% of 2 cores), load generator {cli_cpu:.2} s ({:.0}% of 2 cores)",
+        srv_cpu * 1e6 / total as f64,
+        srv_cpu / secs / 2.0 * 100.0,
+        cli_cpu / secs / 2.0 * 100.0
+    ));
+    if !t.other.is_empty() {
+        info(format!("non-201 answers: {:?}; e.g. {:?}", t.other, t.samples));
+    }
+    report.add("server_logged_interactions_per_s", rate, Goal::AtLeast(5000.0), format!("{clients} clients, {total} requests, loopback"));
+
+    // No lost record: the store counts exactly what was answered 201.
+    let answered = warm.created + t.created;
+    let stats: Value = client_rt.block_on(async {
+        client
+            .get(format!("{base}/api/feedback/stats"))
+            .bearer_auth(token("root", &["admin"]))
+            .send()
+            .await
+            .expect("stats request")
+            .json()
+            .await
+            .expect("stats JSON")
+    });
+    let stored = stats["overview"]["total_records"].as_i64().unwrap_or(-1);
+    info(format!("201 answers (incl. {} warm-up) {answered}, stats total_records {stored}", warm.created));
+    let non_201 = t.other.values().sum::<u64>() + warm.other.values().sum::<u64>();
+    report.add("server_non_201_answers", non_201 as f64, Goal::Exactly(0.0), "");
+    report.add("server_lost_records", answered as f64 - stored as f64, Goal::Exactly(0.0), "201s minus stats total_records");
+    drop(client_rt);
+    server.stop();
+}
+
+async fn futures_join<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(t.await.expect("client task panicked"));
+    }
+    out
+}
+
+// -- store filling ------------------------------------------------------------------------------
+
+/// Insert `n` records straight into the hot store from `tasks` concurrent tasks, `make(i)`
+/// building record i. Prints progress; returns the rate (records/s).
+async fn fill(app: &App, from: u64, to: u64, what: &str, make: impl Fn(u64) -> Interaction + Send + Sync + 'static) -> f64 {
+    const TASKS: u64 = 8;
+    let make = Arc::new(make);
+    let done = Arc::new(AtomicU64::new(0));
+    let n = to - from;
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let (app, make, done) = (app.clone(), make.clone(), done.clone());
+        handles.push(tokio::spawn(async move {
+            let mut i = from + t;
+            while i < to {
+                let rec = make(i);
+                match app.hot.insert_interaction(&rec).await {
+                    Ok(collector::ports::Inserted::New) => {}
+                    other => panic!("insert {i}: {other:?}"),
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+                i += TASKS;
+            }
+        }));
+    }
+    let step = (n / 10).max(1);
+    let mut next = step;
+    let progress = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let d = done.load(Ordering::Relaxed);
+            if d >= next && d < n {
+                info(format!("{what}: {}/{to} ({:.0} inserts/s)", from + d, d as f64 / started.elapsed().as_secs_f64()));
+                next = (d / step + 1) * step;
+            }
+        }
+    };
+    tokio::select! {
+        _ = futures_join(handles) => {}
+        _ = progress => {}
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rate = n as f64 / secs;
+    info(format!("{what}: {to} records ({n} inserted in {secs:.1} s, {rate:.0} inserts/s)"));
+    rate
+}
+
+fn small_record(i: u64, base: chrono::DateTime<Utc>) -> Interaction {
+    const PLATFORMS: [&str; 3] = ["n8n", "zapier", "make"];
+    let wf = StoredWorkflow { bytes: br#"{"nodes":[{"name":"Start"}]}"#.to_vec(), compressed: false, original_bytes: 28 };
+    Interaction {
+        id: Id::new(),
+        user_id: UserId::parse(&format!("user-{}", i % 500)).expect("user"),
+        platform: Platform::parse(PLATFORMS[(i % 3) as usize]).expect("platform"),
+        kind: if i % 2 == 0 { Kind::WorkflowGeneration } else { Kind::Conversation },
+        user_message: format!("request {i}: move new leads into the CRM"),
+        ai_response: Some("Done.".into()),
+        intent: None,
+        workflow: (i % 2 == 0).then_some(wf),
+        success: i % 10 != 0,
+        error_message: None,
+        processing_time_ms: Some(500 + i % 1000),
+        model_version: Some("m1".into()),
+        metadata: None,
+        training_consent: true,
+        created_at: base + chrono::Duration::milliseconds(i as i64),
+        content_hash: format!("{i:064x}"),
+        summary: FeedbackSummary::default(),
+    }
+}
+
+// -- 3. stats at 10k vs 1M ------------------------------------------------------------------------
+
+fn median_stats_ms(rt: &tokio::runtime::Runtime, app: &App, calls: usize) -> (f64, f64, i64) {
+    rt.block_on(async {
+        for _ in 0..10 {
+            app.stats().await.expect("stats");
+        }
+        let mut ms = Vec::with_capacity(calls);
+        let mut total = 0;
+        for _ in 0..calls {
+            let t0 = Instant::now();
+            let s = app.stats().await.expect("stats");
+            ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            total = s.overview.total_records;
+        }
+        ms.sort_by(f64::total_cmp);
+        (ms[ms.len() / 2], ms[ms.len() * 9 / 10], total)
+    })
+}
+
+fn stats_scaling(report: &mut Report) {
+    let small = env_num("FIGURES_STATS_SMALL", 10_000);
+    let big = env_num("FIGURES_STATS_BIG", 1_000_000).max(small);
+    let calls = env_num("FIGURES_STATS_CALLS", 200).max(1) as usize;
+    println!("\n== 3. stats time at {small} vs {big} records (App::stats, median of {calls} calls)");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = runtime("figures-sta", 2);
+    let app = App::open_local(config_for(&dir.path().join("data"))).expect("open store");
+    let base = Utc::now() - chrono::Duration::days(20);
+    rt.block_on(fill(&app, 0, small, "stats store", move |i| small_record(i, base)));
+    let (m_small, p90_small, n_small) = median_stats_ms(&rt, &app, calls);
+    info(format!("at {n_small} records: median {m_small:.3} ms, p90 {p90_small:.3} ms"));
+    let fill_started = Instant::now();
+    rt.block_on(fill(&app, small, big, "stats store", move |i| small_record(i, base)));
+    let fill_secs = fill_started.elapsed().as_secs_f64();
+    if fill_secs > 300.0 {
+        info(format!("note: growing to {big} records took {fill_secs:.0} s (over 5 minutes) on this machine"));
+    }
+    let (m_big, p90_big, n_big) = median_stats_ms(&rt, &app, calls);
+    info(format!("at {n_big} records: median {m_big:.3} ms, p90 {p90_big:.3} ms"));
+    let db = std::fs::metadata(dir.path().join("data/collector.sqlite3")).map(|m| m.len()).unwrap_or(0);
+    info(format!("store file {:.0} MB", db as f64 / 1e6));
+    report.add(&format!("stats_ms_at_{}", short(n_small as u64)), m_small, Goal::Info, "median");
+    report.add(&format!("stats_ms_at_{}", short(n_big as u64)), m_big, Goal::Info, "median");
+    report.add("stats_time_ratio_big_over_small", m_big / m_small, Goal::AtMost(1.5), format!("{} / {}", short(n_big as u64), short(n_small as u64)));
+    drop(app);
+    drop(rt);
+}
+
+fn short(n: u64) -> String {
+    if n >= 1_000_000 && n % 1_000_000 == 0 {
+        format!("{}m", n / 1_000_000)
+    } else if n >= 1000 && n % 1000 == 0 {
+        format!("{}k", n / 1000)
+    } else {
+        n.to_string()
+    }
+}
+
+// -- 4. export --------------------------------------------------------------------------------------
+
+struct ChildResult {
+    bytes: u64,
+    lines: u64,
+    secs: f64,
+    base_kb: u64,
+    hwm_kb: u64,
+}
+
+/// Child process: open the store in `FIGURES_CHILD_DIR`, export platform n8n (all records),
+/// count bytes and lines, print the result with this process's peak RSS.
+fn export_child(dir: &Path) {
+    let rt = runtime("figures-exp", 2);
+    let app = App::open_local(config_for(dir)).expect("open store");
+    let base_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
+    let (bytes, lines, secs) = rt.block_on(async {
+        let filter = ExportFilter { success_only: false, ..Default::default() };
+        let started = Instant::now();
+        let mut rx = app.export(ExportRequest { platform: Platform::parse("n8n").expect("platform"), filter });
+        let (mut bytes, mut lines) = (0u64, 0u64);
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk.expect("export chunk");
+            bytes += chunk.len() as u64;
+            lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        }
+        (bytes, lines, started.elapsed().as_secs_f64())
+    });
+    let hwm_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
+    println!("FIGURES_CHILD_RESULT {bytes} {lines} {secs} {base_kb} {hwm_kb}");
+}
+
+fn run_export_child(dir: &Path) -> ChildResult {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .env("FIGURES_CHILD", "export")
+        .env("FIGURES_CHILD_DIR", dir)
+        .output()
+        .expect("run export child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT "))
+        .unwrap_or_else(|| panic!("export child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).expect("child result field");
+    ChildResult { bytes: num(0) as u64, lines: num(1) as u64, secs: num(2), base_kb: num(3) as u64, hwm_kb: num(4) as u64 }
+}
+
+fn export_record(i: u64, base: chrono::DateTime<Utc>, wfs: &[StoredWorkflow]) -> Interaction {
+    Interaction {
+        id: Id::new(),
+        user_id: UserId::parse(&format!("user-{}", i % 1000)).expect("user"),
+        platform: Platform::parse("n8n").expect("platform"),
+        kind: Kind::WorkflowGeneration,
+        user_message: format!("request {i}: when a Typeform is submitted, add the lead to HubSpot and post in #sales"),
+        ai_response: Some("Here is a workflow that does that.".into()),
+        intent: Some("create_workflow".into()),
+        workflow: Some(wfs[(i % wfs.len() as u64) as usize].clone()),
+        success: i % 10 != 0,
+        error_message: None,
+        processing_time_ms: Some(1200 + i % 1000),
+        model_version: Some("claude-sonnet-4-5".into()),
+        metadata: Some(serde_json::Map::from_iter([("client".to_string(), json!("web"))])),
+        training_consent: true,
+        created_at: base + chrono::Duration::milliseconds(i as i64),
+        content_hash: format!("{i:064x}"),
+        summary: FeedbackSummary::default(),
+    }
+}
+
+fn export_scaling(report: &mut Report) {
+    let small = env_num("FIGURES_EXPORT_SMALL", 20_000);
+    let big = env_num("FIGURES_EXPORT_BIG", 200_000).max(small);
+    println!("\n== 4. export (training JSONL, all records, success_only=false) at {small} and {big} records; each export in a child process");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let rt = runtime("figures-fil", 2);
+    let app = App::open_local(config_for(&data)).expect("open store");
+    let threshold = app.config.compression_threshold_bytes();
+    // 16 different ~2 KB workflows, stored as ingest stores them (below the gzip threshold).
+    let wfs: Arc<Vec<StoredWorkflow>> = Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 100 + s), threshold)).collect());
+    info(format!("records carry ~{} B workflows (compressed: {})", wfs[0].original_bytes, wfs[0].compressed));
+    let base = Utc::now() - chrono::Duration::days(5);
+    let mut results = Vec::new();
+    let mut have = 0;
+    for n in [small, big] {
+        let w = wfs.clone();
+        rt.block_on(fill(&app, have, n, "export store", move |i| export_record(i, base, &w)));
+        have = n;
+        let r = run_export_child(&data);
+        let mb_s = r.bytes as f64 / 1e6 / r.secs;
+        info(format!(
+            "{n} records: {} lines, {:.1} MB in {:.2} s = {mb_s:.0} MB/s; child peak RSS {:.1} MB (after open, before export {:.1} MB)",
+            r.lines,
+            r.bytes as f64 / 1e6,
+            r.secs,
+            r.hwm_kb as f64 / 1024.0,
+            r.base_kb as f64 / 1024.0
+        ));
+        if r.lines != n {
+            info(format!("WARNING: exported {} lines for {n} records", r.lines));
+        }
+        results.push((n, r, mb_s));
+    }
+    for (n, r, mb_s) in &results {
+        report.add(&format!("export_mb_per_s_at_{}", short(*n)), *mb_s, Goal::AtLeast(100.0), format!("MB = 10^6 B; {:.0} MB out", r.bytes as f64 / 1e6));
+    }
+    for (n, r, _) in &results {
+        report.add(&format!("export_peak_rss_mb_at_{}", short(*n)), r.hwm_kb as f64 / 1024.0, Goal::Info, "child VmHWM, MiB");
+    }
+    if let [(n1, a, _), (n2, b, _)] = &results[..] {
+        report.add(
+            "export_peak_rss_ratio_big_over_small",
+            b.hwm_kb as f64 / a.hwm_kb.max(1) as f64,
+            Goal::AtMost(1.5),
+            format!("output {:.1}x larger ({} vs {})", b.bytes as f64 / a.bytes.max(1) as f64, short(*n2), short(*n1)),
+        );
+        report.add("export_lines_missing", (n1 + n2) as f64 - (a.lines + b.lines) as f64, Goal::Exactly(0.0), "");
+    }
+    drop(app);
+    drop(rt);
+}
+
+// -- main -----------------------------------------------------------------------------------------
+
+fn main() {
+    if std::env::var("FIGURES_CHILD").as_deref() == Ok("export") {
+        let dir = std::env::var("FIGURES_CHILD_DIR").expect("FIGURES_CHILD_DIR");
+        export_child(Path::new(&dir));
+        return;
+    }
+    let only = std::env::var("FIGURES_ONLY").unwrap_or_default();
+    let want = |f: &str| only.trim().is_empty() || only.split(',').any(|o| o.trim() == f);
+    let started = Instant::now();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("collector performance figures ({cpus} CPUs available; build profile: {})", if cfg!(debug_assertions) { "DEBUG - numbers are meaningless" } else { "optimized" });
+    let mut report = Report::default();
+    if want("ingest") {
+        ingest_cpu(&mut report);
+    }
+    if want("server") {
+        server_throughput(&mut report);
+    }
+    if want("stats") {
+        stats_scaling(&mut report);
+    }
+    if want("export") {
+        export_scaling(&mut report);
+    }
+    println!("\n== summary");
+    for f in &report.figures {
+        println!("{}", f.line());
+    }
+    let goals = report.figures.iter().filter(|f| !matches!(f.goal, Goal::Info)).count();
+    let missed = report.figures.iter().filter(|f| !f.pass()).count();
+    println!("total time {:.1} s; {goals} goals checked, {missed} missed", started.elapsed().as_secs_f64());
+}
