@@ -81,8 +81,18 @@ struct ArchiveArgs {
 #[derive(Args)]
 struct ExportArgs {
     platform: String,
+    /// openai (chat SFT), openai_dpo (preference pairs from corrections), bedrock.
     #[arg(long, default_value = "openai")]
     format: String,
+    /// Only one side of the leakage-free split: train or validation (by user).
+    #[arg(long)]
+    split: Option<String>,
+    /// Share of users on the validation side.
+    #[arg(long, default_value_t = collector::domain::export::DEFAULT_VALIDATION_FRACTION)]
+    validation_fraction: f64,
+    /// Write the rejected lines' ids and reasons (JSONL) to this file.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
     /// Output file (default: stdout).
     #[arg(short = 'o', long)]
     output: Option<PathBuf>,
@@ -328,8 +338,11 @@ fn describe(e: collector::app::AppError) -> String {
 }
 
 async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
-    if e.format != "openai" {
-        bail!("--format {:?}: only openai is supported", e.format);
+    use collector::domain::formats::{Format, Split};
+    let format = Format::parse(&e.format).with_context(|| format!("--format {:?}: must be openai, openai_dpo or bedrock", e.format))?;
+    let split = e.split.as_deref().map(|s| Split::parse(s).with_context(|| format!("--split {s:?}: must be train or validation"))).transpose()?;
+    if !(0.0..=1.0).contains(&e.validation_fraction) {
+        bail!("--validation-fraction {}: must be from 0 to 1", e.validation_fraction);
     }
     let platform = Platform::parse(&e.platform).map_err(|m| anyhow::anyhow!("platform: {m}"))?;
     let time = |name: &str, v: &Option<String>| -> Result<_> {
@@ -343,13 +356,17 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
         until: time("until", &e.until)?,
         limit: e.limit,
         include_metadata: e.include_metadata,
+        format,
+        split,
+        validation_fraction: e.validation_fraction,
+        ..ExportFilter::default()
     };
     let mut out: Box<dyn Write> = match &e.output {
         Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let pb = spinner(e.output.is_some() && !e.json && std::io::stderr().is_terminal(), "exporting");
-    let mut rx = app.export(collector::app::ExportRequest { platform: platform.clone(), filter });
+    let (mut rx, summary) = app.export_counted(collector::app::ExportRequest { platform: platform.clone(), filter });
     let (mut lines, mut bytes) = (0u64, 0u64);
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk.map_err(|e| anyhow::anyhow!(describe(e)))?;
@@ -360,13 +377,25 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     }
     out.flush()?;
     pb.finish_and_clear();
-    if e.output.is_some() {
-        let target = e.output.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-        if e.json {
-            println!("{}", serde_json::json!({"platform": platform.as_str(), "lines": lines, "bytes": bytes, "file": target}));
-        } else {
-            eprintln!("wrote {lines} lines ({}) to {target}", human_bytes(bytes as i64));
+    let summary = summary.await.context("the export ended without a summary")?;
+    if let Some(path) = &e.rejects {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+        for r in &summary.reject_samples {
+            writeln!(f, "{}", serde_json::to_string(r)?)?;
         }
+        f.flush()?;
+    }
+    let target = e.output.as_ref().map_or("stdout".to_owned(), |p| p.display().to_string());
+    if e.json && e.output.is_some() {
+        println!("{}", serde_json::json!({"platform": platform.as_str(), "format": summary.format, "lines": lines, "bytes": bytes,
+            "rejected": summary.rejected, "duplicates": summary.duplicates, "file": target}));
+    } else if !e.json {
+        // On stderr, so an export to stdout stays pure JSONL.
+        eprintln!("wrote {lines} {} lines ({}) to {target}; left out {} duplicates and {} failing checks{}",
+            summary.format, human_bytes(bytes as i64), summary.duplicates, summary.rejected_total(),
+            if summary.rejected.is_empty() { String::new() } else {
+                format!(" ({})", summary.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", "))
+            });
     }
     Ok(())
 }

@@ -60,6 +60,8 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub export_system_prompt: String,
     pub default_training_consent: bool,
+    /// Estimated-token limit per exported line.
+    pub export_max_tokens: u64,
     pub s3_endpoint: Option<String>,
     pub s3_access_key: Option<String>,
     pub s3_secret_key: Option<Secret>,
@@ -106,6 +108,7 @@ impl Config {
             },
             export_system_prompt: env.text("EXPORT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
             default_training_consent: env.bool("DEFAULT_TRAINING_CONSENT", true)?,
+            export_max_tokens: env.num("EXPORT_MAX_TOKENS", crate::domain::formats::DEFAULT_MAX_TOKENS, |n| *n >= 1)?,
             s3_endpoint: env.text("S3_ENDPOINT"),
             s3_access_key: env.text("S3_ACCESS_KEY"),
             s3_secret_key: env.text("S3_SECRET_KEY").map(Secret),

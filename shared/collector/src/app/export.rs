@@ -2,11 +2,15 @@
 //! A producer task reads the store page by page and sends chunks into a bounded channel, so
 //! memory does not grow with the export's size; it stops when the receiver goes away.
 
+use std::collections::{BTreeMap, HashSet};
+
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, archive::for_each_line};
 use crate::domain::export::{self, ExportFilter};
+use crate::domain::formats::{self, Format, Split};
 use crate::domain::records::FullRecord;
 use crate::domain::types::{Platform, UserId};
 use crate::ports::{Cursor, ScanQuery};
@@ -23,6 +27,76 @@ pub struct ExportRequest {
     pub filter: ExportFilter,
 }
 
+/// Rejected lines kept by reason in the summary at most (the counts are always complete).
+const MAX_REJECT_SAMPLES: usize = 10_000;
+
+/// What an export wrote and what it left out, and why.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ExportSummary {
+    pub format: &'static str,
+    pub lines: u64,
+    /// Lines that failed their format's check, by reason.
+    pub rejected: BTreeMap<&'static str, u64>,
+    /// Lines left out because the same user message + assistant output was already written.
+    pub duplicates: u64,
+    /// Up to 10,000 rejected lines: the record and the reason (never the content).
+    pub reject_samples: Vec<RejectSample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectSample {
+    pub interaction_id: crate::domain::types::Id,
+    pub reason: &'static str,
+}
+
+impl ExportSummary {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Record -> checked, deduplicated, split lines.
+struct Pipeline {
+    format: Format,
+    system: String,
+    filter: ExportFilter,
+    /// First 16 bytes of each written line's content hash: 16 bytes a line, enough to never collide in practice.
+    seen: HashSet<u128>,
+    summary: ExportSummary,
+}
+
+impl Pipeline {
+    fn new(system: String, filter: ExportFilter) -> Pipeline {
+        let summary = ExportSummary { format: filter.format.as_str(), ..ExportSummary::default() };
+        Pipeline { format: filter.format, system, filter, seen: HashSet::new(), summary }
+    }
+
+    /// The lines this record contributes, already checked and deduplicated.
+    fn lines(&mut self, rec: &FullRecord) -> Vec<String> {
+        if let Some(side) = self.filter.split
+            && Split::of_user(rec.user_id.as_str(), self.filter.validation_fraction) != side
+        {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for c in formats::candidates(rec, self.format, &self.system, &self.filter) {
+            if let Err(reason) = formats::check(self.format, &c.line, self.filter.max_tokens) {
+                *self.summary.rejected.entry(reason.as_str()).or_default() += 1;
+                if self.summary.reject_samples.len() < MAX_REJECT_SAMPLES {
+                    self.summary.reject_samples.push(RejectSample { interaction_id: rec.interaction_id, reason: reason.as_str() });
+                }
+                continue;
+            }
+            let key = u128::from_str_radix(&c.content_hash[..32], 16).unwrap_or_default();
+            if !self.seen.insert(key) {
+                self.summary.duplicates += 1;
+                continue;
+            }
+            out.push(c.line.to_string());
+        }
+        out
+    }
+}
 /// Buffers lines into chunks; `false` from a send means the receiver is gone.
 struct Chunker {
     tx: mpsc::Sender<Result<Bytes, AppError>>,
@@ -65,21 +139,33 @@ impl Chunker {
 impl App {
     /// Training lines for a platform: archived objects first (they are older), then hot records.
     pub fn export(&self, req: ExportRequest) -> LineStream {
+        self.export_counted(req).0
+    }
+
+    /// Like [`App::export`], plus the summary once the last line is out.
+    pub fn export_counted(&self, req: ExportRequest) -> (LineStream, oneshot::Receiver<ExportSummary>) {
         let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done_rx) = oneshot::channel();
         let app = self.clone();
         tokio::spawn(async move {
             let mut out = Chunker::new(tx, req.filter.limit);
-            match app.produce_export(&req, &mut out).await {
-                Ok(()) => out.finish().await,
+            let system = export::system_text(&app.config.export_system_prompt, req.platform.as_str());
+            let filter = ExportFilter { max_tokens: app.config.export_max_tokens, ..req.filter.clone() };
+            let mut pipe = Pipeline::new(system, filter);
+            match app.produce_export(&req, &mut pipe, &mut out).await {
+                Ok(()) => {
+                    pipe.summary.lines = out.lines;
+                    out.finish().await;
+                    let _ = done_tx.send(pipe.summary);
+                }
                 Err(e) => out.fail(e).await,
             }
         });
-        rx
+        (rx, done_rx)
     }
 
-    async fn produce_export(&self, req: &ExportRequest, out: &mut Chunker) -> Result<(), AppError> {
-        let system = export::system_text(&self.config.export_system_prompt, req.platform.as_str());
-        let f = &req.filter;
+    async fn produce_export(&self, req: &ExportRequest, pipe: &mut Pipeline, out: &mut Chunker) -> Result<(), AppError> {
+        let f = &req.filter.clone();
         if f.include_archived {
             for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
                 let day_start = obj.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
@@ -89,9 +175,7 @@ impl App {
                 }
                 let mut lines = Vec::new();
                 for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-                    if let Some(l) = export::openai_line(&rec, &system, f) {
-                        lines.push(l);
-                    }
+                    lines.extend(pipe.lines(&rec));
                     Ok(())
                 })
                 .await?;
@@ -118,7 +202,10 @@ impl App {
                     return Ok(());
                 }
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
-                if let Some(line) = export::openai_line(&rec, &system, f) {
+                for line in pipe.lines(&rec) {
+                    if out.done() {
+                        return Ok(());
+                    }
                     out.push(&line);
                 }
             }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 pub use archive::{ArchiveReport, ArchivedObjectReport};
 pub use error::AppError;
-pub use export::{ExportRequest, LineStream};
+pub use export::{ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
 pub use removal::DeletedCounts;
 

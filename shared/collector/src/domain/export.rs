@@ -1,7 +1,7 @@
 //! Training export: which records make a line, and the OpenAI chat line itself.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::records::FullRecord;
 use super::types::Kind;
@@ -20,7 +20,15 @@ pub struct ExportFilter {
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<u64>,
     pub include_metadata: bool,
+    pub format: super::formats::Format,
+    /// Only one side of the leakage-free split (by user), when set.
+    pub split: Option<super::formats::Split>,
+    pub validation_fraction: f64,
+    /// Estimated-token limit per line (EXPORT_MAX_TOKENS).
+    pub max_tokens: u64,
 }
+
+pub const DEFAULT_VALIDATION_FRACTION: f64 = 0.1;
 
 impl Default for ExportFilter {
     fn default() -> Self {
@@ -32,6 +40,10 @@ impl Default for ExportFilter {
             until: None,
             limit: None,
             include_metadata: false,
+            format: super::formats::Format::Openai,
+            split: None,
+            validation_fraction: DEFAULT_VALIDATION_FRACTION,
+            max_tokens: super::formats::DEFAULT_MAX_TOKENS,
         }
     }
 }
@@ -65,35 +77,6 @@ pub fn selected(rec: &FullRecord, f: &ExportFilter) -> bool {
     !rec.latest_feedback().is_some_and(|fb| fb.feedback_type.is_negative() && fb.corrected_workflow.is_none())
 }
 
-/// One OpenAI chat fine-tuning line (no trailing newline), or None when the record is left out.
-pub fn openai_line(rec: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
-    if !selected(rec, f) {
-        return None;
-    }
-    let assistant = assistant_text(rec)?;
-    let mut line = json!({
-        "messages": [
-            {"role": "system", "content": system},
-            {"role": "user", "content": rec.user_message},
-            {"role": "assistant", "content": assistant},
-        ]
-    });
-    if f.include_metadata {
-        line["metadata"] = json!({
-            "interaction_id": rec.interaction_id,
-            "platform": rec.platform,
-            "kind": rec.kind,
-            "created_at": rec.created_at,
-            "model_version": rec.model_version,
-            "has_feedback": rec.has_feedback,
-            "last_feedback_type": rec.last_feedback_type,
-            "corrected": rec.latest_correction().is_some(),
-            "archived": rec.archived,
-        });
-    }
-    serde_json::to_string(&line).ok()
-}
-
 /// `training_data_{platform}_{YYYYMMDD}.jsonl`
 pub fn file_name(platform: &str, now: DateTime<Utc>) -> String {
     format!("training_data_{platform}_{}.jsonl", now.format("%Y%m%d"))
@@ -124,7 +107,13 @@ pub fn check_openai_line(line: &str) -> Result<(), &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::formats::{Format, candidates};
+    use serde_json::json;
     use crate::domain::records::{Feedback, FeedbackType};
+
+    fn openai_line(r: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
+        candidates(r, Format::Openai, system, f).first().map(|c| c.line.to_string())
+    }
     use crate::domain::types::{Id, Platform, UserId};
 
     fn record(kind: Kind) -> FullRecord {
@@ -215,27 +204,32 @@ mod tests {
     }
 }
 
-/// Export formats. Only OpenAI chat for now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    OpenAi,
-}
-
 /// Parse the export query (`format`, `success_only`, `with_feedback_only`, `include_archived`,
-/// `since`, `until`, `limit`, `include_metadata`). Unknown parameters are ignored.
-pub fn parse_query(
-    params: &std::collections::HashMap<String, String>,
-) -> Result<(ExportFormat, ExportFilter), Vec<super::types::FieldError>> {
+/// `since`, `until`, `limit`, `include_metadata`, `split`, `validation_fraction`). Unknown
+/// parameters are ignored. `max_tokens` is configuration, not a query parameter.
+pub fn parse_query(params: &std::collections::HashMap<String, String>) -> Result<ExportFilter, Vec<super::types::FieldError>> {
+    use super::formats::{Format, Split};
     use super::types::FieldError;
     let mut errors = Vec::new();
     let mut f = ExportFilter::default();
-    let format = match params.get("format").map(String::as_str) {
-        None | Some("openai") => ExportFormat::OpenAi,
-        Some(_) => {
-            errors.push(FieldError::new("format", "must be openai"));
-            ExportFormat::OpenAi
+    if let Some(raw) = params.get("format") {
+        match Format::parse(raw) {
+            Some(format) => f.format = format,
+            None => errors.push(FieldError::new("format", "must be openai, openai_dpo or bedrock")),
         }
-    };
+    }
+    if let Some(raw) = params.get("split") {
+        match Split::parse(raw) {
+            Some(split) => f.split = Some(split),
+            None => errors.push(FieldError::new("split", "must be train or validation")),
+        }
+    }
+    if let Some(raw) = params.get("validation_fraction") {
+        match raw.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => f.validation_fraction = x,
+            _ => errors.push(FieldError::new("validation_fraction", "must be a number from 0 to 1")),
+        }
+    }
     let mut flag = |name: &str, slot: &mut bool| match params.get(name).map(String::as_str) {
         None => {}
         Some("true" | "1") => *slot = true,
@@ -260,7 +254,7 @@ pub fn parse_query(
             _ => errors.push(FieldError::new("limit", "must be an integer >= 1")),
         }
     }
-    if errors.is_empty() { Ok((format, f)) } else { Err(errors) }
+    if errors.is_empty() { Ok(f) } else { Err(errors) }
 }
 
 /// `2026-01-31T12:00:00Z` or `2026-01-31` (midnight UTC).

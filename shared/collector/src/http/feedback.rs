@@ -12,7 +12,7 @@ use super::HttpState;
 use super::auth::require;
 use super::body::{JsonBody, OptJsonBody, Params};
 use super::error::ApiError;
-use crate::app::{ExportRequest, LineStream};
+use crate::app::{AppError, ExportRequest, ExportSummary, LineStream};
 use crate::domain::export;
 use crate::domain::input::ArchiveRequest;
 use crate::domain::types::{Caller, FieldError, Platform, Role};
@@ -74,7 +74,7 @@ pub async fn export_platform(
     require(&caller, &[Role::Admin])?;
     let platform = platform_param(&platform);
     let query = export::parse_query(&q);
-    let (platform, (_format, filter)) = match (platform, query) {
+    let (platform, filter) = match (platform, query) {
         (Ok(p), Ok(q)) => (p, q),
         (Err(ApiError::Validation(mut a)), Err(b)) => {
             a.extend(b);
@@ -84,8 +84,59 @@ pub async fn export_platform(
         (_, Err(b)) => return Err(ApiError::Validation(b)),
     };
     let name = export::file_name(platform.as_str(), chrono::Utc::now());
-    let rx = s.app.export(ExportRequest { platform, filter });
-    jsonl_response(rx, &name).await
+    let (rx, summary) = s.app.export_counted(ExportRequest { platform, filter });
+    spooled_export_response(rx, summary, &name).await
+}
+
+/// The counts of what was left out are response headers, and headers go first: so the export
+/// is spooled to a temporary file (memory stays flat), then streamed from it with
+/// `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons` (`reason=n, ...`) and
+/// `X-Export-Duplicates`.
+async fn spooled_export_response(
+    mut rx: LineStream,
+    summary: tokio::sync::oneshot::Receiver<ExportSummary>,
+    file_name: &str,
+) -> Result<Response, ApiError> {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let spool = tempfile::tempfile().map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    let mut file = tokio::fs::File::from_std(spool);
+    while let Some(chunk) = rx.recv().await {
+        let chunk = chunk?;
+        file.write_all(&chunk).await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    }
+    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
+    file.rewind().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    let stream = futures::stream::unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    let reasons = summary.rejected.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(", ");
+    for (name, value) in [
+        ("x-export-format", summary.format.to_owned()),
+        ("x-export-lines", summary.lines.to_string()),
+        ("x-export-rejected", summary.rejected_total().to_string()),
+        ("x-export-rejected-reasons", reasons),
+        ("x-export-duplicates", summary.duplicates.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(resp)
 }
 
 /// Stream a line channel as `application/jsonl`. The first chunk is awaited so an early
