@@ -109,53 +109,13 @@ mod tests {
     use super::*;
     use crate::domain::formats::{Format, candidates};
     use serde_json::json;
-    use crate::domain::records::{Feedback, FeedbackType};
+    use crate::domain::fixtures::{feedback, record};
+    use crate::domain::records::FeedbackType;
 
     fn openai_line(r: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
         candidates(r, Format::Openai, system, f).first().map(|c| c.line.to_string())
     }
-    use crate::domain::types::{Id, Platform, UserId};
 
-    fn record(kind: Kind) -> FullRecord {
-        FullRecord {
-            interaction_id: Id::new(),
-            user_id: UserId::parse("u").unwrap(),
-            platform: Platform::parse("n8n").unwrap(),
-            kind,
-            user_message: "make a flow".into(),
-            ai_response: Some("Here it is".into()),
-            intent: None,
-            workflow: Some(json!({"nodes": [1.5, 2]})),
-            success: true,
-            error_message: None,
-            processing_time_ms: None,
-            model_version: None,
-            metadata: None,
-            training_consent: true,
-            created_at: Utc::now(),
-            has_feedback: false,
-            last_feedback_type: None,
-            positive_feedback: 0,
-            negative_feedback: 0,
-            archived: false,
-            feedback: vec![],
-            validations: vec![],
-        }
-    }
-
-    fn feedback(t: FeedbackType, corrected: Option<Value>) -> Feedback {
-        Feedback {
-            feedback_id: Id::new(),
-            interaction_id: Id::new(),
-            submitted_by: UserId::parse("u").unwrap(),
-            feedback_type: t,
-            sentiment_score: None,
-            comment: None,
-            corrected_workflow: corrected,
-            issue_category: None,
-            created_at: Utc::now(),
-        }
-    }
 
     #[test]
     fn assistant_turn_prefers_correction_then_workflow_then_response() {

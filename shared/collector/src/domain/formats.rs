@@ -311,49 +311,19 @@ impl Split {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::fixtures::feedback;
     use crate::domain::records::{Feedback, FeedbackType, ValidationLog};
-    use crate::domain::types::{Id, Kind, Platform, UserId};
+    use crate::domain::types::{Id, Kind};
     use chrono::Utc;
 
     fn record() -> FullRecord {
-        FullRecord {
-            interaction_id: Id::new(),
-            user_id: UserId::parse("u").unwrap(),
-            platform: Platform::parse("n8n").unwrap(),
-            kind: Kind::WorkflowGeneration,
-            user_message: "make a flow".into(),
-            ai_response: Some("Here it is".into()),
-            intent: None,
-            workflow: Some(json!({"generated": 1})),
-            success: true,
-            error_message: None,
-            processing_time_ms: None,
-            model_version: None,
-            metadata: None,
-            training_consent: true,
-            created_at: Utc::now(),
-            has_feedback: false,
-            last_feedback_type: None,
-            positive_feedback: 0,
-            negative_feedback: 0,
-            archived: false,
-            feedback: vec![],
-            validations: vec![],
-        }
+        let mut r = crate::domain::fixtures::record(Kind::WorkflowGeneration);
+        r.workflow = Some(json!({"generated": 1}));
+        r
     }
 
     fn edit(corrected: Value) -> Feedback {
-        Feedback {
-            feedback_id: Id::new(),
-            interaction_id: Id::new(),
-            submitted_by: UserId::parse("u").unwrap(),
-            feedback_type: FeedbackType::Edit,
-            sentiment_score: None,
-            comment: None,
-            corrected_workflow: Some(corrected),
-            issue_category: None,
-            created_at: Utc::now(),
-        }
+        feedback(FeedbackType::Edit, Some(corrected))
     }
 
     #[test]

@@ -5,6 +5,8 @@ pub mod archive;
 pub mod counters;
 pub mod diff;
 pub mod export;
+#[cfg(test)]
+mod fixtures;
 pub mod formats;
 pub mod input;
 pub mod json;

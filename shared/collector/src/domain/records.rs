@@ -313,17 +313,7 @@ mod tests {
     use super::*;
 
     fn fb(t: FeedbackType, corrected: bool) -> Feedback {
-        Feedback {
-            feedback_id: Id::new(),
-            interaction_id: Id::new(),
-            submitted_by: UserId::parse("u").unwrap(),
-            feedback_type: t,
-            sentiment_score: None,
-            comment: None,
-            corrected_workflow: corrected.then(|| serde_json::json!({"a": 1})),
-            issue_category: None,
-            created_at: Utc::now(),
-        }
+        super::super::fixtures::feedback(t, corrected.then(|| serde_json::json!({"a": 1})))
     }
 
     #[test]
