@@ -65,6 +65,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 

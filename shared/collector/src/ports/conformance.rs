@@ -1,1 +1,1064 @@
 //! The store conformance suite: written once against the ports, run on every adapter.
+//!
+//! Each `case_*` takes a fresh, empty store and panics on failure. An adapter's test file stamps
+//! one test per case with [`hot_store_conformance!`](crate::hot_store_conformance) and
+//! [`object_store_conformance!`](crate::object_store_conformance), given a closure that returns a
+//! future of `(store, guard)`; the guard (a temp dir, or `()`) lives until the test ends:
+//!
+//! ```ignore
+//! collector::hot_store_conformance!(|| async {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     (SqliteStore::open(&dir.path().join("hot.db")).unwrap(), dir)
+//! });
+//! ```
+//!
+//! Cases that need tasks of their own take an `Arc<dyn HotStore>`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::domain::archive::{ArchiveObject, StorageClass, object_key};
+use crate::domain::counters::PlatformCounters;
+use crate::domain::diff::diff;
+use crate::domain::json::canonical_hash;
+use crate::domain::records::{
+    CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
+};
+use crate::domain::types::{Id, Kind, Platform, UserId};
+use crate::domain::validators::Issue;
+use crate::domain::workflow::StoredWorkflow;
+use crate::ports::{
+    ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Linked, ListQuery, ObjectRewrite, ObjectStore, ScanQuery,
+    StoreError,
+};
+
+/// Stamps one `#[tokio::test]` per hot-store case. `$make`: `|| async { (store, guard) }`.
+#[macro_export]
+macro_rules! hot_store_conformance {
+    ($make:expr) => {
+        $crate::hot_store_conformance!(@stamp $make;
+            ref: case_insert_get_round_trip, case_insert_same_id_is_existing, case_list_newest_first_paging,
+                 case_scan_platform_paging, case_scan_user_paging, case_feedback_updates_summary_and_counters,
+                 case_validations_linked_and_unlinked, case_delete_interaction_cascades, case_delete_user,
+                 case_examples, case_metrics, case_commit_archive, case_apply_rewrite, case_archive_objects_order,
+                 case_counters_omit_zero_platforms;
+            arc: case_concurrent_inserts, case_concurrent_same_id);
+    };
+    (@stamp $make:expr; ref: $($case:ident),* ; arc: $($acase:ident),*) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = ($make)().await;
+                $crate::ports::conformance::$case(&store).await;
+            }
+        )*
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $acase() {
+                let (store, _guard) = ($make)().await;
+                $crate::ports::conformance::$acase(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
+
+/// Stamps one `#[tokio::test]` per object-store case. `$make`: `|| async { (store, guard) }`.
+#[macro_export]
+macro_rules! object_store_conformance {
+    ($make:expr) => {
+        $crate::object_store_conformance!(@stamp $make;
+            case_object_put_get_round_trip, case_object_overwrite, case_object_list_prefix_sorted,
+            case_object_delete, case_object_get_missing, case_object_bad_keys_rejected);
+    };
+    (@stamp $make:expr; $($case:ident),*) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let (store, _guard) = ($make)().await;
+                $crate::ports::conformance::$case(&store).await;
+            }
+        )*
+    };
+}
+
+// -- fixtures -----------------------------------------------------------------------------------
+
+/// 2026-01-05T10:00:00.123456789Z plus `secs`: nanoseconds on purpose, they must round-trip.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_607_200 + secs, 123_456_789).expect("valid fixture time")
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).expect("valid fixture user")
+}
+
+pub fn platform(name: &str) -> Platform {
+    Platform::parse(name).expect("valid fixture platform")
+}
+
+/// An n8n workflow of `nodes` nodes with realistic parameters and connections.
+pub fn n8n_workflow(nodes: usize) -> Value {
+    let names: Vec<String> =
+        (0..nodes).map(|i| if i == 0 { "Stripe Trigger".into() } else { format!("Step {i}") }).collect();
+    let node_list: Vec<Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            json!({
+                "name": name,
+                "type": if i == 0 { "n8n-nodes-base.stripeTrigger" } else { "n8n-nodes-base.slack" },
+                "typeVersion": 1,
+                "position": [250 + 200 * i as i64, 300],
+                "parameters": {"channel": "#payments", "text": format!("New payment {{{{$json.amount}}}} ({i})"), "ratio": 0.1 + i as f64}
+            })
+        })
+        .collect();
+    let mut connections = Map::new();
+    for pair in names.windows(2) {
+        connections.insert(pair[0].clone(), json!({"main": [[{"node": pair[1], "type": "main", "index": 0}]]}));
+    }
+    json!({"name": "Payments to Slack", "nodes": node_list, "connections": connections, "settings": {"timezone": "UTC"}})
+}
+
+/// Metadata whose numbers must come back exactly.
+pub fn metadata() -> Map<String, Value> {
+    let v: Value = serde_json::from_str(
+        r#"{"temperature":0.1,"top_p":0.95,"tokens_in":18446744073709551615,"offset":-9223372036854775808,
+            "tiny":5e-324,"huge":1.7976931348623157e308,"client":{"name":"web","tags":["beta",null,true,2.5]}}"#,
+    )
+    .expect("fixture metadata");
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// A logged workflow generation with every field set; its workflow is stored uncompressed.
+pub fn interaction(owner: &str, plat: &str, created_at: DateTime<Utc>) -> Interaction {
+    let workflow = n8n_workflow(3);
+    let user_message =
+        format!("When a Stripe payment succeeds, post it to #payments in Slack ({})", created_at.timestamp());
+    let content_hash = canonical_hash(&json!({"user_message": user_message, "workflow": workflow, "user": owner}));
+    Interaction {
+        id: Id::new(),
+        user_id: user(owner),
+        platform: platform(plat),
+        kind: Kind::WorkflowGeneration,
+        user_message,
+        ai_response: Some("Here is a workflow with a Stripe trigger and a Slack node.".into()),
+        intent: Some("create_workflow".into()),
+        workflow: Some(StoredWorkflow::pack(&workflow, 10 * 1024)),
+        success: true,
+        error_message: None,
+        processing_time_ms: Some(1234),
+        model_version: Some("wf-gen-2026-01".into()),
+        metadata: Some(metadata()),
+        training_consent: true,
+        created_at,
+        content_hash,
+        summary: FeedbackSummary::default(),
+    }
+}
+
+/// Like [`interaction`], with a workflow large enough to be stored gzip-compressed.
+pub fn compressed_interaction(owner: &str, plat: &str, created_at: DateTime<Utc>) -> Interaction {
+    let workflow = n8n_workflow(60);
+    let mut rec = interaction(owner, plat, created_at);
+    rec.workflow = Some(StoredWorkflow::pack(&workflow, 1024));
+    rec.content_hash = canonical_hash(&json!({"user_message": rec.user_message, "workflow": workflow}));
+    assert!(rec.workflow.as_ref().is_some_and(|w| w.compressed), "fixture workflow must compress");
+    rec
+}
+
+/// A failed conversation turn: every optional field empty.
+pub fn bare_interaction(owner: &str, plat: &str, created_at: DateTime<Utc>) -> Interaction {
+    Interaction {
+        id: Id::new(),
+        user_id: user(owner),
+        platform: platform(plat),
+        kind: Kind::Conversation,
+        user_message: "hi, can you help me?".into(),
+        ai_response: None,
+        intent: None,
+        workflow: None,
+        success: false,
+        error_message: Some("upstream model timed out".into()),
+        processing_time_ms: None,
+        model_version: None,
+        metadata: None,
+        training_consent: false,
+        created_at,
+        content_hash: canonical_hash(&json!({"user_message": "hi, can you help me?", "at": created_at.timestamp()})),
+        summary: FeedbackSummary::default(),
+    }
+}
+
+pub fn feedback(rec: &Interaction, kind: FeedbackType, created_at: DateTime<Utc>) -> Feedback {
+    let corrected = kind == FeedbackType::Edit;
+    Feedback {
+        feedback_id: Id::new(),
+        interaction_id: rec.id,
+        submitted_by: rec.user_id.clone(),
+        feedback_type: kind,
+        sentiment_score: Some(if kind.is_positive() { 5 } else { 2 }),
+        comment: Some("the Slack message should include the customer email".into()),
+        corrected_workflow: corrected.then(|| n8n_workflow(4)),
+        issue_category: kind.is_negative().then(|| "missing_steps".to_string()),
+        created_at,
+    }
+}
+
+pub fn validation(
+    owner: &str,
+    plat: &str,
+    interaction: Option<Id>,
+    score: u32,
+    created_at: DateTime<Utc>,
+) -> ValidationLog {
+    let original = n8n_workflow(2);
+    let edited = n8n_workflow(3);
+    let issue = |code: &str, path: &str| Issue { code: code.into(), path: path.into(), message: "a rule text".into() };
+    let passed = score >= 60;
+    ValidationLog {
+        validation_id: Id::new(),
+        interaction_id: interaction,
+        user_id: user(owner),
+        platform: platform(plat),
+        passed,
+        score,
+        errors: if passed { vec![] } else { vec![issue("unknown_node", "/connections/Step 1")] },
+        warnings: vec![issue("missing_parameters", "/nodes/0")],
+        diff: Some(diff(&original, &edited)),
+        user_edited: true,
+        workflow: edited,
+        original_workflow: Some(original),
+        duration_ms: 0.1 + 12.0,
+        created_at,
+    }
+}
+
+pub fn example(plat: &str, created_at: DateTime<Utc>) -> CuratedExample {
+    CuratedExample {
+        example_id: Id::new(),
+        platform: platform(plat),
+        user_message: "Notify Slack about new Stripe payments".into(),
+        workflow: Some(n8n_workflow(2)),
+        ai_response: None,
+        description: Some("canonical trigger + action".into()),
+        tags: vec!["stripe".into(), "slack".into()],
+        usage_count: 0,
+        created_by: user("admin"),
+        created_at,
+    }
+}
+
+pub fn metric(plat: &str, created_at: DateTime<Utc>) -> TrainingMetric {
+    let metrics = match json!({"loss": 0.1 + 0.2, "accuracy": 0.9731, "epochs": 3}) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    TrainingMetric {
+        metric_id: Id::new(),
+        platform: platform(plat),
+        model: "llama-3.1-8b-lora".into(),
+        dataset_size: 1200,
+        run_id: Some("run-42".into()),
+        metrics,
+        notes: None,
+        created_by: user("admin"),
+        created_at,
+    }
+}
+
+pub fn archive_object(
+    plat: &str,
+    date: NaiveDate,
+    run: &str,
+    records: i64,
+    created_at: DateTime<Utc>,
+) -> ArchiveObject {
+    let compressed_bytes = 900 * records + 100;
+    ArchiveObject {
+        object_key: object_key(&platform(plat), date, run, 0),
+        platform: platform(plat),
+        date,
+        run_id: run.into(),
+        record_count: records,
+        raw_bytes: 5000 * records,
+        compressed_bytes,
+        storage_class: StorageClass::for_size(compressed_bytes),
+        created_at,
+    }
+}
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, d).expect("valid fixture date")
+}
+
+/// What the counters must hold for these records (hot or archived) and objects; zero platforms omitted.
+pub fn expected_counters(
+    records: &[(&Interaction, bool)],
+    objects: &[&ArchiveObject],
+) -> BTreeMap<Platform, PlatformCounters> {
+    let mut out: BTreeMap<Platform, PlatformCounters> = BTreeMap::new();
+    for (rec, archived) in records {
+        out.entry(rec.platform.clone()).or_default().add(&rec.facts(*archived).contribution());
+    }
+    for o in objects {
+        out.entry(o.platform.clone()).or_default().add(&o.contribution());
+    }
+    out.retain(|_, c| !c.is_zero());
+    out
+}
+
+async fn insert_new(store: &dyn HotStore, rec: &Interaction) {
+    assert_eq!(store.insert_interaction(rec).await.expect("insert"), Inserted::New, "first insert of {}", rec.id);
+}
+
+async fn current(store: &dyn HotStore, id: Id) -> Interaction {
+    store.get_linked(id).await.expect("get_linked").expect("record is hot").interaction
+}
+
+fn cursor_of(rec: &Interaction) -> Cursor {
+    Cursor { created_at: rec.created_at, id: rec.id }
+}
+
+fn ids(recs: &[Interaction]) -> Vec<Id> {
+    recs.iter().map(|r| r.id).collect()
+}
+
+fn linked_ids(recs: &[Linked]) -> Vec<Id> {
+    recs.iter().map(|r| r.interaction.id).collect()
+}
+
+/// Page through `list_interactions` and check the pages.
+async fn list_all(
+    store: &dyn HotStore,
+    user_id: Option<UserId>,
+    plat: Option<Platform>,
+    limit: u32,
+) -> Vec<Interaction> {
+    let mut out: Vec<Interaction> = Vec::new();
+    let mut before = None;
+    loop {
+        let q = ListQuery { user_id: user_id.clone(), platform: plat.clone(), before, limit };
+        let page = store.list_interactions(&q).await.expect("list");
+        assert!(page.len() <= limit as usize, "page over the limit");
+        let Some(last) = page.last() else { break };
+        before = Some(cursor_of(last));
+        let short = page.len() < limit as usize;
+        out.extend(page);
+        if short {
+            break;
+        }
+    }
+    out
+}
+
+// -- interactions ---------------------------------------------------------------------------------
+
+pub async fn case_insert_get_round_trip(store: &dyn HotStore) {
+    let plain = interaction("alice", "n8n", at(0));
+    let packed = compressed_interaction("alice", "n8n", at(1));
+    let mut bare = bare_interaction("bob", "zapier", at(2));
+    bare.processing_time_ms = Some(u64::MAX);
+    // An imported record arrives with its summary.
+    let mut imported = interaction("bob", "make", at(3));
+    imported.summary = FeedbackSummary {
+        feedback_count: 3,
+        last_feedback_type: Some(FeedbackType::Edit),
+        positive_feedback: 2,
+        negative_feedback: 1,
+        latest_negative: false,
+        good_validation: true,
+    };
+    let all = [&plain, &packed, &bare, &imported];
+    for rec in all {
+        insert_new(store, rec).await;
+    }
+    for rec in all {
+        let got = store.get_linked(rec.id).await.expect("get_linked");
+        assert_eq!(got, Some(Linked { interaction: rec.clone(), feedback: vec![], validations: vec![] }));
+    }
+    let back = current(store, plain.id).await;
+    let meta = back.metadata.expect("metadata");
+    assert_eq!(meta["temperature"].as_f64().map(f64::to_bits), Some(0.1f64.to_bits()));
+    assert_eq!(meta["tokens_in"].as_u64(), Some(u64::MAX));
+    assert_eq!(meta["offset"].as_i64(), Some(i64::MIN));
+    let keys: Vec<&String> = meta.keys().collect();
+    assert_eq!(keys.first().map(|k| k.as_str()), Some("temperature"), "key order is kept");
+    let wf = current(store, packed.id).await.workflow.expect("workflow");
+    assert!(wf.compressed);
+    assert_eq!(wf.unpack().expect("unpack"), n8n_workflow(60));
+    assert_eq!(store.get_linked(Id::new()).await.expect("get_linked"), None);
+    let want = expected_counters(&[(&plain, false), (&packed, false), (&bare, false), (&imported, false)], &[]);
+    assert_eq!(store.counters().await.expect("counters"), want);
+}
+
+pub async fn case_insert_same_id_is_existing(store: &dyn HotStore) {
+    let recs = [
+        interaction("alice", "n8n", at(0)),
+        compressed_interaction("alice", "n8n", at(1)),
+        bare_interaction("alice", "n8n", at(2)),
+    ];
+    for rec in &recs {
+        insert_new(store, rec).await;
+    }
+    let counters = store.counters().await.expect("counters");
+    for rec in &recs {
+        let mut other = interaction("mallory", "zapier", at(99));
+        other.id = rec.id;
+        other.content_hash = "different".into();
+        let got = store.insert_interaction(&other).await.expect("insert");
+        assert_eq!(got, Inserted::Existing { content_hash: rec.content_hash.clone(), receipt: rec.receipt() });
+        // A replay of the same record is Existing too.
+        let again = store.insert_interaction(rec).await.expect("insert");
+        assert_eq!(again, Inserted::Existing { content_hash: rec.content_hash.clone(), receipt: rec.receipt() });
+        assert_eq!(current(store, rec.id).await, *rec, "nothing changed");
+    }
+    assert_eq!(store.counters().await.expect("counters"), counters);
+}
+
+pub async fn case_concurrent_inserts(store: Arc<dyn HotStore>) {
+    let recs: Vec<Interaction> = (0..64)
+        .map(|i| {
+            let owner = if i % 2 == 0 { "alice" } else { "bob" };
+            if i % 8 == 0 { compressed_interaction(owner, "n8n", at(i)) } else { interaction(owner, "n8n", at(i)) }
+        })
+        .collect();
+    let tasks: Vec<_> = recs
+        .iter()
+        .cloned()
+        .map(|rec| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert_interaction(&rec).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task").expect("insert"), Inserted::New);
+    }
+    for rec in &recs {
+        assert_eq!(current(&*store, rec.id).await, *rec);
+    }
+    let counters = store.counters().await.expect("counters");
+    assert_eq!(counters.get(&platform("n8n")).map(|c| c.total), Some(64));
+    let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, false)).collect();
+    assert_eq!(counters, expected_counters(&pairs, &[]));
+    assert_eq!(list_all(&*store, None, None, 100).await.len(), 64);
+}
+
+pub async fn case_concurrent_same_id(store: Arc<dyn HotStore>) {
+    let rec = compressed_interaction("alice", "n8n", at(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            let rec = rec.clone();
+            tokio::spawn(async move { store.insert_interaction(&rec).await })
+        })
+        .collect();
+    let mut new = 0;
+    for t in tasks {
+        match t.await.expect("task").expect("insert") {
+            Inserted::New => new += 1,
+            Inserted::Existing { content_hash, receipt } => {
+                assert_eq!(content_hash, rec.content_hash);
+                assert_eq!(receipt, rec.receipt());
+            }
+        }
+    }
+    assert_eq!(new, 1, "exactly one insert wins");
+    assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&rec, false)], &[]));
+}
+
+pub async fn case_list_newest_first_paging(store: &dyn HotStore) {
+    // Pairs share a created_at, so the id breaks ties; inserted out of order.
+    let recs: Vec<Interaction> = (0..30)
+        .map(|i| {
+            let owner = if i % 2 == 0 { "alice" } else { "bob" };
+            let plat = if i % 3 == 0 { "zapier" } else { "n8n" };
+            interaction(owner, plat, at(i / 2))
+        })
+        .collect();
+    for i in 0..30 {
+        insert_new(store, &recs[(i * 7) % 30]).await;
+    }
+    let filters: [(Option<&str>, Option<&str>); 5] = [
+        (None, None),
+        (Some("alice"), None),
+        (None, Some("n8n")),
+        (Some("alice"), Some("n8n")),
+        (Some("bob"), Some("zapier")),
+    ];
+    for (u, p) in filters {
+        let mut want: Vec<&Interaction> = recs
+            .iter()
+            .filter(|r| u.is_none_or(|u| r.user_id.as_str() == u) && p.is_none_or(|p| r.platform.as_str() == p))
+            .collect();
+        want.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        let want: Vec<Id> = want.iter().map(|r| r.id).collect();
+        for limit in [1, 4, 7, 100] {
+            let got = list_all(store, u.map(user), p.map(platform), limit).await;
+            assert_eq!(ids(&got), want, "user {u:?} platform {p:?} limit {limit}");
+        }
+    }
+    let first = store
+        .list_interactions(&ListQuery { user_id: None, platform: None, before: None, limit: 2 })
+        .await
+        .expect("list");
+    assert_eq!(first.len(), 2);
+    assert!(first.iter().all(|r| recs.contains(r)), "listed records are whole");
+    let nobody = list_all(store, Some(user("nobody")), None, 10).await;
+    assert!(nobody.is_empty());
+}
+
+pub async fn case_scan_platform_paging(store: &dyn HotStore) {
+    let mut recs: Vec<Interaction> =
+        (0..20).map(|i| interaction(if i % 2 == 0 { "alice" } else { "bob" }, "n8n", at(i * 60))).collect();
+    // A tie on created_at inside the window.
+    recs.push(interaction("carol", "n8n", at(7 * 60)));
+    for rec in &recs {
+        insert_new(store, rec).await;
+    }
+    for i in 0..5 {
+        insert_new(store, &interaction("alice", "zapier", at(i * 60))).await;
+    }
+    let fb = feedback(&recs[6], FeedbackType::ThumbsUp, at(10_000));
+    store.add_feedback(&fb).await.expect("feedback");
+    let v = validation("alice", "n8n", Some(recs[8].id), 95, at(10_001));
+    store.add_validation(&v).await.expect("validation");
+
+    let scan_all = |since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>, limit: u32| async move {
+        let mut out: Vec<Linked> = Vec::new();
+        let mut after = None;
+        loop {
+            let q = ScanQuery { platform: platform("n8n"), after, since, until, limit };
+            let page = store.scan_platform(&q).await.expect("scan");
+            assert!(page.len() <= limit as usize);
+            let Some(last) = page.last() else { break };
+            after = Some(cursor_of(&last.interaction));
+            let short = page.len() < limit as usize;
+            out.extend(page);
+            if short {
+                break;
+            }
+        }
+        out
+    };
+    let mut sorted: Vec<&Interaction> = recs.iter().collect();
+    sorted.sort_by_key(|r| (r.created_at, r.id));
+
+    let window = scan_all(Some(at(5 * 60)), Some(at(15 * 60)), 3).await;
+    let want: Vec<Id> =
+        sorted.iter().filter(|r| r.created_at >= at(5 * 60) && r.created_at < at(15 * 60)).map(|r| r.id).collect();
+    assert_eq!(want.len(), 11);
+    assert_eq!(linked_ids(&window), want);
+    let six = window.iter().find(|l| l.interaction.id == recs[6].id).expect("record 6 in window");
+    assert_eq!(six.feedback, vec![fb]);
+    assert_eq!(six.interaction.summary.positive_feedback, 1);
+    let eight = window.iter().find(|l| l.interaction.id == recs[8].id).expect("record 8 in window");
+    assert_eq!(eight.validations, vec![v]);
+    assert!(
+        window
+            .iter()
+            .filter(|l| l.interaction.id != recs[6].id && l.interaction.id != recs[8].id)
+            .all(|l| l.feedback.is_empty() && l.validations.is_empty())
+    );
+
+    let everything = scan_all(None, None, 4).await;
+    assert_eq!(linked_ids(&everything), sorted.iter().map(|r| r.id).collect::<Vec<_>>());
+    let since_only = scan_all(Some(at(18 * 60)), None, 100).await;
+    assert_eq!(linked_ids(&since_only), vec![recs[18].id, recs[19].id]);
+    let until_only = scan_all(None, Some(at(60)), 100).await;
+    assert_eq!(linked_ids(&until_only), vec![recs[0].id]);
+    let empty = ScanQuery { platform: platform("make"), after: None, since: None, until: None, limit: 10 };
+    assert!(store.scan_platform(&empty).await.expect("scan").is_empty());
+}
+
+pub async fn case_scan_user_paging(store: &dyn HotStore) {
+    let recs: Vec<Interaction> = (0..9)
+        .map(|i| {
+            let owner = if i % 3 == 0 { "bob" } else { "alice" };
+            let plat = if i % 2 == 0 { "n8n" } else { "make" };
+            interaction(owner, plat, at(100 - i * 10))
+        })
+        .collect();
+    for rec in &recs {
+        insert_new(store, rec).await;
+    }
+    let alice: Vec<&Interaction> = recs.iter().filter(|r| r.user_id.as_str() == "alice").collect();
+    let fb = feedback(alice[0], FeedbackType::Edit, at(1000));
+    store.add_feedback(&fb).await.expect("feedback");
+    let mut want: Vec<&Interaction> = alice.clone();
+    want.sort_by_key(|r| (r.created_at, r.id));
+
+    let mut got: Vec<Linked> = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan_user(&user("alice"), after, 4).await.expect("scan_user");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = Some(cursor_of(&last.interaction));
+        got.extend(page);
+    }
+    assert_eq!(linked_ids(&got), want.iter().map(|r| r.id).collect::<Vec<_>>());
+    let with_fb = got.iter().find(|l| l.interaction.id == alice[0].id).expect("alice's first");
+    assert_eq!(with_fb.feedback, vec![fb]);
+    assert!(store.scan_user(&user("nobody"), None, 10).await.expect("scan_user").is_empty());
+}
+
+// -- feedback and validations ---------------------------------------------------------------------
+
+pub async fn case_feedback_updates_summary_and_counters(store: &dyn HotStore) {
+    let rec = interaction("alice", "n8n", at(0));
+    insert_new(store, &rec).await;
+    let n8n = platform("n8n");
+    let counters = || async { store.counters().await.expect("counters").get(&n8n).copied().unwrap_or_default() };
+    let c = counters().await;
+    assert_eq!((c.with_feedback, c.positive_feedback, c.quality), (0, 0, 0));
+
+    let up = feedback(&rec, FeedbackType::ThumbsUp, at(10));
+    store.add_feedback(&up).await.expect("thumbs up");
+    let now = current(store, rec.id).await;
+    assert_eq!(now.summary, FeedbackSummary::default().with_feedback(&up));
+    let c = counters().await;
+    assert_eq!((c.with_feedback, c.positive_feedback, c.negative_feedback, c.quality), (1, 1, 0, 1));
+
+    let down = feedback(&rec, FeedbackType::ThumbsDown, at(20));
+    store.add_feedback(&down).await.expect("thumbs down");
+    let now = current(store, rec.id).await;
+    assert!(now.summary.latest_negative);
+    let c = counters().await;
+    assert_eq!((c.with_feedback, c.positive_feedback, c.negative_feedback, c.quality), (1, 1, 1, 0));
+
+    let edit = feedback(&rec, FeedbackType::Edit, at(30));
+    store.add_feedback(&edit).await.expect("edit");
+    let linked = store.get_linked(rec.id).await.expect("get").expect("hot");
+    let want = FeedbackSummary::default().with_feedback(&up).with_feedback(&down).with_feedback(&edit);
+    assert_eq!(linked.interaction.summary, want);
+    assert_eq!(linked.feedback, vec![up, down, edit]);
+    let c = counters().await;
+    assert_eq!((c.with_feedback, c.positive_feedback, c.negative_feedback, c.quality), (1, 1, 1, 1));
+    assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
+
+    let before = store.counters().await.expect("counters");
+    let stray = feedback(&interaction("alice", "n8n", at(40)), FeedbackType::ThumbsUp, at(41));
+    assert!(matches!(store.add_feedback(&stray).await, Err(StoreError::NotFound)));
+    assert_eq!(store.counters().await.expect("counters"), before);
+}
+
+pub async fn case_validations_linked_and_unlinked(store: &dyn HotStore) {
+    let rec = interaction("alice", "n8n", at(0));
+    insert_new(store, &rec).await;
+    let failing = validation("alice", "n8n", Some(rec.id), 40, at(10));
+    store.add_validation(&failing).await.expect("failing validation");
+    assert!(!current(store, rec.id).await.summary.good_validation);
+    assert_eq!(store.counters().await.expect("counters")[&platform("n8n")].quality, 0);
+
+    let good = validation("alice", "n8n", Some(rec.id), 90, at(20));
+    store.add_validation(&good).await.expect("good validation");
+    let linked = store.get_linked(rec.id).await.expect("get").expect("hot");
+    assert!(linked.interaction.summary.good_validation);
+    assert_eq!(linked.validations, vec![failing, good]);
+    let counters = store.counters().await.expect("counters");
+    assert_eq!(counters[&platform("n8n")].quality, 1);
+    assert_eq!(counters, expected_counters(&[(&linked.interaction, false)], &[]));
+
+    let mine = validation("alice", "zapier", None, 100, at(30));
+    let theirs = validation("bob", "make", None, 75, at(31));
+    let mine_later = validation("alice", "n8n", None, 20, at(32));
+    for v in [&mine, &theirs, &mine_later] {
+        store.add_validation(v).await.expect("unlinked validation");
+    }
+    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![mine, mine_later]);
+    assert_eq!(store.unlinked_validations(&user("bob")).await.expect("unlinked"), vec![theirs]);
+    assert_eq!(store.counters().await.expect("counters"), counters, "unlinked validations count nothing");
+
+    let stray = validation("alice", "n8n", Some(Id::new()), 90, at(40));
+    assert!(matches!(store.add_validation(&stray).await, Err(StoreError::NotFound)));
+    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked").len(), 2);
+    assert_eq!(store.get_linked(rec.id).await.expect("get").expect("hot").validations.len(), 2);
+}
+
+// -- deletes ----------------------------------------------------------------------------------------
+
+pub async fn case_delete_interaction_cascades(store: &dyn HotStore) {
+    let other = interaction("alice", "n8n", at(0));
+    insert_new(store, &other).await;
+    store.add_feedback(&feedback(&other, FeedbackType::ThumbsUp, at(1))).await.expect("feedback");
+    let before = store.counters().await.expect("counters");
+
+    let rec = compressed_interaction("alice", "n8n", at(10));
+    insert_new(store, &rec).await;
+    store.add_feedback(&feedback(&rec, FeedbackType::ThumbsUp, at(11))).await.expect("feedback");
+    store.add_feedback(&feedback(&rec, FeedbackType::Report, at(12))).await.expect("feedback");
+    store.add_validation(&validation("alice", "n8n", Some(rec.id), 95, at(13))).await.expect("validation");
+    let unlinked = validation("alice", "n8n", None, 95, at(14));
+    store.add_validation(&unlinked).await.expect("validation");
+    assert_ne!(store.counters().await.expect("counters"), before);
+
+    let deleted = store.delete_interaction(rec.id).await.expect("delete");
+    assert_eq!(deleted, HotDeleted { interactions: 1, feedback: 2, validation_logs: 1 });
+    assert_eq!(store.get_linked(rec.id).await.expect("get"), None);
+    assert_eq!(store.counters().await.expect("counters"), before, "counters back to the pre-insert values");
+    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![unlinked]);
+    assert_eq!(ids(&list_all(store, None, None, 10).await), vec![other.id]);
+    assert_eq!(store.get_linked(other.id).await.expect("get").expect("hot").feedback.len(), 1);
+    assert_eq!(store.delete_interaction(rec.id).await.expect("delete"), HotDeleted::default());
+    assert_eq!(store.delete_interaction(Id::new()).await.expect("delete"), HotDeleted::default());
+}
+
+pub async fn case_delete_user(store: &dyn HotStore) {
+    let a1 = interaction("alice", "n8n", at(0));
+    let a2 = compressed_interaction("alice", "n8n", at(1));
+    let a3 = interaction("alice", "make", at(2));
+    let b1 = interaction("bob", "n8n", at(3));
+    let b2 = bare_interaction("bob", "n8n", at(4));
+    for rec in [&a1, &a2, &a3, &b1, &b2] {
+        insert_new(store, rec).await;
+    }
+    store.add_feedback(&feedback(&a1, FeedbackType::ThumbsUp, at(10))).await.expect("feedback");
+    store.add_validation(&validation("alice", "n8n", Some(a2.id), 90, at(11))).await.expect("validation");
+    store.add_validation(&validation("alice", "n8n", None, 90, at(12))).await.expect("validation");
+    store.add_validation(&validation("alice", "make", None, 10, at(13))).await.expect("validation");
+    store.add_feedback(&feedback(&b1, FeedbackType::Edit, at(14))).await.expect("feedback");
+    store.add_validation(&validation("bob", "n8n", Some(b1.id), 85, at(15))).await.expect("validation");
+    let bob_unlinked = validation("bob", "n8n", None, 70, at(16));
+    store.add_validation(&bob_unlinked).await.expect("validation");
+    let bob1 = store.get_linked(b1.id).await.expect("get").expect("hot");
+    let bob2 = store.get_linked(b2.id).await.expect("get").expect("hot");
+
+    let deleted = store.delete_user(&user("alice")).await.expect("delete user");
+    assert_eq!(deleted, HotDeleted { interactions: 3, feedback: 1, validation_logs: 3 });
+    for id in [a1.id, a2.id, a3.id] {
+        assert_eq!(store.get_linked(id).await.expect("get"), None);
+    }
+    assert!(list_all(store, Some(user("alice")), None, 10).await.is_empty());
+    assert!(store.scan_user(&user("alice"), None, 10).await.expect("scan").is_empty());
+    assert!(store.unlinked_validations(&user("alice")).await.expect("unlinked").is_empty());
+
+    assert_eq!(store.get_linked(b1.id).await.expect("get"), Some(bob1.clone()));
+    assert_eq!(store.get_linked(b2.id).await.expect("get"), Some(bob2.clone()));
+    assert_eq!(store.unlinked_validations(&user("bob")).await.expect("unlinked"), vec![bob_unlinked]);
+    let counters = store.counters().await.expect("counters");
+    assert_eq!(counters, expected_counters(&[(&bob1.interaction, false), (&bob2.interaction, false)], &[]));
+    assert!(!counters.contains_key(&platform("make")), "a platform left with zero counters is omitted");
+    assert_eq!(store.delete_user(&user("alice")).await.expect("delete user"), HotDeleted::default());
+}
+
+// -- curated examples and metrics ------------------------------------------------------------------
+
+pub async fn case_examples(store: &dyn HotStore) {
+    let e1 = example("n8n", at(1));
+    let e2 = example("zapier", at(2));
+    let mut e3 = example("n8n", at(3));
+    e3.workflow = None;
+    e3.ai_response = Some("Use the Stripe trigger, then a Slack action.".into());
+    e3.description = None;
+    e3.tags = vec![];
+    for e in [&e1, &e2, &e3] {
+        store.insert_example(e).await.expect("insert example");
+    }
+    assert_eq!(store.list_examples(None).await.expect("list"), vec![e3.clone(), e2.clone(), e1.clone()]);
+    assert_eq!(store.list_examples(Some(&platform("n8n"))).await.expect("list"), vec![e3.clone(), e1.clone()]);
+    assert!(store.list_examples(Some(&platform("make"))).await.expect("list").is_empty());
+    let curated = |n: i64| PlatformCounters { curated_examples: n, ..PlatformCounters::default() };
+    let want: BTreeMap<Platform, PlatformCounters> =
+        [(platform("n8n"), curated(2)), (platform("zapier"), curated(1))].into();
+    assert_eq!(store.counters().await.expect("counters"), want);
+
+    assert!(store.delete_example(e2.example_id).await.expect("delete"));
+    assert!(!store.delete_example(e2.example_id).await.expect("delete"));
+    assert!(!store.delete_example(Id::new()).await.expect("delete"));
+    assert!(store.list_examples(Some(&platform("zapier"))).await.expect("list").is_empty());
+    let want: BTreeMap<Platform, PlatformCounters> = [(platform("n8n"), curated(2))].into();
+    assert_eq!(store.counters().await.expect("counters"), want);
+}
+
+pub async fn case_metrics(store: &dyn HotStore) {
+    let m1 = metric("n8n", at(1));
+    let m2 = metric("n8n", at(3));
+    let mut m3 = metric("make", at(2));
+    m3.run_id = None;
+    m3.notes = Some("baseline".into());
+    m3.metrics = Map::new();
+    for m in [&m1, &m2, &m3] {
+        store.insert_metric(m).await.expect("insert metric");
+    }
+    assert_eq!(store.list_metrics(None).await.expect("list"), vec![m2.clone(), m3.clone(), m1.clone()]);
+    let n8n = store.list_metrics(Some(&platform("n8n"))).await.expect("list");
+    assert_eq!(n8n, vec![m2, m1]);
+    assert_eq!(n8n[0].metrics["loss"].as_f64().map(f64::to_bits), Some((0.1f64 + 0.2).to_bits()));
+    assert!(store.list_metrics(Some(&platform("zapier"))).await.expect("list").is_empty());
+    assert!(store.counters().await.expect("counters").is_empty(), "metrics count nothing");
+}
+
+// -- counters -----------------------------------------------------------------------------------------
+
+pub async fn case_counters_omit_zero_platforms(store: &dyn HotStore) {
+    assert!(store.counters().await.expect("counters").is_empty());
+    let kept = interaction("alice", "n8n", at(0));
+    let gone = compressed_interaction("alice", "make", at(1));
+    insert_new(store, &kept).await;
+    insert_new(store, &gone).await;
+    store.add_feedback(&feedback(&gone, FeedbackType::ThumbsUp, at(2))).await.expect("feedback");
+    let ex = example("zapier", at(3));
+    store.insert_example(&ex).await.expect("example");
+    assert_eq!(store.counters().await.expect("counters").len(), 3);
+
+    store.delete_interaction(gone.id).await.expect("delete");
+    assert!(store.delete_example(ex.example_id).await.expect("delete"));
+    assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&kept, false)], &[]));
+}
+
+// -- archive catalog ----------------------------------------------------------------------------------
+
+pub async fn case_commit_archive(store: &dyn HotStore) {
+    let a = compressed_interaction("alice", "n8n", at(0));
+    let b = interaction("bob", "n8n", at(1));
+    let c = interaction("alice", "n8n", at(2));
+    let d = interaction("alice", "n8n", at(3));
+    for rec in [&a, &b, &c, &d] {
+        insert_new(store, rec).await;
+    }
+    store.add_feedback(&feedback(&a, FeedbackType::ThumbsUp, at(10))).await.expect("feedback");
+    store.add_validation(&validation("alice", "n8n", Some(a.id), 90, at(11))).await.expect("validation");
+    let a = current(store, a.id).await;
+    store.delete_interaction(c.id).await.expect("delete");
+    let before = store.counters().await.expect("counters")[&platform("n8n")];
+
+    let obj = archive_object("n8n", day(5), "20260205T000000Z-abc", 3, at(100));
+    let gone = store.commit_archive(&obj, &[a.id, b.id, c.id]).await.expect("commit");
+    assert_eq!(gone, vec![c.id], "ids no longer hot come back");
+
+    let after = store.counters().await.expect("counters");
+    assert_eq!(after, expected_counters(&[(&a, true), (&b, true), (&d, false)], &[&obj]));
+    let n = after[&platform("n8n")];
+    assert_eq!(n.total, before.total);
+    assert_eq!(n.archived, before.archived + 2);
+    assert_eq!(n.hot_bytes, before.hot_bytes - a.stored_bytes() - b.stored_bytes());
+    assert_eq!(n.compressed_records, before.compressed_records - 1);
+    assert_eq!((n.archive_bytes, n.archived_raw_bytes, n.archive_objects), (obj.compressed_bytes, obj.raw_bytes, 1));
+    assert_eq!(
+        (n.quality, n.positive_feedback),
+        (before.quality, before.positive_feedback),
+        "archived records still count"
+    );
+
+    for id in [a.id, b.id, c.id] {
+        assert_eq!(store.get_linked(id).await.expect("get"), None);
+    }
+    assert_eq!(ids(&list_all(store, None, None, 10).await), vec![d.id]);
+    let scan = ScanQuery { platform: platform("n8n"), after: None, since: None, until: None, limit: 10 };
+    assert_eq!(linked_ids(&store.scan_platform(&scan).await.expect("scan")), vec![d.id]);
+    assert_eq!(linked_ids(&store.scan_user(&user("bob"), None, 10).await.expect("scan")), Vec::<Id>::new());
+
+    let entry = |rec: &Interaction| ArchivedEntry {
+        interaction_id: rec.id,
+        user_id: rec.user_id.clone(),
+        platform: rec.platform.clone(),
+        created_at: rec.created_at,
+        object_key: obj.object_key.clone(),
+        content_hash: rec.content_hash.clone(),
+        receipt: rec.receipt(),
+        facts: rec.facts(true),
+    };
+    assert_eq!(store.archived_entry(a.id).await.expect("entry"), Some(entry(&a)));
+    assert_eq!(store.archived_entry(c.id).await.expect("entry"), None, "deleted data is never archived");
+    assert_eq!(store.archived_entry(d.id).await.expect("entry"), None);
+    assert_eq!(store.archived_entries_of_user(&user("alice")).await.expect("entries"), vec![entry(&a)]);
+    assert_eq!(store.archived_entries_of_user(&user("bob")).await.expect("entries"), vec![entry(&b)]);
+    assert!(store.archived_entries_of_user(&user("carol")).await.expect("entries").is_empty());
+
+    let replay = store.insert_interaction(&a).await.expect("insert");
+    assert_eq!(replay, Inserted::Existing { content_hash: a.content_hash.clone(), receipt: a.receipt() });
+    let mut clash = interaction("mallory", "n8n", at(50));
+    clash.id = b.id;
+    let clash = store.insert_interaction(&clash).await.expect("insert");
+    assert_eq!(clash, Inserted::Existing { content_hash: b.content_hash.clone(), receipt: b.receipt() });
+    assert!(matches!(
+        store.add_feedback(&feedback(&a, FeedbackType::ThumbsUp, at(60))).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.add_validation(&validation("alice", "n8n", Some(a.id), 90, at(61))).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.delete_interaction(a.id).await.expect("delete"), HotDeleted::default());
+    assert_eq!(store.counters().await.expect("counters"), after, "nothing moved");
+
+    assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj.clone()]);
+    assert_eq!(store.list_archive_objects(Some(&platform("n8n"))).await.expect("objects"), vec![obj]);
+    assert!(store.list_archive_objects(Some(&platform("zapier"))).await.expect("objects").is_empty());
+}
+
+pub async fn case_apply_rewrite(store: &dyn HotStore) {
+    let a = interaction("alice", "n8n", at(0));
+    let b = compressed_interaction("bob", "n8n", at(1));
+    let g = interaction("alice", "n8n", at(2));
+    for rec in [&a, &b, &g] {
+        insert_new(store, rec).await;
+    }
+    store.add_feedback(&feedback(&b, FeedbackType::ThumbsUp, at(5))).await.expect("feedback");
+    let b = current(store, b.id).await;
+    store.delete_interaction(g.id).await.expect("delete");
+    let obj1 = archive_object("n8n", day(5), "run-1", 3, at(100));
+    assert_eq!(store.commit_archive(&obj1, &[a.id, b.id, g.id]).await.expect("commit"), vec![g.id]);
+
+    // The archiver drops the record deleted meanwhile: only the object changes.
+    let obj2 = archive_object("n8n", day(5), "run-2", 2, at(200));
+    store
+        .apply_rewrite(&ObjectRewrite { old: obj1.clone(), new: Some(obj2.clone()), removed: vec![g.id] })
+        .await
+        .expect("rewrite");
+    assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&a, true), (&b, true)], &[&obj2]));
+    assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj2.clone()]);
+
+    // A user's delete removes one of the two archived records.
+    let obj3 = archive_object("n8n", day(5), "run-3", 1, at(300));
+    store
+        .apply_rewrite(&ObjectRewrite { old: obj2.clone(), new: Some(obj3.clone()), removed: vec![b.id] })
+        .await
+        .expect("rewrite");
+    assert_eq!(store.archived_entry(b.id).await.expect("entry"), None);
+    let kept = store.archived_entry(a.id).await.expect("entry").expect("a stays archived");
+    assert_eq!(kept.object_key, obj3.object_key);
+    assert_eq!(kept.facts, a.facts(true));
+    assert!(store.archived_entries_of_user(&user("bob")).await.expect("entries").is_empty());
+    assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj3.clone()]);
+    let counters = store.counters().await.expect("counters");
+    assert_eq!(counters, expected_counters(&[(&a, true)], &[&obj3]));
+    let n = counters[&platform("n8n")];
+    assert_eq!((n.total, n.archived, n.archive_objects, n.archive_bytes), (1, 1, 1, obj3.compressed_bytes));
+    assert_eq!(n.positive_feedback, 0, "b's feedback left with b");
+
+    // The last record goes: no object remains and the counters are empty.
+    store.apply_rewrite(&ObjectRewrite { old: obj3, new: None, removed: vec![a.id] }).await.expect("rewrite");
+    assert_eq!(store.archived_entry(a.id).await.expect("entry"), None);
+    assert!(store.list_archive_objects(None).await.expect("objects").is_empty());
+    assert!(store.counters().await.expect("counters").is_empty());
+    // A removed id is gone for good: inserting it again is new data.
+    assert_eq!(store.insert_interaction(&a).await.expect("insert"), Inserted::New);
+}
+
+pub async fn case_archive_objects_order(store: &dyn HotStore) {
+    let o7 = archive_object("n8n", day(7), "run-a", 0, at(0));
+    let o5 = archive_object("n8n", day(5), "run-b", 0, at(1));
+    let z6 = archive_object("zapier", day(6), "run-c", 0, at(2));
+    for o in [&o7, &o5, &z6] {
+        assert!(store.commit_archive(o, &[]).await.expect("commit").is_empty());
+    }
+    assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![o5.clone(), z6.clone(), o7.clone()]);
+    assert_eq!(
+        store.list_archive_objects(Some(&platform("n8n"))).await.expect("objects"),
+        vec![o5.clone(), o7.clone()]
+    );
+    assert_eq!(store.list_archive_objects(Some(&platform("zapier"))).await.expect("objects"), vec![z6.clone()]);
+    assert_eq!(store.counters().await.expect("counters"), expected_counters(&[], &[&o7, &o5, &z6]));
+}
+
+// -- object store ---------------------------------------------------------------------------------
+
+fn key(platform: &str, date: u32, run: &str) -> String {
+    object_key(&self::platform(platform), day(date), run, 0)
+}
+
+pub async fn case_object_put_get_round_trip(objects: &dyn ObjectStore) {
+    let k = key("n8n", 5, "run-1");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    objects.put(&k, bytes.clone(), StorageClass::Standard).await.expect("put");
+    assert_eq!(objects.get(&k).await.expect("get"), bytes);
+    let empty = key("n8n", 5, "empty");
+    objects.put(&empty, Vec::new(), StorageClass::StandardIa).await.expect("put");
+    assert_eq!(objects.get(&empty).await.expect("get"), Vec::<u8>::new());
+    assert_eq!(objects.list("").await.expect("list"), {
+        let mut v = vec![k, empty];
+        v.sort();
+        v
+    });
+}
+
+pub async fn case_object_overwrite(objects: &dyn ObjectStore) {
+    let k = key("zapier", 6, "run-1");
+    objects.put(&k, b"first version".to_vec(), StorageClass::Standard).await.expect("put");
+    objects.put(&k, b"second".to_vec(), StorageClass::StandardIa).await.expect("put");
+    assert_eq!(objects.get(&k).await.expect("get"), b"second".to_vec());
+    assert_eq!(objects.list("archive/").await.expect("list"), vec![k]);
+}
+
+pub async fn case_object_list_prefix_sorted(objects: &dyn ObjectStore) {
+    let keys = [
+        key("n8n", 7, "run-b"),
+        key("zapier", 5, "run-a"),
+        key("n8n", 5, "run-b"),
+        key("n8n", 5, "run-a"),
+        key("n8n-dev", 5, "run-a"),
+        "exports/training_data_n8n_20260105.jsonl".to_string(),
+    ];
+    for (i, k) in keys.iter().enumerate() {
+        objects.put(k, vec![i as u8; 10], StorageClass::Standard).await.expect("put");
+    }
+    let mut all = keys.to_vec();
+    all.sort();
+    assert_eq!(objects.list("").await.expect("list"), all);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(
+        objects.list("archive/platform=n8n/").await.expect("list"),
+        sorted(vec![keys[0].clone(), keys[2].clone(), keys[3].clone()])
+    );
+    assert_eq!(
+        objects.list("archive/platform=n8n").await.expect("list"),
+        sorted(vec![keys[0].clone(), keys[2].clone(), keys[3].clone(), keys[4].clone()]),
+        "a prefix need not end at a separator"
+    );
+    assert_eq!(
+        objects.list("archive/platform=n8n/date=2026-01-05/").await.expect("list"),
+        sorted(vec![keys[2].clone(), keys[3].clone()])
+    );
+    assert_eq!(objects.list("archive/platform=n8n/date=2026-01-05/run-a").await.expect("list"), vec![keys[3].clone()]);
+    assert_eq!(objects.list("exports/").await.expect("list"), vec![keys[5].clone()]);
+    assert!(objects.list("archive/platform=make/").await.expect("list").is_empty());
+    assert!(objects.list("nothing-here").await.expect("list").is_empty());
+}
+
+pub async fn case_object_delete(objects: &dyn ObjectStore) {
+    let k1 = key("n8n", 5, "run-1");
+    let k2 = key("n8n", 5, "run-2");
+    objects.put(&k1, b"one".to_vec(), StorageClass::Standard).await.expect("put");
+    objects.put(&k2, b"two".to_vec(), StorageClass::Standard).await.expect("put");
+    objects.delete(&k1).await.expect("delete");
+    assert!(matches!(objects.get(&k1).await, Err(StoreError::NotFound)));
+    assert_eq!(objects.list("").await.expect("list"), vec![k2.clone()]);
+    objects.delete(&k1).await.expect("deleting a missing key is fine");
+    objects.delete(&key("make", 9, "never")).await.expect("deleting a missing key is fine");
+    assert_eq!(objects.get(&k2).await.expect("get"), b"two".to_vec());
+}
+
+pub async fn case_object_get_missing(objects: &dyn ObjectStore) {
+    assert!(matches!(objects.get(&key("n8n", 5, "missing")).await, Err(StoreError::NotFound)));
+    objects.put(&key("n8n", 5, "present"), b"x".to_vec(), StorageClass::Standard).await.expect("put");
+    assert!(matches!(objects.get(&key("n8n", 5, "missing")).await, Err(StoreError::NotFound)));
+    assert!(objects.get("archive/platform=n8n").await.is_err(), "a folder is not an object");
+}
+
+pub async fn case_object_bad_keys_rejected(objects: &dyn ObjectStore) {
+    for bad in [
+        "",
+        "/etc/passwd",
+        "../escape.jsonl.gz",
+        "archive/../../escape",
+        "archive//x.jsonl.gz",
+        "archive/x/",
+        "archive/./x",
+    ] {
+        assert!(objects.put(bad, b"x".to_vec(), StorageClass::Standard).await.is_err(), "put {bad:?}");
+        assert!(objects.get(bad).await.is_err(), "get {bad:?}");
+        assert!(objects.delete(bad).await.is_err(), "delete {bad:?}");
+    }
+    assert!(objects.list("").await.expect("list").is_empty(), "nothing was written");
+}

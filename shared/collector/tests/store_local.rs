@@ -1,0 +1,111 @@
+//! The store conformance suite on the embedded adapters: SQLite for hot records, a folder for
+//! archive objects. Each test gets a fresh temp dir.
+
+mod sqlite {
+    use collector::adapters::sqlite::SqliteStore;
+
+    collector::hot_store_conformance!(|| async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("hot.db")).expect("open sqlite store");
+        (store, dir)
+    });
+}
+
+mod folder {
+    use collector::adapters::fs::FolderStore;
+
+    collector::object_store_conformance!(|| async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        (FolderStore::new(dir.path().join("objects")), dir)
+    });
+}
+
+/// What only the SQLite adapter promises: the file outlives the process, and batched writes fail alone.
+mod sqlite_only {
+    use std::sync::Arc;
+
+    use collector::adapters::sqlite::SqliteStore;
+    use collector::domain::records::FeedbackType;
+    use collector::domain::types::Id;
+    use collector::ports::conformance::{at, expected_counters, feedback, interaction};
+    use collector::ports::{HotStore, Inserted, StoreError};
+
+    #[tokio::test]
+    async fn reopening_keeps_records_counters_and_schema() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("nested").join("hot.db");
+        let rec = interaction("alice", "n8n", at(0));
+        let fb = feedback(&rec, FeedbackType::ThumbsUp, at(1));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::New);
+            store.add_feedback(&fb).await.expect("feedback");
+        }
+        let store = SqliteStore::open(&path).expect("reopen");
+        let linked = store.get_linked(rec.id).await.expect("get").expect("kept");
+        assert_eq!(linked.feedback, vec![fb]);
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
+        assert_eq!(version, 1);
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        rusqlite::Connection::open(&path).and_then(|c| c.execute_batch("PRAGMA user_version = 99")).expect("bump");
+        assert!(matches!(SqliteStore::open(&path), Err(StoreError::Internal(_))));
+    }
+
+    /// Writes that fail (unknown interaction, duplicate feedback id) share batches with writes that
+    /// succeed; each is undone alone, including the summary update made before its failing insert.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_is_undone_alone_within_a_batch() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store: Arc<dyn HotStore> = Arc::new(SqliteStore::open(&dir.path().join("hot.db")).expect("open"));
+        let target = interaction("alice", "n8n", at(0));
+        store.insert_interaction(&target).await.expect("insert");
+        let fb = feedback(&target, FeedbackType::ThumbsUp, at(1));
+        store.add_feedback(&fb).await.expect("feedback");
+
+        let mut tasks = Vec::new();
+        let mut recs = Vec::new();
+        for i in 0..48 {
+            let s = store.clone();
+            let job = match i % 3 {
+                0 => {
+                    let rec = interaction("bob", "n8n", at(10 + i));
+                    recs.push(rec.clone());
+                    tokio::spawn(async move { s.insert_interaction(&rec).await.map(|r| assert_eq!(r, Inserted::New)) })
+                }
+                1 => {
+                    let mut stray = feedback(&target, FeedbackType::ThumbsDown, at(100 + i));
+                    stray.interaction_id = Id::new();
+                    tokio::spawn(async move {
+                        assert!(matches!(s.add_feedback(&stray).await, Err(StoreError::NotFound)));
+                        Ok(())
+                    })
+                }
+                _ => {
+                    let dup = fb.clone();
+                    tokio::spawn(async move {
+                        assert!(matches!(s.add_feedback(&dup).await, Err(StoreError::Conflict(_))));
+                        Ok(())
+                    })
+                }
+            };
+            tasks.push(job);
+        }
+        for t in tasks {
+            t.await.expect("task").expect("write");
+        }
+        let linked = store.get_linked(target.id).await.expect("get").expect("hot");
+        assert_eq!(linked.feedback, vec![fb]);
+        assert_eq!(linked.interaction.summary.feedback_count, 1, "rejected feedback left no summary change");
+        let mut all: Vec<(&collector::domain::records::Interaction, bool)> = recs.iter().map(|r| (r, false)).collect();
+        all.push((&linked.interaction, false));
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&all, &[]));
+    }
+}
