@@ -136,3 +136,35 @@ async fn archived_records_export_in_every_format() {
         assert_eq!(lines.len(), 1, "{format}");
     }
 }
+
+#[tokio::test]
+async fn curated_examples_are_exported_and_their_usage_counted() {
+    let t = spawn_app(&[]).await;
+    t.log(A, interaction("n8n", "a record")).await;
+    let ex = t.post("/api/examples", Who::Admin, json!({"platform": "n8n", "user_message": "curated ask", "workflow": {"curated": true}})).await;
+    ex.expect(201, None);
+    let lines = t.get("/api/feedback/export/n8n", Who::Admin).await.lines();
+    let users: Vec<&str> = lines.iter().map(|l| l["messages"][1]["content"].as_str().unwrap()).collect();
+    assert_eq!(users, ["a record", "curated ask"]);
+    assert_eq!(lines[1]["messages"][2]["content"], "{\"curated\":true}");
+    t.get("/api/feedback/export/n8n?format=bedrock", Who::Admin).await;
+    // An export that does not reach the example (limit) does not count it.
+    t.get("/api/feedback/export/n8n?limit=1", Who::Admin).await;
+    let list = t.get("/api/examples?platform=n8n", Who::Admin).await.json();
+    assert_eq!(list["items"][0]["usage_count"], 2);
+}
+
+#[tokio::test]
+async fn readiness_counts_what_the_export_would_produce() {
+    let t = spawn_app(&[]).await;
+    let mut no = interaction("make", "no consent");
+    no["training_consent"] = json!(false);
+    let no_id = t.log(A, no).await;
+    t.post("/api/feedback/submit", A, json!({"interaction_id": no_id, "feedback_type": "thumbs_up"})).await;
+    let yes = t.log(A, interaction("make", "consent")).await;
+    t.post("/api/feedback/submit", A, json!({"interaction_id": yes, "feedback_type": "thumbs_up"})).await;
+    let r = t.get("/api/feedback/readiness/make", A).await.json();
+    assert_eq!(r["metrics"], json!({"total_examples": 1, "successful": 1, "with_feedback": 1, "quality_examples": 1, "positive_feedback_rate": 1.0}));
+    // Storage statistics still count every record.
+    assert_eq!(t.get("/api/feedback/stats", A).await.json()["overview"]["total_records"], 2);
+}

@@ -151,7 +151,10 @@ CREATE TABLE counters (
     archived_raw_bytes INTEGER NOT NULL DEFAULT 0,
     archive_objects INTEGER NOT NULL DEFAULT 0,
     compressed_records INTEGER NOT NULL DEFAULT 0,
-    compression_saved_bytes INTEGER NOT NULL DEFAULT 0
+    compression_saved_bytes INTEGER NOT NULL DEFAULT 0,
+    consented INTEGER NOT NULL DEFAULT 0,
+    consented_successful INTEGER NOT NULL DEFAULT 0,
+    consented_with_feedback INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 
 CREATE TABLE archive_objects (
@@ -1240,6 +1243,21 @@ impl HotStore for SqliteStore {
             let minus_one = PlatformCounters { curated_examples: -1, ..PlatformCounters::default() };
             add_counters(tx, &parse_platform(&platform)?, &minus_one)?;
             Ok(true)
+        })
+        .await
+    }
+
+    async fn increment_example_usage(&self, ids: &[Id]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids = serde_json::to_string(&ids.iter().map(|i| id_text(*i)).collect::<Vec<_>>()).map_err(StoreError::internal)?;
+        self.write(move |tx| {
+            tx.prepare_cached("UPDATE examples SET usage_count = usage_count + 1 WHERE example_id IN (SELECT value FROM json_each(?1))")
+                .db()?
+                .execute([ids])
+                .db()?;
+            Ok(())
         })
         .await
     }

@@ -194,13 +194,10 @@ impl App {
         loop {
             let q = ScanQuery { platform: req.platform.clone(), after, since: f.since, until: f.until, limit: PAGE };
             let page = self.hot.scan_platform(&q).await?;
-            let Some(last) = page.last() else { return Ok(()) };
+            let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             let short = (page.len() as u32) < PAGE;
             for l in page {
-                if out.done() {
-                    return Ok(());
-                }
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
                 for line in pipe.lines(&rec) {
                     if out.done() {
@@ -213,9 +210,25 @@ impl App {
                 return Ok(());
             }
             if short {
-                return Ok(());
+                break;
             }
         }
+        // Curated examples last; each one written counts as a use.
+        let mut used = Vec::new();
+        for ex in self.hot.list_examples(Some(&req.platform)).await? {
+            let lines = pipe.lines(&ex.as_record());
+            if !lines.is_empty() && !out.done() {
+                used.push(ex.example_id);
+            }
+            for line in lines {
+                if out.done() {
+                    break;
+                }
+                out.push(&line);
+            }
+        }
+        self.hot.increment_example_usage(&used).await?;
+        Ok(())
     }
 
     /// All of a user's data as JSONL: every interaction (hot and archived, with feedback and

@@ -34,6 +34,10 @@ pub struct PlatformCounters {
     pub compressed_records: i64,
     /// Bytes saved by compression on active records.
     pub compression_saved_bytes: i64,
+    /// Records with training consent: what an export can produce, so readiness counts these.
+    pub consented: i64,
+    pub consented_successful: i64,
+    pub consented_with_feedback: i64,
 }
 
 impl PlatformCounters {
@@ -42,20 +46,9 @@ impl PlatformCounters {
     }
 
     pub fn add(&mut self, d: &PlatformCounters) {
-        self.total += d.total;
-        self.archived += d.archived;
-        self.successful += d.successful;
-        self.with_feedback += d.with_feedback;
-        self.positive_feedback += d.positive_feedback;
-        self.negative_feedback += d.negative_feedback;
-        self.quality += d.quality;
-        self.curated_examples += d.curated_examples;
-        self.hot_bytes += d.hot_bytes;
-        self.archive_bytes += d.archive_bytes;
-        self.archived_raw_bytes += d.archived_raw_bytes;
-        self.archive_objects += d.archive_objects;
-        self.compressed_records += d.compressed_records;
-        self.compression_saved_bytes += d.compression_saved_bytes;
+        for (f, x) in self.fields_mut().into_iter().zip(d.values()) {
+            *f += x;
+        }
     }
 
     pub fn negated(&self) -> PlatformCounters {
@@ -84,7 +77,7 @@ impl PlatformCounters {
     }
 
     /// Column names, in the order of [`Self::values`]/[`Self::fields_mut`], for adapters that store one column per counter.
-    pub const FIELDS: [&'static str; 14] = [
+    pub const FIELDS: [&'static str; 17] = [
         "total",
         "archived",
         "successful",
@@ -99,9 +92,12 @@ impl PlatformCounters {
         "archive_objects",
         "compressed_records",
         "compression_saved_bytes",
+        "consented",
+        "consented_successful",
+        "consented_with_feedback",
     ];
 
-    pub fn values(&self) -> [i64; 14] {
+    pub fn values(&self) -> [i64; 17] {
         [
             self.total,
             self.archived,
@@ -117,10 +113,13 @@ impl PlatformCounters {
             self.archive_objects,
             self.compressed_records,
             self.compression_saved_bytes,
+            self.consented,
+            self.consented_successful,
+            self.consented_with_feedback,
         ]
     }
 
-    pub fn from_values(v: [i64; 14]) -> PlatformCounters {
+    pub fn from_values(v: [i64; 17]) -> PlatformCounters {
         let mut c = PlatformCounters::default();
         for (f, x) in c.fields_mut().into_iter().zip(v) {
             *f = x;
@@ -128,7 +127,7 @@ impl PlatformCounters {
         c
     }
 
-    fn fields_mut(&mut self) -> [&mut i64; 14] {
+    fn fields_mut(&mut self) -> [&mut i64; 17] {
         [
             &mut self.total,
             &mut self.archived,
@@ -144,6 +143,9 @@ impl PlatformCounters {
             &mut self.archive_objects,
             &mut self.compressed_records,
             &mut self.compression_saved_bytes,
+            &mut self.consented,
+            &mut self.consented_successful,
+            &mut self.consented_with_feedback,
         ]
     }
 }
@@ -162,17 +164,26 @@ pub struct RecordFacts {
     pub good_validation: bool,
     /// Stored size of the record in the hot store.
     pub stored_bytes: i64,
+    /// The record may be used for training (exports leave it out otherwise).
+    #[serde(default = "consent_default")]
+    pub consent: bool,
     /// Workflow stored compressed.
     pub compressed: bool,
     /// Bytes compression saved on the workflow.
     pub saved_bytes: i64,
 }
 
+fn consent_default() -> bool {
+    true
+}
+
 impl RecordFacts {
     /// The contract's quality example: successful, no negative latest feedback, and positive
     /// feedback or a passed validation scoring >= 80. (Curated examples are counted apart.)
+    /// Only records with consent count: readiness counts what an export would produce.
     pub fn is_quality(&self) -> bool {
-        self.success
+        self.consent
+            && self.success
             && !self.latest_negative
             && (self.positive_feedback > 0 || self.good_validation)
     }
@@ -191,6 +202,9 @@ impl RecordFacts {
             hot_bytes: if hot { self.stored_bytes } else { 0 },
             compressed_records: b(hot && self.compressed),
             compression_saved_bytes: if hot && self.compressed { self.saved_bytes } else { 0 },
+            consented: b(self.consent),
+            consented_successful: b(self.consent && self.success),
+            consented_with_feedback: b(self.consent && self.feedback_count > 0),
             ..PlatformCounters::default()
         }
     }
@@ -203,6 +217,7 @@ mod tests {
     fn facts() -> RecordFacts {
         RecordFacts {
             success: true,
+            consent: true,
             stored_bytes: 1000,
             compressed: true,
             saved_bytes: 400,
@@ -223,6 +238,14 @@ mod tests {
         assert!(!f.is_quality());
         let g = RecordFacts { good_validation: true, ..facts() };
         assert!(g.is_quality());
+    }
+
+    #[test]
+    fn records_without_consent_do_not_count_towards_readiness() {
+        let f = RecordFacts { consent: false, positive_feedback: 1, feedback_count: 1, ..facts() };
+        let c = f.contribution();
+        assert_eq!((c.total, c.successful, c.with_feedback), (1, 1, 1), "storage counts every record");
+        assert_eq!((c.consented, c.consented_successful, c.consented_with_feedback, c.quality), (0, 0, 0, 0));
     }
 
     #[test]

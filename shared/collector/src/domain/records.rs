@@ -133,6 +133,7 @@ impl Interaction {
             latest_negative: self.summary.latest_negative,
             good_validation: self.summary.good_validation,
             stored_bytes: self.stored_bytes(),
+            consent: self.training_consent,
             compressed,
             saved_bytes: wf.filter(|w| w.compressed).map_or(0, |w| w.original_bytes - w.stored_bytes()),
         }
@@ -291,6 +292,37 @@ pub struct CuratedExample {
     pub usage_count: i64,
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
+}
+
+impl CuratedExample {
+    /// The example as a record an export can take: successful, consenting, split as its own
+    /// "user" (`curated:{id}`) so examples spread over both sides of a split.
+    pub fn as_record(&self) -> FullRecord {
+        FullRecord {
+            interaction_id: self.example_id,
+            user_id: UserId(format!("curated:{}", self.example_id)),
+            platform: self.platform.clone(),
+            kind: if self.workflow.is_some() { Kind::WorkflowGeneration } else { Kind::Conversation },
+            user_message: self.user_message.clone(),
+            ai_response: self.ai_response.clone(),
+            intent: None,
+            workflow: self.workflow.clone(),
+            success: true,
+            error_message: None,
+            processing_time_ms: None,
+            model_version: None,
+            metadata: None,
+            training_consent: true,
+            created_at: self.created_at,
+            has_feedback: false,
+            last_feedback_type: None,
+            positive_feedback: 0,
+            negative_feedback: 0,
+            archived: false,
+            feedback: vec![],
+            validations: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

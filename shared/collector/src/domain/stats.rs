@@ -189,10 +189,11 @@ fn percent(r: f64) -> String {
 }
 
 pub fn readiness(platform: &str, c: &PlatformCounters, t: &Thresholds) -> Readiness {
+    // Counts of consenting records: readiness counts what an export would produce.
     let metrics = ReadinessMetrics {
-        total_examples: c.total,
-        successful: c.successful,
-        with_feedback: c.with_feedback,
+        total_examples: c.consented,
+        successful: c.consented_successful,
+        with_feedback: c.consented_with_feedback,
         quality_examples: c.quality + c.curated_examples,
         positive_feedback_rate: rate(
             c.positive_feedback,
@@ -500,14 +501,25 @@ pub fn human_bytes(n: i64) -> String {
 mod tests {
     use super::*;
 
+    /// Counters where every record has consent.
     fn counters(total: i64, successful: i64, with_feedback: i64, quality: i64) -> PlatformCounters {
         PlatformCounters {
             total,
             successful,
             with_feedback,
             quality,
+            consented: total,
+            consented_successful: successful,
+            consented_with_feedback: with_feedback,
             ..PlatformCounters::default()
         }
+    }
+
+    #[test]
+    fn readiness_counts_only_consenting_records() {
+        let c = PlatformCounters { consented: 10, consented_successful: 5, consented_with_feedback: 2, ..counters(50, 30, 10, 0) };
+        let r = ready(c);
+        assert_eq!((r.metrics.total_examples, r.metrics.successful, r.metrics.with_feedback), (10, 5, 2));
     }
 
     fn ready(c: PlatformCounters) -> Readiness {
@@ -804,6 +816,9 @@ mod tests {
                 archive_objects: 2,
                 compressed_records: 30,
                 compression_saved_bytes: 5000,
+                consented: 60,
+                consented_successful: 40,
+                consented_with_feedback: 12,
             },
         );
         all.insert(
@@ -814,6 +829,8 @@ mod tests {
                 with_feedback: 0,
                 quality: 1,
                 hot_bytes: 4096,
+                consented: 10,
+                consented_successful: 4,
                 ..PlatformCounters::default()
             },
         );

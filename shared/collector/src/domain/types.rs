@@ -85,7 +85,7 @@ impl fmt::Display for Id {
 /// A user id: the JWT `sub`. Opaque, non-empty, bounded.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct UserId(String);
+pub struct UserId(pub(crate) String);
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<UserId, String> {

@@ -775,6 +775,13 @@ pub async fn case_examples(store: &dyn HotStore) {
     assert!(store.list_examples(Some(&platform("zapier"))).await.expect("list").is_empty());
     let want: BTreeMap<Platform, PlatformCounters> = [(platform("n8n"), curated(2))].into();
     assert_eq!(store.counters().await.expect("counters"), want);
+
+    // An export used e1 twice and e3 once; unknown ids are ignored.
+    store.increment_example_usage(&[e1.example_id, e3.example_id, Id::new()]).await.expect("usage");
+    store.increment_example_usage(&[e1.example_id]).await.expect("usage");
+    store.increment_example_usage(&[]).await.expect("usage");
+    let usage: Vec<i64> = store.list_examples(Some(&platform("n8n"))).await.expect("list").iter().map(|e| e.usage_count).collect();
+    assert_eq!(usage, vec![1, 2], "newest (e3) first");
 }
 
 pub async fn case_metrics(store: &dyn HotStore) {

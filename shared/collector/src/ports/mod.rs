@@ -168,6 +168,8 @@ pub trait HotStore: Send + Sync {
     async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, StoreError>;
     /// Delete and uncount; false when unknown.
     async fn delete_example(&self, id: Id) -> Result<bool, StoreError>;
+    /// Add one to `usage_count` of each example (an export used it); unknown ids are ignored.
+    async fn increment_example_usage(&self, ids: &[Id]) -> Result<(), StoreError>;
     async fn insert_metric(&self, m: &TrainingMetric) -> Result<(), StoreError>;
     /// Newest first; all platforms when None.
     async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, StoreError>;
