@@ -107,3 +107,32 @@ fn jsonwebtoken_free_verify(token: &str, secret: &str) -> bool {
     let key = jsonwebtoken::DecodingKey::from_secret(secret.as_bytes());
     collector::http::auth::verify_token(&key, token).is_some_and(|c| c["sub"] == "alice")
 }
+
+#[test]
+fn export_formats_checks_and_rejects_file() {
+    use collector::domain::formats::{DEFAULT_MAX_TOKENS, Format, check};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["demo", "--count", "400", "--json"]);
+    for (name, format) in [("openai", Format::Openai), ("openai_dpo", Format::OpenaiDpo), ("bedrock", Format::Bedrock)] {
+        let out = d.join(format!("{name}.jsonl"));
+        let rejects = d.join(format!("{name}.rejects"));
+        let summary = json(d, &["export", "n8n", "--format", name, "-o", out.to_str().unwrap(), "--rejects", rejects.to_str().unwrap(), "--json"]);
+        let text = std::fs::read_to_string(&out).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!lines.is_empty(), "{name}: the demo has corrections, so every format has lines");
+        assert_eq!(summary["lines"], lines.len());
+        for l in &lines {
+            assert_eq!(check(format, l, DEFAULT_MAX_TOKENS), Ok(()), "{name}: {l}");
+        }
+        assert!(rejects.exists());
+    }
+    // Train and validation sides together are the whole export.
+    let all = ok(d, &["export", "make"]).lines().count();
+    let train = ok(d, &["export", "make", "--split", "train", "--validation-fraction", "0.5"]).lines().count();
+    let validation = ok(d, &["export", "make", "--split", "validation", "--validation-fraction", "0.5"]).lines().count();
+    assert_eq!(train + validation, all);
+    let bad = run(d, &[], &["export", "make", "--format", "csv"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--format"));
+}
