@@ -87,7 +87,7 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
             "model_version": "assistant-2026-10",
             "created_at": created_at.to_rfc3339(),
         });
-        let id = match app.log_interaction(&service, &body).await? {
+        let id = match app.log_interaction(&service, body).await? {
             IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => r.interaction_id,
             IngestOutcome::NotCollected => anyhow::bail!("data collection is disabled (ENABLE_DATA_COLLECTION=false)"),
         };

@@ -53,7 +53,7 @@ pub struct ValidationResult {
 }
 
 impl App {
-    pub async fn log_interaction(&self, caller: &Caller, body: &Value) -> Result<IngestOutcome, AppError> {
+    pub async fn log_interaction(&self, caller: &Caller, body: Value) -> Result<IngestOutcome, AppError> {
         let now = Utc::now();
         let new = NewInteraction::parse(body, now)?;
         let user_id = match (caller.role, new.user_id.clone()) {
@@ -105,10 +105,10 @@ impl App {
     pub async fn log_batch(
         &self,
         caller: &Caller,
-        body: &Value,
+        mut body: Value,
         to_error: impl Fn(&AppError) -> (u16, Value),
     ) -> Result<Vec<BatchItem>, AppError> {
-        let items = match body.get("interactions") {
+        let items = match body.get_mut("interactions").map(Value::take) {
             Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_BATCH => a,
             Some(Value::Array(a)) if a.len() > MAX_BATCH => {
                 return Err(AppError::field("interactions", "must hold at most 100 interactions"));
@@ -116,7 +116,7 @@ impl App {
             _ => return Err(AppError::field("interactions", "must be a non-empty array of interactions")),
         };
         let mut out = Vec::with_capacity(items.len());
-        for (index, item) in items.iter().enumerate() {
+        for (index, item) in items.into_iter().enumerate() {
             out.push(match self.log_interaction(caller, item).await {
                 Ok(IngestOutcome::Created(r)) => BatchItem { index, status: 201, interaction_id: Some(r.interaction_id), error: None },
                 Ok(IngestOutcome::Replayed(r)) => BatchItem { index, status: 200, interaction_id: Some(r.interaction_id), error: None },

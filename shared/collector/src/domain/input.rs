@@ -197,8 +197,13 @@ pub struct NewInteraction {
 }
 
 impl NewInteraction {
-    pub fn parse(body: &Value, now: DateTime<Utc>) -> Result<NewInteraction, Vec<FieldError>> {
-        let mut f = Fields::of(body)?;
+    /// Takes the body by value: the workflow and metadata are moved out, never copied.
+    pub fn parse(mut body: Value, now: DateTime<Utc>) -> Result<NewInteraction, Vec<FieldError>> {
+        let (workflow_raw, metadata_raw) = match body.as_object_mut() {
+            Some(m) => (m.remove("workflow").filter(|v| !v.is_null()), m.remove("metadata").filter(|v| !v.is_null())),
+            None => (None, None),
+        };
+        let mut f = Fields::of(&body)?;
         let interaction_id = f.opt_id("interaction_id");
         let user_id = f.opt_user_id("user_id");
         let platform = f.platform();
@@ -212,7 +217,7 @@ impl NewInteraction {
         let user_message = f.req_str("user_message");
         let ai_response = f.opt_str("ai_response");
         let intent = f.opt_str("intent");
-        let workflow = match (f.has("workflow"), f.has("workflow_gzip_hex")) {
+        let workflow = match (workflow_raw.is_some(), f.has("workflow_gzip_hex")) {
             (true, true) => {
                 f.fail("workflow_gzip_hex", "give either workflow or workflow_gzip_hex, not both");
                 None
@@ -228,18 +233,32 @@ impl NewInteraction {
                     None
                 }
             }),
-            _ => f.opt_object("workflow"),
+            _ => match workflow_raw {
+                Some(Value::Object(m)) => Some(m),
+                Some(_) => {
+                    f.fail("workflow", "must be a JSON object");
+                    None
+                }
+                None => None,
+            },
         };
         let success = f.opt_bool("success").unwrap_or(true);
         let error_message = f.opt_str("error_message");
         let processing_time_ms = f.opt_u64("processing_time_ms");
         let model_version = f.opt_str("model_version");
-        let metadata = f.opt_object("metadata");
-        if let Some(m) = &metadata
-            && workflow::compact(&Value::Object(m.clone())).len() > MAX_METADATA_BYTES
-        {
-            f.fail("metadata", "must be at most 16 KiB of JSON");
-        }
+        let metadata = match metadata_raw {
+            Some(Value::Object(m)) => {
+                if serde_json::to_vec(&m).map_or(usize::MAX, |b| b.len()) > MAX_METADATA_BYTES {
+                    f.fail("metadata", "must be at most 16 KiB of JSON");
+                }
+                Some(m)
+            }
+            Some(_) => {
+                f.fail("metadata", "must be a JSON object");
+                None
+            }
+            None => None,
+        };
         let training_consent = f.opt_bool("training_consent");
         let created_at = f.opt_time("created_at", now);
         f.finish(|| {
@@ -263,25 +282,50 @@ impl NewInteraction {
         })
     }
 
-    /// Canonical hash of what the client sent (not of what the server filled in), for idempotency.
+    /// Canonical hash of what the client sent (not of what the server filled in), for
+    /// idempotency. Fed field by field, so nothing is copied.
     pub fn content_hash(&self, user_id: &UserId) -> String {
-        let v = serde_json::json!({
-            "user_id": user_id.as_str(),
-            "platform": self.platform.as_str(),
-            "kind": self.kind.as_str(),
-            "user_message": self.user_message,
-            "ai_response": self.ai_response,
-            "intent": self.intent,
-            "workflow": self.workflow,
-            "success": self.success,
-            "error_message": self.error_message,
-            "processing_time_ms": self.processing_time_ms,
-            "model_version": self.model_version,
-            "metadata": self.metadata,
-            "training_consent": self.training_consent,
-            "created_at": self.created_at.map(|t| t.to_rfc3339()),
-        });
-        super::json::canonical_hash(&v)
+        use super::json::{feed_canonical, feed_str};
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let opt_str = |h: &mut Sha256, s: &Option<String>| match s {
+            Some(s) => feed_str(h, s),
+            None => h.update(b"-"),
+        };
+        let opt_map = |h: &mut Sha256, m: &Option<Map<String, Value>>| match m {
+            Some(m) => {
+                h.update(b"{");
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort_unstable();
+                h.update((keys.len() as u64).to_be_bytes());
+                for k in keys {
+                    feed_str(h, k);
+                    feed_canonical(h, &m[k]);
+                }
+            }
+            None => h.update(b"-"),
+        };
+        feed_str(&mut h, user_id.as_str());
+        feed_str(&mut h, self.platform.as_str());
+        feed_str(&mut h, self.kind.as_str());
+        feed_str(&mut h, &self.user_message);
+        opt_str(&mut h, &self.ai_response);
+        opt_str(&mut h, &self.intent);
+        opt_map(&mut h, &self.workflow);
+        h.update([self.success as u8]);
+        opt_str(&mut h, &self.error_message);
+        match self.processing_time_ms {
+            Some(n) => h.update(n.to_be_bytes()),
+            None => h.update(b"-"),
+        }
+        opt_str(&mut h, &self.model_version);
+        opt_map(&mut h, &self.metadata);
+        match self.training_consent {
+            Some(c) => h.update([c as u8]),
+            None => h.update(b"-"),
+        }
+        opt_str(&mut h, &self.created_at.map(|t| t.to_rfc3339()));
+        hex::encode(h.finalize())
     }
 }
 
@@ -472,7 +516,7 @@ mod tests {
     #[test]
     fn every_problem_is_listed_at_once() {
         let body = json!({"platform": "Bad Slug!", "user_message": "", "processing_time_ms": -5, "metadata": [1], "kind": "x"});
-        let errs = NewInteraction::parse(&body, Utc::now()).unwrap_err();
+        let errs = NewInteraction::parse(body.clone(), Utc::now()).unwrap_err();
         assert_eq!(fields(&errs), ["platform", "kind", "user_message", "processing_time_ms", "metadata"]);
     }
 
@@ -480,12 +524,12 @@ mod tests {
     fn defaults_and_hex_import() {
         let wf = json!({"nodes": []});
         let hex = hex::encode(workflow::gzip(&workflow::compact(&wf)));
-        let n = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi", "workflow_gzip_hex": hex}), Utc::now()).unwrap();
+        let n = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi", "workflow_gzip_hex": hex}), Utc::now()).unwrap();
         assert_eq!(n.kind, Kind::Conversation);
         assert!(n.success);
         assert_eq!(n.workflow, wf.as_object().cloned());
         let both = json!({"platform": "n8n", "user_message": "hi", "workflow": {}, "workflow_gzip_hex": hex});
-        assert_eq!(fields(&NewInteraction::parse(&both, Utc::now()).unwrap_err()), ["workflow_gzip_hex"]);
+        assert_eq!(fields(&NewInteraction::parse(both, Utc::now()).unwrap_err()), ["workflow_gzip_hex"]);
     }
 
     #[test]
@@ -493,21 +537,21 @@ mod tests {
         let now = Utc::now();
         let later = (now + chrono::Duration::hours(1)).to_rfc3339();
         let body = json!({"platform": "n8n", "user_message": "hi", "created_at": later});
-        assert_eq!(fields(&NewInteraction::parse(&body, now).unwrap_err()), ["created_at"]);
+        assert_eq!(fields(&NewInteraction::parse(body.clone(), now).unwrap_err()), ["created_at"]);
     }
 
     #[test]
     fn metadata_over_16k_is_refused() {
         let body = json!({"platform": "n8n", "user_message": "hi", "metadata": {"x": "y".repeat(16 * 1024)}});
-        assert_eq!(fields(&NewInteraction::parse(&body, Utc::now()).unwrap_err()), ["metadata"]);
+        assert_eq!(fields(&NewInteraction::parse(body.clone(), Utc::now()).unwrap_err()), ["metadata"]);
     }
 
     #[test]
     fn content_hash_ignores_key_order_and_sees_changes() {
         let now = Utc::now();
-        let a = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi", "workflow": {"a": 1, "b": 2}}), now).unwrap();
-        let b = NewInteraction::parse(&json!({"workflow": {"b": 2, "a": 1}, "user_message": "hi", "platform": "n8n"}), now).unwrap();
-        let c = NewInteraction::parse(&json!({"platform": "n8n", "user_message": "hi!", "workflow": {"a": 1, "b": 2}}), now).unwrap();
+        let a = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi", "workflow": {"a": 1, "b": 2}}), now).unwrap();
+        let b = NewInteraction::parse(json!({"workflow": {"b": 2, "a": 1}, "user_message": "hi", "platform": "n8n"}), now).unwrap();
+        let c = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi!", "workflow": {"a": 1, "b": 2}}), now).unwrap();
         let u = UserId::parse("u").unwrap();
         assert_eq!(a.content_hash(&u), b.content_hash(&u));
         assert_ne!(a.content_hash(&u), c.content_hash(&u));

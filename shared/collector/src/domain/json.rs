@@ -41,34 +41,48 @@ pub fn too_deep(bytes: &[u8], max: usize) -> bool {
 /// sha256 (hex) of a value with object keys sorted, so key order does not change the hash.
 pub fn canonical_hash(v: &Value) -> String {
     let mut h = Sha256::new();
-    feed(&mut h, v);
+    feed_canonical(&mut h, v);
     hex::encode(h.finalize())
 }
 
-fn feed(h: &mut Sha256, v: &Value) {
+/// Feed a value into a hasher canonically: keys sorted, strings length-prefixed, numbers as
+/// JSON text. Allocates only a key list per object (ingest hashes 50 KB workflows per request).
+pub fn feed_canonical(h: &mut Sha256, v: &Value) {
+    use std::io::Write;
     match v {
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            h.update(b"{");
-            for k in keys {
-                feed(h, &Value::String(k.clone()));
-                h.update(b":");
-                feed(h, &m[k]);
-                h.update(b",");
-            }
-            h.update(b"}");
+        Value::Null => h.update(b"n"),
+        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
+        Value::Number(n) => {
+            h.update(b"#");
+            // Writing into a hasher cannot fail.
+            let _ = write!(h, "{n};");
         }
+        Value::String(s) => feed_str(h, s),
         Value::Array(a) => {
             h.update(b"[");
+            h.update((a.len() as u64).to_be_bytes());
             for x in a {
-                feed(h, x);
-                h.update(b",");
+                feed_canonical(h, x);
             }
-            h.update(b"]");
         }
-        scalar => h.update(serde_json::to_string(scalar).unwrap_or_default().as_bytes()),
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort_unstable();
+            h.update(b"{");
+            h.update((keys.len() as u64).to_be_bytes());
+            for k in keys {
+                feed_str(h, k);
+                feed_canonical(h, &m[k]);
+            }
+        }
     }
+}
+
+/// A string, length-prefixed so ("ab","c") and ("a","bc") differ.
+pub fn feed_str(h: &mut Sha256, s: &str) {
+    h.update(b"s");
+    h.update((s.len() as u64).to_be_bytes());
+    h.update(s.as_bytes());
 }
 
 #[cfg(test)]

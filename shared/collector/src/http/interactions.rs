@@ -30,7 +30,7 @@ pub fn router() -> Router<HttpState> {
     responses((status = 201, body = crate::domain::records::IngestReceipt), (status = 200, description = "replay of the same id and content"),
               (status = 202, description = "collection disabled"), (status = 400), (status = 401), (status = 403), (status = 409)))]
 pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
-    Ok(match s.app.log_interaction(&caller, &body).await? {
+    Ok(match s.app.log_interaction(&caller, body).await? {
         IngestOutcome::Created(r) => (StatusCode::CREATED, Json(r)).into_response(),
         IngestOutcome::Replayed(r) => (StatusCode::OK, Json(r)).into_response(),
         IngestOutcome::NotCollected => (StatusCode::ACCEPTED, Json(json!({"collected": false}))).into_response(),
@@ -41,7 +41,7 @@ pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBod
 #[utoipa::path(post, path = "/api/interactions/batch", tag = "interactions", responses((status = 200), (status = 400), (status = 403)))]
 pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Service, Role::Admin])?;
-    let results = s.app.log_batch(&caller, &body, item_error).await?;
+    let results = s.app.log_batch(&caller, body, item_error).await?;
     Ok(Json(json!({ "results": results })).into_response())
 }
 
