@@ -82,7 +82,7 @@ impl Figure {
 }
 
 fn fmt_num(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.2}")
@@ -122,14 +122,18 @@ fn thread_cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
 }
 
-/// Sum of CPU ns of the threads of `proc_dir` (e.g. /proc/self or /proc/1234) whose name
-/// starts with `prefix` (empty: all threads).
-fn tasks_cpu_ns(proc_dir: &Path, prefix: &str) -> u64 {
+/// Sum of CPU ns of the live threads of `proc_dir` (e.g. /proc/self or /proc/1234) for which
+/// `keep(thread name, is the main thread)` holds.
+fn tasks_cpu_ns(proc_dir: &Path, keep: impl Fn(&str, bool) -> bool) -> u64 {
     let Ok(rd) = std::fs::read_dir(proc_dir.join("task")) else { return 0 };
+    let main_tid = std::fs::read_to_string(proc_dir.join("stat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default();
     let mut sum = 0;
     for t in rd.flatten() {
         let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
-        if !comm.trim().starts_with(prefix) {
+        if !keep(comm.trim(), t.file_name().to_string_lossy() == main_tid) {
             continue;
         }
         if let Some(ns) = std::fs::read_to_string(t.path().join("schedstat"))
@@ -142,10 +146,127 @@ fn tasks_cpu_ns(proc_dir: &Path, prefix: &str) -> u64 {
     sum
 }
 
+/// Threads of the load generator (the client runtime, its blocking pool included).
+fn is_client_thread(name: &str, _main: bool) -> bool {
+    name.starts_with("figures-cli")
+}
+
+/// Threads of the in-process server: its runtime and whatever threads the store runs (e.g. the
+/// SQLite writer): everything but the load generator and the idle main thread.
+fn is_server_thread(name: &str, main: bool) -> bool {
+    !main && !is_client_thread(name, main)
+}
+
+fn any_thread(_: &str, _: bool) -> bool {
+    true
+}
+
 /// A `VmXxx:` line of /proc/<pid>/status, in kB.
 fn status_kb(proc_dir: &Path, key: &str) -> Option<u64> {
     let s = std::fs::read_to_string(proc_dir.join("status")).ok()?;
     s.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Jiffies of the whole machine, from the `cpu` line of /proc/stat.
+#[derive(Clone, Copy, Default)]
+struct MachineTicks {
+    /// user + nice + system + steal (guest time is already in user)
+    busy: u64,
+    /// irq + softirq: mostly our own loopback traffic, charged to no process
+    irq: u64,
+    total: u64,
+}
+
+fn machine_ticks() -> MachineTicks {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = s.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    // user nice system idle iowait irq softirq steal
+    let busy = get(0) + get(1) + get(2) + get(7);
+    let irq = get(5) + get(6);
+    MachineTicks { busy, irq, total: busy + irq + get(3) + get(4) }
+}
+
+/// (pid, ppid, comm, utime + stime) of one /proc/<pid>/stat.
+fn proc_stat(path: &Path) -> Option<(u32, u32, String, u64)> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let (head, rest) = s.rsplit_once(')')?;
+    let (pid, comm) = head.split_once(" (")?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17)
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((pid.trim().parse().ok()?, f.get(1)?.parse().ok()?, comm.to_string(), ticks))
+}
+
+/// Jiffies used by this process, its threads and its waited-for children (export children, the server binary).
+fn own_ticks() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
+    // After the comm: state(3) ... utime(14) stime(15) cutime(16) cstime(17), i.e. indexes 11..=14 here.
+    after.split_whitespace().skip(11).take(4).filter_map(|x| x.parse::<u64>().ok()).sum()
+}
+
+/// CPU jiffies of every other live process: pid -> (comm, ticks, kernel thread?). Our own
+/// children (the server binary, export children) are left out: they are counted as ours.
+fn other_procs() -> HashMap<u32, (String, u64, bool)> {
+    let me = std::process::id();
+    let mut out = HashMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Some((pid, ppid, comm, ticks)) = proc_stat(&e.path().join("stat"))
+            && pid != me
+            && ppid != me
+        {
+            out.insert(pid, (comm, ticks, pid == 2 || ppid == 2));
+        }
+    }
+    out
+}
+
+/// Watches how busy the machine was during a figure, and how much of that was someone else.
+struct LoadWatch {
+    machine: MachineTicks,
+    own: u64,
+    others: HashMap<u32, (String, u64, bool)>,
+}
+
+impl LoadWatch {
+    fn start() -> LoadWatch {
+        LoadWatch { machine: machine_ticks(), own: own_ticks(), others: other_procs() }
+    }
+    /// Share of all CPUs used by other work (not this bench, not kernel threads or interrupts,
+    /// which mostly serve our own I/O), printed; returned for the summary.
+    fn finish(self, what: &str) -> f64 {
+        let m = machine_ticks();
+        let total = m.total.saturating_sub(self.machine.total).max(1) as f64;
+        let busy = m.busy.saturating_sub(self.machine.busy) as f64;
+        let irq = m.irq.saturating_sub(self.machine.irq) as f64;
+        let own = own_ticks().saturating_sub(self.own) as f64;
+        let mut kernel = 0.0;
+        let mut named: Vec<(String, f64)> = Vec::new();
+        for (pid, (comm, ticks, kthread)) in other_procs() {
+            let d = ticks.saturating_sub(self.others.get(&pid).map_or(0, |o| o.1)) as f64;
+            if kthread {
+                kernel += d;
+            } else if d > 0.0 {
+                named.push((comm, d));
+            }
+        }
+        named.sort_by(|a, b| b.1.total_cmp(&a.1));
+        // Whatever is neither ours nor a kernel thread: other processes, live or finished meanwhile.
+        let other = ((busy - own - kernel) / total).max(0.0);
+        let top: Vec<String> = named.iter().take(3).map(|(c, d)| format!("{c} {:.0}%", d / total * 100.0)).collect();
+        info(format!(
+            "machine during {what}: {:.0}% of all CPUs busy; this bench {:.0}%, kernel threads {:.0}%, interrupts {:.0}%, other processes {:.0}%{}{}",
+            (busy + irq) / total * 100.0,
+            own / total * 100.0,
+            kernel / total * 100.0,
+            irq / total * 100.0,
+            other * 100.0,
+            if top.is_empty() { String::new() } else { format!(" (top: {})", top.join(", ")) },
+            if other > 0.10 { "  <-- WARNING: the machine was not quiet; figures are pessimistic" } else { "" }
+        ));
+        other
+    }
 }
 
 // -- data ---------------------------------------------------------------------------------------
@@ -297,18 +418,19 @@ fn ingest_cpu(report: &mut Report) {
     let iters = env_num("FIGURES_INGEST_ITERS", 2000) as u32;
     let warmup = (iters / 10).max(10);
     let mut step_ns = [0u128; 4];
-    let mut one = |timed: bool, step_ns: &mut [u128; 4]| {
+    let one = |timed: bool, step_ns: &mut [u128; 4]| {
         let t0 = Instant::now();
         let v = http::body::parse_json(&body).expect("body parses");
         let t1 = Instant::now();
         let now = Utc::now();
-        let new = NewInteraction::parse(&v, now).expect("valid interaction");
+        // Takes the body by value, as `App::log_interaction` does (workflow moved out, the rest dropped).
+        let new = NewInteraction::parse(v, now).expect("valid interaction");
         let t2 = Instant::now();
         let hash = new.content_hash(&user);
         let t3 = Instant::now();
         let stored = new.workflow.map(|w| StoredWorkflow::pack(&Value::Object(w), threshold));
         let t4 = Instant::now();
-        black_box((hash, stored, v));
+        black_box((hash, stored));
         if timed {
             for (s, (a, b)) in step_ns.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3), (t3, t4)]) {
                 *s += (b - a).as_nanos();
@@ -320,9 +442,19 @@ fn ingest_cpu(report: &mut Report) {
     }
     let cpu0 = thread_cpu_ns();
     let wall0 = Instant::now();
-    for _ in 0..iters {
-        one(true, &mut step_ns);
+    // Ten batches, to show how steady the machine is (a VM's neighbours show up here).
+    let mut batch_ms = Vec::with_capacity(10);
+    for b in 0..10 {
+        let n = iters / 10 + u32::from(b < iters % 10);
+        let c = thread_cpu_ns();
+        for _ in 0..n {
+            one(true, &mut step_ns);
+        }
+        if let Some((c0, c1)) = c.zip(thread_cpu_ns()) {
+            batch_ms.push((c1 - c0) as f64 / 1e6 / n.max(1) as f64);
+        }
     }
+    batch_ms.sort_by(f64::total_cmp);
     let wall_ms = wall0.elapsed().as_secs_f64() * 1000.0 / iters as f64;
     let cpu_ms = cpu0.zip(thread_cpu_ns()).map(|(a, b)| (b - a) as f64 / 1e6 / iters as f64);
     let per = |ns: u128| ns as f64 / 1e6 / iters as f64;
@@ -333,6 +465,9 @@ fn ingest_cpu(report: &mut Report) {
         per(step_ns[2]),
         per(step_ns[3])
     ));
+    if let (Some(lo), Some(hi)) = (batch_ms.first(), batch_ms.last()) {
+        info(format!("CPU ms/op over 10 batches: min {lo:.3}, median {:.3}, max {hi:.3}", batch_ms[batch_ms.len() / 2]));
+    }
     match cpu_ms {
         Some(c) => report.add("ingest_cpu_per_50kb_workflow_ms", c, Goal::AtMost(2.0), "thread CPU time, mean"),
         None => report.add("ingest_cpu_per_50kb_workflow_ms", wall_ms, Goal::AtMost(2.0), "wall time of a 1-thread loop, mean"),
@@ -349,8 +484,8 @@ enum Server {
 impl Server {
     fn cpu_ns(&self) -> u64 {
         match self {
-            Server::InProcess { .. } => tasks_cpu_ns(Path::new("/proc/self"), "figures-srv"),
-            Server::Binary { child } => tasks_cpu_ns(&PathBuf::from(format!("/proc/{}", child.id())), ""),
+            Server::InProcess { .. } => tasks_cpu_ns(Path::new("/proc/self"), is_server_thread),
+            Server::Binary { child } => tasks_cpu_ns(&PathBuf::from(format!("/proc/{}", child.id())), any_thread),
         }
     }
     fn stop(self) {
@@ -358,7 +493,7 @@ impl Server {
             Server::InProcess { rt, _app } => rt.shutdown_timeout(Duration::from_secs(5)),
             Server::Binary { mut child } => {
                 if let Some(hwm) = status_kb(&PathBuf::from(format!("/proc/{}", child.id())), "VmHWM:") {
-                    info(format!("server process peak RSS {:.1} MB", hwm as f64 / 1024.0));
+                    info(format!("server process peak RSS {:.1} MiB", hwm as f64 / 1024.0));
                 }
                 let _ = child.kill();
                 let _ = child.wait();
@@ -492,10 +627,10 @@ fn server_throughput(report: &mut Report) {
     let (warm, _) = run(vec![10; clients]);
     let per: Vec<u64> = (0..clients as u64).map(|i| total / clients as u64 + u64::from(i < total % clients as u64)).collect();
     let srv0 = server.cpu_ns();
-    let cli0 = tasks_cpu_ns(Path::new("/proc/self"), "figures-cli");
+    let cli0 = tasks_cpu_ns(Path::new("/proc/self"), is_client_thread);
     let (mut t, elapsed) = run(per);
     let srv_cpu = server.cpu_ns().saturating_sub(srv0) as f64 / 1e9;
-    let cli_cpu = tasks_cpu_ns(Path::new("/proc/self"), "figures-cli").saturating_sub(cli0) as f64 / 1e9;
+    let cli_cpu = tasks_cpu_ns(Path::new("/proc/self"), is_client_thread).saturating_sub(cli0) as f64 / 1e9;
     let secs = elapsed.as_secs_f64();
     let rate = t.created as f64 / secs;
     t.latencies_us.sort_unstable();
@@ -622,21 +757,34 @@ fn small_record(i: u64, base: chrono::DateTime<Utc>) -> Interaction {
 
 // -- 3. stats at 10k vs 1M ------------------------------------------------------------------------
 
-fn median_stats_ms(rt: &tokio::runtime::Runtime, app: &App, calls: usize) -> (f64, f64, i64) {
+/// `App::stats` timed `calls` times in each of 5 rounds one second apart (so a checkpoint or
+/// kernel writeback left over from filling shows up as one odd round, not as the figure):
+/// (median, p90 over all calls, total_records, median of each round).
+fn time_stats(rt: &tokio::runtime::Runtime, app: &App, calls: usize) -> (f64, f64, i64, Vec<f64>) {
     rt.block_on(async {
         for _ in 0..10 {
             app.stats().await.expect("stats");
         }
-        let mut ms = Vec::with_capacity(calls);
+        let mut all = Vec::with_capacity(calls * 5);
+        let mut rounds = Vec::new();
         let mut total = 0;
-        for _ in 0..calls {
-            let t0 = Instant::now();
-            let s = app.stats().await.expect("stats");
-            ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-            total = s.overview.total_records;
+        for round in 0..5 {
+            if round > 0 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let mut ms = Vec::with_capacity(calls);
+            for _ in 0..calls {
+                let t0 = Instant::now();
+                let s = app.stats().await.expect("stats");
+                ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+                total = s.overview.total_records;
+            }
+            ms.sort_by(f64::total_cmp);
+            rounds.push(ms[ms.len() / 2]);
+            all.extend(ms);
         }
-        ms.sort_by(f64::total_cmp);
-        (ms[ms.len() / 2], ms[ms.len() * 9 / 10], total)
+        all.sort_by(f64::total_cmp);
+        (all[all.len() / 2], all[all.len() * 9 / 10], total, rounds)
     })
 }
 
@@ -644,22 +792,24 @@ fn stats_scaling(report: &mut Report) {
     let small = env_num("FIGURES_STATS_SMALL", 10_000);
     let big = env_num("FIGURES_STATS_BIG", 1_000_000).max(small);
     let calls = env_num("FIGURES_STATS_CALLS", 200).max(1) as usize;
-    println!("\n== 3. stats time at {small} vs {big} records (App::stats, median of {calls} calls)");
+    println!("\n== 3. stats time at {small} vs {big} records (App::stats, median of 5 rounds x {calls} calls)");
     let dir = tempfile::tempdir().expect("tempdir");
     let rt = runtime("figures-sta", 2);
     let app = App::open_local(config_for(&dir.path().join("data"))).expect("open store");
     let base = Utc::now() - chrono::Duration::days(20);
     rt.block_on(fill(&app, 0, small, "stats store", move |i| small_record(i, base)));
-    let (m_small, p90_small, n_small) = median_stats_ms(&rt, &app, calls);
-    info(format!("at {n_small} records: median {m_small:.3} ms, p90 {p90_small:.3} ms"));
+    settle(&dir.path().join("data"));
+    let (m_small, p90_small, n_small, r_small) = time_stats(&rt, &app, calls);
+    info(format!("at {n_small} records: median {m_small:.3} ms, p90 {p90_small:.3} ms (round medians {})", fmt_ms(&r_small)));
     let fill_started = Instant::now();
     rt.block_on(fill(&app, small, big, "stats store", move |i| small_record(i, base)));
     let fill_secs = fill_started.elapsed().as_secs_f64();
     if fill_secs > 300.0 {
         info(format!("note: growing to {big} records took {fill_secs:.0} s (over 5 minutes) on this machine"));
     }
-    let (m_big, p90_big, n_big) = median_stats_ms(&rt, &app, calls);
-    info(format!("at {n_big} records: median {m_big:.3} ms, p90 {p90_big:.3} ms"));
+    settle(&dir.path().join("data"));
+    let (m_big, p90_big, n_big, r_big) = time_stats(&rt, &app, calls);
+    info(format!("at {n_big} records: median {m_big:.3} ms, p90 {p90_big:.3} ms (round medians {})", fmt_ms(&r_big)));
     let db = std::fs::metadata(dir.path().join("data/collector.sqlite3")).map(|m| m.len()).unwrap_or(0);
     info(format!("store file {:.0} MB", db as f64 / 1e6));
     report.add(&format!("stats_ms_at_{}", short(n_small as u64)), m_small, Goal::Info, "median");
@@ -667,6 +817,23 @@ fn stats_scaling(report: &mut Report) {
     report.add("stats_time_ratio_big_over_small", m_big / m_small, Goal::AtMost(1.5), format!("{} / {}", short(n_big as u64), short(n_small as u64)));
     drop(app);
     drop(rt);
+}
+
+/// Put both measurements on the same footing: flush the store's files to disk (so kernel
+/// writeback of a fresh fill does not run during the timing) and let the writer go idle.
+fn settle(data_dir: &Path) {
+    let started = Instant::now();
+    for name in ["collector.sqlite3", "collector.sqlite3-wal"] {
+        if let Ok(f) = std::fs::File::open(data_dir.join(name)) {
+            let _ = f.sync_all();
+        }
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    info(format!("settled (store files synced to disk, 1 s idle) in {:.1} s", started.elapsed().as_secs_f64()));
+}
+
+fn fmt_ms(xs: &[f64]) -> String {
+    xs.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", ")
 }
 
 fn short(n: u64) -> String {
@@ -687,6 +854,12 @@ struct ChildResult {
     secs: f64,
     base_kb: u64,
     hwm_kb: u64,
+    /// CPU seconds of all the child's threads during the export.
+    cpu_secs: f64,
+    /// VmRSS (kB) at 1/4, 1/2, 3/4 and the end of the stream, "a/b/c/d".
+    rss_timeline: String,
+    chunks: u64,
+    max_chunk: u64,
 }
 
 /// Child process: open the store in `FIGURES_CHILD_DIR`, export platform n8n (all records),
@@ -695,20 +868,31 @@ fn export_child(dir: &Path) {
     let rt = runtime("figures-exp", 2);
     let app = App::open_local(config_for(dir)).expect("open store");
     let base_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
-    let (bytes, lines, secs) = rt.block_on(async {
+    let cpu0 = tasks_cpu_ns(Path::new("/proc/self"), any_thread);
+    let mut rss: Vec<(u64, u64)> = Vec::new();
+    let (bytes, lines, secs, chunks, max_chunk) = rt.block_on(async {
         let filter = ExportFilter { success_only: false, ..Default::default() };
         let started = Instant::now();
         let mut rx = app.export(ExportRequest { platform: Platform::parse("n8n").expect("platform"), filter });
-        let (mut bytes, mut lines) = (0u64, 0u64);
+        let (mut bytes, mut lines, mut chunks, mut max_chunk) = (0u64, 0u64, 0u64, 0u64);
         while let Some(chunk) = rx.recv().await {
             let chunk = chunk.expect("export chunk");
             bytes += chunk.len() as u64;
             lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            chunks += 1;
+            max_chunk = max_chunk.max(chunk.len() as u64);
+            if chunks % 16 == 0 {
+                rss.push((bytes, status_kb(Path::new("/proc/self"), "VmRSS:").unwrap_or(0)));
+            }
         }
-        (bytes, lines, started.elapsed().as_secs_f64())
+        (bytes, lines, started.elapsed().as_secs_f64(), chunks, max_chunk)
     });
+    // Resident set at a quarter, half, three quarters and the end of the stream: flat or growing?
+    let at = |q: u64| rss.iter().find(|(b, _)| *b * 4 >= bytes * q).map_or(0, |(_, kb)| *kb);
+    let timeline = format!("{}/{}/{}/{}", at(1), at(2), at(3), status_kb(Path::new("/proc/self"), "VmRSS:").unwrap_or(0));
+    let cpu_secs = tasks_cpu_ns(Path::new("/proc/self"), any_thread).saturating_sub(cpu0) as f64 / 1e9;
     let hwm_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
-    println!("FIGURES_CHILD_RESULT {bytes} {lines} {secs} {base_kb} {hwm_kb}");
+    println!("FIGURES_CHILD_RESULT {bytes} {lines} {secs} {base_kb} {hwm_kb} {cpu_secs} {timeline} {chunks} {max_chunk}");
 }
 
 fn run_export_child(dir: &Path) -> ChildResult {
@@ -725,7 +909,10 @@ fn run_export_child(dir: &Path) -> ChildResult {
         .unwrap_or_else(|| panic!("export child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
     let f: Vec<&str> = line.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).expect("child result field");
-    ChildResult { bytes: num(0) as u64, lines: num(1) as u64, secs: num(2), base_kb: num(3) as u64, hwm_kb: num(4) as u64 }
+    ChildResult { bytes: num(0) as u64, lines: num(1) as u64, secs: num(2), base_kb: num(3) as u64, hwm_kb: num(4) as u64, cpu_secs: num(5), rss_timeline: f.get(6).map_or(String::new(), |t| t.to_string()),
+        chunks: num(7) as u64,
+        max_chunk: num(8) as u64,
+    }
 }
 
 fn export_record(i: u64, base: chrono::DateTime<Utc>, wfs: &[StoredWorkflow]) -> Interaction {
@@ -772,12 +959,22 @@ fn export_scaling(report: &mut Report) {
         let r = run_export_child(&data);
         let mb_s = r.bytes as f64 / 1e6 / r.secs;
         info(format!(
-            "{n} records: {} lines, {:.1} MB in {:.2} s = {mb_s:.0} MB/s; child peak RSS {:.1} MB (after open, before export {:.1} MB)",
+            "{n} records: {} lines, {:.1} MB in {:.2} s = {mb_s:.0} MB/s ({:.2} CPU-s, {:.2} cores busy); child peak RSS {:.1} MiB (after open, before export {:.1} MiB)",
             r.lines,
             r.bytes as f64 / 1e6,
             r.secs,
+            r.cpu_secs,
+            r.cpu_secs / r.secs,
             r.hwm_kb as f64 / 1024.0,
             r.base_kb as f64 / 1024.0
+        ));
+        let mib: Vec<String> = r.rss_timeline.split('/').map(|kb| format!("{:.1}", kb.parse::<f64>().unwrap_or(0.0) / 1024.0)).collect();
+        info(format!(
+            "  child RSS at 1/4, 1/2, 3/4, end of the stream: {} MiB; {} chunks received, mean {:.0} KB, largest {:.0} KB",
+            mib.join(", "),
+            r.chunks,
+            r.bytes as f64 / r.chunks.max(1) as f64 / 1e3,
+            r.max_chunk as f64 / 1e3
         ));
         if r.lines != n {
             info(format!("WARNING: exported {} lines for {n} records", r.lines));
@@ -817,17 +1014,15 @@ fn main() {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("collector performance figures ({cpus} CPUs available; build profile: {})", if cfg!(debug_assertions) { "DEBUG - numbers are meaningless" } else { "optimized" });
     let mut report = Report::default();
-    if want("ingest") {
-        ingest_cpu(&mut report);
-    }
-    if want("server") {
-        server_throughput(&mut report);
-    }
-    if want("stats") {
-        stats_scaling(&mut report);
-    }
-    if want("export") {
-        export_scaling(&mut report);
+    let mut noisy: Vec<(&str, f64)> = Vec::new();
+    let figures: [(&str, fn(&mut Report)); 4] =
+        [("ingest", ingest_cpu), ("server", server_throughput), ("stats", stats_scaling), ("export", export_scaling)];
+    for (name, run) in figures {
+        if want(name) {
+            let w = LoadWatch::start();
+            run(&mut report);
+            noisy.push((name, w.finish(name)));
+        }
     }
     println!("\n== summary");
     for f in &report.figures {
@@ -836,4 +1031,10 @@ fn main() {
     let goals = report.figures.iter().filter(|f| !matches!(f.goal, Goal::Info)).count();
     let missed = report.figures.iter().filter(|f| !f.pass()).count();
     println!("total time {:.1} s; {goals} goals checked, {missed} missed", started.elapsed().as_secs_f64());
+    let loud: Vec<String> = noisy.iter().filter(|(_, o)| *o > 0.10).map(|(n, o)| format!("{n} ({:.0}%)", o * 100.0)).collect();
+    if loud.is_empty() {
+        println!("machine was quiet (other processes < 10% of the CPUs during every figure)");
+    } else {
+        println!("WARNING: other processes used > 10% of the CPUs during: {}; rerun on a quiet machine", loud.join(", "));
+    }
 }
