@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 
 // The same global allocator as the `collector` binary (cli/src/main.rs): the figures are for
 // the shipped binary. The request and export paths allocate many small JSON values, so the
-// allocator moves them by 20-30% (glibc malloc figures are in docs/PERFORMANCE.md).
+// allocator moves the figures (glibc malloc vs mimalloc: docs/PERFORMANCE.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
