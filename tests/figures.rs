@@ -744,12 +744,12 @@ fn small_record(i: u64, base: chrono::DateTime<Utc>) -> Interaction {
         id: Id::new(),
         user_id: UserId::parse(&format!("user-{}", i % 500)).expect("user"),
         platform: Platform::parse(PLATFORMS[(i % 3) as usize]).expect("platform"),
-        kind: if i % 2 == 0 { Kind::WorkflowGeneration } else { Kind::Conversation },
+        kind: if i.is_multiple_of(2) { Kind::WorkflowGeneration } else { Kind::Conversation },
         user_message: format!("request {i}: move new leads into the CRM"),
         ai_response: Some("Done.".into()),
         intent: None,
-        workflow: (i % 2 == 0).then_some(wf),
-        success: i % 10 != 0,
+        workflow: i.is_multiple_of(2).then_some(wf),
+        success: !i.is_multiple_of(10),
         error_message: None,
         processing_time_ms: Some(500 + i % 1000),
         model_version: Some("m1".into()),
@@ -843,9 +843,9 @@ fn fmt_ms(xs: &[f64]) -> String {
 }
 
 fn short(n: u64) -> String {
-    if n >= 1_000_000 && n % 1_000_000 == 0 {
+    if n >= 1_000_000 && n.is_multiple_of(1_000_000) {
         format!("{}m", n / 1_000_000)
-    } else if n >= 1000 && n % 1000 == 0 {
+    } else if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
     } else {
         n.to_string()
@@ -931,7 +931,7 @@ fn export_record(i: u64, base: chrono::DateTime<Utc>, wfs: &[StoredWorkflow]) ->
         ai_response: Some("Here is a workflow that does that.".into()),
         intent: Some("create_workflow".into()),
         workflow: Some(wfs[(i % wfs.len() as u64) as usize].clone()),
-        success: i % 10 != 0,
+        success: !i.is_multiple_of(10),
         error_message: None,
         processing_time_ms: Some(1200 + i % 1000),
         model_version: Some("claude-sonnet-4-5".into()),
@@ -1024,7 +1024,8 @@ fn main() {
     );
     let mut report = Report::default();
     let mut noisy: Vec<(&str, f64)> = Vec::new();
-    let figures: [(&str, fn(&mut Report)); 4] =
+    type Run = fn(&mut Report);
+    let figures: [(&str, Run); 4] =
         [("ingest", ingest_cpu), ("server", server_throughput), ("stats", stats_scaling), ("export", export_scaling)];
     for (name, run) in figures {
         if want(name) {
