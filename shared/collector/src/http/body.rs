@@ -20,10 +20,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))?;
-        parse_json(&bytes).map(JsonBody)
+        parse_json(&read_body(req).await?).map(JsonBody)
     }
 }
 
@@ -34,14 +31,19 @@ impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))?;
+        let bytes = read_body(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptJsonBody(Value::Object(Default::default())));
         }
         parse_json(&bytes).map(OptJsonBody)
     }
+}
+
+/// The body's bytes, at most 6 MiB.
+async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
