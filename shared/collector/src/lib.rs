@@ -9,3 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod ports;
+
+/// Test support for the AWS adapters: the emulator and per-test tables and bucket.
+#[cfg(all(feature = "test-suite", feature = "aws"))]
+pub mod testing;

@@ -3,6 +3,14 @@
 //!
 //! The embedded store: [`sqlite::SqliteStore`] for hot records, counters and the archive
 //! catalog, [`fs::FolderStore`] for archive objects in a local folder.
+//!
+//! The AWS path: [`dynamodb`] for the same, on DynamoDB, and [`s3`] for archive objects.
 
 pub mod fs;
+#[cfg(feature = "local")]
 pub mod sqlite;
+
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod s3;

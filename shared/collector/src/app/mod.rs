@@ -40,6 +40,7 @@ impl App {
         App { config: Arc::new(config), hot, objects, archive_lock: Arc::new(tokio::sync::Mutex::new(())) }
     }
 
+    #[cfg(feature = "local")]
     /// The embedded default: SQLite file and archive folder under `COLLECTOR_DATA_DIR`.
     pub fn open_local(config: Config) -> Result<App, AppError> {
         let dir = config.data_dir.clone();

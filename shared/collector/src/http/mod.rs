@@ -76,9 +76,13 @@ pub async fn health(State(s): State<HttpState>) -> Response {
 
 /// The public routes: health, the OpenAPI document and its UI.
 pub fn meta_router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/health", get(health))
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+    let router = Router::new().route("/api/health", get(health));
+    #[cfg(feature = "swagger")]
+    let router = router.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));
+    // Without the UI (a lean Lambda build) the document itself is still served.
+    #[cfg(not(feature = "swagger"))]
+    let router = router.route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    router
 }
 
 /// Common layers and fallbacks: our 404/405 bodies, panics as our 500.

@@ -1,0 +1,1 @@
+//! DynamoDB hot store (see docs/AWS.md for the table design).
