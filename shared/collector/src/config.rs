@@ -120,9 +120,42 @@ impl Config {
         })
     }
 
+    /// The names and endpoints the AWS backend needs; a missing or malformed one is a
+    /// [`ConfigError`] naming it (checked at start-up, when `COLLECTOR_BACKEND=aws`).
+    pub fn aws(&self) -> Result<AwsSettings, ConfigError> {
+        let required = |var: &str, v: &Option<String>| v.clone().ok_or_else(|| bad(var, "", "is required when COLLECTOR_BACKEND=aws"));
+        let endpoint = |var: &str, v: &Option<String>| match v {
+            Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                Err(bad(var, url, "must be an http:// or https:// URL"))
+            }
+            other => Ok(other.clone()),
+        };
+        if self.s3_access_key.is_some() != self.s3_secret_key.is_some() {
+            let (var, value) = if self.s3_access_key.is_some() { ("S3_SECRET_KEY", "") } else { ("S3_ACCESS_KEY", "") };
+            return Err(bad(var, value, "S3_ACCESS_KEY and S3_SECRET_KEY go together"));
+        }
+        Ok(AwsSettings {
+            table_name: required("TABLE_NAME", &self.table_name)?,
+            archive_table_name: required("ARCHIVE_TABLE_NAME", &self.archive_table_name)?,
+            bucket: required("S3_BUCKET_NAME", &self.s3_bucket_name)?,
+            dynamodb_endpoint: endpoint("DYNAMODB_ENDPOINT", &self.dynamodb_endpoint)?,
+            s3_endpoint: endpoint("S3_ENDPOINT", &self.s3_endpoint)?,
+        })
+    }
+
     pub fn compression_threshold_bytes(&self) -> u64 {
         self.compression_threshold_kb * 1024
     }
+}
+
+/// What [`Config::aws`] checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwsSettings {
+    pub table_name: String,
+    pub archive_table_name: String,
+    pub bucket: String,
+    pub dynamodb_endpoint: Option<String>,
+    pub s3_endpoint: Option<String>,
 }
 
 fn bad(var: &str, value: &str, reason: &str) -> ConfigError {
@@ -189,6 +222,21 @@ mod tests {
         assert_eq!(load(&[("ENABLE_DATA_COLLECTION", "maybe")]).unwrap_err().var, "ENABLE_DATA_COLLECTION");
         assert_eq!(load(&[("COLLECTOR_BACKEND", "gcp")]).unwrap_err().var, "COLLECTOR_BACKEND");
         assert_eq!(load(&[("PRICE_HOT_GB_MONTH", "-1")]).unwrap_err().var, "PRICE_HOT_GB_MONTH");
+    }
+
+    #[test]
+    fn the_aws_backend_names_what_it_misses() {
+        let full = [("TABLE_NAME", "hot"), ("ARCHIVE_TABLE_NAME", "arch"), ("S3_BUCKET_NAME", "b")];
+        let ok = load(&full).unwrap().aws().unwrap();
+        assert_eq!((ok.table_name.as_str(), ok.bucket.as_str(), ok.dynamodb_endpoint), ("hot", "b", None));
+        assert_eq!(load(&full[1..]).unwrap().aws().unwrap_err().var, "TABLE_NAME");
+        let mut bad_url = full.to_vec();
+        bad_url.push(("DYNAMODB_ENDPOINT", "localhost:8000"));
+        let e = load(&bad_url).unwrap().aws().unwrap_err();
+        assert_eq!((e.var.as_str(), e.value.as_str()), ("DYNAMODB_ENDPOINT", "localhost:8000"));
+        let mut half_keys = full.to_vec();
+        half_keys.push(("S3_ACCESS_KEY", "AKIA"));
+        assert_eq!(load(&half_keys).unwrap().aws().unwrap_err().var, "S3_SECRET_KEY");
     }
 
     #[test]
