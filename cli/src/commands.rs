@@ -137,25 +137,27 @@ fn init_tracing(serving: bool) {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     let mut config = Config::from_env()?;
-    if config.backend == Backend::Aws {
-        bail!("COLLECTOR_BACKEND=aws is not available in this build yet; use local (the default)");
-    }
     ensure_secret(&mut config)?;
     match cli.command {
         Command::Serve { addr } => serve(config, &addr).await,
         Command::Token { sub, groups, ttl } => token(&config, &sub, &groups, &ttl),
-        Command::Demo { count, json } => crate::demo::run(&open(config)?, count, json).await,
+        Command::Demo { count, json } => crate::demo::run(&open(config).await?, count, json).await,
         Command::Stats { json } => {
-            let s = open(config)?.stats().await?;
+            let s = open(config).await?.stats().await?;
             print_stats(&s, json)
         }
-        Command::Archive(a) => archive(open(config)?, a).await,
-        Command::Export(e) => export_cmd(open(config)?, e).await,
+        Command::Archive(a) => archive(open(config).await?, a).await,
+        Command::Export(e) => export_cmd(open(config).await?, e).await,
     }
 }
 
-fn open(config: Config) -> Result<App> {
-    App::open_local(config).context("cannot open the embedded store")
+/// The store `COLLECTOR_BACKEND` names: the embedded one, or the AWS tables and bucket the
+/// functions use (so `stats`, `archive` and `export` run against a deployment or the emulator).
+async fn open(config: Config) -> Result<App> {
+    match config.backend {
+        Backend::Local => App::open_local(config).context("cannot open the embedded store"),
+        Backend::Aws => App::open_aws(config).await.context("cannot open the AWS backend"),
+    }
 }
 
 /// Without COLLECTOR_JWT_SECRET, `serve` and `token` share a random secret kept in the data
@@ -187,7 +189,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 async fn serve(config: Config, addr: &str) -> Result<()> {
-    let app = open(config)?;
+    let app = open(config).await?;
     let router = http::router(HttpState::local(app));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
