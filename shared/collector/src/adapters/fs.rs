@@ -2,16 +2,26 @@
 //!
 //! A put writes a hidden staging file next to the target, syncs it, renames it into place and
 //! syncs the directories, so a reader sees the old object or the whole new one, and the object
-//! survives a crash once `put` returns (the archiver deletes hot rows only after that).
+//! survives a crash once `put` returns (the archiver deletes hot rows only after that). A
+//! streamed write ([`ObjectStore::writer`]) does the same with the staging file filled chunk by
+//! chunk; `abort` (or dropping the writer) removes the staging file.
 
 use std::fs::{self, File};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
 
 use crate::domain::archive::StorageClass;
-use crate::ports::{ObjectStore, StoreError};
+use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, StoreError};
+
+/// A streamed write goes to disk in blocks of about this size.
+const WRITE_BLOCK: usize = 256 * 1024;
+/// A reader yields chunks of this size.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Staging files start with this; `list` skips them and keys may not use it.
 const HIDDEN: char = '.';
@@ -34,13 +44,22 @@ impl FolderStore {
     }
 }
 
+/// Refuse keys the folder store would refuse, so every adapter accepts the same keys.
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+    segments(key).map(|_| ())
+}
+
 /// A key's segments: relative, `/`-separated, none empty or hidden (which rules out `.` and `..`).
 fn segments(key: &str) -> Result<Vec<&str>, StoreError> {
     if key.is_empty() {
         return Err(bad_key());
     }
     let segs: Vec<&str> = key.split('/').collect();
-    if segs.iter().all(|s| valid_segment(s)) { Ok(segs) } else { Err(bad_key()) }
+    if segs.iter().all(|s| valid_segment(s)) {
+        Ok(segs)
+    } else {
+        Err(bad_key())
+    }
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -65,26 +84,39 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
-fn put_blocking(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// A fresh hidden staging file next to `path` (directories created).
+fn create_staging(path: &Path) -> Result<(File, PathBuf), StoreError> {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(bad_key());
     };
     fs::create_dir_all(dir).map_err(io)?;
-    let staging = dir.join(format!("{HIDDEN}{}.tmp-{}", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
-    let written = File::create(&staging).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| fs::rename(&staging, path)) {
-        let _ = fs::remove_file(&staging);
+    let staging = dir.join(format!(
+        "{HIDDEN}{}.tmp-{}",
+        name.to_string_lossy(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    let file = File::create(&staging).map_err(io)?;
+    Ok((file, staging))
+}
+
+/// Sync the filled staging file, rename it onto `path` and sync the directories up to `root`.
+/// On failure the staging file is removed.
+fn commit_staging(root: &Path, file: File, staging: &Path, path: &Path) -> Result<(), StoreError> {
+    if let Err(e) = file.sync_all().and_then(|()| fs::rename(staging, path)) {
+        let _ = fs::remove_file(staging);
         return Err(io(e));
     }
+    drop(file);
     // The rename, and any directory create_dir_all made, are durable only once their parents are synced.
-    let mut d = Some(dir);
+    let mut d = path.parent();
     while let Some(cur) = d {
         sync_dir(cur)?;
         if cur == root {
@@ -93,6 +125,121 @@ fn put_blocking(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError
         d = cur.parent().filter(|p| p.starts_with(root));
     }
     Ok(())
+}
+
+fn put_blocking(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let (mut file, staging) = create_staging(path)?;
+    if let Err(e) = file.write_all(bytes) {
+        let _ = fs::remove_file(&staging);
+        return Err(io(e));
+    }
+    commit_staging(root, file, &staging, path)
+}
+
+/// A streamed write into a staging file. `file` is `None` only while a block is being written
+/// on the blocking pool, or after a failed write.
+struct FolderWriter {
+    root: PathBuf,
+    path: PathBuf,
+    staging: PathBuf,
+    file: Option<File>,
+    buf: BytesMut,
+    written: i64,
+    /// Set once the staging file was renamed or removed: nothing for `Drop` to clean.
+    done: bool,
+}
+
+impl FolderWriter {
+    /// Write the buffered block to the staging file.
+    async fn flush_block(&mut self) -> Result<(), StoreError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(StoreError::Internal(
+                "archive folder: writer failed earlier".into(),
+            ));
+        };
+        let block = self.buf.split().freeze();
+        let file = blocking(move || {
+            file.write_all(&block).map_err(io)?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectWriter for FolderWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
+        self.written += chunk.len() as i64;
+        self.buf.extend_from_slice(&chunk);
+        if self.buf.len() >= WRITE_BLOCK {
+            self.flush_block().await
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<FinishedObject, StoreError> {
+        self.flush_block().await?;
+        let Some(file) = self.file.take() else {
+            return Err(StoreError::Internal(
+                "archive folder: writer failed earlier".into(),
+            ));
+        };
+        self.done = true;
+        let (root, staging, path) = (self.root.clone(), self.staging.clone(), self.path.clone());
+        blocking(move || commit_staging(&root, file, &staging, &path)).await?;
+        Ok(FinishedObject {
+            bytes: self.written,
+            storage_class: StorageClass::for_size(self.written),
+        })
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.done = true;
+        drop(self.file.take());
+        let staging = self.staging.clone();
+        blocking(move || match fs::remove_file(&staging) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(e)),
+        })
+        .await
+    }
+}
+
+impl Drop for FolderWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            // Neither finished nor aborted (an error or a cancelled future): leave no staging file.
+            drop(self.file.take());
+            let _ = fs::remove_file(&self.staging);
+        }
+    }
+}
+
+/// The next chunk of an open file, read on the blocking pool; the file comes back for the next one.
+async fn read_chunk(mut file: File) -> Result<Option<(Bytes, File)>, StoreError> {
+    blocking(move || {
+        let mut buf = vec![0u8; READ_CHUNK];
+        let n = loop {
+            match file.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io(e)),
+            }
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), file)))
+    })
+    .await
 }
 
 /// Keys of all files below `dir` (whose key is `dir_key`), skipping hidden entries and symlinks.
@@ -104,11 +251,17 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Resul
     };
     for entry in entries {
         let entry = entry.map_err(io)?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if !valid_segment(&name) {
             continue;
         }
-        let key = if dir_key.is_empty() { name } else { format!("{dir_key}/{name}") };
+        let key = if dir_key.is_empty() {
+            name
+        } else {
+            format!("{dir_key}/{name}")
+        };
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
             // Descend only where keys can still match the prefix.
@@ -125,7 +278,12 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Resul
 
 #[async_trait]
 impl ObjectStore for FolderStore {
-    async fn put(&self, key: &str, bytes: Vec<u8>, _storage_class: StorageClass) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _storage_class: StorageClass,
+    ) -> Result<(), StoreError> {
         // The storage class only means something in S3; the catalog records it.
         let path = self.path_of(key)?;
         let root = self.root.clone();
@@ -145,7 +303,11 @@ impl ObjectStore for FolderStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         // Start at the deepest whole directory the prefix names; it must be a valid key path.
         let (dir_key, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        let start = if dir_key.is_empty() { self.root.clone() } else { self.path_of(dir_key)? };
+        let start = if dir_key.is_empty() {
+            self.root.clone()
+        } else {
+            self.path_of(dir_key)?
+        };
         let dir_key = dir_key.to_owned();
         let prefix = prefix.to_owned();
         blocking(move || {
@@ -172,5 +334,51 @@ impl ObjectStore for FolderStore {
             }
         })
         .await
+    }
+
+    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+        let path = self.path_of(key)?;
+        let (file, staging, path) = blocking(move || {
+            let (file, staging) = create_staging(&path)?;
+            Ok((file, staging, path))
+        })
+        .await?;
+        Ok(Box::new(FolderWriter {
+            root: self.root.clone(),
+            path,
+            staging,
+            file: Some(file),
+            buf: BytesMut::with_capacity(WRITE_BLOCK),
+            written: 0,
+            done: false,
+        }))
+    }
+
+    async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError> {
+        let path = self.path_of(key)?;
+        let file = blocking(move || {
+            let file = match File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+                Err(e) => return Err(io(e)),
+            };
+            // A directory opens fine on Unix but is not an object.
+            if !file.metadata().map_err(io)?.is_file() {
+                return Err(StoreError::NotFound);
+            }
+            Ok(file)
+        })
+        .await?;
+        Ok(futures::stream::try_unfold(file, read_chunk).boxed())
+    }
+
+    async fn presigned_get(
+        &self,
+        key: &str,
+        _expires: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        // A folder has no URL to hand out; the caller streams the object itself.
+        check_key(key)?;
+        Ok(None)
     }
 }

@@ -17,7 +17,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use crate::domain::archive::{ArchiveObject, StorageClass, object_key};
@@ -31,8 +35,8 @@ use crate::domain::types::{Id, Kind, Platform, UserId};
 use crate::domain::validators::Issue;
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{
-    ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Linked, ListQuery, ObjectRewrite, ObjectStore, ScanQuery,
-    StoreError,
+    ArchivedEntry, Cursor, FinishedObject, HotDeleted, HotStore, Inserted, Linked, ListQuery, ObjectRewrite, ObjectStore,
+    ScanQuery, StoreError,
 };
 
 /// Stamps one `#[tokio::test]` per hot-store case. `$make`: `|| async { (store, guard) }`.
@@ -66,18 +70,31 @@ macro_rules! hot_store_conformance {
 }
 
 /// Stamps one `#[tokio::test]` per object-store case. `$make`: `|| async { (store, guard) }`.
+///
+/// For a backend that may be absent (the emulator on a developer's machine):
+/// `object_store_conformance!(optional: || async { Option<(store, guard)> })`; `None` skips the
+/// test (the closure says why, e.g. through `Emulator::connect`).
 #[macro_export]
 macro_rules! object_store_conformance {
+    (optional: $make:expr) => {
+        $crate::object_store_conformance!(@cases $make);
+    };
     ($make:expr) => {
+        $crate::object_store_conformance!(@cases || async { ::std::option::Option::Some(($make)().await) });
+    };
+    (@cases $make:expr) => {
         $crate::object_store_conformance!(@stamp $make;
             case_object_put_get_round_trip, case_object_overwrite, case_object_list_prefix_sorted,
-            case_object_delete, case_object_get_missing, case_object_bad_keys_rejected);
+            case_object_delete, case_object_get_missing, case_object_bad_keys_rejected,
+            case_object_writer_multi_chunk, case_object_writer_abort_leaves_nothing,
+            case_object_writer_class_by_size, case_object_writer_invisible_until_finish,
+            case_object_reader_streams, case_object_presigned_get);
     };
     (@stamp $make:expr; $($case:ident),*) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let (store, _guard) = ($make)().await;
+                let ::std::option::Option::Some((store, _guard)) = ($make)().await else { return };
                 $crate::ports::conformance::$case(&store).await;
             }
         )*
@@ -1066,6 +1083,139 @@ pub async fn case_object_bad_keys_rejected(objects: &dyn ObjectStore) {
         assert!(objects.put(bad, b"x".to_vec(), StorageClass::Standard).await.is_err(), "put {bad:?}");
         assert!(objects.get(bad).await.is_err(), "get {bad:?}");
         assert!(objects.delete(bad).await.is_err(), "delete {bad:?}");
+        assert!(objects.writer(bad).await.is_err(), "writer {bad:?}");
+        assert!(objects.reader(bad).await.is_err(), "reader {bad:?}");
+        assert!(objects.presigned_get(bad, Duration::from_secs(60)).await.is_err(), "presigned_get {bad:?}");
     }
     assert!(objects.list("").await.expect("list").is_empty(), "nothing was written");
+}
+
+/// Deterministic, poorly compressible bytes.
+pub fn object_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Stream `bytes` through a writer in `chunk`-sized pieces and finish it.
+pub async fn write_in_chunks(objects: &dyn ObjectStore, key: &str, bytes: &[u8], chunk: usize) -> FinishedObject {
+    let mut w = objects.writer(key).await.expect("writer");
+    for piece in bytes.chunks(chunk.max(1)) {
+        w.write(Bytes::copy_from_slice(piece)).await.expect("write");
+    }
+    w.finish().await.expect("finish")
+}
+
+/// The whole object through the streamed reader, and how many chunks it came in.
+pub async fn read_streamed(objects: &dyn ObjectStore, key: &str) -> (Vec<u8>, usize) {
+    let mut stream = objects.reader(key).await.expect("reader");
+    let (mut out, mut chunks) = (Vec::new(), 0);
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.expect("chunk"));
+        chunks += 1;
+    }
+    (out, chunks)
+}
+
+pub async fn case_object_writer_multi_chunk(objects: &dyn ObjectStore) {
+    let k = key("n8n", 5, "streamed");
+    let bytes = object_bytes(600 * 1024 + 123, 1);
+    let done = write_in_chunks(objects, &k, &bytes, 7 * 1024 + 1).await;
+    assert_eq!(done, FinishedObject { bytes: bytes.len() as i64, storage_class: StorageClass::StandardIa });
+    assert_eq!(objects.get(&k).await.expect("get"), bytes);
+    assert_eq!(objects.list("").await.expect("list"), vec![k.clone()]);
+    // A second write to the same key replaces the object whole.
+    let small = b"replacement".to_vec();
+    let done = write_in_chunks(objects, &k, &small, 3).await;
+    assert_eq!(done, FinishedObject { bytes: small.len() as i64, storage_class: StorageClass::Standard });
+    assert_eq!(objects.get(&k).await.expect("get"), small);
+    assert_eq!(objects.list("").await.expect("list"), vec![k]);
+}
+
+pub async fn case_object_writer_abort_leaves_nothing(objects: &dyn ObjectStore) {
+    let k = key("n8n", 5, "aborted");
+    let mut w = objects.writer(&k).await.expect("writer");
+    w.write(Bytes::from(object_bytes(300 * 1024, 2))).await.expect("write");
+    w.abort().await.expect("abort");
+    assert!(matches!(objects.get(&k).await, Err(StoreError::NotFound)));
+    assert!(objects.list("").await.expect("list").is_empty());
+
+    // An existing object survives an aborted rewrite.
+    objects.put(&k, b"kept".to_vec(), StorageClass::Standard).await.expect("put");
+    let mut w = objects.writer(&k).await.expect("writer");
+    w.write(Bytes::from_static(b"never visible")).await.expect("write");
+    w.abort().await.expect("abort");
+    assert_eq!(objects.get(&k).await.expect("get"), b"kept".to_vec());
+
+    // A writer dropped without finish or abort leaves nothing either.
+    let dropped = key("n8n", 5, "dropped");
+    let mut w = objects.writer(&dropped).await.expect("writer");
+    w.write(Bytes::from_static(b"half")).await.expect("write");
+    drop(w);
+    assert!(matches!(objects.get(&dropped).await, Err(StoreError::NotFound)));
+    assert_eq!(objects.list("").await.expect("list"), vec![k]);
+}
+
+pub async fn case_object_writer_class_by_size(objects: &dyn ObjectStore) {
+    use crate::domain::archive::IA_MIN_BYTES;
+    let ia = IA_MIN_BYTES as usize;
+    for (run, len, class) in [
+        ("empty", 0, StorageClass::Standard),
+        ("below", ia - 1, StorageClass::Standard),
+        ("at", ia, StorageClass::StandardIa),
+        ("above", ia + 1, StorageClass::StandardIa),
+    ] {
+        let k = key("zapier", 6, run);
+        let bytes = object_bytes(len, len as u64);
+        let done = write_in_chunks(objects, &k, &bytes, 10_000).await;
+        assert_eq!(done, FinishedObject { bytes: len as i64, storage_class: class }, "{run}");
+        assert_eq!(objects.get(&k).await.expect("get"), bytes, "{run}");
+    }
+}
+
+pub async fn case_object_writer_invisible_until_finish(objects: &dyn ObjectStore) {
+    let k = key("n8n", 7, "pending");
+    let bytes = object_bytes(400 * 1024, 3);
+    let mut w = objects.writer(&k).await.expect("writer");
+    for piece in bytes.chunks(64 * 1024) {
+        w.write(Bytes::copy_from_slice(piece)).await.expect("write");
+    }
+    assert!(matches!(objects.get(&k).await, Err(StoreError::NotFound)), "not visible before finish");
+    assert!(objects.list("").await.expect("list").is_empty(), "not listed before finish");
+    w.finish().await.expect("finish");
+    assert_eq!(objects.get(&k).await.expect("get"), bytes);
+}
+
+pub async fn case_object_reader_streams(objects: &dyn ObjectStore) {
+    let k = key("n8n", 5, "read");
+    let bytes = object_bytes(1024 * 1024 + 17, 4);
+    objects.put(&k, bytes.clone(), StorageClass::StandardIa).await.expect("put");
+    let (read, chunks) = read_streamed(objects, &k).await;
+    assert_eq!(read.len(), bytes.len());
+    assert!(read == bytes, "the streamed bytes are the object's");
+    assert!(chunks >= 1);
+    let empty = key("n8n", 5, "empty");
+    objects.put(&empty, Vec::new(), StorageClass::Standard).await.expect("put");
+    assert_eq!(read_streamed(objects, &empty).await.0, Vec::<u8>::new());
+    assert!(matches!(objects.reader(&key("n8n", 5, "missing")).await.err(), Some(StoreError::NotFound)));
+    assert!(objects.reader("archive/platform=n8n").await.is_err(), "a folder is not an object");
+}
+
+pub async fn case_object_presigned_get(objects: &dyn ObjectStore) {
+    let k = key("n8n", 5, "shared");
+    objects.put(&k, b"shared bytes".to_vec(), StorageClass::Standard).await.expect("put");
+    match objects.presigned_get(&k, Duration::from_secs(300)).await.expect("presign") {
+        // The folder store has no URL to give.
+        None => {}
+        Some(url) => {
+            assert!(url.starts_with("http://") || url.starts_with("https://"), "an absolute URL");
+            assert!(url.contains("X-Amz-Signature=") || url.contains("x-amz-signature="), "signed");
+        }
+    }
 }

@@ -199,6 +199,9 @@ pub trait HotStore: Send + Sync {
 }
 
 /// Archive objects by key. Local folder or S3; the same key layout.
+///
+/// Keys are relative, `/`-separated paths whose segments are neither empty nor hidden (no
+/// leading `.`, so no `.` or `..`); anything else is refused by every adapter.
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Write the whole object durably (a reader never sees a partial one).
@@ -208,4 +211,38 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Start a streamed write of `key`. Nothing is visible under the key until
+    /// [`ObjectWriter::finish`] returns; the storage class is picked at the end from the final
+    /// size ([`StorageClass::for_size`](crate::domain::archive::StorageClass::for_size)).
+    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// The object's bytes as a stream of chunks; memory stays at about one chunk.
+    /// [`StoreError::NotFound`] when there is no such object.
+    async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError>;
+    /// A URL that fetches the object with a plain GET until `expires` has passed, or `None`
+    /// when the store cannot hand one out (the local folder).
+    async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError>;
+}
+
+/// An object's bytes, chunk by chunk.
+pub type ObjectStream = futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>>;
+
+/// A streamed object write. Consume it with `finish` (the object appears whole) or `abort`
+/// (nothing appears, nothing is left behind). Dropped without either, it is aborted in the
+/// background as well as the adapter can.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Append a chunk. Adapters buffer; a failed write leaves the writer unusable (abort it).
+    async fn write(&mut self, chunk: bytes::Bytes) -> Result<(), StoreError>;
+    /// Make the object durable under its key and say what was written.
+    async fn finish(self: Box<Self>) -> Result<FinishedObject, StoreError>;
+    /// Drop everything written so far.
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// What a finished [`ObjectWriter`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedObject {
+    pub bytes: i64,
+    pub storage_class: crate::domain::archive::StorageClass,
 }
