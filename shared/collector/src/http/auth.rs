@@ -1,6 +1,7 @@
 //! Identity: claims in, a [`Caller`] out. Under `collector serve` a bearer JWT (HS256, local
 //! secret) is verified and its claims handed on; on AWS, API Gateway's verified claims arrive in
-//! the request context. Both end in the same [`Claims`] extension and the same extractor.
+//! the request context ([`api_gateway_claims`], feature `lambda`). Both end in the same
+//! [`Claims`] extension and the same extractor.
 
 use std::collections::HashSet;
 
@@ -99,6 +100,29 @@ pub async fn local_jwt(State(state): State<HttpState>, mut req: Request, next: N
     next.run(req).await
 }
 
+/// On Lambda: API Gateway (HTTP API, JWT authorizer) has verified the token; its claims arrive in
+/// the request context lambda_http puts in the request's extensions, each value a string (an
+/// array claim such as the groups comes as `"[admin service]"`, which [`parse_groups`] reads).
+/// They become the same [`Claims`] the local middleware yields; no claims leave none (401 later).
+#[cfg(feature = "lambda")]
+pub async fn api_gateway_claims(mut req: Request, next: Next) -> Response {
+    if let Some(claims) = request_context_claims(req.extensions()) {
+        req.extensions_mut().insert(claims);
+    }
+    next.run(req).await
+}
+
+/// The JWT authorizer's claims in lambda_http's request context, if any.
+#[cfg(feature = "lambda")]
+pub fn request_context_claims(ext: &axum::http::Extensions) -> Option<Claims> {
+    use lambda_http::request::RequestContext;
+    let jwt = ext.get::<RequestContext>()?.authorizer()?.jwt.as_ref()?;
+    if jwt.claims.is_empty() {
+        return None;
+    }
+    Some(Claims(jwt.claims.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()))
+}
+
 impl FromRequestParts<HttpState> for Caller {
     type Rejection = ApiError;
 
@@ -135,6 +159,39 @@ mod tests {
         assert_eq!(c(json!({"sub": "a", "cognito:groups": ["service", "admin"]})), Some(Role::Admin));
         assert_eq!(c(json!({"cognito:groups": ["admin"]})), None, "no sub, no identity");
         assert_eq!(c(json!({"sub": ""})), None);
+    }
+
+    #[test]
+    fn groups_as_api_gateway_strings() {
+        // API Gateway stringifies array claims; a JSON-looking string is read the same way.
+        assert_eq!(parse_groups(Some(&json!("[admin]"))), ["admin"]);
+        assert_eq!(parse_groups(Some(&json!("[ service  admin ]"))), ["service", "admin"]);
+        assert_eq!(parse_groups(Some(&json!("[\"admin\",\"service\"]"))), ["admin", "service"]);
+        let c = |v: Value| caller_from_claims(v.as_object().unwrap(), "groups").map(|c| c.role);
+        assert_eq!(c(json!({"sub": "a", "groups": "[admin service]"})), Some(Role::Admin));
+        assert_eq!(c(json!({"sub": "a", "groups": "[other]"})), Some(Role::User));
+    }
+
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn claims_from_the_api_gateway_request_context() {
+        let event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/api/feedback/stats", "rawQueryString": "",
+            "headers": {}, "isBase64Encoded": false,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "api", "domainName": "x", "domainPrefix": "x", "requestId": "r",
+                "routeKey": "$default", "stage": "$default", "time": "t", "timeEpoch": 0,
+                "http": {"method": "GET", "path": "/api/feedback/stats", "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
+                "authorizer": {"jwt": {"claims": {"sub": "alice", "cognito:groups": "[admin service]"}, "scopes": null}}
+            }
+        });
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let claims = request_context_claims(req.extensions()).unwrap();
+        assert_eq!(caller_from_claims(&claims.0, "cognito:groups").unwrap().role, Role::Admin);
+        let mut anonymous = event.clone();
+        anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
+        let req = lambda_http::request::from_str(&anonymous.to_string()).unwrap();
+        assert!(request_context_claims(req.extensions()).is_none());
     }
 
     #[test]

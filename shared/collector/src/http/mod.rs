@@ -7,6 +7,7 @@ pub mod body;
 pub mod data;
 pub mod error;
 pub mod feedback;
+pub mod groups;
 pub mod interactions;
 
 use std::sync::Arc;
@@ -30,13 +31,42 @@ pub struct HttpState {
     pub groups_claim: Arc<str>,
     /// Set under `collector serve`: bearer tokens are verified with it.
     pub jwt_key: Option<Arc<DecodingKey>>,
+    /// Where identities come from, and so which runtime serves.
+    pub identity: Identity,
+}
+
+/// The source of the caller's claims.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// `collector serve`: a bearer JWT verified with the local secret.
+    BearerJwt,
+    /// A Lambda function behind API Gateway (HTTP API): the JWT authorizer's claims in the
+    /// request context. Also tells handlers they run on Lambda (e.g. large exports spill to S3).
+    #[cfg(feature = "lambda")]
+    ApiGateway,
 }
 
 impl HttpState {
     /// Local serving: verify bearer JWTs with `COLLECTOR_JWT_SECRET`.
     pub fn local(app: App) -> HttpState {
         let jwt_key = app.config.jwt_secret.as_ref().map(|s| Arc::new(DecodingKey::from_secret(s.expose().as_bytes())));
-        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key }
+        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key, identity: Identity::BearerJwt }
+    }
+
+    /// A Lambda function: API Gateway has verified the JWT; its claims come in the request
+    /// context. Bearer headers are ignored.
+    #[cfg(feature = "lambda")]
+    pub fn lambda(app: App) -> HttpState {
+        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key: None, identity: Identity::ApiGateway }
+    }
+
+    /// Running as a Lambda function.
+    pub fn on_lambda(&self) -> bool {
+        match self.identity {
+            Identity::BearerJwt => false,
+            #[cfg(feature = "lambda")]
+            Identity::ApiGateway => true,
+        }
     }
 }
 
@@ -85,12 +115,18 @@ pub fn meta_router() -> Router<HttpState> {
     router
 }
 
-/// Common layers and fallbacks: our 404/405 bodies, panics as our 500.
+/// Common layers and fallbacks: our 404/405 bodies, the identity middleware of the state's
+/// runtime, panics as our 500.
 pub fn finish(router: Router<HttpState>, state: HttpState) -> Router {
-    router
+    let router = router
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::local_jwt))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    let router = match state.identity {
+        Identity::BearerJwt => router.layer(axum::middleware::from_fn_with_state(state.clone(), auth::local_jwt)),
+        #[cfg(feature = "lambda")]
+        Identity::ApiGateway => router.layer(axum::middleware::from_fn(auth::api_gateway_claims)),
+    };
+    router
         .layer(axum::middleware::from_fn(log_request))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Writes the event fixtures under events/ (run from anywhere: python3 events/generate.py).
+
+HTTP events are API Gateway HTTP API (payload 2.0) requests as a JWT authorizer delivers them to a
+Lambda function on the `$default` stage: `routeKey` is the route, `pathParameters` are filled,
+`requestContext.authorizer.jwt.claims` holds the token's claims, every value a string (API Gateway
+turns an array claim such as `cognito:groups` into "[admin service]"). Public routes have no
+authorizer. The archiver gets an EventBridge schedule event and DynamoDB stream batches.
+
+Ids in paths and bodies are placeholders; tests and `cargo lambda invoke` users patch them.
+"""
+import json
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ID = "01936f4e-7a00-7000-8000-000000000001"
+ISS = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example"
+
+CLAIMS = {
+    "user": {"sub": "alice"},
+    "admin": {"sub": "admin-1", "cognito:groups": "[admin]"},
+    "service": {"sub": "ai-backend", "cognito:groups": "[service]"},
+}
+for who, c in CLAIMS.items():
+    c.update({
+        "iss": ISS,
+        "client_id": "3n4b5urk1ft4fl3mg5e62d9ado",
+        "token_use": "access",
+        "scope": "openid",
+        "auth_time": "1764086400",
+        "iat": "1764086400",
+        "exp": "1764090000",
+        "username": c["sub"],
+    })
+
+N8N = {
+    "nodes": [
+        {"name": "Webhook", "type": "n8n-nodes-base.webhookTrigger", "parameters": {"path": "lead"}},
+        {"name": "Slack", "type": "n8n-nodes-base.slack", "parameters": {"channel": "#sales"}},
+    ],
+    "connections": {"Webhook": {"main": [[{"node": "Slack", "type": "main", "index": 0}]]}},
+}
+INTERACTION = {
+    "user_id": "alice",
+    "platform": "n8n",
+    "kind": "workflow_generation",
+    "user_message": "Post new webhook leads to #sales on Slack",
+    "ai_response": "Here is a workflow with a webhook trigger and a Slack node.",
+    "intent": "create_workflow",
+    "workflow": N8N,
+    "success": True,
+    "processing_time_ms": 850,
+    "model_version": "demo-1",
+}
+
+
+def http_event(method, route, who, path=None, query="", body=None, path_params=None):
+    path = path or route
+    headers = {
+        "accept": "application/json",
+        "content-length": str(len(json.dumps(body))) if body is not None else "0",
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "curl/8.5.0",
+        "x-amzn-trace-id": "Root=1-6744e1a0-5c7a4e5f3b2c1d0e9f8a7b6c",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if body is not None:
+        headers["content-type"] = "application/json"
+    if who is not None:
+        headers["authorization"] = "Bearer <the JWT API Gateway verified>"
+    ctx = {
+        "accountId": "123456789012",
+        "apiId": "abc123",
+        "domainName": "abc123.execute-api.us-east-1.amazonaws.com",
+        "domainPrefix": "abc123",
+        "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7", "userAgent": "curl/8.5.0"},
+        "requestId": "CzX1aiqZoAMEJdQ=",
+        "routeKey": f"{method} {route}",
+        "stage": "$default",
+        "time": "25/Nov/2026:16:00:00 +0000",
+        "timeEpoch": 1795622400000,
+    }
+    if who is not None:
+        ctx["authorizer"] = {"jwt": {"claims": dict(CLAIMS[who]), "scopes": None}}
+    ev = {
+        "version": "2.0",
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": ctx,
+        "isBase64Encoded": False,
+    }
+    if query:
+        qs = {}
+        for kv in query.split("&"):
+            k, _, v = kv.partition("=")
+            qs[k] = v
+        ev["queryStringParameters"] = qs
+    if path_params:
+        ev["pathParameters"] = path_params
+    if body is not None:
+        ev["body"] = json.dumps(body)
+    return ev
+
+
+HTTP = {
+    "log": {
+        "post-interactions": http_event("POST", "/api/interactions", "service", body=INTERACTION),
+        "post-interactions-batch": http_event("POST", "/api/interactions/batch", "service", body={"interactions": [
+            INTERACTION,
+            {**INTERACTION, "user_message": "Same, but for Teams", "success": False, "error_message": "unknown node type"},
+        ]}),
+        "get-interactions": http_event("GET", "/api/interactions", "user", query="platform=n8n&limit=20"),
+        "get-interaction": http_event("GET", "/api/interactions/{id}", "user", path=f"/api/interactions/{ID}", path_params={"id": ID}),
+    },
+    "submit": {
+        "post-feedback-submit": http_event("POST", "/api/feedback/submit", "user", body={
+            "interaction_id": ID, "feedback_type": "thumbs_up", "sentiment_score": 5, "comment": "worked first time"}),
+    },
+    "validate-log": {
+        "post-workflow-validate": http_event("POST", "/api/workflow/validate", "user", body={
+            "platform": "n8n", "workflow": N8N, "interaction_id": ID}),
+    },
+    "stats": {
+        "get-feedback-stats": http_event("GET", "/api/feedback/stats", "user"),
+        "get-health": http_event("GET", "/api/health", None),
+        "get-openapi": http_event("GET", "/openapi.json", None),
+    },
+    "export": {
+        "get-feedback-export": http_event("GET", "/api/feedback/export/{platform}", "admin", path="/api/feedback/export/n8n",
+                                          query="format=openai", path_params={"platform": "n8n"}),
+    },
+    "readiness": {
+        "get-feedback-readiness": http_event("GET", "/api/feedback/readiness/{platform}", "user",
+                                             path="/api/feedback/readiness/n8n", path_params={"platform": "n8n"}),
+    },
+    "delete": {
+        "delete-feedback-data-one": http_event("DELETE", "/api/feedback/data/{interaction_id}", "user",
+                                               path=f"/api/feedback/data/{ID}", path_params={"interaction_id": ID}),
+        "delete-feedback-data-user": http_event("DELETE", "/api/feedback/data", "admin", query="user_id=alice"),
+        "delete-me-data": http_event("DELETE", "/api/me/data", "user"),
+        "get-me-data": http_event("GET", "/api/me/data", "user"),
+    },
+    "curation": {
+        "post-examples": http_event("POST", "/api/examples", "admin", body={
+            "platform": "n8n", "user_message": "Post webhook leads to Slack", "workflow": N8N,
+            "description": "canonical webhook-to-Slack", "tags": ["slack", "webhook"]}),
+        "get-examples": http_event("GET", "/api/examples", "admin", query="platform=n8n"),
+        "delete-example": http_event("DELETE", "/api/examples/{id}", "admin", path=f"/api/examples/{ID}", path_params={"id": ID}),
+        "post-training-metrics": http_event("POST", "/api/training-metrics", "admin", body={
+            "platform": "n8n", "model": "demo-ft-1", "dataset_size": 1200, "run_id": "run-42",
+            "metrics": {"loss": 0.41, "accuracy": 0.87}}),
+        "get-training-metrics": http_event("GET", "/api/training-metrics", "admin", query="platform=n8n"),
+    },
+    "archive-run": {
+        "post-feedback-archive": http_event("POST", "/api/feedback/archive", "admin", body={"dry_run": True}),
+    },
+}
+
+SCHEDULE = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-25T03:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/collector-ArchiverSchedule-1A2B3C4D5E6F"],
+    "detail": {},
+}
+
+STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/collector-HotTable-1A2B3C/stream/2026-11-01T00:00:00.000"
+# An interaction's item as the table holds it (illustrative: the attributes the archiver reads).
+ITEM = {
+    "pk": {"S": f"I#{ID}"},
+    "sk": {"S": "I"},
+    "user_id": {"S": "alice"},
+    "platform": {"S": "n8n"},
+    "kind": {"S": "workflow_generation"},
+    "user_message": {"S": "Post new webhook leads to #sales on Slack"},
+    "created_at": {"S": "2026-10-20T09:15:00Z"},
+    "expires_at": {"N": "1795622400"},
+}
+KEYS = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
+
+
+def stream_record(name, seq, new=None, old=None, identity=None):
+    change = {
+        "ApproximateCreationDateTime": 1795622400,
+        "Keys": KEYS,
+        "SequenceNumber": seq,
+        "SizeBytes": 412,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new is not None:
+        change["NewImage"] = new
+    if old is not None:
+        change["OldImage"] = old
+    rec = {
+        "eventID": f"c4ca4238a0b923820dcc509a6f75849{seq[-1]}",
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": change,
+        "eventSourceARN": STREAM_ARN,
+    }
+    if identity is not None:
+        rec["userIdentity"] = identity
+    return rec
+
+
+ARCHIVER = {
+    "schedule": SCHEDULE,
+    "stream-insert": {"Records": [stream_record("INSERT", "111100000000000000000001", new=ITEM)]},
+    # A delete by a request (a user's or an admin's): no userIdentity.
+    "stream-remove-user": {"Records": [stream_record("REMOVE", "111100000000000000000002", old=ITEM)]},
+    # An expiry by the table's TTL: DynamoDB itself is the principal.
+    "stream-remove-ttl": {"Records": [stream_record("REMOVE", "111100000000000000000003", old=ITEM,
+                                                    identity={"type": "Service", "principalId": "dynamodb.amazonaws.com"})]},
+}
+
+
+def write(rel, obj):
+    path = os.path.join(HERE, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+
+
+for fn, events in HTTP.items():
+    for name, ev in events.items():
+        write(f"http/{fn}/{name}.json", ev)
+for who, c in CLAIMS.items():
+    write(f"claims/{who}.json", c)
+for name, ev in ARCHIVER.items():
+    write(f"archiver/{name}.json", ev)
