@@ -40,9 +40,13 @@ use crate::ports::{
 };
 
 /// Stamps one `#[tokio::test]` per hot-store case. `$make`: `|| async { (store, guard) }`.
+///
+/// For a backend that may be absent (the AWS emulator on a developer's machine):
+/// `hot_store_conformance!(optional: $make)` with `$make` returning `Option<(store, guard)>`;
+/// a case whose store is None returns early (the maker has printed why).
 #[macro_export]
 macro_rules! hot_store_conformance {
-    ($make:expr) => {
+    (optional: $make:expr) => {
         $crate::hot_store_conformance!(@stamp $make;
             ref: case_insert_get_round_trip, case_insert_same_id_is_existing, case_list_newest_first_paging,
                  case_scan_platform_paging, case_scan_user_paging, case_feedback_updates_summary_and_counters,
@@ -51,18 +55,21 @@ macro_rules! hot_store_conformance {
                  case_counters_omit_zero_platforms;
             arc: case_concurrent_inserts, case_concurrent_same_id);
     };
+    ($make:expr) => {
+        $crate::hot_store_conformance!(optional: || async { ::std::option::Option::Some(($make)().await) });
+    };
     (@stamp $make:expr; ref: $($case:ident),* ; arc: $($acase:ident),*) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let (store, _guard) = ($make)().await;
+                let ::std::option::Option::Some((store, _guard)) = ($make)().await else { return };
                 $crate::ports::conformance::$case(&store).await;
             }
         )*
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $acase() {
-                let (store, _guard) = ($make)().await;
+                let ::std::option::Option::Some((store, _guard)) = ($make)().await else { return };
                 $crate::ports::conformance::$acase(::std::sync::Arc::new(store)).await;
             }
         )*

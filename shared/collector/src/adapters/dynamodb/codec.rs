@@ -1,0 +1,595 @@
+//! Item layout: keys and the translation between domain records and DynamoDB items.
+//! See docs/AWS.md ("DynamoDB table design") for the whole picture.
+//!
+//! Hot table (`pk`, `sk`):
+//! - `I#{id}` / `A`: a hot interaction (`t` = `I`) or the stub of an archived one (`t` = `S`);
+//!   its feedback (`F#{created_at}#{feedback_id}`) and linked validations
+//!   (`V#{created_at}#{validation_id}`) share the partition.
+//! - `V#{validation_id}` / `V`: an unlinked validation log.
+//! - `C#{platform}#{shard}` / `C`: a counter shard; `REG` / `{platform}`: the platform registry;
+//!   `EX` / `{id}`: curated examples; `MT` / `{id}`: training metrics.
+//!
+//! Times are RFC 3339 with nine fractional digits (fixed width, so text order is time order);
+//! ids are hyphenated lowercase UUIDs (fixed width, text order is byte order).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value};
+
+use crate::domain::archive::{ArchiveObject, StorageClass};
+use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::records::{
+    CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
+};
+use crate::domain::types::{Id, Kind, Platform, UserId};
+use crate::domain::workflow::StoredWorkflow;
+use crate::ports::{ArchivedEntry, StoreError};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Write shards of the platform index and of the counters.
+pub const SHARDS: u32 = 16;
+/// Records expire this many days after their retention period (the archiver runs first).
+pub const GRACE_DAYS: i64 = 7;
+/// An item estimated above this keeps its payload attributes in the overflow object store
+/// (DynamoDB's limit is 400 KB; the margin covers summary updates and size estimation).
+pub const ITEM_BUDGET: usize = 350 * 1024;
+
+pub const T_HOT: &str = "I";
+pub const T_STUB: &str = "S";
+
+/// Attributes moved to the overflow object when an interaction item is too big.
+pub const INTERACTION_PAYLOAD: [&str; 7] = ["msg", "ai", "intent", "err", "model", "meta", "wf"];
+/// The same for feedback and validation items.
+pub const DOC_PAYLOAD: [&str; 1] = ["doc"];
+
+// -- keys -------------------------------------------------------------------------------------
+
+pub fn ts(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+pub fn interaction_pk(id: Id) -> String {
+    format!("I#{id}")
+}
+
+pub const INTERACTION_SK: &str = "A";
+
+pub fn feedback_sk(fb: &Feedback) -> String {
+    format!("F#{}#{}", ts(&fb.created_at), fb.feedback_id)
+}
+
+pub fn linked_validation_sk(v: &ValidationLog) -> String {
+    format!("V#{}#{}", ts(&v.created_at), v.validation_id)
+}
+
+pub fn unlinked_validation_pk(id: Id) -> String {
+    format!("V#{id}")
+}
+
+pub fn counter_pk(platform: &Platform, shard: u32) -> String {
+    format!("C#{}#{shard}", platform.as_str())
+}
+
+pub const COUNTER_SK: &str = "C";
+pub const REGISTRY_PK: &str = "REG";
+pub const EXAMPLES_PK: &str = "EX";
+pub const METRICS_PK: &str = "MT";
+
+pub fn platform_shard_pk(platform: &Platform, shard: u32) -> String {
+    format!("P#{}#{shard}", platform.as_str())
+}
+
+pub fn user_pk(user: &UserId) -> String {
+    format!("U#{}", user.as_str())
+}
+
+pub fn object_pk(object_key: &str) -> String {
+    format!("O#{object_key}")
+}
+
+/// Sort key of a record in the platform index: `{created_at}#{id}`.
+pub fn position(created_at: &DateTime<Utc>, id: Id) -> String {
+    format!("{}#{id}", ts(created_at))
+}
+
+/// The archive table's sort key: `{YYYY-MM-DD}#{object_key}`.
+pub fn archive_sk(date: NaiveDate, object_key: &str) -> String {
+    format!("{}#{object_key}", date.format("%Y-%m-%d"))
+}
+
+/// A stable shard in 0..SHARDS from an id (FNV-1a over its bytes: v7 ids start with the time).
+pub fn shard_of(id: Id) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in id.0.as_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % SHARDS
+}
+
+/// Epoch seconds at which a record created at `created_at` expires.
+pub fn expires_at(created_at: &DateTime<Utc>, retention_days: u32) -> i64 {
+    created_at.timestamp() + (i64::from(retention_days) + GRACE_DAYS) * 86_400
+}
+
+// -- attribute helpers --------------------------------------------------------------------------
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl std::fmt::Display) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn b(v: bool) -> AttributeValue {
+    AttributeValue::Bool(v)
+}
+
+pub fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("dynamodb item holds an unreadable {what}"))
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(name)),
+    }
+}
+
+pub fn opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+        Some(_) => Err(corrupt(name)),
+    }
+}
+
+pub fn get_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(name)),
+        _ => Err(corrupt(name)),
+    }
+}
+
+pub fn opt_n<T: std::str::FromStr>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| corrupt(name)),
+        Some(_) => Err(corrupt(name)),
+    }
+}
+
+pub fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        _ => Err(corrupt(name)),
+    }
+}
+
+fn put_opt(item: &mut Item, name: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        item.insert(name.into(), s(v.clone()));
+    }
+}
+
+pub fn parse_ts(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt("timestamp"))
+}
+
+pub fn parse_id(raw: &str) -> Result<Id, StoreError> {
+    Id::parse(raw).map_err(|_| corrupt("id"))
+}
+
+fn parse_user(raw: &str) -> Result<UserId, StoreError> {
+    UserId::parse(raw).map_err(|_| corrupt("user id"))
+}
+
+pub fn parse_platform(raw: &str) -> Result<Platform, StoreError> {
+    Platform::parse(raw).map_err(|_| corrupt("platform"))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(StoreError::internal)
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(raw).map_err(|_| corrupt(what))
+}
+
+/// Estimated stored size of an item (names plus values), as DynamoDB counts it.
+pub fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+fn value_size(v: &AttributeValue) -> usize {
+    match v {
+        AttributeValue::S(x) => x.len(),
+        AttributeValue::B(x) => x.as_ref().len(),
+        AttributeValue::N(x) => x.len() / 2 + 2,
+        AttributeValue::L(l) => 3 + l.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeValue::M(m) => 3 + m.iter().map(|(k, v)| 1 + k.len() + value_size(v)).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+// -- overflow -------------------------------------------------------------------------------------
+
+/// Remove `names` from the item and encode them as one overflow object (JSON: name -> {"S": text}
+/// or {"B": base64}). None when none of them is present.
+pub fn take_payload(item: &mut Item, names: &[&str]) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut out = Map::new();
+    for name in names {
+        match item.remove(*name) {
+            Some(AttributeValue::S(v)) => {
+                out.insert((*name).into(), serde_json::json!({ "S": v }));
+            }
+            Some(AttributeValue::B(v)) => {
+                let enc = base64::engine::general_purpose::STANDARD.encode(v.as_ref());
+                out.insert((*name).into(), serde_json::json!({ "B": enc }));
+            }
+            Some(other) => {
+                item.insert((*name).into(), other);
+            }
+            None => {}
+        }
+    }
+    if out.is_empty() {
+        Ok(None)
+    } else {
+        serde_json::to_vec(&Value::Object(out)).map(Some).map_err(StoreError::internal)
+    }
+}
+
+/// Put the attributes of an overflow object back into its item.
+pub fn restore_payload(item: &mut Item, bytes: &[u8]) -> Result<(), StoreError> {
+    let map: Map<String, Value> = serde_json::from_slice(bytes).map_err(|_| corrupt("overflow object"))?;
+    for (name, v) in map {
+        let value = match (v.get("S").and_then(Value::as_str), v.get("B").and_then(Value::as_str)) {
+            (Some(text), _) => s(text),
+            (None, Some(enc)) => AttributeValue::B(Blob::new(
+                base64::engine::general_purpose::STANDARD.decode(enc).map_err(|_| corrupt("overflow object"))?,
+            )),
+            _ => return Err(corrupt("overflow object")),
+        };
+        item.insert(name, value);
+    }
+    Ok(())
+}
+
+// -- interactions -----------------------------------------------------------------------------------
+
+pub fn interaction_item(rec: &Interaction, retention_days: u32) -> Result<Item, StoreError> {
+    let pos = position(&rec.created_at, rec.id);
+    let receipt = rec.receipt();
+    let mut item: Item = HashMap::from([
+        ("pk".into(), s(interaction_pk(rec.id))),
+        ("sk".into(), s(INTERACTION_SK)),
+        ("t".into(), s(T_HOT)),
+        ("id".into(), s(rec.id.to_string())),
+        ("user".into(), s(rec.user_id.as_str())),
+        ("platform".into(), s(rec.platform.as_str())),
+        ("kind".into(), s(rec.kind.as_str())),
+        ("created".into(), s(ts(&rec.created_at))),
+        ("msg".into(), s(rec.user_message.clone())),
+        ("ok".into(), b(rec.success)),
+        ("consent".into(), b(rec.training_consent)),
+        ("hash".into(), s(rec.content_hash.clone())),
+        ("r_z".into(), b(receipt.compressed)),
+        ("r_orig".into(), n(receipt.original_bytes)),
+        ("r_stored".into(), n(receipt.stored_bytes)),
+        ("ver".into(), n(0)),
+        ("nlinks".into(), n(0)),
+        ("gsi1pk".into(), s(platform_shard_pk(&rec.platform, shard_of(rec.id)))),
+        ("gsi1sk".into(), s(pos.clone())),
+        ("gsi2pk".into(), s(user_pk(&rec.user_id))),
+        ("gsi2sk".into(), s(format!("I#{pos}"))),
+        ("expires_at".into(), n(expires_at(&rec.created_at, retention_days))),
+    ]);
+    put_opt(&mut item, "ai", &rec.ai_response);
+    put_opt(&mut item, "intent", &rec.intent);
+    put_opt(&mut item, "err", &rec.error_message);
+    put_opt(&mut item, "model", &rec.model_version);
+    if let Some(ms) = rec.processing_time_ms {
+        item.insert("ptime".into(), n(ms));
+    }
+    if let Some(meta) = &rec.metadata {
+        item.insert("meta".into(), s(to_json(meta)?));
+    }
+    if let Some(wf) = &rec.workflow {
+        let value = if wf.compressed {
+            AttributeValue::B(Blob::new(wf.bytes.clone()))
+        } else {
+            s(String::from_utf8(wf.bytes.clone())
+                .map_err(|_| StoreError::Internal("workflow text is not UTF-8".into()))?)
+        };
+        item.insert("wf".into(), value);
+    }
+    summary_attrs(&mut item, &rec.summary);
+    Ok(item)
+}
+
+/// The summary's attributes (set on insert, replaced on feedback and validations).
+pub fn summary_values(sm: &FeedbackSummary) -> [(&'static str, AttributeValue); 6] {
+    [
+        ("fb_n", n(sm.feedback_count)),
+        ("fb_last", sm.last_feedback_type.map_or(AttributeValue::Null(true), |t| s(t.as_str()))),
+        ("fb_pos", n(sm.positive_feedback)),
+        ("fb_neg", n(sm.negative_feedback)),
+        ("latest_neg", b(sm.latest_negative)),
+        ("good_val", b(sm.good_validation)),
+    ]
+}
+
+fn summary_attrs(item: &mut Item, sm: &FeedbackSummary) {
+    for (k, v) in summary_values(sm) {
+        item.insert(k.into(), v);
+    }
+}
+
+/// A hot interaction from its item (overflow already restored).
+pub fn interaction_from(item: &Item) -> Result<Interaction, StoreError> {
+    let workflow = match item.get("wf") {
+        None => None,
+        Some(AttributeValue::B(bytes)) => Some(StoredWorkflow {
+            bytes: bytes.as_ref().to_vec(),
+            compressed: true,
+            original_bytes: get_n(item, "r_orig")?,
+        }),
+        Some(AttributeValue::S(text)) => Some(StoredWorkflow {
+            bytes: text.clone().into_bytes(),
+            compressed: false,
+            original_bytes: get_n(item, "r_orig")?,
+        }),
+        Some(_) => return Err(corrupt("workflow")),
+    };
+    let last_feedback_type = match opt_s(item, "fb_last")? {
+        Some(t) => Some(FeedbackType::parse(&t).ok_or_else(|| corrupt("feedback type"))?),
+        None => None,
+    };
+    Ok(Interaction {
+        id: parse_id(get_s(item, "id")?)?,
+        user_id: parse_user(get_s(item, "user")?)?,
+        platform: parse_platform(get_s(item, "platform")?)?,
+        kind: Kind::parse(get_s(item, "kind")?).ok_or_else(|| corrupt("kind"))?,
+        user_message: get_s(item, "msg")?.to_owned(),
+        ai_response: opt_s(item, "ai")?,
+        intent: opt_s(item, "intent")?,
+        workflow,
+        success: get_bool(item, "ok")?,
+        error_message: opt_s(item, "err")?,
+        processing_time_ms: opt_n(item, "ptime")?,
+        model_version: opt_s(item, "model")?,
+        metadata: opt_s(item, "meta")?.map(|m| from_json::<Map<String, Value>>(&m, "metadata")).transpose()?,
+        training_consent: get_bool(item, "consent")?,
+        created_at: parse_ts(get_s(item, "created")?)?,
+        content_hash: get_s(item, "hash")?.to_owned(),
+        summary: FeedbackSummary {
+            feedback_count: get_n(item, "fb_n")?,
+            last_feedback_type,
+            positive_feedback: get_n(item, "fb_pos")?,
+            negative_feedback: get_n(item, "fb_neg")?,
+            latest_negative: get_bool(item, "latest_neg")?,
+            good_validation: get_bool(item, "good_val")?,
+        },
+    })
+}
+
+/// The receipt and content hash an insert of a taken id answers with (hot item or stub).
+pub fn existing_from(item: &Item) -> Result<(String, IngestReceipt), StoreError> {
+    let receipt = IngestReceipt {
+        interaction_id: parse_id(get_s(item, "id")?)?,
+        created_at: parse_ts(get_s(item, "created")?)?,
+        compressed: get_bool(item, "r_z")?,
+        original_bytes: get_n(item, "r_orig")?,
+        stored_bytes: get_n(item, "r_stored")?,
+    };
+    Ok((get_s(item, "hash")?.to_owned(), receipt))
+}
+
+pub fn is_hot(item: &Item) -> bool {
+    matches!(item.get("t"), Some(AttributeValue::S(t)) if t == T_HOT)
+}
+
+pub fn is_stub(item: &Item) -> bool {
+    matches!(item.get("t"), Some(AttributeValue::S(t)) if t == T_STUB)
+}
+
+pub fn version(item: &Item) -> Result<i64, StoreError> {
+    get_n(item, "ver")
+}
+
+// -- archived stubs -----------------------------------------------------------------------------------
+
+pub fn stub_item(e: &ArchivedEntry) -> Result<Item, StoreError> {
+    let pos = position(&e.created_at, e.interaction_id);
+    Ok(HashMap::from([
+        ("pk".into(), s(interaction_pk(e.interaction_id))),
+        ("sk".into(), s(INTERACTION_SK)),
+        ("t".into(), s(T_STUB)),
+        ("id".into(), s(e.interaction_id.to_string())),
+        ("user".into(), s(e.user_id.as_str())),
+        ("platform".into(), s(e.platform.as_str())),
+        ("created".into(), s(ts(&e.created_at))),
+        ("object".into(), s(e.object_key.clone())),
+        ("hash".into(), s(e.content_hash.clone())),
+        ("r_z".into(), b(e.receipt.compressed)),
+        ("r_orig".into(), n(e.receipt.original_bytes)),
+        ("r_stored".into(), n(e.receipt.stored_bytes)),
+        ("facts".into(), s(to_json(&e.facts)?)),
+        ("gsi2pk".into(), s(user_pk(&e.user_id))),
+        ("gsi2sk".into(), s(format!("A#{pos}"))),
+        ("gsi3pk".into(), s(object_pk(&e.object_key))),
+        ("gsi3sk".into(), s(e.interaction_id.to_string())),
+    ]))
+}
+
+pub fn entry_from(item: &Item) -> Result<ArchivedEntry, StoreError> {
+    let (content_hash, receipt) = existing_from(item)?;
+    Ok(ArchivedEntry {
+        interaction_id: receipt.interaction_id,
+        user_id: parse_user(get_s(item, "user")?)?,
+        platform: parse_platform(get_s(item, "platform")?)?,
+        created_at: receipt.created_at,
+        object_key: get_s(item, "object")?.to_owned(),
+        content_hash,
+        receipt,
+        facts: from_json::<RecordFacts>(get_s(item, "facts")?, "record facts")?,
+    })
+}
+
+// -- feedback and validations -----------------------------------------------------------------------
+
+pub fn feedback_item(fb: &Feedback, expires: i64) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(interaction_pk(fb.interaction_id))),
+        ("sk".into(), s(feedback_sk(fb))),
+        ("t".into(), s("F")),
+        ("doc".into(), s(to_json(fb)?)),
+        ("expires_at".into(), n(expires)),
+    ]))
+}
+
+pub fn feedback_from(item: &Item) -> Result<Feedback, StoreError> {
+    from_json(get_s(item, "doc")?, "feedback")
+}
+
+/// A validation item: in its interaction's partition when linked, else its own partition in
+/// the user index.
+pub fn validation_item(v: &ValidationLog, expires: i64) -> Result<Item, StoreError> {
+    // JSON has no NaN: the duration goes in its own attribute, absent when not finite.
+    let mut doc = serde_json::to_value(v).map_err(StoreError::internal)?;
+    if let Value::Object(m) = &mut doc {
+        m.remove("duration_ms");
+    }
+    let mut item: Item =
+        HashMap::from([("t".into(), s("V")), ("doc".into(), s(to_json(&doc)?)), ("expires_at".into(), n(expires))]);
+    if v.duration_ms.is_finite() {
+        item.insert("dur".into(), n(v.duration_ms));
+    }
+    match v.interaction_id {
+        Some(iid) => {
+            item.insert("pk".into(), s(interaction_pk(iid)));
+            item.insert("sk".into(), s(linked_validation_sk(v)));
+        }
+        None => {
+            item.insert("pk".into(), s(unlinked_validation_pk(v.validation_id)));
+            item.insert("sk".into(), s("V"));
+            item.insert("gsi2pk".into(), s(user_pk(&v.user_id)));
+            item.insert("gsi2sk".into(), s(format!("V#{}", position(&v.created_at, v.validation_id))));
+        }
+    }
+    Ok(item)
+}
+
+pub fn validation_from(item: &Item) -> Result<ValidationLog, StoreError> {
+    let mut doc: Value = from_json(get_s(item, "doc")?, "validation")?;
+    if let Value::Object(m) = &mut doc {
+        m.insert("duration_ms".into(), Value::from(0.0));
+    }
+    let mut v: ValidationLog = serde_json::from_value(doc).map_err(|_| corrupt("validation"))?;
+    v.duration_ms = opt_n::<f64>(item, "dur")?.unwrap_or(f64::NAN);
+    Ok(v)
+}
+
+// -- examples, metrics, counters ------------------------------------------------------------------------
+
+pub fn example_item(ex: &CuratedExample) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(EXAMPLES_PK)),
+        ("sk".into(), s(ex.example_id.to_string())),
+        ("platform".into(), s(ex.platform.as_str())),
+        ("doc".into(), s(to_json(ex)?)),
+        ("uses".into(), n(ex.usage_count)),
+    ]))
+}
+
+pub fn example_from(item: &Item) -> Result<CuratedExample, StoreError> {
+    let mut ex: CuratedExample = from_json(get_s(item, "doc")?, "curated example")?;
+    ex.usage_count = get_n(item, "uses")?;
+    Ok(ex)
+}
+
+pub fn metric_item(m: &TrainingMetric) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(METRICS_PK)),
+        ("sk".into(), s(m.metric_id.to_string())),
+        ("platform".into(), s(m.platform.as_str())),
+        ("doc".into(), s(to_json(m)?)),
+    ]))
+}
+
+pub fn metric_from(item: &Item) -> Result<TrainingMetric, StoreError> {
+    from_json(get_s(item, "doc")?, "training metric")
+}
+
+/// A counter shard's values (absent attributes are zero).
+pub fn counters_from(item: &Item) -> Result<PlatformCounters, StoreError> {
+    let mut values = [0i64; PlatformCounters::FIELDS.len()];
+    for (v, name) in values.iter_mut().zip(PlatformCounters::FIELDS) {
+        *v = opt_n(item, name)?.unwrap_or(0);
+    }
+    Ok(PlatformCounters::from_values(values))
+}
+
+// -- archive table ------------------------------------------------------------------------------------
+
+pub fn object_item(o: &ArchiveObject) -> Item {
+    HashMap::from([
+        ("platform".into(), s(o.platform.as_str())),
+        ("object".into(), s(archive_sk(o.date, &o.object_key))),
+        ("key".into(), s(o.object_key.clone())),
+        ("date".into(), s(o.date.format("%Y-%m-%d").to_string())),
+        ("run".into(), s(o.run_id.clone())),
+        ("records".into(), n(o.record_count)),
+        ("raw".into(), n(o.raw_bytes)),
+        ("compressed".into(), n(o.compressed_bytes)),
+        ("class".into(), s(o.storage_class.as_str())),
+        ("created".into(), s(ts(&o.created_at))),
+    ])
+}
+
+pub fn object_from(item: &Item) -> Result<ArchiveObject, StoreError> {
+    Ok(ArchiveObject {
+        object_key: get_s(item, "key")?.to_owned(),
+        platform: parse_platform(get_s(item, "platform")?)?,
+        date: NaiveDate::parse_from_str(get_s(item, "date")?, "%Y-%m-%d").map_err(|_| corrupt("date"))?,
+        run_id: get_s(item, "run")?.to_owned(),
+        record_count: get_n(item, "records")?,
+        raw_bytes: get_n(item, "raw")?,
+        compressed_bytes: get_n(item, "compressed")?,
+        storage_class: StorageClass::parse(get_s(item, "class")?).ok_or_else(|| corrupt("storage class"))?,
+        created_at: parse_ts(get_s(item, "created")?)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_spread_and_stay_in_range() {
+        let shards: std::collections::HashSet<u32> = (0..200).map(|_| shard_of(Id::new())).collect();
+        assert!(shards.len() > SHARDS as usize / 2);
+        assert!(shards.iter().all(|s| *s < SHARDS));
+    }
+
+    #[test]
+    fn overflow_payload_round_trips() {
+        let mut item: Item = HashMap::from([
+            ("pk".into(), s("I#x")),
+            ("msg".into(), s("hello")),
+            ("wf".into(), AttributeValue::B(Blob::new(vec![0u8, 1, 255]))),
+        ]);
+        let before = item.clone();
+        let bytes = take_payload(&mut item, &INTERACTION_PAYLOAD).expect("take").expect("some");
+        assert_eq!(item.len(), 1);
+        restore_payload(&mut item, &bytes).expect("restore");
+        assert_eq!(item, before);
+    }
+}

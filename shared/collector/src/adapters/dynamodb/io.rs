@@ -1,0 +1,466 @@
+//! DynamoDB calls with the mechanics every caller needs: pagination, retries of unprocessed
+//! batch items and of transaction conflicts, and the one mapping from SDK errors to
+//! [`StoreError`] (codes only: no item data ever reaches a message).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
+};
+
+use super::codec::{Item, s};
+use crate::ports::StoreError;
+
+/// What a caller should wait after DynamoDB throttled us past the SDK's own retries.
+pub const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Our own retries (unprocessed batch items, transaction conflicts), exponential from 25 ms.
+const RETRIES: u32 = 8;
+const BATCH_WRITE: usize = 25;
+const BATCH_GET: usize = 100;
+
+const THROTTLE_CODES: [&str; 5] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
+
+fn throttled() -> StoreError {
+    StoreError::Throttled { retry_after: THROTTLED_RETRY_AFTER }
+}
+
+pub async fn backoff(attempt: u32) {
+    let ms = 25u64 << attempt.min(6);
+    // A little jitter from the clock, so racing writers spread out.
+    let jitter = u64::from(chrono::Utc::now().timestamp_subsec_micros() % 16);
+    tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
+}
+
+/// Map an SDK error: throttling to [`StoreError::Throttled`], transport to `Unavailable`,
+/// anything else to `Internal`, naming the operation and the error code only.
+pub fn sdk_error<E, R>(op: &'static str, e: &SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("unknown");
+            if THROTTLE_CODES.contains(&code) {
+                throttled()
+            } else if code == "ResourceNotFoundException" {
+                StoreError::Unavailable(format!("dynamodb {op}: table not found"))
+            } else {
+                StoreError::Internal(format!("dynamodb {op}: {code}"))
+            }
+        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            StoreError::Unavailable(format!("dynamodb {op}: no answer"))
+        }
+        SdkError::ResponseError(_) => StoreError::Unavailable(format!("dynamodb {op}: unreadable response")),
+        _ => StoreError::Internal(format!("dynamodb {op}: request failed")),
+    }
+}
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Internal(format!("dynamodb request: {e}")))
+}
+
+/// A sort-key condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkRange {
+    All,
+    /// Inclusive on both ends; empty when lo > hi.
+    Between(String, String),
+    AtLeast(String),
+    AtMost(String),
+    Below(String),
+    Above(String),
+    Prefix(String),
+}
+
+impl SkRange {
+    /// From optional inclusive bounds.
+    pub fn bounds(lo: Option<String>, hi: Option<String>) -> SkRange {
+        match (lo, hi) {
+            (Some(lo), Some(hi)) => SkRange::Between(lo, hi),
+            (Some(lo), None) => SkRange::AtLeast(lo),
+            (None, Some(hi)) => SkRange::AtMost(hi),
+            (None, None) => SkRange::All,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, SkRange::Between(lo, hi) if lo > hi)
+    }
+}
+
+/// One Query: a partition of the table or of an index, a sort-key range, a direction.
+#[derive(Debug, Clone)]
+pub struct QuerySpec {
+    pub table: String,
+    pub index: Option<&'static str>,
+    pub pk_attr: &'static str,
+    pub pk: String,
+    pub sk_attr: &'static str,
+    pub range: SkRange,
+    pub ascending: bool,
+    /// Only on the table itself (GSIs are eventually consistent).
+    pub consistent: bool,
+    /// Keep only items whose `platform` attribute equals this.
+    pub platform: Option<String>,
+}
+
+impl QuerySpec {
+    pub fn table(table: &str, pk: String) -> QuerySpec {
+        QuerySpec {
+            table: table.to_owned(),
+            index: None,
+            pk_attr: "pk",
+            pk,
+            sk_attr: "sk",
+            range: SkRange::All,
+            ascending: true,
+            consistent: true,
+            platform: None,
+        }
+    }
+
+    pub fn index(table: &str, index: &'static str, n: u8, pk: String) -> QuerySpec {
+        let (pk_attr, sk_attr) = match n {
+            1 => ("gsi1pk", "gsi1sk"),
+            2 => ("gsi2pk", "gsi2sk"),
+            _ => ("gsi3pk", "gsi3sk"),
+        };
+        QuerySpec {
+            table: table.to_owned(),
+            index: Some(index),
+            pk_attr,
+            pk,
+            sk_attr,
+            range: SkRange::All,
+            ascending: true,
+            consistent: false,
+            platform: None,
+        }
+    }
+
+    pub fn range(mut self, range: SkRange) -> QuerySpec {
+        self.range = range;
+        self
+    }
+
+    pub fn descending(mut self) -> QuerySpec {
+        self.ascending = false;
+        self
+    }
+}
+
+#[derive(Clone)]
+pub struct Dynamo {
+    pub client: Client,
+    pub table: String,
+    pub archive_table: String,
+}
+
+pub type Page = (Vec<Item>, Option<Item>);
+
+impl Dynamo {
+    /// One page of a query, from `start` (a LastEvaluatedKey), at most `limit` items read.
+    pub async fn query_page(&self, q: &QuerySpec, start: Option<Item>, limit: Option<i32>) -> Result<Page, StoreError> {
+        if q.range.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let mut names = HashMap::from([("#pk".to_owned(), q.pk_attr.to_owned())]);
+        let mut values = HashMap::from([(":pk".to_owned(), s(q.pk.clone()))]);
+        let sk_cond = match &q.range {
+            SkRange::All => None,
+            SkRange::Between(lo, hi) => {
+                values.insert(":lo".into(), s(lo.clone()));
+                values.insert(":hi".into(), s(hi.clone()));
+                Some("#sk BETWEEN :lo AND :hi")
+            }
+            SkRange::AtLeast(v) => {
+                values.insert(":v".into(), s(v.clone()));
+                Some("#sk >= :v")
+            }
+            SkRange::AtMost(v) => {
+                values.insert(":v".into(), s(v.clone()));
+                Some("#sk <= :v")
+            }
+            SkRange::Below(v) => {
+                values.insert(":v".into(), s(v.clone()));
+                Some("#sk < :v")
+            }
+            SkRange::Above(v) => {
+                values.insert(":v".into(), s(v.clone()));
+                Some("#sk > :v")
+            }
+            SkRange::Prefix(v) => {
+                values.insert(":v".into(), s(v.clone()));
+                Some("begins_with(#sk, :v)")
+            }
+        };
+        let key_cond = match sk_cond {
+            Some(c) => {
+                names.insert("#sk".into(), q.sk_attr.to_owned());
+                format!("#pk = :pk AND {c}")
+            }
+            None => "#pk = :pk".to_owned(),
+        };
+        let mut req = self
+            .client
+            .query()
+            .table_name(&q.table)
+            .set_index_name(q.index.map(str::to_owned))
+            .key_condition_expression(key_cond)
+            .scan_index_forward(q.ascending)
+            .consistent_read(q.consistent)
+            .set_exclusive_start_key(start)
+            .set_limit(limit);
+        if let Some(p) = &q.platform {
+            names.insert("#platform".into(), "platform".into());
+            values.insert(":platform".into(), s(p.clone()));
+            req = req.filter_expression("#platform = :platform");
+        }
+        let out = req
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await
+            .map_err(|e| sdk_error("query", &e))?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
+    /// Every item of a query, following LastEvaluatedKey.
+    pub async fn query_all(&self, q: &QuerySpec) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let (items, next) = self.query_page(q, start, None).await?;
+            out.extend(items);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Up to `limit` items of a query (following LastEvaluatedKey while short).
+    pub async fn query_limit(&self, q: &QuerySpec, limit: usize) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        while out.len() < limit {
+            let want = i32::try_from(limit - out.len()).unwrap_or(i32::MAX);
+            let (items, next) = self.query_page(q, start, Some(want)).await?;
+            out.extend(items);
+            match next {
+                Some(k) => start = Some(k),
+                None => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get_item", &e))?;
+        Ok(out.item)
+    }
+
+    pub async fn put(&self, table: &str, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| sdk_error("put_item", &e))?;
+        Ok(())
+    }
+
+    /// Run a transaction. `Ok(Err(codes))` when a condition failed (one cancellation code per
+    /// item, "None" for the others). Conflicts with other transactions are retried.
+    pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<String>>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            let e = match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(e) => e,
+            };
+            let code = e.as_service_error().and_then(|se| se.code()).unwrap_or("").to_owned();
+            let retry = match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
+                    tc,
+                )) => {
+                    let codes: Vec<String> =
+                        tc.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
+                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                        return Ok(Err(codes));
+                    }
+                    if codes.iter().any(|c| THROTTLE_CODES.contains(&c.as_str())) {
+                        return Err(throttled());
+                    }
+                    if !codes.iter().any(|c| c == "TransactionConflict") {
+                        return Err(StoreError::Internal(format!("dynamodb transaction cancelled: {}", codes.join(","))));
+                    }
+                    true
+                }
+                _ => code == "TransactionConflictException" || code == "TransactionInProgressException",
+            };
+            if !retry {
+                return Err(sdk_error("transact_write_items", &e));
+            }
+            if attempt >= RETRIES {
+                return Err(throttled());
+            }
+            backoff(attempt).await;
+            attempt += 1;
+        }
+    }
+
+    /// Delete items by key (batches of 25, unprocessed ones retried with backoff).
+    pub async fn delete_keys(&self, table: &str, keys: Vec<Item>) -> Result<(), StoreError> {
+        let mut requests = Vec::with_capacity(keys.len());
+        for k in keys {
+            let del = build(DeleteRequest::builder().set_key(Some(k)).build())?;
+            requests.push(WriteRequest::builder().delete_request(del).build());
+        }
+        self.batch_write(table, requests).await
+    }
+
+    pub async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let mut queue: VecDeque<WriteRequest> = requests.into();
+        let mut attempt = 0;
+        while !queue.is_empty() {
+            let n = queue.len().min(BATCH_WRITE);
+            let chunk: Vec<WriteRequest> = queue.drain(..n).collect();
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(table, chunk)
+                .send()
+                .await
+                .map_err(|e| sdk_error("batch_write_item", &e))?;
+            let left = out.unprocessed_items.and_then(|mut m| m.remove(table)).unwrap_or_default();
+            if left.is_empty() {
+                attempt = 0;
+                continue;
+            }
+            if attempt >= RETRIES {
+                return Err(throttled());
+            }
+            for r in left.into_iter().rev() {
+                queue.push_front(r);
+            }
+            backoff(attempt).await;
+            attempt += 1;
+        }
+        Ok(())
+    }
+
+    /// Consistent reads of items by key (batches of 100, unprocessed keys retried); missing
+    /// keys are left out.
+    pub async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut queue: VecDeque<Item> = keys.into();
+        let mut out = Vec::new();
+        let mut attempt = 0;
+        while !queue.is_empty() {
+            let n = queue.len().min(BATCH_GET);
+            let chunk: Vec<Item> = queue.drain(..n).collect();
+            let ka = build(KeysAndAttributes::builder().set_keys(Some(chunk)).consistent_read(true).build())?;
+            let res = self
+                .client
+                .batch_get_item()
+                .request_items(table, ka)
+                .send()
+                .await
+                .map_err(|e| sdk_error("batch_get_item", &e))?;
+            out.extend(res.responses.and_then(|mut m| m.remove(table)).unwrap_or_default());
+            let left = res.unprocessed_keys.and_then(|mut m| m.remove(table)).map(|k| k.keys).unwrap_or_default();
+            if left.is_empty() {
+                attempt = 0;
+                continue;
+            }
+            if attempt >= RETRIES {
+                return Err(throttled());
+            }
+            queue.extend(left);
+            backoff(attempt).await;
+            attempt += 1;
+        }
+        Ok(out)
+    }
+}
+
+// -- transaction items -------------------------------------------------------------------------------
+
+pub type Values = HashMap<String, AttributeValue>;
+pub type Names = HashMap<String, String>;
+
+pub fn key(pk: impl Into<String>, sk: impl Into<String>) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+pub fn key_of(item: &Item, attrs: [&str; 2]) -> Item {
+    attrs.iter().filter_map(|a| item.get(*a).map(|v| ((*a).to_owned(), v.clone()))).collect()
+}
+
+/// Optional condition: expression, names, values.
+pub type Cond = Option<(&'static str, Names, Values)>;
+
+fn nonempty<K, V>(m: HashMap<K, V>) -> Option<HashMap<K, V>> {
+    if m.is_empty() { None } else { Some(m) }
+}
+
+pub fn tx_put(table: &str, item: Item, cond: Cond) -> Result<TransactWriteItem, StoreError> {
+    let mut p = Put::builder().table_name(table).set_item(Some(item));
+    if let Some((expr, names, values)) = cond {
+        p = p
+            .condition_expression(expr)
+            .set_expression_attribute_names(nonempty(names))
+            .set_expression_attribute_values(nonempty(values));
+    }
+    Ok(TransactWriteItem::builder().put(build(p.build())?).build())
+}
+
+pub fn tx_delete(table: &str, key: Item, cond: Cond) -> Result<TransactWriteItem, StoreError> {
+    let mut d = Delete::builder().table_name(table).set_key(Some(key));
+    if let Some((expr, names, values)) = cond {
+        d = d
+            .condition_expression(expr)
+            .set_expression_attribute_names(nonempty(names))
+            .set_expression_attribute_values(nonempty(values));
+    }
+    Ok(TransactWriteItem::builder().delete(build(d.build())?).build())
+}
+
+pub fn tx_update(
+    table: &str,
+    key: Item,
+    expr: String,
+    names: Names,
+    values: Values,
+    cond: Option<&str>,
+) -> Result<TransactWriteItem, StoreError> {
+    let u = Update::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(expr)
+        .set_condition_expression(cond.map(str::to_owned))
+        .set_expression_attribute_names(nonempty(names))
+        .set_expression_attribute_values(nonempty(values));
+    Ok(TransactWriteItem::builder().update(build(u.build())?).build())
+}

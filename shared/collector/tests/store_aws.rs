@@ -1,0 +1,499 @@
+//! The store conformance suite on the AWS adapters, against the emulator (moto, started by
+//! `infra/emulator.sh start`). Each test gets its own tables and bucket from template.yaml.
+
+mod dynamodb {
+    use std::collections::HashSet;
+    use std::sync::Arc;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use collector::adapters::dynamodb::DynamoStore;
+    use collector::adapters::fs::FolderStore;
+    use collector::domain::records::{FeedbackType, Interaction};
+    use collector::domain::workflow::StoredWorkflow;
+    use collector::ports::conformance::{at, expected_counters, feedback, interaction, platform, user};
+    use collector::ports::{HotStore, Inserted, ListQuery, ObjectStore, ScanQuery};
+    use collector::testing::{Emulator, Stack};
+    use serde_json::json;
+
+    /// Long enough that the conformance fixtures (January 2026) never expire during a test.
+    const RETENTION_DAYS: u32 = 36_500;
+
+    struct Env {
+        store: DynamoStore,
+        emu: Emulator,
+        stack: Stack,
+        overflow: Arc<FolderStore>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// Overflow objects go to a folder: the S3 adapter has its own suite.
+    async fn env() -> Option<Env> {
+        let emu = Emulator::connect().await?;
+        let stack = emu.create_stack().await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let overflow = Arc::new(FolderStore::new(dir.path().join("overflow")));
+        let store = DynamoStore::new(
+            emu.dynamodb(),
+            stack.table.clone(),
+            stack.archive_table.clone(),
+            overflow.clone(),
+            RETENTION_DAYS,
+        );
+        Some(Env { store, emu, stack, overflow, _dir: dir })
+    }
+
+    async fn store() -> Option<(DynamoStore, Env)> {
+        let env = env().await?;
+        Some((env.store.clone(), env))
+    }
+
+    collector::hot_store_conformance!(optional: store);
+
+    /// Pseudo-random printable text that gzip cannot shrink much (xorshift, base64 alphabet).
+    fn noise(len: usize, seed: u64) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                ALPHABET[(x % 64) as usize] as char
+            })
+            .collect()
+    }
+
+    fn with_workflow(mut rec: Interaction, wf: serde_json::Value, threshold: u64) -> Interaction {
+        rec.workflow = Some(StoredWorkflow::pack(&wf, threshold));
+        rec
+    }
+
+    async fn items_with_prefix(
+        env: &Env,
+        attr: &str,
+        prefix: &str,
+    ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = env
+                .emu
+                .dynamodb()
+                .scan()
+                .table_name(&env.stack.table)
+                .filter_expression("begins_with(#a, :p)")
+                .expression_attribute_names("#a", attr)
+                .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return out,
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_too_big_for_an_item_overflows_and_is_deleted_with_it() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let big = json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, 7)});
+        let rec = with_workflow(interaction("alice", "n8n", at(0)), big.clone(), 10 * 1024);
+        let wf = rec.workflow.as_ref().expect("workflow");
+        assert!(wf.compressed && wf.bytes.len() > 400 * 1024, "still too big compressed");
+        let small = interaction("alice", "n8n", at(1));
+        assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::New);
+        assert_eq!(store.insert_interaction(&small).await.expect("insert"), Inserted::New);
+        let objects = env.overflow.list("overflow/").await.expect("list");
+        assert_eq!(objects.len(), 1, "one overflow object");
+        assert!(objects[0].starts_with(&format!("overflow/{}/", rec.id)));
+
+        // Replays answer from the item alone; a clash does not touch the stored payload.
+        let again = store.insert_interaction(&rec).await.expect("insert");
+        assert_eq!(again, Inserted::Existing { content_hash: rec.content_hash.clone(), receipt: rec.receipt() });
+        assert_eq!(env.overflow.list("overflow/").await.expect("list"), objects);
+
+        let fb = feedback(&rec, FeedbackType::ThumbsUp, at(5));
+        store.add_feedback(&fb).await.expect("feedback");
+        let linked = store.get_linked(rec.id).await.expect("get").expect("hot");
+        assert_eq!(linked.interaction.workflow, rec.workflow);
+        assert_eq!(linked.interaction.workflow.as_ref().expect("wf").unpack().expect("unpack"), big);
+        assert_eq!(linked.feedback, vec![fb]);
+        let listed = store
+            .list_interactions(&ListQuery { user_id: Some(user("alice")), platform: None, before: None, limit: 10 })
+            .await
+            .expect("list");
+        assert_eq!(listed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![small.id, rec.id]);
+        assert_eq!(listed[1], linked.interaction);
+        let scan = ScanQuery { platform: platform("n8n"), after: None, since: None, until: None, limit: 10 };
+        let scanned = store.scan_platform(&scan).await.expect("scan");
+        assert_eq!(scanned[0], linked);
+        let by_user = store.scan_user(&user("alice"), None, 10).await.expect("scan user");
+        assert_eq!(by_user[0], linked);
+
+        let deleted = store.delete_interaction(rec.id).await.expect("delete");
+        assert_eq!((deleted.interactions, deleted.feedback), (1, 1));
+        assert!(env.overflow.list("overflow/").await.expect("list").is_empty(), "overflow object removed");
+        let counters = store.counters().await.expect("counters");
+        assert_eq!(counters, expected_counters(&[(&small, false)], &[]));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_platforms_records_spread_over_shards_and_list_merges_them() {
+        let Some(env) = env().await else { return };
+        let recs: Vec<Interaction> = (0..40).map(|i| interaction("alice", "n8n", at(i))).collect();
+        for rec in &recs {
+            env.store.insert_interaction(rec).await.expect("insert");
+        }
+        let items = items_with_prefix(&env, "gsi1pk", "P#n8n#").await;
+        let shards: HashSet<String> = items
+            .iter()
+            .filter_map(|i| match i.get("gsi1pk") {
+                Some(AttributeValue::S(v)) => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(items.len(), 40);
+        assert!(shards.len() >= 8, "40 records on {} platform-index partitions", shards.len());
+        let counter_shards = items_with_prefix(&env, "pk", "C#n8n#").await.len();
+        assert!(counter_shards >= 8, "counter writes on {counter_shards} shards");
+        // Newest first across shards, two records per page.
+        let mut got = Vec::new();
+        let mut before = None;
+        loop {
+            let q = ListQuery { user_id: None, platform: Some(platform("n8n")), before, limit: 3 };
+            let page = env.store.list_interactions(&q).await.expect("list");
+            let Some(last) = page.last() else { break };
+            before = Some(collector::ports::Cursor { created_at: last.created_at, id: last.id });
+            got.extend(page.iter().map(|r| r.id));
+        }
+        let want: Vec<_> = recs.iter().rev().map(|r| r.id).collect();
+        assert_eq!(got, want);
+    }
+
+    /// DynamoDB returns at most 1 MB per Query page: a user's 3 MB of records need several.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_follow_last_evaluated_key_past_one_megabyte() {
+        let Some(env) = env().await else { return };
+        let recs: Vec<Interaction> = (0..12)
+            .map(|i| {
+                let wf = json!({"name": "padded", "nodes": [], "pad": noise(250 * 1024, i as u64 + 1)});
+                with_workflow(interaction("alice", if i % 2 == 0 { "n8n" } else { "make" }, at(i)), wf, u64::MAX)
+            })
+            .collect();
+        for rec in &recs {
+            assert_eq!(env.store.insert_interaction(rec).await.expect("insert"), Inserted::New);
+        }
+        assert!(env.overflow.list("").await.expect("list").is_empty(), "each record fits in an item");
+        let page = env
+            .emu
+            .dynamodb()
+            .query()
+            .table_name(&env.stack.table)
+            .index_name("by_user")
+            .key_condition_expression("gsi2pk = :u")
+            .expression_attribute_values(":u", AttributeValue::S("U#alice".into()))
+            .send()
+            .await
+            .expect("query");
+        assert!(page.last_evaluated_key.is_some_and(|k| !k.is_empty()), "the first page stops at 1 MB");
+        let all = env.store.scan_user(&user("alice"), None, 100).await.expect("scan user");
+        assert_eq!(
+            all.iter().map(|l| l.interaction.id).collect::<Vec<_>>(),
+            recs.iter().map(|r| r.id).collect::<Vec<_>>()
+        );
+        assert_eq!(all[11].interaction, recs[11]);
+        let n8n = env
+            .store
+            .list_interactions(&ListQuery {
+                user_id: Some(user("alice")),
+                platform: Some(platform("n8n")),
+                before: None,
+                limit: 100,
+            })
+            .await
+            .expect("list");
+        assert_eq!(n8n.len(), 6);
+        let deleted = env.store.delete_user(&user("alice")).await.expect("delete user");
+        assert_eq!(deleted.interactions, 12);
+        assert!(env.store.counters().await.expect("counters").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn counters_add_up_after_concurrent_inserts_on_many_shards() {
+        let Some(env) = env().await else { return };
+        let store: Arc<dyn HotStore> = Arc::new(env.store.clone());
+        let recs: Vec<Interaction> = (0..48)
+            .map(|i| {
+                interaction(if i % 2 == 0 { "alice" } else { "bob" }, if i % 3 == 0 { "make" } else { "n8n" }, at(i))
+            })
+            .collect();
+        let tasks: Vec<_> = recs
+            .iter()
+            .cloned()
+            .map(|rec| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store.insert_interaction(&rec).await.expect("insert");
+                    store.add_feedback(&feedback(&rec, FeedbackType::ThumbsUp, at(1000))).await.expect("feedback");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert!(items_with_prefix(&env, "pk", "C#n8n#").await.len() >= 8);
+        assert!(items_with_prefix(&env, "pk", "C#make#").await.len() >= 4);
+        let mut now = Vec::new();
+        for rec in &recs {
+            now.push(store.get_linked(rec.id).await.expect("get").expect("hot").interaction);
+        }
+        let pairs: Vec<(&Interaction, bool)> = now.iter().map(|r| (r, false)).collect();
+        let counters = store.counters().await.expect("counters");
+        assert_eq!(counters, expected_counters(&pairs, &[]));
+        assert_eq!(counters[&platform("n8n")].positive_feedback, 32);
+        // A second process (empty platform cache) reads the same counters.
+        let fresh = DynamoStore::new(
+            env.emu.dynamodb(),
+            env.stack.table.clone(),
+            env.stack.archive_table.clone(),
+            env.overflow.clone(),
+            RETENTION_DAYS,
+        );
+        assert_eq!(fresh.counters().await.expect("counters"), counters);
+    }
+}
+
+/// The S3 archive store on the emulator: the object-store conformance suite, then what only S3
+/// promises (multipart uploads, storage classes, presigned URLs).
+mod s3 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef;
+    use aws_sdk_s3::config::{ConfigBag, Intercept};
+    use aws_sdk_s3::error::BoxError;
+    use bytes::Bytes;
+    use collector::adapters::s3::{PART_SIZE, S3Store};
+    use collector::domain::archive::StorageClass;
+    use collector::ports::conformance::{object_bytes, read_streamed, write_in_chunks};
+    use collector::ports::{FinishedObject, ObjectStore, StoreError};
+    use collector::testing::Emulator;
+    use futures::StreamExt;
+
+    collector::object_store_conformance!(optional: || async {
+        let emu = Emulator::connect().await?;
+        let bucket = emu.create_stack().await.bucket;
+        Some((S3Store::new(emu.s3(), bucket), ()))
+    });
+
+    const KEY: &str = "archive/platform=n8n/date=2026-01-05/run-1-0.jsonl.gz";
+
+    async fn open_uploads(emu: &Emulator, bucket: &str) -> usize {
+        let out = emu.s3().list_multipart_uploads().bucket(bucket).send().await.expect("list uploads");
+        out.uploads().len()
+    }
+
+    async fn head_class(emu: &Emulator, bucket: &str, key: &str) -> Option<String> {
+        let head = emu.s3().head_object().bucket(bucket).key(key).send().await.expect("head");
+        head.storage_class().map(|c| c.as_str().to_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn multipart_upload_round_trip_is_standard_ia() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(emu.s3(), bucket.clone());
+        // Two full parts and a short last one, written in small chunks.
+        let bytes = object_bytes(2 * PART_SIZE + 1024 * 1024 + 5, 7);
+        let done = write_in_chunks(&store, KEY, &bytes, 64 * 1024 + 3).await;
+        assert_eq!(done, FinishedObject { bytes: bytes.len() as i64, storage_class: StorageClass::StandardIa });
+        let (read, chunks) = read_streamed(&store, KEY).await;
+        assert!(read == bytes, "the multipart object reads back whole");
+        assert!(chunks > 1, "the body arrives in chunks");
+        assert_eq!(head_class(&emu, &bucket, KEY).await.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(open_uploads(&emu, &bucket).await, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn single_put_classes_follow_the_final_size() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(emu.s3(), bucket.clone());
+        let small = "archive/platform=n8n/date=2026-01-05/small-0.jsonl.gz";
+        let big = "archive/platform=n8n/date=2026-01-05/big-0.jsonl.gz";
+        write_in_chunks(&store, small, &object_bytes(1000, 1), 100).await;
+        // Exactly one part: still one PutObject, classed by its size.
+        write_in_chunks(&store, big, &object_bytes(PART_SIZE, 2), 1024 * 1024).await;
+        // S3 leaves the header out for STANDARD.
+        assert!(matches!(head_class(&emu, &bucket, small).await.as_deref(), None | Some("STANDARD")));
+        assert_eq!(head_class(&emu, &bucket, big).await.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(open_uploads(&emu, &bucket).await, 0, "no multipart upload for a single part");
+    }
+
+    /// Fails the n-th UploadPart before it is sent. moto cannot be told to fail one call, so the
+    /// fault is injected in the client; everything else is the emulator's real behaviour.
+    #[derive(Debug)]
+    struct FailUploadPart {
+        nth: usize,
+        seen: AtomicUsize,
+    }
+
+    impl Intercept for FailUploadPart {
+        fn name(&self) -> &'static str {
+            "FailUploadPart"
+        }
+
+        fn read_before_execution(
+            &self,
+            context: &BeforeSerializationInterceptorContextRef<'_>,
+            _cfg: &mut ConfigBag,
+        ) -> Result<(), BoxError> {
+            if context.input().downcast_ref::<aws_sdk_s3::operation::upload_part::UploadPartInput>().is_some()
+                && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.nth
+            {
+                return Err("injected UploadPart failure".into());
+            }
+            Ok(())
+        }
+    }
+
+    fn failing_client(emu: &Emulator, nth: usize) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(&emu.sdk)
+            .force_path_style(true)
+            .interceptor(FailUploadPart { nth, seen: AtomicUsize::new(0) })
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_part_aborts_the_upload() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
+        let mut w = store.writer(KEY).await.expect("writer");
+        let chunk = Bytes::from(object_bytes(1024 * 1024, 3));
+        let mut failed = None;
+        for _ in 0..(3 * PART_SIZE / chunk.len()) {
+            if let Err(e) = w.write(chunk.clone()).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(failed.is_some(), "the second part failed");
+        assert!(w.write(chunk.clone()).await.is_err(), "a failed writer stays failed");
+        assert!(w.finish().await.is_err(), "and cannot finish");
+        assert_eq!(open_uploads(&emu, &bucket).await, 0, "the upload was aborted, no part stays billed");
+        assert!(matches!(store.get(KEY).await, Err(StoreError::NotFound)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_last_part_aborts_the_upload() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
+        let mut w = store.writer(KEY).await.expect("writer");
+        w.write(Bytes::from(object_bytes(PART_SIZE + 1000, 4))).await.expect("first part goes");
+        assert!(w.finish().await.is_err(), "the last part fails at finish");
+        assert_eq!(open_uploads(&emu, &bucket).await, 0);
+        assert!(store.list("").await.expect("list").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn abort_and_drop_after_parts_leave_no_upload() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(emu.s3(), bucket.clone());
+        let mut w = store.writer(KEY).await.expect("writer");
+        w.write(Bytes::from(object_bytes(PART_SIZE + 1, 5))).await.expect("write");
+        assert_eq!(open_uploads(&emu, &bucket).await, 1, "a part is up");
+        w.abort().await.expect("abort");
+        assert_eq!(open_uploads(&emu, &bucket).await, 0);
+
+        let mut w = store.writer(KEY).await.expect("writer");
+        w.write(Bytes::from(object_bytes(PART_SIZE + 1, 6))).await.expect("write");
+        drop(w);
+        // The abort runs in the background.
+        let mut left = 1;
+        for _ in 0..50 {
+            left = open_uploads(&emu, &bucket).await;
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(left, 0, "a dropped writer's upload is aborted");
+        assert!(store.list("").await.expect("list").is_empty());
+    }
+
+    /// GET over a plain TCP connection: (status, body). The emulator answers with Content-Length.
+    async fn http_get(url: &str) -> (u16, Vec<u8>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let rest = url.strip_prefix("http://").expect("plain http URL");
+        let (host, path) = rest.split_once('/').expect("a path");
+        let mut tcp = tokio::net::TcpStream::connect(host).await.expect("connect");
+        let req = format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.expect("send");
+        let mut resp = Vec::new();
+        tcp.read_to_end(&mut resp).await.expect("read");
+        let end = resp.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let head = String::from_utf8_lossy(&resp[..end]).to_string();
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status");
+        assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "expected a Content-Length body");
+        (status, resp[end + 4..].to_vec())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn presigned_url_serves_the_object_over_plain_http() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(emu.s3(), bucket);
+        let key = "exports/training_data_n8n_20260105.jsonl";
+        let bytes = object_bytes(300 * 1024, 8);
+        write_in_chunks(&store, key, &bytes, 50_000).await;
+        let url = store.presigned_get(key, Duration::from_secs(600)).await.expect("presign").expect("a URL");
+        let (status, body) = http_get(&url).await;
+        assert_eq!(status, 200);
+        assert!(body == bytes, "the URL serves the object's bytes");
+        assert!(store.presigned_get(key, Duration::from_secs(8 * 24 * 3600)).await.is_err(), "S3 caps URLs at 7 days");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn list_follows_continuation_tokens() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = Arc::new(S3Store::new(emu.s3(), bucket));
+        // Over one ListObjectsV2 page (1000 keys).
+        let keys: Vec<String> =
+            (0..1003).map(|i| format!("archive/platform=n8n/date=2026-01-05/run-{:04}-0.jsonl.gz", 1003 - i)).collect();
+        futures::stream::iter(keys.clone())
+            .map(|k| {
+                let store = store.clone();
+                async move { store.put(&k, b"x".to_vec(), StorageClass::Standard).await }
+            })
+            .buffer_unordered(16)
+            .for_each(|r| async move { r.expect("put") })
+            .await;
+        let mut want = keys;
+        want.sort();
+        assert_eq!(store.list("archive/").await.expect("list"), want);
+    }
+}
