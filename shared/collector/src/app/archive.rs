@@ -2,10 +2,12 @@
 //! day; each object is durably written, then recorded, and only then leaves the hot store.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 
+use bytes::{Buf, Bytes};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use flate2::{Compression, read::GzDecoder, write::GzEncoder};
+use flate2::{Compression, write::GzDecoder, write::GzEncoder};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::{App, AppError};
@@ -13,11 +15,16 @@ use crate::domain::archive::{self, ArchiveObject, MAX_RECORDS_PER_OBJECT, Storag
 use crate::domain::records::FullRecord;
 use crate::domain::stats::{Overview, overview};
 use crate::domain::types::{Id, Platform};
-use crate::ports::{Cursor, ObjectRewrite, ObjectStore, ScanQuery};
+use crate::ports::{Cursor, ObjectRewrite, ObjectStore, ObjectStream, ObjectWriter, ScanQuery};
 
 /// Raw JSONL bytes per object at most, so reading or rewriting one stays bounded.
 const MAX_RAW_BYTES_PER_OBJECT: i64 = 64 * 1024 * 1024;
 const SCAN_PAGE: u32 = 500;
+/// Compressed bytes go to the object writer in chunks of about this size.
+const OUT_CHUNK: usize = 256 * 1024;
+/// Compressed bytes are inflated this many at a time, which bounds one step's output
+/// (deflate expands at most about 1000x).
+const INFLATE_STEP: usize = 8 * 1024;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchivedObjectReport {
@@ -57,31 +64,142 @@ pub struct ArchiveReport {
     pub archives: Vec<ArchivedObjectReport>,
 }
 
-/// One object being filled.
+/// Where an object's compressed bytes go: the store's writer, or nowhere (a dry run, which
+/// still compresses to report sizes).
+enum Sink {
+    Discard,
+    Writer(Box<dyn ObjectWriter>),
+}
+
+/// One object being filled: records are gzipped as they come and the compressed bytes
+/// streamed to the writer, so memory is about one [`OUT_CHUNK`] whatever the object's size.
 struct Pending {
     platform: Platform,
     date: NaiveDate,
+    key: String,
     ids: Vec<Id>,
     raw_bytes: i64,
+    compressed_bytes: i64,
     gz: GzEncoder<Vec<u8>>,
+    sink: Sink,
+}
+
+/// A finished object's facts, before it is recorded.
+struct Written {
+    platform: Platform,
+    date: NaiveDate,
+    key: String,
+    ids: Vec<Id>,
+    raw_bytes: i64,
+    compressed_bytes: i64,
+    storage_class: StorageClass,
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
 }
 
 impl Pending {
-    fn new(platform: Platform, date: NaiveDate) -> Pending {
-        Pending { platform, date, ids: Vec::new(), raw_bytes: 0, gz: GzEncoder::new(Vec::new(), Compression::default()) }
+    /// Open `key` for writing (nothing is written on a dry run).
+    async fn open(
+        objects: &dyn ObjectStore,
+        platform: Platform,
+        date: NaiveDate,
+        key: String,
+        dry_run: bool,
+    ) -> Result<Pending, AppError> {
+        let sink = if dry_run {
+            Sink::Discard
+        } else {
+            Sink::Writer(objects.writer(&key).await?)
+        };
+        Ok(Pending {
+            platform,
+            date,
+            key,
+            ids: Vec::new(),
+            raw_bytes: 0,
+            compressed_bytes: 0,
+            gz: GzEncoder::new(Vec::with_capacity(OUT_CHUNK), Compression::default()),
+            sink,
+        })
     }
 
-    fn push(&mut self, rec: &FullRecord) -> Result<(), AppError> {
-        let mut line = serde_json::to_vec(rec).map_err(|e| AppError::Internal(e.to_string()))?;
+    async fn push(&mut self, rec: &FullRecord) -> Result<(), AppError> {
+        let mut line = serde_json::to_vec(rec).map_err(internal)?;
         line.push(b'\n');
-        self.gz.write_all(&line).map_err(|e| AppError::Internal(e.to_string()))?;
+        self.gz.write_all(&line).map_err(internal)?;
         self.raw_bytes += line.len() as i64;
         self.ids.push(rec.interaction_id);
+        if self.gz.get_ref().len() >= OUT_CHUNK {
+            let chunk = std::mem::replace(self.gz.get_mut(), Vec::with_capacity(OUT_CHUNK));
+            self.send(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, chunk: Vec<u8>) -> Result<(), AppError> {
+        self.compressed_bytes += chunk.len() as i64;
+        if let Sink::Writer(w) = &mut self.sink
+            && !chunk.is_empty()
+        {
+            w.write(Bytes::from(chunk)).await?;
+        }
         Ok(())
     }
 
     fn full(&self) -> bool {
         self.ids.len() >= MAX_RECORDS_PER_OBJECT || self.raw_bytes >= MAX_RAW_BYTES_PER_OBJECT
+    }
+
+    /// Write the gzip trailer (without it the object would be silently truncated), send the
+    /// last bytes and make the object durable.
+    async fn finish(self) -> Result<Written, AppError> {
+        let Pending {
+            platform,
+            date,
+            key,
+            ids,
+            raw_bytes,
+            mut compressed_bytes,
+            gz,
+            sink,
+        } = self;
+        // What is still buffered, then the trailer.
+        let tail = gz.finish().map_err(internal)?;
+        compressed_bytes += tail.len() as i64;
+        let storage_class = match sink {
+            Sink::Discard => StorageClass::for_size(compressed_bytes),
+            Sink::Writer(mut w) => {
+                // On an error the writer is dropped, which removes whatever it had written.
+                w.write(Bytes::from(tail)).await?;
+                let done = w.finish().await?;
+                if done.bytes != compressed_bytes {
+                    return Err(AppError::Internal(
+                        "archive object size mismatch after writing".into(),
+                    ));
+                }
+                done.storage_class
+            }
+        };
+        Ok(Written {
+            platform,
+            date,
+            key,
+            ids,
+            raw_bytes,
+            compressed_bytes,
+            storage_class,
+        })
+    }
+
+    /// Give up on the object: nothing of it stays in the store.
+    async fn abort(self) {
+        if let Sink::Writer(w) = self.sink
+            && let Err(e) = w.abort().await
+        {
+            tracing::warn!(error = %e, "archive: aborting an unfinished object failed");
+        }
     }
 }
 
@@ -102,7 +220,10 @@ impl App {
         }
         let _run = self.archive_lock.lock().await;
         let now = Utc::now();
-        let cutoff = now - Duration::days(i64::from(days_old.unwrap_or(self.config.data_retention_days)));
+        let cutoff = now
+            - Duration::days(i64::from(
+                days_old.unwrap_or(self.config.data_retention_days),
+            ));
         let before = overview(&self.counters_by_name().await?);
         if !dry_run {
             self.sweep_orphans().await?;
@@ -115,71 +236,136 @@ impl App {
         let mut archives = Vec::new();
         let mut archived_records = 0i64;
         for p in platforms {
-            let mut after: Option<Cursor> = None;
             let mut pending: Option<Pending> = None;
-            let mut n = 0usize;
-            loop {
-                let page = self
-                    .hot
-                    .scan_platform(&ScanQuery { platform: p.clone(), after, since: None, until: Some(cutoff), limit: SCAN_PAGE })
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
-                let short = (page.len() as u32) < SCAN_PAGE;
-                for l in page {
-                    let date = l.interaction.created_at.date_naive();
-                    if pending.as_ref().is_some_and(|pe| pe.date != date || pe.full())
-                        && let Some(done) = pending.take()
-                    {
-                        let obj = self.finish_object(done, &run_id, &mut n, dry_run).await?;
-                        archived_records += obj.record_count;
-                        archives.push(ArchivedObjectReport::from(&obj));
-                        if let Some(cb) = progress {
-                            cb(archived_records as u64);
-                        }
-                    }
-                    let pe = pending.get_or_insert_with(|| Pending::new(p.clone(), date));
-                    let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, true)?;
-                    pe.push(&rec)?;
+            let done = self
+                .archive_platform(
+                    &p,
+                    cutoff,
+                    &run_id,
+                    dry_run,
+                    &mut pending,
+                    &mut archives,
+                    &mut archived_records,
+                    progress,
+                )
+                .await;
+            if let Err(e) = done {
+                // An object left half-written is dropped; its records are still hot.
+                if let Some(pe) = pending.take() {
+                    pe.abort().await;
                 }
-                if short {
-                    break;
-                }
-            }
-            if let Some(done) = pending.take() {
-                let obj = self.finish_object(done, &run_id, &mut n, dry_run).await?;
-                archived_records += obj.record_count;
-                archives.push(ArchivedObjectReport::from(&obj));
-                if let Some(cb) = progress {
-                    cb(archived_records as u64);
-                }
+                return Err(e);
             }
         }
         let after = overview(&self.counters_by_name().await?);
-        Ok(ArchiveReport { dry_run, cutoff, archived_records, before, after, archives })
+        Ok(ArchiveReport {
+            dry_run,
+            cutoff,
+            archived_records,
+            before,
+            after,
+            archives,
+        })
+    }
+
+    /// One platform's old records into objects. `pending` is the object being written, left
+    /// to the caller to abort on error.
+    #[allow(clippy::too_many_arguments)]
+    async fn archive_platform(
+        &self,
+        p: &Platform,
+        cutoff: DateTime<Utc>,
+        run_id: &str,
+        dry_run: bool,
+        pending: &mut Option<Pending>,
+        archives: &mut Vec<ArchivedObjectReport>,
+        archived_records: &mut i64,
+        progress: Option<Progress<'_>>,
+    ) -> Result<(), AppError> {
+        let mut after: Option<Cursor> = None;
+        let mut n = 0usize;
+        let mut report = |obj: &ArchiveObject| {
+            *archived_records += obj.record_count;
+            archives.push(ArchivedObjectReport::from(obj));
+            if let Some(cb) = progress {
+                cb(*archived_records as u64);
+            }
+        };
+        loop {
+            let page = self
+                .hot
+                .scan_platform(&ScanQuery {
+                    platform: p.clone(),
+                    after,
+                    since: None,
+                    until: Some(cutoff),
+                    limit: SCAN_PAGE,
+                })
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = Some(Cursor {
+                created_at: last.interaction.created_at,
+                id: last.interaction.id,
+            });
+            let short = (page.len() as u32) < SCAN_PAGE;
+            for l in page {
+                let date = l.interaction.created_at.date_naive();
+                if pending
+                    .as_ref()
+                    .is_some_and(|pe| pe.date != date || pe.full())
+                    && let Some(done) = pending.take()
+                {
+                    let obj = self.finish_object(done, run_id, dry_run).await?;
+                    report(&obj);
+                }
+                let pe = match pending.take() {
+                    Some(pe) => pending.insert(pe),
+                    None => {
+                        let key = archive::object_key(p, date, run_id, n);
+                        n += 1;
+                        pending.insert(
+                            Pending::open(self.objects.as_ref(), p.clone(), date, key, dry_run)
+                                .await?,
+                        )
+                    }
+                };
+                let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, true)?;
+                pe.push(&rec).await?;
+            }
+            if short {
+                break;
+            }
+        }
+        if let Some(done) = pending.take() {
+            let obj = self.finish_object(done, run_id, dry_run).await?;
+            report(&obj);
+        }
+        Ok(())
     }
 
     /// Write the object durably, then record it and move its records out of hot in one step.
-    async fn finish_object(&self, p: Pending, run_id: &str, n: &mut usize, dry_run: bool) -> Result<ArchiveObject, AppError> {
-        let bytes = p.gz.finish().map_err(|e| AppError::Internal(e.to_string()))?;
-        let key = archive::object_key(&p.platform, p.date, run_id, *n);
-        *n += 1;
+    async fn finish_object(
+        &self,
+        p: Pending,
+        run_id: &str,
+        dry_run: bool,
+    ) -> Result<ArchiveObject, AppError> {
+        let w = p.finish().await?;
         let obj = ArchiveObject {
-            object_key: key,
-            platform: p.platform,
-            date: p.date,
+            object_key: w.key,
+            platform: w.platform,
+            date: w.date,
             run_id: run_id.to_owned(),
-            record_count: p.ids.len() as i64,
-            raw_bytes: p.raw_bytes,
-            compressed_bytes: bytes.len() as i64,
-            storage_class: StorageClass::for_size(bytes.len() as i64),
+            record_count: w.ids.len() as i64,
+            raw_bytes: w.raw_bytes,
+            compressed_bytes: w.compressed_bytes,
+            storage_class: w.storage_class,
             created_at: Utc::now(),
         };
         if dry_run {
             return Ok(obj);
         }
-        self.objects.put(&obj.object_key, bytes, obj.storage_class).await?;
-        let gone = self.hot.commit_archive(&obj, &p.ids).await?;
+        let gone = self.hot.commit_archive(&obj, &w.ids).await?;
         if !gone.is_empty() {
             // Deleted while we wrote: deleted data is never archived.
             let gone: HashSet<Id> = gone.into_iter().collect();
@@ -194,8 +380,13 @@ impl App {
     /// Objects under `archive/` that no metadata row names: left by a run that died between
     /// writing and recording. Their records are still hot (or were rewritten), so drop them.
     async fn sweep_orphans(&self) -> Result<(), AppError> {
-        let known: HashSet<String> =
-            self.hot.list_archive_objects(None).await?.into_iter().map(|o| o.object_key).collect();
+        let known: HashSet<String> = self
+            .hot
+            .list_archive_objects(None)
+            .await?
+            .into_iter()
+            .map(|o| o.object_key)
+            .collect();
         for key in self.objects.list("archive/").await? {
             if !known.contains(&key) {
                 self.objects.delete(&key).await?;
@@ -205,63 +396,169 @@ impl App {
     }
 
     /// Rewrite an object without some records: write the new object, swap the catalog, then
-    /// drop the old object. Returns the removed records (for delete counts).
-    pub(crate) async fn remove_from_object(&self, obj: &ArchiveObject, ids: &HashSet<Id>) -> Result<Vec<FullRecord>, AppError> {
-        let mut removed = Vec::new();
-        let mut kept = Pending::new(obj.platform.clone(), obj.date);
-        for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-            if ids.contains(&rec.interaction_id) {
-                removed.push(rec);
-                Ok(())
-            } else {
-                kept.push(&rec)
-            }
-        })
+    /// drop the old object. Returns the removed records (for delete counts). Both objects are
+    /// streamed: memory is about one line plus one chunk each way.
+    pub(crate) async fn remove_from_object(
+        &self,
+        obj: &ArchiveObject,
+        ids: &HashSet<Id>,
+    ) -> Result<Vec<FullRecord>, AppError> {
+        let run_id = archive::new_run_id(Utc::now());
+        let key = archive::object_key(&obj.platform, obj.date, &run_id, 0);
+        let mut kept = Pending::open(
+            self.objects.as_ref(),
+            obj.platform.clone(),
+            obj.date,
+            key,
+            false,
+        )
         .await?;
+        let mut removed = Vec::new();
+        let copied: Result<(), AppError> = async {
+            let mut lines = ArchiveLines::open(self.objects.as_ref(), &obj.object_key).await?;
+            while let Some(rec) = lines.next().await? {
+                if ids.contains(&rec.interaction_id) {
+                    removed.push(rec);
+                } else {
+                    kept.push(&rec).await?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = copied {
+            kept.abort().await;
+            return Err(e);
+        }
         let new = if kept.ids.is_empty() {
+            kept.abort().await;
             None
         } else {
-            let bytes = kept.gz.finish().map_err(|e| AppError::Internal(e.to_string()))?;
-            let run_id = archive::new_run_id(Utc::now());
-            let o = ArchiveObject {
-                object_key: archive::object_key(&obj.platform, obj.date, &run_id, 0),
-                platform: obj.platform.clone(),
-                date: obj.date,
+            let w = kept.finish().await?;
+            Some(ArchiveObject {
+                object_key: w.key,
+                platform: w.platform,
+                date: w.date,
                 run_id,
-                record_count: kept.ids.len() as i64,
-                raw_bytes: kept.raw_bytes,
-                compressed_bytes: bytes.len() as i64,
-                storage_class: StorageClass::for_size(bytes.len() as i64),
+                record_count: w.ids.len() as i64,
+                raw_bytes: w.raw_bytes,
+                compressed_bytes: w.compressed_bytes,
+                storage_class: w.storage_class,
                 created_at: Utc::now(),
-            };
-            self.objects.put(&o.object_key, bytes, o.storage_class).await?;
-            Some(o)
+            })
         };
-        let rw = ObjectRewrite { old: obj.clone(), new, removed: removed.iter().map(|r| r.interaction_id).collect() };
+        let rw = ObjectRewrite {
+            old: obj.clone(),
+            new,
+            removed: removed.iter().map(|r| r.interaction_id).collect(),
+        };
         self.hot.apply_rewrite(&rw).await?;
         self.objects.delete(&obj.object_key).await?;
         Ok(removed)
     }
 }
 
-/// Read an archive object line by line (memory: the compressed object plus one line).
+/// An archive object's records, one at a time, read through the store's streamed reader and
+/// inflated step by step: memory is one line plus one inflate step's output, whatever the
+/// object's size.
+pub(crate) struct ArchiveLines {
+    stream: ObjectStream,
+    /// Inflated bytes collect in the decoder's inner buffer; `pos` is where unread ones start.
+    gz: GzDecoder<Vec<u8>>,
+    pos: usize,
+    /// Compressed bytes received but not yet inflated.
+    input: Bytes,
+    ended: bool,
+    key: String,
+}
+
+impl ArchiveLines {
+    pub(crate) async fn open(
+        objects: &dyn ObjectStore,
+        key: &str,
+    ) -> Result<ArchiveLines, AppError> {
+        Ok(ArchiveLines {
+            stream: objects.reader(key).await?,
+            gz: GzDecoder::new(Vec::new()),
+            pos: 0,
+            input: Bytes::new(),
+            ended: false,
+            key: key.to_owned(),
+        })
+    }
+
+    /// The next record, or `None` after the last one (the gzip trailer checked).
+    pub(crate) async fn next(&mut self) -> Result<Option<FullRecord>, AppError> {
+        loop {
+            let buf = self.gz.get_ref();
+            let unread = &buf[self.pos..];
+            let line_end = match unread.iter().position(|&b| b == b'\n') {
+                Some(i) => Some((i, i + 1)),
+                // The last line may lack its newline.
+                None if self.ended && !unread.is_empty() => Some((unread.len(), unread.len())),
+                None => None,
+            };
+            if let Some((end, next)) = line_end {
+                let line = &unread[..end];
+                self.pos += next;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                return parse_line(line, &self.key).map(Some);
+            }
+            if self.ended {
+                return Ok(None);
+            }
+            // Drop what was read before inflating more.
+            let pos = std::mem::take(&mut self.pos);
+            self.gz.get_mut().drain(..pos);
+            if self.input.is_empty() {
+                match self.stream.next().await {
+                    Some(chunk) => self.input = chunk?,
+                    None => {
+                        self.gz.try_finish().map_err(|_| unreadable(&self.key))?;
+                        self.ended = true;
+                        continue;
+                    }
+                }
+            }
+            let step = self.input.len().min(INFLATE_STEP);
+            let n = self
+                .gz
+                .write(&self.input[..step])
+                .map_err(|_| unreadable(&self.key))?;
+            if n == 0 {
+                // Bytes after the gzip member's end.
+                return Err(unreadable(&self.key));
+            }
+            self.input.advance(n);
+        }
+    }
+}
+
+fn unreadable(key: &str) -> AppError {
+    AppError::Internal(format!("archive object unreadable (bad gzip) in {key}"))
+}
+
+fn parse_line(line: &[u8], key: &str) -> Result<FullRecord, AppError> {
+    serde_json::from_slice(line).map_err(|e| {
+        // Position and category only: serde's message can quote stored user text.
+        AppError::Internal(format!(
+            "archive line unreadable ({:?} at column {}) in {key}",
+            e.classify(),
+            e.column()
+        ))
+    })
+}
+
+/// Read an archive object line by line (memory: one line plus one inflate step).
 pub(crate) async fn for_each_line(
     objects: &dyn ObjectStore,
     key: &str,
     mut f: impl FnMut(FullRecord) -> Result<(), AppError>,
 ) -> Result<(), AppError> {
-    let bytes = objects.get(key).await?;
-    let reader = BufReader::new(GzDecoder::new(bytes.as_slice()));
-    for line in reader.lines() {
-        let line = line.map_err(|e| AppError::Internal(format!("archive object unreadable: {e}")))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let rec: FullRecord =
-            serde_json::from_str(&line).map_err(|e| {
-                // Position and category only: serde's message can quote stored user text.
-                AppError::Internal(format!("archive line unreadable ({:?} at column {}) in {key}", e.classify(), e.column()))
-            })?;
+    let mut lines = ArchiveLines::open(objects, key).await?;
+    while let Some(rec) = lines.next().await? {
         f(rec)?;
     }
     Ok(())
