@@ -382,3 +382,53 @@ impl ObjectStore for FolderStore {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file below `dir`, hidden ones included.
+    fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).expect("read dir") {
+            let e = e.expect("entry");
+            if e.file_type().expect("type").is_dir() {
+                all_files(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn no_staging_file_survives_finish_abort_or_drop() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStore::new(dir.path().to_path_buf());
+        let key = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
+        let big = Bytes::from(vec![7u8; WRITE_BLOCK + 10]);
+
+        let mut w = store.writer(key).await.expect("writer");
+        w.write(big.clone()).await.expect("write");
+        w.abort().await.expect("abort");
+        let mut w = store.writer(key).await.expect("writer");
+        w.write(big.clone()).await.expect("write");
+        drop(w);
+        let mut files = Vec::new();
+        all_files(dir.path(), &mut files);
+        assert!(
+            files.is_empty(),
+            "aborted and dropped writers leave nothing: {files:?}"
+        );
+
+        let mut w = store.writer(key).await.expect("writer");
+        w.write(big.clone()).await.expect("write");
+        w.write(Bytes::from_static(b"tail")).await.expect("write");
+        w.finish().await.expect("finish");
+        let mut files = Vec::new();
+        all_files(dir.path(), &mut files);
+        assert_eq!(files, vec![dir.path().join(key)]);
+        assert_eq!(
+            fs::metadata(dir.path().join(key)).expect("meta").len(),
+            big.len() as u64 + 4
+        );
+    }
+}

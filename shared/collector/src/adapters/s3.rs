@@ -478,3 +478,69 @@ impl Drop for S3Writer {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_sdk_s3::primitives::SdkBody;
+
+    use super::*;
+
+    /// moto never throttles, so the mapping is checked on hand-built responses.
+    fn service_error(status: u16, code: Option<&str>, retry_after: Option<&str>) -> StoreError {
+        let mut meta =
+            ErrorMetadata::builder().message("The specified key archive/secret does not exist");
+        if let Some(c) = code {
+            meta = meta.code(c);
+        }
+        let mut raw = HttpResponse::new(status.try_into().expect("status"), SdkBody::empty());
+        if let Some(r) = retry_after {
+            raw.headers_mut().insert("retry-after", r.to_owned());
+        }
+        sdk_error(
+            "get",
+            SdkError::service_error(GetObjectError::generic(meta.build()), raw),
+        )
+    }
+
+    #[test]
+    fn errors_map_to_store_errors_without_s3_text() {
+        assert!(matches!(
+            service_error(503, Some("SlowDown"), Some("7")),
+            StoreError::Throttled { retry_after } if retry_after == Duration::from_secs(7)
+        ));
+        assert!(matches!(
+            service_error(503, None, None),
+            StoreError::Throttled { retry_after } if retry_after == DEFAULT_RETRY_AFTER
+        ));
+        assert!(matches!(
+            service_error(429, Some("TooManyRequests"), None),
+            StoreError::Throttled { .. }
+        ));
+        assert!(matches!(
+            service_error(404, Some("NoSuchKey"), None),
+            StoreError::NotFound
+        ));
+        assert!(matches!(
+            service_error(404, None, None),
+            StoreError::NotFound
+        ));
+        match service_error(404, Some("NoSuchBucket"), None) {
+            StoreError::Internal(m) => {
+                assert_eq!(m, "s3 get: NoSuchBucket (HTTP 404)");
+            }
+            other => panic!("a missing bucket is a deployment error, got {other:?}"),
+        }
+        match service_error(500, Some("InternalError"), None) {
+            StoreError::Unavailable(m) => {
+                assert!(!m.contains("secret"), "S3's message is not kept")
+            }
+            other => panic!("a 500 is retryable, got {other:?}"),
+        }
+        assert!(matches!(
+            service_error(403, Some("AccessDenied"), None),
+            StoreError::Internal(_)
+        ));
+    }
+}

@@ -563,3 +563,180 @@ pub(crate) async fn for_each_line(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::fs::FolderStore;
+    use crate::domain::types::{Kind, UserId};
+
+    fn record(i: usize) -> FullRecord {
+        FullRecord {
+            interaction_id: Id::new(),
+            user_id: UserId::parse("u").expect("user id"),
+            platform: Platform::parse("n8n").expect("platform"),
+            kind: Kind::Conversation,
+            // Poorly compressible text, so the object spans many chunks.
+            user_message: (0..400)
+                .map(|j| format!("{:x}", (i * 7919 + j * 104_729) % 65_521))
+                .collect(),
+            ai_response: Some(format!("answer {i}")),
+            intent: None,
+            workflow: None,
+            success: true,
+            error_message: None,
+            processing_time_ms: None,
+            model_version: None,
+            metadata: None,
+            training_consent: true,
+            created_at: Utc::now(),
+            has_feedback: false,
+            last_feedback_type: None,
+            positive_feedback: 0,
+            negative_feedback: 0,
+            archived: true,
+            feedback: vec![],
+            validations: vec![],
+        }
+    }
+
+    const KEY: &str = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
+
+    async fn read_all(objects: &dyn ObjectStore, key: &str) -> Result<Vec<FullRecord>, AppError> {
+        let mut out = Vec::new();
+        for_each_line(objects, key, |r| {
+            out.push(r);
+            Ok(())
+        })
+        .await?;
+        Ok(out)
+    }
+
+    fn gzip(raw: &[u8]) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(raw).expect("gzip");
+        gz.finish().expect("gzip")
+    }
+
+    #[tokio::test]
+    async fn a_large_object_streams_out_and_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let objects = FolderStore::new(dir.path().to_path_buf());
+        let plat = Platform::parse("n8n").expect("platform");
+        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+        let mut p = Pending::open(&objects, plat, date, KEY.into(), false)
+            .await
+            .expect("open");
+        let recs: Vec<FullRecord> = (0..2000).map(record).collect();
+        for r in &recs {
+            p.push(r).await.expect("push");
+        }
+        let w = p.finish().await.expect("finish");
+        assert!(
+            w.compressed_bytes > 4 * OUT_CHUNK as i64,
+            "several chunks were streamed"
+        );
+        assert_eq!(w.storage_class, StorageClass::StandardIa);
+        assert_eq!(
+            objects.get(KEY).await.expect("get").len() as i64,
+            w.compressed_bytes
+        );
+        let back = read_all(&objects, KEY).await.expect("read");
+        assert_eq!(
+            back.iter().map(|r| r.interaction_id).collect::<Vec<_>>(),
+            w.ids
+        );
+        assert_eq!(back, recs);
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_counts_without_writing() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let objects = FolderStore::new(dir.path().to_path_buf());
+        let plat = Platform::parse("n8n").expect("platform");
+        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+        let mut p = Pending::open(&objects, plat, date, KEY.into(), true)
+            .await
+            .expect("open");
+        let mut raw = Vec::new();
+        for i in 0..50 {
+            let r = record(i);
+            raw.extend(serde_json::to_vec(&r).expect("json"));
+            raw.push(b'\n');
+            p.push(&r).await.expect("push");
+        }
+        let w = p.finish().await.expect("finish");
+        assert_eq!(w.raw_bytes, raw.len() as i64);
+        assert_eq!(w.compressed_bytes, {
+            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+            gz.write_all(&raw).expect("gzip");
+            gz.finish().expect("gzip").len() as i64
+        });
+        assert!(objects.list("").await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn blank_lines_and_a_missing_last_newline_are_fine() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let objects = FolderStore::new(dir.path().to_path_buf());
+        let (a, b) = (record(1), record(2));
+        let mut raw = serde_json::to_vec(&a).expect("json");
+        raw.extend(b"\n\n  \n");
+        raw.extend(serde_json::to_vec(&b).expect("json"));
+        objects
+            .put(KEY, gzip(&raw), StorageClass::Standard)
+            .await
+            .expect("put");
+        assert_eq!(read_all(&objects, KEY).await.expect("read"), vec![a, b]);
+    }
+
+    #[tokio::test]
+    async fn truncated_or_trailing_bytes_are_errors_not_fewer_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let objects = FolderStore::new(dir.path().to_path_buf());
+        let mut raw = Vec::new();
+        for i in 0..20 {
+            raw.extend(serde_json::to_vec(&record(i)).expect("json"));
+            raw.push(b'\n');
+        }
+        let whole = gzip(&raw);
+        objects
+            .put(
+                KEY,
+                whole[..whole.len() - 4].to_vec(),
+                StorageClass::Standard,
+            )
+            .await
+            .expect("put");
+        assert!(
+            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
+            "a cut trailer"
+        );
+        objects
+            .put(
+                KEY,
+                whole[..whole.len() / 2].to_vec(),
+                StorageClass::Standard,
+            )
+            .await
+            .expect("put");
+        assert!(
+            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
+            "a cut body"
+        );
+        let mut extra = whole.clone();
+        extra.extend(b"junk");
+        objects
+            .put(KEY, extra, StorageClass::Standard)
+            .await
+            .expect("put");
+        assert!(
+            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
+            "bytes after the trailer"
+        );
+        assert!(matches!(
+            read_all(&objects, "archive/missing.jsonl.gz").await,
+            Err(AppError::Store(_)) | Err(AppError::NotFound)
+        ));
+    }
+}
