@@ -15,7 +15,7 @@ fn load(name: &str) -> ArchiverEvent {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn app(dir: &tempfile::TempDir, archiving: bool) -> App {
+fn open(dir: &tempfile::TempDir, archiving: bool) -> App {
     let data = dir.path().to_string_lossy().into_owned();
     let config = Config::from_lookup(|k| match k {
         "COLLECTOR_DATA_DIR" => Some(data.clone()),
@@ -49,7 +49,7 @@ fn ttl_removes_are_told_from_a_users_delete() {
 #[tokio::test]
 async fn stream_batches_report_no_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = app(&dir, true);
+    let app = open(&dir, true);
     for f in ["stream-insert.json", "stream-remove-user.json", "stream-remove-ttl.json"] {
         let out = handle(&app, LambdaEvent::new(load(f), Context::default())).await.expect("handled");
         let ArchiverResponse::Stream(resp) = out else { panic!("{f}: not a stream response") };
@@ -62,13 +62,13 @@ async fn stream_batches_report_no_failures() {
 #[tokio::test]
 async fn the_schedule_runs_an_archive() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let app = app(&dir, true);
+    let app = open(&dir, true);
     let out = handle(&app, LambdaEvent::new(load("schedule.json"), Context::default())).await.expect("ran");
     let ArchiverResponse::Schedule(report) = out else { panic!("not a run report") };
     assert!(!report.dry_run);
     assert_eq!(report.archived_records, 0);
 
     let off = tempfile::tempdir().expect("tempdir");
-    let out = handle(&app(&off, false), LambdaEvent::new(load("schedule.json"), Context::default())).await.expect("no error");
+    let out = handle(&open(&off, false), LambdaEvent::new(load("schedule.json"), Context::default())).await.expect("no error");
     assert_eq!(serde_json::to_value(out).unwrap(), serde_json::json!({"archiving_disabled": true}));
 }
