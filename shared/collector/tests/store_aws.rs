@@ -7,7 +7,7 @@ mod dynamodb {
 
     use aws_sdk_dynamodb::types::AttributeValue;
     use collector::adapters::dynamodb::DynamoStore;
-    use collector::adapters::fs::FolderStore;
+    use collector::adapters::s3::S3Store;
     use collector::domain::records::{FeedbackType, Interaction};
     use collector::domain::workflow::StoredWorkflow;
     use collector::ports::conformance::{at, expected_counters, feedback, interaction, platform, user};
@@ -22,16 +22,14 @@ mod dynamodb {
         store: DynamoStore,
         emu: Emulator,
         stack: Stack,
-        overflow: Arc<FolderStore>,
-        _dir: tempfile::TempDir,
+        overflow: Arc<S3Store>,
     }
 
-    /// Overflow objects go to a folder: the S3 adapter has its own suite.
+    /// Overflow objects go to the stack's bucket, as deployed.
     async fn env() -> Option<Env> {
         let emu = Emulator::connect().await?;
         let stack = emu.create_stack().await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let overflow = Arc::new(FolderStore::new(dir.path().join("overflow")));
+        let overflow = Arc::new(S3Store::new(emu.s3(), stack.bucket.clone()));
         let store = DynamoStore::new(
             emu.dynamodb(),
             stack.table.clone(),
@@ -39,7 +37,7 @@ mod dynamodb {
             overflow.clone(),
             RETENTION_DAYS,
         );
-        Some(Env { store, emu, stack, overflow, _dir: dir })
+        Some(Env { store, emu, stack, overflow })
     }
 
     async fn store() -> Option<(DynamoStore, Env)> {

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
@@ -42,19 +43,22 @@ pub async fn backoff(attempt: u32) {
 
 /// Map an SDK error: throttling to [`StoreError::Throttled`], transport to `Unavailable`,
 /// anything else to `Internal`, naming the operation and the error code only.
-pub fn sdk_error<E, R>(op: &'static str, e: &SdkError<E, R>) -> StoreError
+pub fn sdk_error<E>(op: &'static str, e: &SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata,
 {
     match e {
         SdkError::ServiceError(se) => {
+            let status = se.raw().status().as_u16();
             let code = se.err().code().unwrap_or("unknown");
             if THROTTLE_CODES.contains(&code) {
                 throttled()
             } else if code == "ResourceNotFoundException" {
                 StoreError::Unavailable(format!("dynamodb {op}: table not found"))
+            } else if status >= 500 {
+                StoreError::Unavailable(format!("dynamodb {op}: {code} (HTTP {status})"))
             } else {
-                StoreError::Internal(format!("dynamodb {op}: {code}"))
+                StoreError::Internal(format!("dynamodb {op}: {code} (HTTP {status})"))
             }
         }
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
