@@ -263,6 +263,87 @@ mod dynamodb {
         );
         assert_eq!(fresh.counters().await.expect("counters"), counters);
     }
+
+    /// A stand-in DynamoDB that answers by operation: moto cannot throttle, so this is the one
+    /// place a fake server is used. It speaks just enough HTTP/1.1 for the SDK.
+    async fn throttling_endpoint() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Headers, then as much body as Content-Length says.
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else { return };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        let Some(head_end) = text.find("\r\n\r\n") else { continue };
+                        let len = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if buf.len() >= head_end + 4 + len {
+                            break;
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    let (status, body) = if text.contains("DynamoDB_20120810.PutItem") {
+                        ("200 OK", "{}".to_owned())
+                    } else if text.contains("DynamoDB_20120810.TransactWriteItems") {
+                        ("400 Bad Request", r#"{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled","CancellationReasons":[{"Code":"ThrottlingError","Message":"Throughput exceeds the current capacity"},{"Code":"None"}]}"#.to_owned())
+                    } else {
+                        ("400 Bad Request", r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#.to_owned())
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = sock.write_all(reply.as_bytes()).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn throttling_past_the_sdk_retries_is_throttled_with_retry_after() {
+        use aws_sdk_dynamodb::config::retry::RetryConfig;
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use collector::ports::StoreError;
+
+        let endpoint = throttling_endpoint().await;
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(endpoint)
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .build();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let overflow = Arc::new(collector::adapters::fs::FolderStore::new(dir.path().to_path_buf()));
+        let store = DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            "hot".into(),
+            "archive".into(),
+            overflow,
+            RETENTION_DAYS,
+        );
+        // A Query answered ProvisionedThroughputExceeded on every attempt.
+        assert!(matches!(store.counters().await, Err(StoreError::Throttled { retry_after }) if !retry_after.is_zero()));
+        // A transaction cancelled with a throttling reason.
+        let rec = interaction("alice", "n8n", at(0));
+        assert!(matches!(store.insert_interaction(&rec).await, Err(StoreError::Throttled { .. })));
+    }
 }
 
 /// The S3 archive store on the emulator: the object-store conformance suite, then what only S3
