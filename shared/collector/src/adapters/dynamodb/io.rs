@@ -294,6 +294,24 @@ impl Dynamo {
         Ok(())
     }
 
+    /// Put an item that must not exist yet; false when its key is taken.
+    pub async fn put_new(&self, table: &str, item: Item, key_attr: &str) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", key_attr)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("put_item", &e)),
+        }
+    }
+
     /// Run a transaction. `Ok(Err(codes))` when a condition failed (one cancellation code per
     /// item, "None" for the others). Conflicts with other transactions are retried.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<String>>, StoreError> {

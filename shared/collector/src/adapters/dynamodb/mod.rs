@@ -620,16 +620,13 @@ impl HotStore for DynamoStore {
             None => {
                 let mut item = validation_item(v, expires_at(&v.created_at, retention))?;
                 let spilled = self.spill(&mut item, &DOC_PAYLOAD, v.validation_id).await?;
-                let tx = vec![tx_put(self.table(), item, not_exists())?];
-                match self.db().transact(tx).await? {
-                    Ok(()) => Ok(()),
-                    Err(_) => {
-                        if let Some(k) = spilled {
-                            self.drop_overflow(vec![k]).await;
-                        }
-                        Err(StoreError::Conflict("id already exists"))
-                    }
+                if self.db().put_new(self.table(), item, "pk").await? {
+                    return Ok(());
                 }
+                if let Some(k) = spilled {
+                    self.drop_overflow(vec![k]).await;
+                }
+                Err(StoreError::Conflict("id already exists"))
             }
         }
     }
@@ -718,8 +715,10 @@ impl HotStore for DynamoStore {
     }
 
     async fn insert_metric(&self, m: &TrainingMetric) -> Result<(), StoreError> {
-        let tx = vec![tx_put(self.table(), metric_item(m)?, not_exists())?];
-        self.db().transact(tx).await?.map_err(|_| StoreError::Conflict("id already exists"))
+        match self.db().put_new(self.table(), metric_item(m)?, "pk").await? {
+            true => Ok(()),
+            false => Err(StoreError::Conflict("id already exists")),
+        }
     }
 
     async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, StoreError> {
