@@ -372,3 +372,74 @@ async fn a_function_answers_only_its_routes() {
     ev.0["headers"]["authorization"] = "Bearer whatever".into();
     f.call("stats", ev).await.expect(401, Some("unauthenticated"));
 }
+
+/// On Lambda, an export over 5 MiB goes to the bucket (S3 on the emulator) and the answer is a
+/// 303 to a presigned URL that serves the whole file; a small one is answered inline. The hot
+/// records sit in the embedded store (only the object store matters here).
+#[tokio::test]
+async fn large_exports_spill_to_the_bucket_with_a_303() {
+    use collector::testing::Emulator;
+    let Some(emu) = Emulator::connect().await else { return };
+    let stack = emu.create_stack().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_string_lossy().into_owned();
+    let config = Config::from_lookup(|k| match k {
+        "COLLECTOR_DATA_DIR" => Some(data.clone()),
+        _ => None,
+    })
+    .expect("config");
+    let hot = collector::adapters::sqlite::SqliteStore::open(&dir.path().join("hot.sqlite3")).expect("sqlite");
+    let objects = collector::adapters::s3::S3Store::new(emu.s3(), stack.bucket.clone());
+    let app = App::new(config, std::sync::Arc::new(hot), std::sync::Arc::new(objects));
+    let f = Functions { state: HttpState::lambda(app), _dir: dir };
+
+    // One record: inline.
+    let big = "lorem ipsum dolor sit amet ".repeat(4 * 1024); // ~108 KiB of assistant text
+    let log = |i: usize| {
+        event("log", "post-interactions")
+            .field("interaction_id", Value::Null)
+            .field("kind", "conversation".into())
+            .field("workflow", Value::Null)
+            .field("user_message", format!("question {i}").into())
+            .field("ai_response", big.clone().into())
+    };
+    f.call("log", log(0)).await.expect(201, None);
+    let r = f.call("export", event("export", "get-feedback-export")).await;
+    r.expect(200, None);
+    assert_eq!(r.lines().len(), 1);
+
+    // Over 5 MiB: 303 to the file.
+    for i in 1..52 {
+        f.call("log", log(i)).await.expect(201, None);
+    }
+    let r = f.call("export", event("export", "get-feedback-export")).await;
+    let j = r.expect(303, None);
+    let location = r.headers["location"].to_str().expect("location").to_owned();
+    assert_eq!(j["location"], location.as_str());
+    assert!(j["bytes"].as_i64().unwrap_or(0) > 5 * 1024 * 1024, "{j}");
+    assert_eq!(r.headers["x-export-lines"], "52");
+    assert!(r.headers["content-disposition"].to_str().unwrap_or("").contains("training_data_n8n_"));
+    let (status, body) = http_get(&location).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body[..body.len().min(500)]));
+    let lines: Vec<Value> = String::from_utf8_lossy(&body).lines().map(|l| serde_json::from_str(l).expect("JSONL")).collect();
+    assert_eq!(lines.len(), 52);
+    assert_eq!(lines[51]["messages"][1]["content"], "question 51");
+    let keys = emu.s3().list_objects_v2().bucket(&stack.bucket).prefix("exports/").send().await.expect("list");
+    assert_eq!(keys.contents().len(), 1);
+}
+
+/// A plain HTTP/1.1 GET (what `curl -L` does with the Location), without credentials.
+async fn http_get(url: &str) -> (u16, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("an http URL on the emulator");
+    let (host, path) = rest.split_at(rest.find('/').expect("a path"));
+    let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).await.expect("read");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "chunked answer: {head}");
+    (status, raw[split + 4..].to_vec())
+}
