@@ -672,7 +672,7 @@ impl HotStore for DynamoStore {
             .map(example_from)
             .filter(|e| e.as_ref().map_or(true, |e| platform.is_none_or(|p| &e.platform == p)))
             .collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| (b.created_at, b.example_id).cmp(&(a.created_at, a.example_id)));
+        out.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.example_id)));
         Ok(out)
     }
 
@@ -728,7 +728,7 @@ impl HotStore for DynamoStore {
             .map(metric_from)
             .filter(|m| m.as_ref().map_or(true, |m| platform.is_none_or(|p| &m.platform == p)))
             .collect::<Result<_, _>>()?;
-        out.sort_by(|a, b| (b.created_at, b.metric_id).cmp(&(a.created_at, a.metric_id)));
+        out.sort_by_key(|m| std::cmp::Reverse((m.created_at, m.metric_id)));
         Ok(out)
     }
 
