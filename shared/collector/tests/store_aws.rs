@@ -344,6 +344,38 @@ mod dynamodb {
         let rec = interaction("alice", "n8n", at(0));
         assert!(matches!(store.insert_interaction(&rec).await, Err(StoreError::Throttled { .. })));
     }
+
+    /// commit_archive is not one transaction on DynamoDB, so a rerun of the same commit must
+    /// finish what a dead run left: ids already stubbed count as done, the object counts once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rerun_commit_archive_resumes_and_counts_the_object_once() {
+        use collector::ports::StoreError;
+        use collector::ports::conformance::archive_object;
+
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let recs: Vec<Interaction> = (0..3).map(|i| interaction("alice", "n8n", at(i))).collect();
+        for rec in &recs {
+            store.insert_interaction(rec).await.expect("insert");
+        }
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+        let obj = archive_object("n8n", date, "run-1", 3, at(100));
+        // The "dead" run got as far as the first two ids.
+        assert!(store.commit_archive(&obj, &[recs[0].id, recs[1].id]).await.expect("commit").is_empty());
+        let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
+        assert!(store.commit_archive(&obj, &ids).await.expect("rerun").is_empty());
+        let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, true)).collect();
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj.clone()]);
+        for rec in &recs {
+            let e = store.archived_entry(rec.id).await.expect("entry").expect("archived");
+            assert_eq!(e.object_key, obj.object_key);
+        }
+        // Another object under the same key is a conflict, not a resume.
+        let mut other = obj.clone();
+        other.record_count = 7;
+        assert!(matches!(store.commit_archive(&other, &[]).await, Err(StoreError::Conflict(_))));
+    }
 }
 
 /// The S3 archive store on the emulator: the object-store conformance suite, then what only S3
