@@ -14,7 +14,8 @@
 //! Knobs (env): FIGURES_ONLY=ingest,server,stats,export; FIGURES_INGEST_ITERS (2000);
 //! FIGURES_SERVER_REQUESTS (30000); FIGURES_SERVER_CLIENTS (64); FIGURES_SERVER_BIN (unset);
 //! FIGURES_STATS_SMALL (10000); FIGURES_STATS_BIG (1000000); FIGURES_STATS_CALLS (200);
-//! FIGURES_EXPORT_SMALL (20000); FIGURES_EXPORT_BIG (200000).
+//! FIGURES_EXPORT_SMALL (20000); FIGURES_EXPORT_BIG (200000); FIGURES_EXPORT_KEEP (unset: a
+//! directory to build the export store in and keep).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -948,7 +949,10 @@ fn export_scaling(report: &mut Report) {
     let big = env_num("FIGURES_EXPORT_BIG", 200_000).max(small);
     println!("\n== 4. export (training JSONL, all records, success_only=false) at {small} and {big} records; each export in a child process");
     let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
+    // FIGURES_EXPORT_KEEP=PATH: build the store in PATH/data (must not exist yet) and keep it, to
+    // re-run just the export child on it: FIGURES_CHILD=export FIGURES_CHILD_DIR=PATH/data.
+    let keep = std::env::var_os("FIGURES_EXPORT_KEEP").map(PathBuf::from);
+    let data = keep.as_ref().map_or_else(|| dir.path().join("data"), |k| k.join("data"));
     let rt = runtime("figures-fil", 2);
     let app = App::open_local(config_for(&data)).expect("open store");
     let threshold = app.config.compression_threshold_bytes();

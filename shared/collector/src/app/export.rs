@@ -3,17 +3,18 @@
 //! memory does not grow with the export's size; it stops when the receiver goes away.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, archive::for_each_line};
-use crate::domain::export::{self, ExportFilter};
+use crate::domain::export::{self, ExportFilter, RecordView};
 use crate::domain::formats::{self, Format, Split};
 use crate::domain::records::FullRecord;
 use crate::domain::types::{Platform, UserId};
-use crate::ports::{Cursor, ScanQuery};
+use crate::ports::{Cursor, HotStore, Linked, ScanQuery};
 
 const PAGE: u32 = 500;
 /// Lines are sent in chunks of about this size.
@@ -65,39 +66,54 @@ struct Pipeline {
     summary: ExportSummary,
 }
 
+/// What one record gave: lines that passed the checks and dedupe, and how many of them were
+/// written (fewer when the export's limit was reached).
+#[derive(Debug, Clone, Copy, Default)]
+struct Written {
+    accepted: u64,
+    written: u64,
+}
+
 impl Pipeline {
     fn new(system: String, filter: ExportFilter) -> Pipeline {
         let summary = ExportSummary { format: filter.format.as_str(), ..ExportSummary::default() };
         Pipeline { format: filter.format, system, filter, seen: HashSet::new(), summary }
     }
 
-    /// The lines this record contributes, already checked and deduplicated.
-    fn lines(&mut self, rec: &FullRecord) -> Vec<String> {
+    /// Append the record's checked, deduplicated lines to `out`, each ending in a newline, at
+    /// most `room` of them. Every line is checked and counted, written or not.
+    fn write_record(&mut self, rec: &RecordView, out: &mut Vec<u8>, room: u64) -> Result<Written, AppError> {
         if let Some(side) = self.filter.split
             && Split::of_user(rec.user_id.as_str(), self.filter.validation_fraction) != side
         {
-            return Vec::new();
+            return Ok(Written::default());
         }
-        let mut out = Vec::new();
-        for c in formats::candidates(rec, self.format, &self.system, &self.filter) {
-            if let Err(reason) = formats::check(self.format, &c.line, self.filter.max_tokens) {
-                *self.summary.rejected.entry(reason.as_str()).or_default() += 1;
-                if self.summary.reject_samples.len() < MAX_REJECT_SAMPLES {
-                    self.summary.reject_samples.push(RejectSample { interaction_id: rec.interaction_id, reason: reason.as_str() });
+        let Pipeline { format, system, filter, seen, summary } = self;
+        let (format, max_tokens, with_metadata) = (*format, filter.max_tokens, filter.include_metadata);
+        let mut w = Written::default();
+        formats::each_line(rec, format, system, filter, |line| {
+            if let Err(reason) = line.check(format, max_tokens) {
+                *summary.rejected.entry(reason.as_str()).or_default() += 1;
+                if summary.reject_samples.len() < MAX_REJECT_SAMPLES {
+                    summary.reject_samples.push(RejectSample { interaction_id: rec.interaction_id, reason: reason.as_str() });
                 }
-                continue;
+                return;
             }
-            let key = u128::from_str_radix(&c.content_hash[..32], 16).unwrap_or_default();
-            if !self.seen.insert(key) {
-                self.summary.duplicates += 1;
-                continue;
+            if !seen.insert(line.key()) {
+                summary.duplicates += 1;
+                return;
             }
-            out.push(c.line.to_string());
-        }
-        out
+            w.accepted += 1;
+            if w.written < room {
+                line.write(format, with_metadata.then(|| formats::metadata(rec, line.source)).as_ref(), out);
+                out.push(b'\n');
+                w.written += 1;
+            }
+        })?;
+        Ok(w)
     }
 }
-/// Buffers lines into chunks; `false` from a send means the receiver is gone.
+/// Buffers lines into chunks of about [`CHUNK`]; `false` from a send means the receiver is gone.
 struct Chunker {
     tx: mpsc::Sender<Result<Bytes, AppError>>,
     buf: Vec<u8>,
@@ -107,18 +123,32 @@ struct Chunker {
 
 impl Chunker {
     fn new(tx: mpsc::Sender<Result<Bytes, AppError>>, limit: Option<u64>) -> Chunker {
-        Chunker { tx, buf: Vec::with_capacity(CHUNK + 4096), lines: 0, limit }
+        Chunker { tx, buf: Vec::with_capacity(CHUNK + CHUNK / 4), lines: 0, limit }
     }
     fn done(&self) -> bool {
         self.limit.is_some_and(|l| self.lines >= l)
     }
+    /// Lines that may still be written.
+    fn room(&self) -> u64 {
+        self.limit.map_or(u64::MAX, |l| l.saturating_sub(self.lines))
+    }
     fn push(&mut self, line: &str) {
-        self.buf.extend_from_slice(line.as_bytes());
+        self.push_bytes(line.as_bytes());
+    }
+    fn push_bytes(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
         self.buf.push(b'\n');
         self.lines += 1;
     }
+    /// Write a record's lines straight into the buffer, as many as the limit leaves room for.
+    fn write_record(&mut self, pipe: &mut Pipeline, rec: &RecordView) -> Result<Written, AppError> {
+        let room = self.room();
+        let w = pipe.write_record(rec, &mut self.buf, room)?;
+        self.lines += w.written;
+        Ok(w)
+    }
     fn take_if_full(&mut self) -> Option<Bytes> {
-        (self.buf.len() >= CHUNK).then(|| Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096))))
+        (self.buf.len() >= CHUNK).then(|| Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + CHUNK / 4))))
     }
     async fn flush_if_full(&mut self) -> bool {
         match self.take_if_full() {
@@ -133,6 +163,48 @@ impl Chunker {
     }
     async fn fail(self, e: AppError) {
         let _ = self.tx.send(Err(e)).await;
+    }
+}
+
+/// Pages of a platform's hot records, read ahead by their own task: the store reads the next
+/// page (on the blocking pool) while the export formats this one, so the two use two cores.
+/// At most two pages wait besides the one being formatted. Dropping it stops the reader.
+struct PagesAhead {
+    rx: mpsc::Receiver<Result<Vec<Linked>, AppError>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl PagesAhead {
+    fn start(hot: Arc<dyn HotStore>, mut q: ScanQuery) -> PagesAhead {
+        let (tx, rx) = mpsc::channel(1);
+        let reader = tokio::spawn(async move {
+            loop {
+                let page = match hot.scan_platform(&q).await {
+                    Ok(page) => page,
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into())).await;
+                        return;
+                    }
+                };
+                let Some(last) = page.last() else { return };
+                q.after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
+                let short = (page.len() as u32) < q.limit;
+                if tx.send(Ok(page)).await.is_err() || short {
+                    return;
+                }
+            }
+        });
+        PagesAhead { rx, reader }
+    }
+
+    async fn next(&mut self) -> Option<Result<Vec<Linked>, AppError>> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for PagesAhead {
+    fn drop(&mut self) {
+        self.reader.abort();
     }
 }
 
@@ -173,58 +245,48 @@ impl App {
                 if f.since.zip(day_end).is_some_and(|(s, e)| e <= s) || f.until.zip(day_start).is_some_and(|(u, s)| s >= u) {
                     continue;
                 }
+                // The object's lines, each ending in a newline (a line never holds a raw one).
                 let mut lines = Vec::new();
                 for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-                    lines.extend(pipe.lines(&rec));
+                    pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
                     Ok(())
                 })
                 .await?;
-                for l in lines {
+                for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if out.done() {
                         return Ok(());
                     }
-                    out.push(&l);
+                    out.push_bytes(l);
                     if !out.flush_if_full().await {
                         return Ok(());
                     }
                 }
             }
         }
-        let mut after: Option<Cursor> = None;
-        loop {
-            let q = ScanQuery { platform: req.platform.clone(), after, since: f.since, until: f.until, limit: PAGE };
-            let page = self.hot.scan_platform(&q).await?;
-            let Some(last) = page.last() else { break };
-            after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
-            let short = (page.len() as u32) < PAGE;
-            for l in page {
-                let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
-                for line in pipe.lines(&rec) {
-                    if out.done() {
-                        return Ok(());
-                    }
-                    out.push(&line);
+        let q = ScanQuery { platform: req.platform.clone(), after: None, since: f.since, until: f.until, limit: PAGE };
+        let mut pages = PagesAhead::start(self.hot.clone(), q);
+        while let Some(page) = pages.next().await {
+            for l in page? {
+                let rec = RecordView::hot(&l.interaction, &l.feedback, &l.validations, false);
+                let w = out.write_record(pipe, &rec)?;
+                if w.written < w.accepted {
+                    // The limit is reached.
+                    return Ok(());
+                }
+                if !out.flush_if_full().await {
+                    return Ok(());
                 }
             }
-            if !out.flush_if_full().await {
-                return Ok(());
-            }
-            if short {
-                break;
-            }
         }
+        drop(pages);
         // Curated examples last; each one written counts as a use.
         let mut used = Vec::new();
         for ex in self.hot.list_examples(Some(&req.platform)).await? {
-            let lines = pipe.lines(&ex.as_record());
-            if !lines.is_empty() && !out.done() {
+            let full = ex.as_record();
+            let was_done = out.done();
+            let w = out.write_record(pipe, &RecordView::from(&full))?;
+            if w.accepted > 0 && !was_done {
                 used.push(ex.example_id);
-            }
-            for line in lines {
-                if out.done() {
-                    break;
-                }
-                out.push(&line);
             }
         }
         self.hot.increment_example_usage(&used).await?;

@@ -1,10 +1,13 @@
 //! Training export: which records make a line, and the OpenAI chat line itself.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::records::FullRecord;
-use super::types::Kind;
+use super::records::{Feedback, FeedbackType, FullRecord, Interaction, ValidationLog};
+use super::types::{Id, Kind, Platform, UserId};
+use super::workflow::{PayloadError, StoredWorkflow};
 
 /// Default system text; `{platform}` is filled in.
 pub const DEFAULT_SYSTEM_PROMPT: &str =
@@ -52,29 +55,142 @@ pub fn system_text(template: &str, platform: &str) -> String {
     template.replace("{platform}", platform)
 }
 
+/// A workflow as an export reads it: a parsed value (archived records, curated examples) or the
+/// stored compact text of a hot record, which is used as is (no parse, no re-serialization).
+#[derive(Debug, Clone, Copy)]
+pub enum WorkflowRef<'a> {
+    Value(&'a Value),
+    Stored(&'a StoredWorkflow),
+}
+
+impl<'a> WorkflowRef<'a> {
+    /// The compact JSON text. Both sources give the same text for the same workflow.
+    pub fn text(self) -> Result<Cow<'a, str>, PayloadError> {
+        match self {
+            WorkflowRef::Value(v) => serde_json::to_string(v).map(Cow::Owned).map_err(|_| PayloadError::NotJson),
+            WorkflowRef::Stored(s) => s.json_str(),
+        }
+    }
+}
+
+/// What an export reads of a record, borrowed: from a hot-store row (no [`FullRecord`] is built
+/// and the workflow is not parsed) or from a [`FullRecord`] (archives, curated examples).
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    pub interaction_id: Id,
+    pub user_id: &'a UserId,
+    pub platform: &'a Platform,
+    pub kind: Kind,
+    pub user_message: &'a str,
+    pub ai_response: Option<&'a str>,
+    pub workflow: Option<WorkflowRef<'a>>,
+    pub success: bool,
+    pub model_version: Option<&'a str>,
+    pub training_consent: bool,
+    pub created_at: DateTime<Utc>,
+    pub has_feedback: bool,
+    pub last_feedback_type: Option<FeedbackType>,
+    pub archived: bool,
+    /// Oldest first.
+    pub feedback: &'a [Feedback],
+    /// Oldest first.
+    pub validations: &'a [ValidationLog],
+}
+
+impl<'a> RecordView<'a> {
+    /// A hot record with its links, as [`FullRecord::build`] would see it.
+    pub fn hot(rec: &'a Interaction, feedback: &'a [Feedback], validations: &'a [ValidationLog], archived: bool) -> Self {
+        RecordView {
+            interaction_id: rec.id,
+            user_id: &rec.user_id,
+            platform: &rec.platform,
+            kind: rec.kind,
+            user_message: &rec.user_message,
+            ai_response: rec.ai_response.as_deref(),
+            workflow: rec.workflow.as_ref().map(WorkflowRef::Stored),
+            success: rec.success,
+            model_version: rec.model_version.as_deref(),
+            training_consent: rec.training_consent,
+            created_at: rec.created_at,
+            has_feedback: rec.summary.has_feedback(),
+            last_feedback_type: rec.summary.last_feedback_type,
+            archived,
+            feedback,
+            validations,
+        }
+    }
+
+    /// The latest feedback that carries a corrected workflow.
+    pub fn latest_correction(&self) -> Option<&'a Value> {
+        self.feedback.iter().rev().find_map(|f| f.corrected_workflow.as_ref())
+    }
+
+    pub fn latest_feedback(&self) -> Option<&'a Feedback> {
+        self.feedback.last()
+    }
+
+    /// The assistant turn: the latest corrected workflow, else the workflow (compact JSON) for
+    /// `workflow_generation`, else `ai_response`. None when there is no usable text.
+    pub fn assistant(&self) -> Result<Option<Cow<'a, str>>, PayloadError> {
+        let text = if let Some(c) = self.latest_correction() {
+            WorkflowRef::Value(c).text()?
+        } else if let (Kind::WorkflowGeneration, Some(w)) = (self.kind, self.workflow) {
+            w.text()?
+        } else {
+            match self.ai_response {
+                Some(t) => Cow::Borrowed(t),
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(text).filter(|t| !t.trim().is_empty()))
+    }
+
+    /// Whether the record belongs in the export, before building its line.
+    pub fn selected(&self, f: &ExportFilter) -> bool {
+        if !self.training_consent || (f.success_only && !self.success) || (f.with_feedback_only && !self.has_feedback) {
+            return false;
+        }
+        if f.since.is_some_and(|s| self.created_at < s) || f.until.is_some_and(|u| self.created_at >= u) {
+            return false;
+        }
+        // Latest feedback thumbs_down/report without a correction: the user said it is wrong.
+        !self.latest_feedback().is_some_and(|fb| fb.feedback_type.is_negative() && fb.corrected_workflow.is_none())
+    }
+}
+
+impl<'a> From<&'a FullRecord> for RecordView<'a> {
+    fn from(rec: &'a FullRecord) -> Self {
+        RecordView {
+            interaction_id: rec.interaction_id,
+            user_id: &rec.user_id,
+            platform: &rec.platform,
+            kind: rec.kind,
+            user_message: &rec.user_message,
+            ai_response: rec.ai_response.as_deref(),
+            workflow: rec.workflow.as_ref().map(WorkflowRef::Value),
+            success: rec.success,
+            model_version: rec.model_version.as_deref(),
+            training_consent: rec.training_consent,
+            created_at: rec.created_at,
+            has_feedback: rec.has_feedback,
+            last_feedback_type: rec.last_feedback_type,
+            archived: rec.archived,
+            feedback: &rec.feedback,
+            validations: &rec.validations,
+        }
+    }
+}
+
 /// The assistant turn: the latest corrected workflow, else the workflow (compact JSON) for
 /// `workflow_generation`, else `ai_response`. None when there is no usable text.
 pub fn assistant_text(rec: &FullRecord) -> Option<String> {
-    let text = if let Some(c) = rec.latest_correction() {
-        serde_json::to_string(c).ok()
-    } else if rec.kind == Kind::WorkflowGeneration && rec.workflow.is_some() {
-        rec.workflow.as_ref().and_then(|w| serde_json::to_string(w).ok())
-    } else {
-        rec.ai_response.clone()
-    };
-    text.filter(|t| !t.trim().is_empty())
+    // A FullRecord's workflow is a parsed value: serializing it cannot fail.
+    RecordView::from(rec).assistant().ok().flatten().map(Cow::into_owned)
 }
 
 /// Whether the record belongs in the export, before building its line.
 pub fn selected(rec: &FullRecord, f: &ExportFilter) -> bool {
-    if !rec.training_consent || (f.success_only && !rec.success) || (f.with_feedback_only && !rec.has_feedback) {
-        return false;
-    }
-    if f.since.is_some_and(|s| rec.created_at < s) || f.until.is_some_and(|u| rec.created_at >= u) {
-        return false;
-    }
-    // Latest feedback thumbs_down/report without a correction: the user said it is wrong.
-    !rec.latest_feedback().is_some_and(|fb| fb.feedback_type.is_negative() && fb.corrected_workflow.is_none())
+    RecordView::from(rec).selected(f)
 }
 
 /// `training_data_{platform}_{YYYYMMDD}.jsonl`

@@ -3,11 +3,14 @@
 //! written; a failing line is left out and counted by reason. Also: the dedupe key and the
 //! leakage-free train/validation split.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::export::{ExportFilter, assistant_text, selected};
+use super::export::{ExportFilter, RecordView};
 use super::records::FullRecord;
+use super::workflow::PayloadError;
 
 /// Default estimated-token limit per line (OpenAI's context for fine-tuning examples).
 pub const DEFAULT_MAX_TOKENS: u64 = 65_536;
@@ -88,88 +91,221 @@ pub struct Candidate {
     pub content_hash: String,
 }
 
-pub fn content_hash(user: &str, assistant: &str) -> String {
+fn content_digest(user: &str, assistant: &str) -> [u8; 32] {
     let mut h = Sha256::new();
     // Length-prefixed, so ("ab","c") and ("a","bc") differ.
     h.update((user.len() as u64).to_be_bytes());
     h.update(user.as_bytes());
     h.update(assistant.as_bytes());
-    hex::encode(h.finalize())
+    h.finalize().into()
 }
 
-fn openai_messages(system: &str, user: &str, assistant: &str) -> Value {
-    json!([
-        {"role": "system", "content": system},
-        {"role": "user", "content": user},
-        {"role": "assistant", "content": assistant},
-    ])
+pub fn content_hash(user: &str, assistant: &str) -> String {
+    hex::encode(content_digest(user, assistant))
+}
+
+/// The dedupe key: the first 16 bytes of [`content_hash`] (its first 32 hex digits as a number).
+pub fn content_key(user: &str, assistant: &str) -> u128 {
+    let d = content_digest(user, assistant);
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d[..16]);
+    u128::from_be_bytes(first)
+}
+
+/// One line's content, borrowed: what its check, its dedupe key and its text are made of. The
+/// export checks these parts and writes the line straight from them, without a `Value`; the
+/// result is the line [`candidates`] builds, byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line<'a> {
+    pub system: &'a str,
+    pub user: &'a str,
+    /// The assistant turn (DPO: the preferred output).
+    pub assistant: &'a str,
+    /// DPO only: the non-preferred output.
+    pub rejected: Option<&'a str>,
+    /// The metadata's `source`: `interaction`, `edit_feedback` or `user_edited_validation`.
+    pub source: &'static str,
+}
+
+fn blank(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+fn reserved(s: &str) -> bool {
+    BEDROCK_RESERVED.iter().any(|r| s.contains(r))
+}
+
+/// `s` as a JSON string, escaped as `serde_json` escapes it.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+impl Line<'_> {
+    /// [`check`] of the line this writes, from its parts: the same reasons in the same order.
+    pub fn check(&self, format: Format, max_tokens: u64) -> Result<(), Reject> {
+        let tokens = match format {
+            Format::Openai => {
+                if blank(self.system) || blank(self.user) || blank(self.assistant) {
+                    return Err(Reject::EmptyContent);
+                }
+                estimate_tokens(self.system) + estimate_tokens(self.user) + estimate_tokens(self.assistant)
+            }
+            Format::Bedrock => {
+                if reserved(self.system) {
+                    return Err(Reject::ReservedString);
+                }
+                if blank(self.user) {
+                    return Err(Reject::EmptyContent);
+                }
+                if reserved(self.user) {
+                    return Err(Reject::ReservedString);
+                }
+                if blank(self.assistant) {
+                    return Err(Reject::EmptyContent);
+                }
+                estimate_tokens(self.system) + estimate_tokens(self.user) + estimate_tokens(self.assistant)
+            }
+            Format::OpenaiDpo => {
+                let rejected = self.rejected.unwrap_or_default();
+                if blank(self.assistant) || blank(rejected) {
+                    return Err(Reject::EmptyContent);
+                }
+                if self.assistant == rejected {
+                    return Err(Reject::IdenticalPair);
+                }
+                if blank(self.system) || blank(self.user) {
+                    return Err(Reject::EmptyContent);
+                }
+                estimate_tokens(self.assistant).max(estimate_tokens(rejected)) + estimate_tokens(self.system) + estimate_tokens(self.user)
+            }
+        };
+        if tokens > max_tokens { Err(Reject::TooManyTokens) } else { Ok(()) }
+    }
+
+    /// The dedupe key of the line: user message and assistant output (DPO: the preferred one).
+    pub fn key(&self) -> u128 {
+        content_key(self.user, self.assistant)
+    }
+
+    /// Append the line's compact JSON (no newline) to `out`, with `metadata` when given.
+    pub fn write(&self, format: Format, metadata: Option<&Value>, out: &mut Vec<u8>) {
+        match format {
+            Format::Openai => {
+                out.extend_from_slice(br#"{"messages":[{"role":"system","content":"#);
+                write_str(out, self.system);
+                out.extend_from_slice(br#"},{"role":"user","content":"#);
+                write_str(out, self.user);
+                out.extend_from_slice(br#"},{"role":"assistant","content":"#);
+                write_str(out, self.assistant);
+                out.extend_from_slice(b"}]");
+            }
+            Format::Bedrock => {
+                out.extend_from_slice(br#"{"schemaVersion":"bedrock-conversation-2024","system":[{"text":"#);
+                write_str(out, self.system);
+                out.extend_from_slice(br#"}],"messages":[{"role":"user","content":[{"text":"#);
+                write_str(out, self.user);
+                out.extend_from_slice(br#"}]},{"role":"assistant","content":[{"text":"#);
+                write_str(out, self.assistant);
+                out.extend_from_slice(b"}]}]");
+            }
+            Format::OpenaiDpo => {
+                out.extend_from_slice(br#"{"input":{"messages":[{"role":"system","content":"#);
+                write_str(out, self.system);
+                out.extend_from_slice(br#"},{"role":"user","content":"#);
+                write_str(out, self.user);
+                out.extend_from_slice(br#"}]},"preferred_output":[{"role":"assistant","content":"#);
+                write_str(out, self.assistant);
+                out.extend_from_slice(br#"}],"non_preferred_output":[{"role":"assistant","content":"#);
+                write_str(out, self.rejected.unwrap_or_default());
+                out.extend_from_slice(b"}]");
+            }
+        }
+        if let Some(m) = metadata {
+            out.extend_from_slice(br#","metadata":"#);
+            // Serializing a Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, m);
+        }
+        out.push(b'}');
+    }
+}
+
+/// The `metadata` object of a line (`include_metadata`).
+pub fn metadata(rec: &RecordView, source: &str) -> Value {
+    json!({
+        "interaction_id": rec.interaction_id, "platform": rec.platform, "kind": rec.kind,
+        "created_at": rec.created_at, "model_version": rec.model_version, "has_feedback": rec.has_feedback,
+        "last_feedback_type": rec.last_feedback_type, "corrected": rec.latest_correction().is_some(),
+        "archived": rec.archived, "source": source,
+    })
+}
+
+/// Calls `each` with every line a record yields in a format (DPO: one per preference pair),
+/// unchecked. Filters apply first. Fails only when a stored workflow cannot be read.
+pub fn each_line(
+    rec: &RecordView,
+    format: Format,
+    system: &str,
+    f: &ExportFilter,
+    mut each: impl FnMut(&Line),
+) -> Result<(), PayloadError> {
+    if !rec.selected(f) {
+        return Ok(());
+    }
+    match format {
+        Format::Openai | Format::Bedrock => {
+            if let Some(assistant) = rec.assistant()? {
+                each(&Line { system, user: rec.user_message, assistant: &assistant, rejected: None, source: "interaction" });
+            }
+        }
+        Format::OpenaiDpo => {
+            for (preferred, rejected, source) in pairs_of(rec)? {
+                each(&Line { system, user: rec.user_message, assistant: &preferred, rejected: Some(&rejected), source });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The lines a record yields in a format (DPO: one per preference pair). Filters apply first.
 pub fn candidates(rec: &FullRecord, format: Format, system: &str, f: &ExportFilter) -> Vec<Candidate> {
-    if !selected(rec, f) {
-        return Vec::new();
-    }
-    let meta = |line: &mut Value, source: &str| {
-        if f.include_metadata {
-            line["metadata"] = json!({
-                "interaction_id": rec.interaction_id, "platform": rec.platform, "kind": rec.kind,
-                "created_at": rec.created_at, "model_version": rec.model_version, "has_feedback": rec.has_feedback,
-                "last_feedback_type": rec.last_feedback_type, "corrected": rec.latest_correction().is_some(),
-                "archived": rec.archived, "source": source,
-            });
+    let view = RecordView::from(rec);
+    let mut out = Vec::new();
+    // A FullRecord's workflows are parsed values: nothing to fail on.
+    let _ = each_line(&view, format, system, f, |l| {
+        let mut text = Vec::new();
+        l.write(format, f.include_metadata.then(|| metadata(&view, l.source)).as_ref(), &mut text);
+        if let Ok(line) = serde_json::from_slice(&text) {
+            out.push(Candidate { line, content_hash: content_hash(l.user, l.assistant) });
         }
-    };
-    match format {
-        Format::Openai | Format::Bedrock => {
-            let Some(assistant) = assistant_text(rec) else { return Vec::new() };
-            let mut line = if format == Format::Openai {
-                json!({ "messages": openai_messages(system, &rec.user_message, &assistant) })
-            } else {
-                json!({
-                    "schemaVersion": "bedrock-conversation-2024",
-                    "system": [{"text": system}],
-                    "messages": [
-                        {"role": "user", "content": [{"text": rec.user_message}]},
-                        {"role": "assistant", "content": [{"text": assistant}]},
-                    ],
-                })
-            };
-            meta(&mut line, "interaction");
-            vec![Candidate { content_hash: content_hash(&rec.user_message, &assistant), line }]
-        }
-        Format::OpenaiDpo => dpo_pairs(rec)
-            .into_iter()
-            .map(|(preferred, rejected, source)| {
-                let mut line = json!({
-                    "input": {"messages": [
-                        {"role": "system", "content": system},
-                        {"role": "user", "content": rec.user_message},
-                    ]},
-                    "preferred_output": [{"role": "assistant", "content": preferred}],
-                    "non_preferred_output": [{"role": "assistant", "content": rejected}],
-                });
-                meta(&mut line, source);
-                Candidate { content_hash: content_hash(&rec.user_message, &preferred), line }
-            })
-            .collect(),
-    }
+    });
+    out
 }
 
 /// Preference pairs (preferred, non-preferred, source): the latest correction against the
 /// generated workflow, and each user-edited validation (edited against original).
 pub fn dpo_pairs(rec: &FullRecord) -> Vec<(String, String, &'static str)> {
-    let text = |v: &Value| serde_json::to_string(v).unwrap_or_default();
+    pairs_of(&RecordView::from(rec))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(a, b, source)| (a.into_owned(), b.into_owned(), source))
+        .collect()
+}
+
+type Pair<'a> = (Cow<'a, str>, Cow<'a, str>, &'static str);
+
+fn pairs_of<'a>(rec: &RecordView<'a>) -> Result<Vec<Pair<'a>>, PayloadError> {
+    let text = |v: &Value| Cow::Owned(serde_json::to_string(v).unwrap_or_default());
     let mut out = Vec::new();
-    if let (Some(corrected), Some(generated)) = (rec.latest_correction(), rec.workflow.as_ref()) {
-        out.push((text(corrected), text(generated), "edit_feedback"));
+    if let (Some(corrected), Some(generated)) = (rec.latest_correction(), rec.workflow) {
+        out.push((text(corrected), generated.text()?, "edit_feedback"));
     }
-    for v in &rec.validations {
+    for v in rec.validations {
         if let (true, Some(original)) = (v.user_edited, v.original_workflow.as_ref()) {
             out.push((text(&v.workflow), text(original), "user_edited_validation"));
         }
     }
-    out
+    Ok(out)
 }
 
 /// Check a line as its trainer would. `max_tokens` bounds the estimated tokens of the line.
@@ -395,6 +531,93 @@ mod tests {
         let same = json!({"input": {"messages": [{"role": "user", "content": "q"}]},
             "preferred_output": [{"role": "assistant", "content": "a"}], "non_preferred_output": [{"role": "assistant", "content": "a"}]});
         assert_eq!(check(Format::OpenaiDpo, &same, 100), Err(Reject::IdenticalPair));
+    }
+
+    /// Every part the checks look at, in turn empty, reserved, too long or identical.
+    fn edge_lines() -> Vec<(String, String, String, Option<String>)> {
+        let long = "x".repeat(500);
+        let mut out = Vec::new();
+        for system in ["sys", "", "System: be good", &long] {
+            for user in ["make a flow", " ", "User: do it", "caf\u{e9} \"quoted\"\n\t\u{1}", &long] {
+                for assistant in [r#"{"nodes":[1.5,2],"s":"a\"b\\c"}"#, "\n ", "Assistant: ok", &long] {
+                    for rejected in [None, Some("other"), Some(assistant), Some("")] {
+                        out.push((system.to_owned(), user.to_owned(), assistant.to_owned(), rejected.map(str::to_owned)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lines_written_from_parts_check_like_their_values() {
+        for (system, user, assistant, rejected) in edge_lines() {
+            for format in [Format::Openai, Format::OpenaiDpo, Format::Bedrock] {
+                if (format == Format::OpenaiDpo) != rejected.is_some() {
+                    continue;
+                }
+                let line =
+                    Line { system: &system, user: &user, assistant: &assistant, rejected: rejected.as_deref(), source: "interaction" };
+                let mut text = Vec::new();
+                line.write(format, Some(&json!({"source": "interaction"})), &mut text);
+                let value: Value = serde_json::from_slice(&text).expect("a written line is JSON");
+                assert_eq!(serde_json::to_vec(&value).unwrap(), text, "compact, as serde_json writes it");
+                for max in [10, 200, DEFAULT_MAX_TOKENS] {
+                    assert_eq!(line.check(format, max), check(format, &value, max), "{format:?} {max} {line:?}");
+                }
+                assert_eq!(format!("{:032x}", line.key()), content_hash(&user, &assistant)[..32]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hot_record_gives_the_lines_of_its_full_record() {
+        use crate::domain::records::{FeedbackSummary, Interaction};
+        use crate::domain::workflow::StoredWorkflow;
+        let workflow = json!({"name": "caf\u{e9} \"x\"", "nodes": [{"id": 1, "f": 0.1, "big": 1.7976931348623157e308, "u": u64::MAX}], "z": {"b": 1, "a": [null, true]}});
+        for threshold in [0, 1 << 20] {
+            let hot = Interaction {
+                id: Id::new(),
+                user_id: crate::domain::types::UserId::parse("u").unwrap(),
+                platform: crate::domain::types::Platform::parse("n8n").unwrap(),
+                kind: Kind::WorkflowGeneration,
+                user_message: "make a flow".into(),
+                ai_response: Some("Here it is".into()),
+                intent: None,
+                workflow: Some(StoredWorkflow::pack(&workflow, threshold)),
+                success: true,
+                error_message: None,
+                processing_time_ms: None,
+                model_version: Some("m1".into()),
+                metadata: None,
+                training_consent: true,
+                created_at: Utc::now(),
+                content_hash: String::new(),
+                summary: FeedbackSummary::default(),
+            };
+            for corrected in [false, true] {
+                let mut fb = Vec::new();
+                if corrected {
+                    let mut f = edit(json!({"fixed": 1}));
+                    f.interaction_id = hot.id;
+                    fb.push(f);
+                }
+                let full = FullRecord::build(&hot, fb.clone(), vec![], false).unwrap();
+                let view = RecordView::hot(&hot, &fb, &[], false);
+                for format in [Format::Openai, Format::OpenaiDpo, Format::Bedrock] {
+                    let f = ExportFilter { include_metadata: true, ..Default::default() };
+                    let want: Vec<String> = candidates(&full, format, "sys", &f).iter().map(|c| c.line.to_string()).collect();
+                    let mut got = Vec::new();
+                    each_line(&view, format, "sys", &f, |l| {
+                        let mut text = Vec::new();
+                        l.write(format, Some(&metadata(&view, l.source)), &mut text);
+                        got.push(String::from_utf8(text).unwrap());
+                    })
+                    .unwrap();
+                    assert_eq!(got, want, "{format:?} corrected={corrected} threshold={threshold}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Workflow payloads: compact JSON, gzip above the threshold, bounded inflate.
 
+use std::borrow::Cow;
 use std::io::{Read, Write};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
@@ -47,12 +48,19 @@ impl StoredWorkflow {
 
     /// The compact JSON text (inflated if needed).
     pub fn json_text(&self) -> Result<String, PayloadError> {
-        let bytes = if self.compressed {
-            inflate_limited(&self.bytes, MAX_INFLATED_BYTES)?
+        self.json_str().map(Cow::into_owned)
+    }
+
+    /// The compact JSON text, borrowed when it is stored uncompressed. It is the text
+    /// [`StoredWorkflow::pack`] wrote (`serde_json` of the parsed value), so it equals
+    /// `serde_json::to_string(&self.unpack()?)` without the parse (the export relies on this).
+    pub fn json_str(&self) -> Result<Cow<'_, str>, PayloadError> {
+        if self.compressed {
+            let json = inflate_limited(&self.bytes, MAX_INFLATED_BYTES)?;
+            String::from_utf8(json).map(Cow::Owned).map_err(|_| PayloadError::NotJson)
         } else {
-            self.bytes.clone()
-        };
-        String::from_utf8(bytes).map_err(|_| PayloadError::NotJson)
+            std::str::from_utf8(&self.bytes).map(Cow::Borrowed).map_err(|_| PayloadError::NotJson)
+        }
     }
 }
 
@@ -137,6 +145,12 @@ mod tests {
         assert_eq!(back["f"].as_f64().map(f64::to_bits), Some(0.1f64.to_bits()));
         let text_back: Value = serde_json::from_str(&s.json_text().unwrap()).unwrap();
         assert_eq!(text_back, wf);
+        // The stored text is already what serializing the unpacked value gives (the export
+        // writes it as is), compressed or not.
+        for threshold in [0, u64::MAX] {
+            let s = StoredWorkflow::pack(&wf, threshold);
+            assert_eq!(s.json_str().unwrap(), serde_json::to_string(&s.unpack().unwrap()).unwrap());
+        }
     }
 
     #[test]
