@@ -376,10 +376,9 @@ async fn a_function_answers_only_its_routes() {
 /// On Lambda, an export over 5 MiB goes to the bucket (S3 on the emulator) and the answer is a
 /// 303 to a presigned URL that serves the whole file; a small one is answered inline. The hot
 /// records sit in the embedded store (only the object store matters here).
-#[tokio::test]
-async fn large_exports_spill_to_the_bucket_with_a_303() {
-    use collector::testing::Emulator;
-    let Some(emu) = Emulator::connect().await else { return };
+/// Functions over the embedded hot store and S3 on the emulator; None when it is not running.
+async fn with_bucket() -> Option<(Functions, collector::testing::Emulator, collector::testing::Stack)> {
+    let emu = collector::testing::Emulator::connect().await?;
     let stack = emu.create_stack().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().to_string_lossy().into_owned();
@@ -391,7 +390,12 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     let hot = collector::adapters::sqlite::SqliteStore::open(&dir.path().join("hot.sqlite3")).expect("sqlite");
     let objects = collector::adapters::s3::S3Store::new(emu.s3(), stack.bucket.clone());
     let app = App::new(config, std::sync::Arc::new(hot), std::sync::Arc::new(objects));
-    let f = Functions { state: HttpState::lambda(app), _dir: dir };
+    Some((Functions { state: HttpState::lambda(app), _dir: dir }, emu, stack))
+}
+
+#[tokio::test]
+async fn large_exports_spill_to_the_bucket_with_a_303() {
+    let Some((f, emu, stack)) = with_bucket().await else { return };
 
     // One record: inline.
     let big = "lorem ipsum dolor sit amet ".repeat(4 * 1024); // ~108 KiB of assistant text
@@ -426,6 +430,29 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     assert_eq!(lines[51]["messages"][1]["content"], "question 51");
     let keys = emu.s3().list_objects_v2().bucket(&stack.bucket).prefix("exports/").send().await.expect("list");
     assert_eq!(keys.contents().len(), 1);
+}
+
+/// Under 5 MiB, but Lambda's JSON payload would carry the body escaped (each `\"` of the JSONL
+/// becomes `\\\"`): it would not fit in 6 MB, so it spills too.
+#[tokio::test]
+async fn exports_that_escape_past_the_lambda_payload_spill_too() {
+    let Some((f, _emu, _stack)) = with_bucket().await else { return };
+    let quotes = "\"".repeat(50 * 1024);
+    for i in 0..34 {
+        let ev = event("log", "post-interactions")
+            .field("interaction_id", Value::Null)
+            .field("kind", "conversation".into())
+            .field("workflow", Value::Null)
+            .field("user_message", format!("q{i}").into())
+            .field("ai_response", quotes.clone().into());
+        f.call("log", ev).await.expect(201, None);
+    }
+    let r = f.call("export", event("export", "get-feedback-export")).await;
+    let j = r.expect(303, None);
+    let bytes = j["bytes"].as_u64().expect("bytes") as usize;
+    assert!(bytes < groups::SPILL_OVER_BYTES && bytes > 3 * 1024 * 1024, "{j}");
+    let (status, body) = http_get(&j["location"].as_str().expect("location").to_owned()).await;
+    assert_eq!((status, body.len()), (200, bytes));
 }
 
 /// A plain HTTP/1.1 GET (what `curl -L` does with the Location), without credentials.
