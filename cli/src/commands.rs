@@ -156,8 +156,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
 async fn open(config: Config) -> Result<App> {
     match config.backend {
         Backend::Local => App::open_local(config).context("cannot open the embedded store"),
-        // TODO(lead): App::open_aws once the adapters land.
-        Backend::Aws => bail!("COLLECTOR_BACKEND=aws: not wired yet"),
+        Backend::Aws => App::open_aws(config).await.context("cannot open the AWS backend"),
     }
 }
 

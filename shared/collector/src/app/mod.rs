@@ -2,6 +2,8 @@
 //! Lambda functions and the CLI call the same functions.
 
 mod archive;
+#[cfg(feature = "aws")]
+mod aws;
 mod error;
 mod export;
 mod ingest;
