@@ -29,7 +29,7 @@ case "${1:-}" in
   start)
     if up; then echo "moto already answering at $ENDPOINT" >&2; exit 0; fi
     BIN="$("$ROOT/infra/tools.sh")"
-    nohup "$BIN/moto_server" -H 127.0.0.1 -p "$PORT" >"$STATE.log" 2>&1 &
+    nohup "$BIN/python3" "$ROOT/infra/moto_locked.py" "$PORT" >"$STATE.log" 2>&1 &
     echo $! >"$STATE.pid"
     for _ in $(seq 1 100); do
       if up; then echo "moto started at $ENDPOINT (pid $(cat "$STATE.pid"), log $STATE.log)" >&2; exit 0; fi
