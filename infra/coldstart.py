@@ -6,7 +6,11 @@ and measure the time from spawn to its first `GET .../invocation/next` (init don
 config, SDK clients built). Then hand it one event, wait for its response, stop it. Repeats each
 binary --runs times and prints min/median/max in milliseconds.
 
-    python3 infra/coldstart.py --event events/apigw/health.json target/release/stats ...
+    python3 infra/coldstart.py --event events/http/stats/get-health.json target/release/stats ...
+    python3 infra/coldstart.py target/release/log=events/http/log/post-interactions.json ...
+
+A binary may carry its own event after `=`; --event is the event for the others.
+`infra/lambda-figures.sh` runs it for every function against the emulator.
 """
 import argparse
 import http.server
@@ -84,18 +88,24 @@ def one_run(binary, event, env):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--event", required=True)
+    ap.add_argument("--event", help="event for binaries given without `=EVENT`")
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("binaries", nargs="+", metavar="BINARY[=EVENT]")
     a = ap.parse_args()
-    with open(a.event) as f:
-        event = json.load(f)
+    runs = []
+    for arg in a.binaries:
+        binary, _, event_path = arg.partition("=")
+        event_path = event_path or a.event
+        if not event_path:
+            ap.error(f"{binary}: no event (give --event or {binary}=EVENT)")
+        with open(event_path) as f:
+            runs.append((binary, json.load(f)))
     env = dict(os.environ)
     env.setdefault("AWS_LAMBDA_FUNCTION_NAME", "coldstart")
     env.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
     env.setdefault("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     print(f"{'function':<16} {'min ms':>8} {'median':>8} {'max':>8}   (process start -> first event, {a.runs} runs)")
-    for b in a.binaries:
+    for b, event in runs:
         times = [one_run(b, event, env) for _ in range(a.runs)]
         print(f"{os.path.basename(b):<16} {min(times):>8.2f} {statistics.median(times):>8.2f} {max(times):>8.2f}")
 
