@@ -430,6 +430,11 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     assert_eq!(lines[51]["messages"][1]["content"], "question 51");
     let keys = emu.s3().list_objects_v2().bucket(&stack.bucket).prefix("exports/").send().await.expect("list");
     assert_eq!(keys.contents().len(), 1);
+    // STANDARD, not STANDARD_IA (which its size would pick): it expires in 7 days, and IA
+    // bills 30. S3 leaves the header out for STANDARD.
+    let key = keys.contents()[0].key().expect("key");
+    let head = emu.s3().head_object().bucket(&stack.bucket).key(key).send().await.expect("head");
+    assert!(matches!(head.storage_class().map(|c| c.as_str()), None | Some("STANDARD")), "{:?}", head.storage_class());
 }
 
 /// Under 5 MiB, but Lambda's JSON payload would carry the body escaped (each `\"` of the JSONL

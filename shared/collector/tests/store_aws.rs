@@ -390,8 +390,8 @@ mod s3 {
     use aws_sdk_s3::error::BoxError;
     use bytes::Bytes;
     use collector::adapters::s3::{PART_SIZE, S3Store};
-    use collector::domain::archive::StorageClass;
-    use collector::ports::conformance::{object_bytes, read_streamed, write_in_chunks};
+    use collector::domain::archive::{ClassPolicy, StorageClass};
+    use collector::ports::conformance::{object_bytes, read_streamed, write_in_chunks, write_in_chunks_as};
     use collector::ports::{FinishedObject, ObjectStore, StoreError};
     use collector::testing::Emulator;
     use futures::StreamExt;
@@ -450,6 +450,21 @@ mod s3 {
         assert_eq!(open_uploads(&emu, &bucket).await, 0, "no multipart upload for a single part");
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fixed_class_holds_for_multipart_uploads_too() {
+        let Some(emu) = Emulator::connect().await else {
+            return;
+        };
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(emu.s3(), bucket.clone());
+        let key = "exports/0190-spill/training_data_n8n.jsonl";
+        let bytes = object_bytes(PART_SIZE + 4096, 9);
+        let done = write_in_chunks_as(&store, key, &bytes, 1024 * 1024, ClassPolicy::Fixed(StorageClass::Standard)).await;
+        assert_eq!(done, FinishedObject { bytes: bytes.len() as i64, storage_class: StorageClass::Standard });
+        assert!(matches!(head_class(&emu, &bucket, key).await.as_deref(), None | Some("STANDARD")));
+        assert!(store.get(key).await.expect("get") == bytes);
+    }
+
     /// Fails the n-th UploadPart before it is sent. moto cannot be told to fail one call, so the
     /// fault is injected in the client; everything else is the emulator's real behaviour.
     #[derive(Debug)]
@@ -492,7 +507,7 @@ mod s3 {
         };
         let bucket = emu.create_stack().await.bucket;
         let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
-        let mut w = store.writer(KEY).await.expect("writer");
+        let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         let chunk = Bytes::from(object_bytes(1024 * 1024, 3));
         let mut failed = None;
         for _ in 0..(3 * PART_SIZE / chunk.len()) {
@@ -515,7 +530,7 @@ mod s3 {
         };
         let bucket = emu.create_stack().await.bucket;
         let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
-        let mut w = store.writer(KEY).await.expect("writer");
+        let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         w.write(Bytes::from(object_bytes(PART_SIZE + 1000, 4))).await.expect("first part goes");
         assert!(w.finish().await.is_err(), "the last part fails at finish");
         assert_eq!(open_uploads(&emu, &bucket).await, 0);
@@ -529,13 +544,13 @@ mod s3 {
         };
         let bucket = emu.create_stack().await.bucket;
         let store = S3Store::new(emu.s3(), bucket.clone());
-        let mut w = store.writer(KEY).await.expect("writer");
+        let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         w.write(Bytes::from(object_bytes(PART_SIZE + 1, 5))).await.expect("write");
         assert_eq!(open_uploads(&emu, &bucket).await, 1, "a part is up");
         w.abort().await.expect("abort");
         assert_eq!(open_uploads(&emu, &bucket).await, 0);
 
-        let mut w = store.writer(KEY).await.expect("writer");
+        let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         w.write(Bytes::from(object_bytes(PART_SIZE + 1, 6))).await.expect("write");
         drop(w);
         // The abort runs in the background.

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::domain::archive::StorageClass;
+use crate::domain::archive::{ClassPolicy, StorageClass};
 use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, StoreError};
 
 /// A streamed write goes to disk in blocks of about this size.
@@ -145,6 +145,7 @@ struct FolderWriter {
     file: Option<File>,
     buf: BytesMut,
     written: i64,
+    class: ClassPolicy,
     /// Set once the staging file was renamed or removed: nothing for `Drop` to clean.
     done: bool,
 }
@@ -195,7 +196,7 @@ impl ObjectWriter for FolderWriter {
         blocking(move || commit_staging(&root, file, &staging, &path)).await?;
         Ok(FinishedObject {
             bytes: self.written,
-            storage_class: StorageClass::for_size(self.written),
+            storage_class: self.class.pick(self.written),
         })
     }
 
@@ -336,7 +337,7 @@ impl ObjectStore for FolderStore {
         .await
     }
 
-    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+    async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
         let path = self.path_of(key)?;
         let (file, staging, path) = blocking(move || {
             let (file, staging) = create_staging(&path)?;
@@ -350,6 +351,7 @@ impl ObjectStore for FolderStore {
             file: Some(file),
             buf: BytesMut::with_capacity(WRITE_BLOCK),
             written: 0,
+            class,
             done: false,
         }))
     }
@@ -406,10 +408,10 @@ mod tests {
         let key = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
         let big = Bytes::from(vec![7u8; WRITE_BLOCK + 10]);
 
-        let mut w = store.writer(key).await.expect("writer");
+        let mut w = store.writer(key, ClassPolicy::BySize).await.expect("writer");
         w.write(big.clone()).await.expect("write");
         w.abort().await.expect("abort");
-        let mut w = store.writer(key).await.expect("writer");
+        let mut w = store.writer(key, ClassPolicy::BySize).await.expect("writer");
         w.write(big.clone()).await.expect("write");
         drop(w);
         let mut files = Vec::new();
@@ -419,7 +421,7 @@ mod tests {
             "aborted and dropped writers leave nothing: {files:?}"
         );
 
-        let mut w = store.writer(key).await.expect("writer");
+        let mut w = store.writer(key, ClassPolicy::BySize).await.expect("writer");
         w.write(big.clone()).await.expect("write");
         w.write(Bytes::from_static(b"tail")).await.expect("write");
         w.finish().await.expect("finish");

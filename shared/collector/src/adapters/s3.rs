@@ -1,10 +1,10 @@
 //! Archive objects (and spilled exports) in an S3 bucket, under the same keys as the folder store.
 //!
 //! Streamed writes buffer up to one part ([`PART_SIZE`]). An object that ends before the
-//! buffer overflows goes out as one `PutObject` with the storage class its final size calls
-//! for ([`StorageClass::for_size`]); a bigger one becomes a multipart upload, created as
-//! STANDARD_IA (it is over 5 MiB, so the domain rule would pick that anyway), one `UploadPart`
-//! per full buffer and `CompleteMultipartUpload` with the parts in order. Any failure, an
+//! buffer overflows goes out as one `PutObject` with the storage class the writer's
+//! [`ClassPolicy`] picks for its final size; a bigger one becomes a multipart upload, created
+//! with the class the policy picks for one part (by size that is STANDARD_IA: a part is far
+//! over the 128 KiB threshold, and the object only grows), one `UploadPart` per full buffer and `CompleteMultipartUpload` with the parts in order. Any failure, an
 //! `abort`, or a writer dropped half-way aborts the upload, so no part stays billed. Memory per
 //! writer: one part plus the chunk being appended.
 //!
@@ -24,7 +24,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use super::fs::check_key;
-use crate::domain::archive::StorageClass;
+use crate::domain::archive::{ClassPolicy, StorageClass};
 use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, StoreError};
 
 /// Multipart part size: S3 wants at least 5 MiB for every part but the last.
@@ -183,7 +183,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError> {
+    async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
         check_key(key)?;
         Ok(Box::new(S3Writer {
             client: self.client.clone(),
@@ -192,6 +192,7 @@ impl ObjectStore for S3Store {
             buf: BytesMut::new(),
             upload: None,
             written: 0,
+            class,
             state: WriterState::Open,
         }))
     }
@@ -241,6 +242,8 @@ impl ObjectStore for S3Store {
 struct Multipart {
     upload_id: String,
     parts: Vec<CompletedPart>,
+    /// Fixed when the upload is created.
+    class: StorageClass,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -260,6 +263,7 @@ struct S3Writer {
     buf: BytesMut,
     upload: Option<Multipart>,
     written: i64,
+    class: ClassPolicy,
     state: WriterState,
 }
 
@@ -276,13 +280,13 @@ impl S3Writer {
     /// Upload one part, creating the multipart upload on the first.
     async fn upload_part(&mut self, body: Bytes) -> Result<(), StoreError> {
         if self.upload.is_none() {
+            let class = self.class.pick(self.written);
             let created = self
                 .client
                 .create_multipart_upload()
                 .bucket(&self.bucket)
                 .key(&self.key)
-                // Over 5 MiB by construction, so far above the 128 KiB threshold.
-                .storage_class(s3_class(StorageClass::StandardIa))
+                .storage_class(s3_class(class))
                 .checksum_algorithm(ChecksumAlgorithm::Crc32)
                 .send()
                 .await
@@ -293,6 +297,7 @@ impl S3Writer {
             self.upload = Some(Multipart {
                 upload_id: upload_id.to_owned(),
                 parts: Vec::new(),
+                class,
             });
         }
         let Some(up) = self.upload.as_mut() else {
@@ -416,20 +421,16 @@ impl ObjectWriter for S3Writer {
 
     async fn finish(mut self: Box<Self>) -> Result<FinishedObject, StoreError> {
         self.check_open()?;
-        let result = if self.upload.is_none() {
-            let class = StorageClass::for_size(self.written);
-            self.put_whole(class).await.map(|()| class)
-        } else {
+        let result = if let Some(class) = self.upload.as_ref().map(|up| up.class) {
             let last = self.buf.split().freeze();
-            let sent = if last.is_empty() {
-                Ok(())
-            } else {
-                self.upload_part(last).await
-            };
+            let sent = if last.is_empty() { Ok(()) } else { self.upload_part(last).await };
             match sent {
-                Ok(()) => self.complete().await.map(|()| StorageClass::StandardIa),
+                Ok(()) => self.complete().await.map(|()| class),
                 Err(e) => Err(e),
             }
+        } else {
+            let class = self.class.pick(self.written);
+            self.put_whole(class).await.map(|()| class)
         };
         match result {
             Ok(storage_class) => {

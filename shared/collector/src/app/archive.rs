@@ -11,7 +11,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::{App, AppError};
-use crate::domain::archive::{self, ArchiveObject, MAX_RECORDS_PER_OBJECT, StorageClass};
+use crate::domain::archive::{self, ArchiveObject, ClassPolicy, MAX_RECORDS_PER_OBJECT, StorageClass};
 use crate::domain::records::FullRecord;
 use crate::domain::stats::{Overview, overview};
 use crate::domain::types::{Id, Platform};
@@ -111,7 +111,7 @@ impl Pending {
         let sink = if dry_run {
             Sink::Discard
         } else {
-            Sink::Writer(objects.writer(&key).await?)
+            Sink::Writer(objects.writer(&key, ClassPolicy::BySize).await?)
         };
         Ok(Pending {
             platform,

@@ -38,6 +38,25 @@ impl StorageClass {
     }
 }
 
+/// How a streamed write picks its storage class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClassPolicy {
+    /// From the final size ([`StorageClass::for_size`]): archive objects.
+    BySize,
+    /// Always this class. Spilled exports are STANDARD: they expire after 7 days, and
+    /// STANDARD_IA bills a 30-day minimum.
+    Fixed(StorageClass),
+}
+
+impl ClassPolicy {
+    pub fn pick(self, bytes: i64) -> StorageClass {
+        match self {
+            ClassPolicy::BySize => StorageClass::for_size(bytes),
+            ClassPolicy::Fixed(class) => class,
+        }
+    }
+}
+
 /// `archive/platform={p}/date={YYYY-MM-DD}/{run}-{n}.jsonl.gz`, the same in the folder and in S3.
 pub fn object_key(platform: &Platform, date: NaiveDate, run: &str, n: usize) -> String {
     format!("archive/platform={platform}/date={}/{run}-{n}.jsonl.gz", date.format("%Y-%m-%d"))
@@ -91,5 +110,8 @@ mod tests {
         assert_eq!(object_key(&p, d, "r1", 0), "archive/platform=n8n/date=2026-01-05/r1-0.jsonl.gz");
         assert_eq!(StorageClass::for_size(IA_MIN_BYTES - 1), StorageClass::Standard);
         assert_eq!(StorageClass::for_size(IA_MIN_BYTES), StorageClass::StandardIa);
+        assert_eq!(ClassPolicy::BySize.pick(IA_MIN_BYTES), StorageClass::StandardIa);
+        assert_eq!(ClassPolicy::Fixed(StorageClass::Standard).pick(IA_MIN_BYTES * 100), StorageClass::Standard);
+        assert_eq!(ClassPolicy::Fixed(StorageClass::StandardIa).pick(0), StorageClass::StandardIa);
     }
 }

@@ -32,6 +32,7 @@ use axum::routing::{delete, get, post};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
+use crate::domain::archive::{ClassPolicy, StorageClass};
 use super::error::ApiError;
 use super::{HttpState, admin, data, feedback, finish, interactions, meta_router};
 
@@ -194,7 +195,7 @@ async fn spill(
     let Some(url) = s.app.objects.presigned_get(&key, SPILL_URL_TTL).await? else {
         return Ok(Spilled::NotPresignable(first, rest));
     };
-    let mut w = s.app.objects.writer(&key).await?;
+    let mut w = s.app.objects.writer(&key, ClassPolicy::Fixed(StorageClass::Standard)).await?;
     let mut next = Some(first);
     while let Some(chunk) = next {
         if let Err(e) = w.write(chunk).await {

@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
-use crate::domain::archive::{ArchiveObject, StorageClass, object_key};
+use crate::domain::archive::{ArchiveObject, ClassPolicy, StorageClass, object_key};
 use crate::domain::counters::PlatformCounters;
 use crate::domain::diff::diff;
 use crate::domain::json::canonical_hash;
@@ -94,7 +94,7 @@ macro_rules! object_store_conformance {
             case_object_put_get_round_trip, case_object_overwrite, case_object_list_prefix_sorted,
             case_object_delete, case_object_get_missing, case_object_bad_keys_rejected,
             case_object_writer_multi_chunk, case_object_writer_abort_leaves_nothing,
-            case_object_writer_class_by_size, case_object_writer_invisible_until_finish,
+            case_object_writer_class_by_size, case_object_writer_fixed_class, case_object_writer_invisible_until_finish,
             case_object_reader_streams, case_object_presigned_get);
     };
     (@stamp $make:expr; $($case:ident),*) => {
@@ -1090,7 +1090,7 @@ pub async fn case_object_bad_keys_rejected(objects: &dyn ObjectStore) {
         assert!(objects.put(bad, b"x".to_vec(), StorageClass::Standard).await.is_err(), "put {bad:?}");
         assert!(objects.get(bad).await.is_err(), "get {bad:?}");
         assert!(objects.delete(bad).await.is_err(), "delete {bad:?}");
-        assert!(objects.writer(bad).await.is_err(), "writer {bad:?}");
+        assert!(objects.writer(bad, ClassPolicy::BySize).await.is_err(), "writer {bad:?}");
         assert!(objects.reader(bad).await.is_err(), "reader {bad:?}");
         assert!(objects.presigned_get(bad, Duration::from_secs(60)).await.is_err(), "presigned_get {bad:?}");
     }
@@ -1112,7 +1112,12 @@ pub fn object_bytes(len: usize, seed: u64) -> Vec<u8> {
 
 /// Stream `bytes` through a writer in `chunk`-sized pieces and finish it.
 pub async fn write_in_chunks(objects: &dyn ObjectStore, key: &str, bytes: &[u8], chunk: usize) -> FinishedObject {
-    let mut w = objects.writer(key).await.expect("writer");
+    write_in_chunks_as(objects, key, bytes, chunk, ClassPolicy::BySize).await
+}
+
+/// [`write_in_chunks`] with a storage-class policy.
+pub async fn write_in_chunks_as(objects: &dyn ObjectStore, key: &str, bytes: &[u8], chunk: usize, class: ClassPolicy) -> FinishedObject {
+    let mut w = objects.writer(key, class).await.expect("writer");
     for piece in bytes.chunks(chunk.max(1)) {
         w.write(Bytes::copy_from_slice(piece)).await.expect("write");
     }
@@ -1147,7 +1152,7 @@ pub async fn case_object_writer_multi_chunk(objects: &dyn ObjectStore) {
 
 pub async fn case_object_writer_abort_leaves_nothing(objects: &dyn ObjectStore) {
     let k = key("n8n", 5, "aborted");
-    let mut w = objects.writer(&k).await.expect("writer");
+    let mut w = objects.writer(&k, ClassPolicy::BySize).await.expect("writer");
     w.write(Bytes::from(object_bytes(300 * 1024, 2))).await.expect("write");
     w.abort().await.expect("abort");
     assert!(matches!(objects.get(&k).await, Err(StoreError::NotFound)));
@@ -1155,14 +1160,14 @@ pub async fn case_object_writer_abort_leaves_nothing(objects: &dyn ObjectStore) 
 
     // An existing object survives an aborted rewrite.
     objects.put(&k, b"kept".to_vec(), StorageClass::Standard).await.expect("put");
-    let mut w = objects.writer(&k).await.expect("writer");
+    let mut w = objects.writer(&k, ClassPolicy::BySize).await.expect("writer");
     w.write(Bytes::from_static(b"never visible")).await.expect("write");
     w.abort().await.expect("abort");
     assert_eq!(objects.get(&k).await.expect("get"), b"kept".to_vec());
 
     // A writer dropped without finish or abort leaves nothing either.
     let dropped = key("n8n", 5, "dropped");
-    let mut w = objects.writer(&dropped).await.expect("writer");
+    let mut w = objects.writer(&dropped, ClassPolicy::BySize).await.expect("writer");
     w.write(Bytes::from_static(b"half")).await.expect("write");
     drop(w);
     assert!(matches!(objects.get(&dropped).await, Err(StoreError::NotFound)));
@@ -1186,10 +1191,25 @@ pub async fn case_object_writer_class_by_size(objects: &dyn ObjectStore) {
     }
 }
 
+pub async fn case_object_writer_fixed_class(objects: &dyn ObjectStore) {
+    use crate::domain::archive::IA_MIN_BYTES;
+    let ia = IA_MIN_BYTES as usize;
+    for (run, len, class) in [
+        ("big-standard", 3 * ia, StorageClass::Standard),
+        ("small-ia", 10, StorageClass::StandardIa),
+    ] {
+        let k = key("make", 8, run);
+        let bytes = object_bytes(len, len as u64 + 1);
+        let done = write_in_chunks_as(objects, &k, &bytes, 50_000, ClassPolicy::Fixed(class)).await;
+        assert_eq!(done, FinishedObject { bytes: len as i64, storage_class: class }, "{run}");
+        assert_eq!(objects.get(&k).await.expect("get"), bytes, "{run}");
+    }
+}
+
 pub async fn case_object_writer_invisible_until_finish(objects: &dyn ObjectStore) {
     let k = key("n8n", 7, "pending");
     let bytes = object_bytes(400 * 1024, 3);
-    let mut w = objects.writer(&k).await.expect("writer");
+    let mut w = objects.writer(&k, ClassPolicy::BySize).await.expect("writer");
     for piece in bytes.chunks(64 * 1024) {
         w.write(Bytes::copy_from_slice(piece)).await.expect("write");
     }

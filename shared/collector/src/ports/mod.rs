@@ -213,9 +213,10 @@ pub trait ObjectStore: Send + Sync {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
     /// Start a streamed write of `key`. Nothing is visible under the key until
-    /// [`ObjectWriter::finish`] returns; the storage class is picked at the end from the final
-    /// size ([`StorageClass::for_size`](crate::domain::archive::StorageClass::for_size)).
-    async fn writer(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    /// [`ObjectWriter::finish`] returns; `class` picks the storage class from the final size
+    /// or fixes it (an object over one part is classed when its upload starts, by what it has
+    /// written so far, which is already over the IA threshold).
+    async fn writer(&self, key: &str, class: crate::domain::archive::ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError>;
     /// The object's bytes as a stream of chunks; memory stays at about one chunk.
     /// [`StoreError::NotFound`] when there is no such object.
     async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError>;
