@@ -121,15 +121,21 @@ struct Functions {
     _dir: tempfile::TempDir,
 }
 
+/// A temp data folder and the default config pointing at it.
+fn data_dir_config() -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_string_lossy().into_owned();
+    let config = Config::from_lookup(|k| match k {
+        "COLLECTOR_DATA_DIR" => Some(data.clone()),
+        _ => None,
+    })
+    .expect("config");
+    (dir, config)
+}
+
 impl Functions {
     fn new() -> Functions {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().to_string_lossy().into_owned();
-        let config = Config::from_lookup(|k| match k {
-            "COLLECTOR_DATA_DIR" => Some(data.clone()),
-            _ => None,
-        })
-        .expect("config");
+        let (dir, config) = data_dir_config();
         let app = App::open_local(config).expect("open");
         Functions { state: HttpState::lambda(app), _dir: dir }
     }
@@ -380,13 +386,7 @@ async fn a_function_answers_only_its_routes() {
 async fn with_bucket() -> Option<(Functions, collector::testing::Emulator, collector::testing::Stack)> {
     let emu = collector::testing::Emulator::connect().await?;
     let stack = emu.create_stack().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().to_string_lossy().into_owned();
-    let config = Config::from_lookup(|k| match k {
-        "COLLECTOR_DATA_DIR" => Some(data.clone()),
-        _ => None,
-    })
-    .expect("config");
+    let (dir, config) = data_dir_config();
     let hot = collector::adapters::sqlite::SqliteStore::open(&dir.path().join("hot.sqlite3")).expect("sqlite");
     let objects = collector::adapters::s3::S3Store::new(emu.s3(), stack.bucket.clone());
     let app = App::new(config, std::sync::Arc::new(hot), std::sync::Arc::new(objects));

@@ -41,6 +41,11 @@ impl S3Store {
     pub fn new(client: Client, bucket: String) -> S3Store {
         S3Store { client, bucket }
     }
+
+    async fn get_object(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        check_key(key)?;
+        self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| sdk_error("get", e))
+    }
 }
 
 fn s3_class(class: StorageClass) -> aws_sdk_s3::types::StorageClass {
@@ -107,29 +112,13 @@ impl ObjectStore for S3Store {
         storage_class: StorageClass,
     ) -> Result<(), StoreError> {
         check_key(key)?;
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .storage_class(s3_class(storage_class))
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| sdk_error("put", e))?;
-        Ok(())
+        put_object(&self.client, &self.bucket, key, storage_class, ByteStream::from(bytes)).await
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        check_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get", e))?;
-        let body = out
+        let body = self
+            .get_object(key)
+            .await?
             .body
             .collect()
             .await
@@ -198,15 +187,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError> {
-        check_key(key)?;
-        let out = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get", e))?;
+        let out = self.get_object(key).await?;
         let chunks = futures::stream::try_unfold(out.body, |mut body| async move {
             match body.try_next().await {
                 Ok(Some(chunk)) => Ok(Some((chunk, body))),
@@ -352,16 +333,7 @@ impl S3Writer {
 
     async fn put_whole(&mut self, class: StorageClass) -> Result<(), StoreError> {
         let body = self.buf.split().freeze();
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .storage_class(s3_class(class))
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| sdk_error("put", e))?;
-        Ok(())
+        put_object(&self.client, &self.bucket, &self.key, class, ByteStream::from(body)).await
     }
 
     /// Abort the multipart upload, if one was started. Idempotent.
@@ -384,6 +356,19 @@ impl S3Writer {
         }
         e
     }
+}
+
+async fn put_object(client: &Client, bucket: &str, key: &str, class: StorageClass, body: ByteStream) -> Result<(), StoreError> {
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .storage_class(s3_class(class))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| sdk_error("put", e))?;
+    Ok(())
 }
 
 async fn abort_upload(

@@ -1353,26 +1353,10 @@ impl HotStore for SqliteStore {
                     gone.push(id);
                     continue;
                 };
-                let hot = rec.facts(false);
-                let archived = rec.facts(true);
+                let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.object_key);
                 delete_hot(tx, id)?;
-                insert_entry(
-                    tx,
-                    &ArchivedEntry {
-                        interaction_id: id,
-                        user_id: rec.user_id.clone(),
-                        platform: rec.platform.clone(),
-                        created_at: rec.created_at,
-                        object_key: obj.object_key.clone(),
-                        content_hash: rec.content_hash.clone(),
-                        receipt: rec.receipt(),
-                        facts: archived,
-                    },
-                )?;
-                deltas
-                    .entry(rec.platform.clone())
-                    .or_default()
-                    .add(&PlatformCounters::delta(&hot.contribution(), &archived.contribution()));
+                insert_entry(tx, &entry)?;
+                deltas.entry(rec.platform.clone()).or_default().add(&delta);
             }
             add_all(tx, &deltas)?;
             Ok(gone)

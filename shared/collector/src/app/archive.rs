@@ -568,39 +568,26 @@ pub(crate) async fn for_each_line(
 mod tests {
     use super::*;
     use crate::adapters::fs::FolderStore;
-    use crate::domain::types::{Kind, UserId};
+    use crate::domain::fixtures;
+    use crate::domain::types::Kind;
 
     fn record(i: usize) -> FullRecord {
         FullRecord {
-            interaction_id: Id::new(),
-            user_id: UserId::parse("u").expect("user id"),
-            platform: Platform::parse("n8n").expect("platform"),
-            kind: Kind::Conversation,
             // Poorly compressible text, so the object spans many chunks.
-            user_message: (0..400)
-                .map(|j| format!("{:x}", (i * 7919 + j * 104_729) % 65_521))
-                .collect(),
+            user_message: (0..400).map(|j| format!("{:x}", (i * 7919 + j * 104_729) % 65_521)).collect(),
             ai_response: Some(format!("answer {i}")),
-            intent: None,
             workflow: None,
-            success: true,
-            error_message: None,
-            processing_time_ms: None,
-            model_version: None,
-            metadata: None,
-            training_consent: true,
-            created_at: Utc::now(),
-            has_feedback: false,
-            last_feedback_type: None,
-            positive_feedback: 0,
-            negative_feedback: 0,
             archived: true,
-            feedback: vec![],
-            validations: vec![],
+            ..fixtures::record(Kind::Conversation)
         }
     }
 
     const KEY: &str = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
+
+    async fn open_pending(objects: &FolderStore, dry_run: bool) -> Pending {
+        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+        Pending::open(objects, Platform::parse("n8n").expect("platform"), date, KEY.into(), dry_run).await.expect("open")
+    }
 
     async fn read_all(objects: &dyn ObjectStore, key: &str) -> Result<Vec<FullRecord>, AppError> {
         let mut out = Vec::new();
@@ -622,11 +609,7 @@ mod tests {
     async fn a_large_object_streams_out_and_back() {
         let dir = tempfile::tempdir().expect("temp dir");
         let objects = FolderStore::new(dir.path().to_path_buf());
-        let plat = Platform::parse("n8n").expect("platform");
-        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
-        let mut p = Pending::open(&objects, plat, date, KEY.into(), false)
-            .await
-            .expect("open");
+        let mut p = open_pending(&objects, false).await;
         let recs: Vec<FullRecord> = (0..2000).map(record).collect();
         for r in &recs {
             p.push(r).await.expect("push");
@@ -653,11 +636,7 @@ mod tests {
     async fn a_dry_run_counts_without_writing() {
         let dir = tempfile::tempdir().expect("temp dir");
         let objects = FolderStore::new(dir.path().to_path_buf());
-        let plat = Platform::parse("n8n").expect("platform");
-        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
-        let mut p = Pending::open(&objects, plat, date, KEY.into(), true)
-            .await
-            .expect("open");
+        let mut p = open_pending(&objects, true).await;
         let mut raw = Vec::new();
         for i in 0..50 {
             let r = record(i);

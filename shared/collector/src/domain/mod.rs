@@ -6,7 +6,7 @@ pub mod counters;
 pub mod diff;
 pub mod export;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 pub mod formats;
 pub mod input;
 pub mod json;

@@ -111,6 +111,26 @@ pub struct ArchivedEntry {
     pub facts: RecordFacts,
 }
 
+impl ArchivedEntry {
+    /// `rec` once it is in the archive object `object_key`: its catalog entry, and what the move
+    /// changes in its platform's counters (its hot contribution out, its archived one in).
+    pub fn archiving(rec: &Interaction, object_key: &str) -> (ArchivedEntry, PlatformCounters) {
+        let facts = rec.facts(true);
+        let delta = PlatformCounters::delta(&rec.facts(false).contribution(), &facts.contribution());
+        let entry = ArchivedEntry {
+            interaction_id: rec.id,
+            user_id: rec.user_id.clone(),
+            platform: rec.platform.clone(),
+            created_at: rec.created_at,
+            object_key: object_key.to_owned(),
+            content_hash: rec.content_hash.clone(),
+            receipt: rec.receipt(),
+            facts,
+        };
+        (entry, delta)
+    }
+}
+
 /// What an archive rewrite (records removed from one object) changes in the catalog.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRewrite {

@@ -465,19 +465,8 @@ impl DynamoStore {
     async fn archive_one(&self, obj: &ArchiveObject, id: Id) -> Result<bool, StoreError> {
         let done = self
             .remove_hot(id, |rec| {
-                let hot = rec.facts(false);
-                let archived = rec.facts(true);
-                let entry = ArchivedEntry {
-                    interaction_id: rec.id,
-                    user_id: rec.user_id.clone(),
-                    platform: rec.platform.clone(),
-                    created_at: rec.created_at,
-                    object_key: obj.object_key.clone(),
-                    content_hash: rec.content_hash.clone(),
-                    receipt: rec.receipt(),
-                    facts: archived,
-                };
-                Ok((Some(stub_item(&entry)?), PlatformCounters::delta(&hot.contribution(), &archived.contribution())))
+                let (entry, delta) = ArchivedEntry::archiving(rec, &obj.object_key);
+                Ok((Some(stub_item(&entry)?), delta))
             })
             .await?;
         if done.is_some() {
