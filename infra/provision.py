@@ -34,7 +34,10 @@ def main():
     with open(a.template) as f:
         resources = yaml.load(f, Loader=CfnLoader)["Resources"]
     ddb = boto3.client("dynamodb", endpoint_url=a.endpoint)
-    existing = set(ddb.list_tables()["TableNames"])
+    # Paginated: the test suite leaves one table pair per test on a long-running emulator.
+    existing = set()
+    for page in ddb.get_paginator("list_tables").paginate():
+        existing.update(page["TableNames"])
     for logical, name in (("HotTable", a.table), ("ArchiveTable", a.archive_table)):
         props = resources[logical]["Properties"]
         if name not in existing:
