@@ -137,10 +137,17 @@ fn init_tracing(serving: bool) {
 
 async fn dispatch(cli: Cli) -> Result<()> {
     let mut config = Config::from_env()?;
-    ensure_secret(&mut config)?;
     match cli.command {
-        Command::Serve { addr } => serve(config, &addr).await,
-        Command::Token { sub, groups, ttl } => token(&config, &sub, &groups, &ttl),
+        // Only the commands that sign or check tokens touch the secret (and so the data folder):
+        // `stats` against the AWS backend leaves no local files behind.
+        Command::Serve { addr } => {
+            ensure_secret(&mut config)?;
+            serve(config, &addr).await
+        }
+        Command::Token { sub, groups, ttl } => {
+            ensure_secret(&mut config)?;
+            token(&config, &sub, &groups, &ttl)
+        }
         Command::Demo { count, json } => crate::demo::run(&open(config).await?, count, json).await,
         Command::Stats { json } => {
             let s = open(config).await?.stats().await?;
