@@ -39,9 +39,10 @@ fi
 
 echo "== process start -> first event (native $(uname -m) release build, local runtime API)"
 cargo build --release "${packages[@]}" >&2
-if ! bash infra/emulator.sh start 2>&1 | tee /dev/stderr | grep -q "already answering"; then
-  trap 'bash infra/emulator.sh stop >&2' EXIT
-fi
+started=$(bash infra/emulator.sh start 2>&1)
+echo "$started" >&2
+# Stop it afterwards only if this script started it.
+case "$started" in *"already answering"*) ;; *) trap 'bash infra/emulator.sh stop >&2' EXIT ;; esac
 bash infra/emulator.sh provision >&2
 eval "$(bash infra/emulator.sh env)"
 runs=()
