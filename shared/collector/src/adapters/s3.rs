@@ -42,9 +42,18 @@ impl S3Store {
         S3Store { client, bucket }
     }
 
-    async fn get_object(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
         check_key(key)?;
-        self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| sdk_error("get", e))
+        self.client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| sdk_error("get", e))
     }
 }
 
@@ -112,7 +121,14 @@ impl ObjectStore for S3Store {
         storage_class: StorageClass,
     ) -> Result<(), StoreError> {
         check_key(key)?;
-        put_object(&self.client, &self.bucket, key, storage_class, ByteStream::from(bytes)).await
+        put_object(
+            &self.client,
+            &self.bucket,
+            key,
+            storage_class,
+            ByteStream::from(bytes),
+        )
+        .await
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -172,7 +188,11 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
+    async fn writer(
+        &self,
+        key: &str,
+        class: ClassPolicy,
+    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
         check_key(key)?;
         Ok(Box::new(S3Writer {
             client: self.client.clone(),
@@ -333,7 +353,14 @@ impl S3Writer {
 
     async fn put_whole(&mut self, class: StorageClass) -> Result<(), StoreError> {
         let body = self.buf.split().freeze();
-        put_object(&self.client, &self.bucket, &self.key, class, ByteStream::from(body)).await
+        put_object(
+            &self.client,
+            &self.bucket,
+            &self.key,
+            class,
+            ByteStream::from(body),
+        )
+        .await
     }
 
     /// Abort the multipart upload, if one was started. Idempotent.
@@ -358,7 +385,13 @@ impl S3Writer {
     }
 }
 
-async fn put_object(client: &Client, bucket: &str, key: &str, class: StorageClass, body: ByteStream) -> Result<(), StoreError> {
+async fn put_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    class: StorageClass,
+    body: ByteStream,
+) -> Result<(), StoreError> {
     client
         .put_object()
         .bucket(bucket)
@@ -408,7 +441,11 @@ impl ObjectWriter for S3Writer {
         self.check_open()?;
         let result = if let Some(class) = self.upload.as_ref().map(|up| up.class) {
             let last = self.buf.split().freeze();
-            let sent = if last.is_empty() { Ok(()) } else { self.upload_part(last).await };
+            let sent = if last.is_empty() {
+                Ok(())
+            } else {
+                self.upload_part(last).await
+            };
             match sent {
                 Ok(()) => self.complete().await.map(|()| class),
                 Err(e) => Err(e),
