@@ -414,13 +414,19 @@ mod s3 {
         head.storage_class().map(|c| c.as_str().to_owned())
     }
 
+    /// The emulator, a fresh bucket, and a store on it through `client`; `None` when no emulator runs.
+    async fn s3_on_emulator(client: impl FnOnce(&Emulator) -> aws_sdk_s3::Client) -> Option<(Emulator, String, S3Store)> {
+        let emu = Emulator::connect().await?;
+        let bucket = emu.create_stack().await.bucket;
+        let store = S3Store::new(client(&emu), bucket.clone());
+        Some((emu, bucket, store))
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn multipart_upload_round_trip_is_standard_ia() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(Emulator::s3).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(emu.s3(), bucket.clone());
         // Two full parts and a short last one, written in small chunks.
         let bytes = object_bytes(2 * PART_SIZE + 1024 * 1024 + 5, 7);
         let done = write_in_chunks(&store, KEY, &bytes, 64 * 1024 + 3).await;
@@ -434,11 +440,9 @@ mod s3 {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn single_put_classes_follow_the_final_size() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(Emulator::s3).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(emu.s3(), bucket.clone());
         let small = "archive/platform=n8n/date=2026-01-05/small-0.jsonl.gz";
         let big = "archive/platform=n8n/date=2026-01-05/big-0.jsonl.gz";
         write_in_chunks(&store, small, &object_bytes(1000, 1), 100).await;
@@ -452,11 +456,9 @@ mod s3 {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_fixed_class_holds_for_multipart_uploads_too() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(Emulator::s3).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(emu.s3(), bucket.clone());
         let key = "exports/0190-spill/training_data_n8n.jsonl";
         let bytes = object_bytes(PART_SIZE + 4096, 9);
         let done = write_in_chunks_as(&store, key, &bytes, 1024 * 1024, ClassPolicy::Fixed(StorageClass::Standard)).await;
@@ -502,11 +504,9 @@ mod s3 {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_part_aborts_the_upload() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(|emu| failing_client(emu, 2)).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
         let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         let chunk = Bytes::from(object_bytes(1024 * 1024, 3));
         let mut failed = None;
@@ -525,11 +525,9 @@ mod s3 {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_last_part_aborts_the_upload() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(|emu| failing_client(emu, 2)).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(failing_client(&emu, 2), bucket.clone());
         let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         w.write(Bytes::from(object_bytes(PART_SIZE + 1000, 4))).await.expect("first part goes");
         assert!(w.finish().await.is_err(), "the last part fails at finish");
@@ -539,11 +537,9 @@ mod s3 {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn abort_and_drop_after_parts_leave_no_upload() {
-        let Some(emu) = Emulator::connect().await else {
+        let Some((emu, bucket, store)) = s3_on_emulator(Emulator::s3).await else {
             return;
         };
-        let bucket = emu.create_stack().await.bucket;
-        let store = S3Store::new(emu.s3(), bucket.clone());
         let mut w = store.writer(KEY, ClassPolicy::BySize).await.expect("writer");
         w.write(Bytes::from(object_bytes(PART_SIZE + 1, 5))).await.expect("write");
         assert_eq!(open_uploads(&emu, &bucket).await, 1, "a part is up");
