@@ -4,9 +4,10 @@
 //! buffer overflows goes out as one `PutObject` with the storage class the writer's
 //! [`ClassPolicy`] picks for its final size; a bigger one becomes a multipart upload, created
 //! with the class the policy picks for one part (by size that is STANDARD_IA: a part is far
-//! over the 128 KiB threshold, and the object only grows), one `UploadPart` per full buffer and `CompleteMultipartUpload` with the parts in order. Any failure, an
-//! `abort`, or a writer dropped half-way aborts the upload, so no part stays billed. Memory per
-//! writer: one part plus the chunk being appended.
+//! over the 128 KiB threshold, and the object only grows), one `UploadPart` per full buffer and
+//! `CompleteMultipartUpload` with the parts in order. Any failure, an `abort`, or a writer
+//! dropped half-way aborts the upload, so no part stays billed. Memory per writer: one part plus
+//! the chunk being appended.
 //!
 //! Errors carry the operation, the S3 error code and the HTTP status, never keys' contents or
 //! S3's message text.

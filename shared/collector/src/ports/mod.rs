@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::archive::ArchiveObject;
+use crate::domain::archive::{ArchiveObject, ClassPolicy};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
 use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
@@ -236,7 +236,7 @@ pub trait ObjectStore: Send + Sync {
     /// [`ObjectWriter::finish`] returns; `class` picks the storage class from the final size
     /// or fixes it (an object over one part is classed when its upload starts, by what it has
     /// written so far, which is already over the IA threshold).
-    async fn writer(&self, key: &str, class: crate::domain::archive::ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError>;
+    async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError>;
     /// The object's bytes as a stream of chunks; memory stays at about one chunk.
     /// [`StoreError::NotFound`] when there is no such object.
     async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError>;
