@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use collector::app::App;
 use collector::config::{Backend, Config, Secret};
 use collector::domain::export::{self, ExportFilter};
+use collector::domain::input::ArchiveRequest;
 use collector::domain::stats::{Overview, Stats, human_bytes};
 use collector::domain::types::Platform;
 use collector::http::{self, HttpState};
@@ -58,8 +59,11 @@ enum Command {
 #[derive(Args)]
 struct ArchiveArgs {
     /// Archive records older than this many days (default DATA_RETENTION_DAYS).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
     days_old: Option<u32>,
+    /// When another run holds the archive lease, wait for it (else exit with code 3).
+    #[arg(long)]
+    wait: bool,
     /// Show what would be archived; change nothing.
     #[arg(long)]
     dry_run: bool,
@@ -116,6 +120,11 @@ struct ExportArgs {
     json: bool,
 }
 
+/// Another archive run holds the lease: exit code 3 (CONTRACT section 6a).
+#[derive(Debug, thiserror::Error)]
+#[error("archive_running: another archive run is in progress (use --wait to wait for it)")]
+struct ArchiveRunning;
+
 pub async fn run(cli: Cli) -> std::process::ExitCode {
     let serving = matches!(cli.command, Command::Serve { .. });
     init_tracing(serving);
@@ -123,7 +132,11 @@ pub async fn run(cli: Cli) -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<ArchiveRunning>().is_some() {
+                std::process::ExitCode::from(3)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -197,6 +210,7 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 async fn serve(config: Config, addr: &str) -> Result<()> {
     let app = open(config).await?;
+    tokio::spawn(app.clone().housekeeping());
     let router = http::router(HttpState::local(app));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
@@ -305,7 +319,15 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
         let pb = pb.clone();
         move |n: u64| pb.set_position(n)
     };
-    let report = app.archive(a.days_old, a.dry_run, platform, Some(&progress)).await.map_err(|e| anyhow::anyhow!(describe(e)))?;
+    let req = ArchiveRequest { days_old: a.days_old, dry_run: a.dry_run, platform, wait: a.wait };
+    let report = match app.archive(&req, None, Some(&progress)).await {
+        Ok(r) => r,
+        Err(collector::app::AppError::ArchiveRunning) => {
+            pb.finish_and_clear();
+            return Err(ArchiveRunning.into());
+        }
+        Err(e) => return Err(anyhow::anyhow!(describe(e))),
+    };
     pb.finish_and_clear();
     let mut text = String::new();
     text.push_str(&format!(
@@ -316,6 +338,16 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
         report.archives.len()
     ));
     text.push_str(&format!("before: {}\nafter:  {}\n", overview_line(&report.before), overview_line(&report.after)));
+    let m = &report.maintenance;
+    if m.compacted_objects + m.rolled_forward + m.rolled_back + m.swept_objects > 0 {
+        text.push_str(&format!(
+            "erased {} deleted lines from {} objects; reconciled {} interrupted objects ({} rolled back); swept {}\n",
+            m.erased_lines, m.compacted_objects, m.rolled_forward + m.rolled_back, m.rolled_back, m.swept_objects
+        ));
+    }
+    if !report.complete {
+        text.push_str("stopped for its time budget: run again to carry on\n");
+    }
     if a.verbose {
         for o in &report.archives {
             text.push_str(&format!(

@@ -1,9 +1,12 @@
 //! The archiver's handler. One function takes two event sources (template.yaml):
 //!
-//! - **Schedule** (EventBridge): one archive run with the defaults, the same as
+//! - **Schedule** (EventBridge): archive runs with the defaults, the same as
 //!   `POST /api/feedback/archive` with an empty body (records older than `DATA_RETENTION_DAYS`,
-//!   every platform). With archiving disabled it does nothing. A failed run returns `Err`; a rerun is safe (CONTRACT §6), and the next
-//!   schedule tick retries anyway.
+//!   every platform), one after another until a run is complete or the invocation's time is
+//!   nearly up (each run stops starting objects [`MARGIN`] before the deadline). With archiving
+//!   disabled it still erases deleted lines (compaction), and archives nothing. Another run
+//!   holding the lease is not an error (it does the work). A failed run returns `Err`; a rerun
+//!   is safe (CONTRACT §6), and the next schedule tick retries anyway.
 //! - **Stream** (the hot table's DynamoDB stream, `ReportBatchItemFailures`): **a stub for the
 //!   archiver issue.** It only counts the batch's records (inserts, modifies, a user's removes,
 //!   TTL removes, told apart by `userIdentity`) and logs the counts; it archives nothing and
@@ -13,7 +16,11 @@
 use aws_lambda_events::dynamodb;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::streams::DynamoDbEventResponse;
+use std::time::Duration;
+
 use collector::app::{App, AppError, ArchiveReport};
+use collector::domain::input::ArchiveRequest;
+use tokio::time::Instant;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +45,10 @@ pub enum ArchiverResponse {
     Disabled {
         archiving_disabled: bool,
     },
+    /// Another run (the HTTP route, the CLI) holds the lease.
+    Busy {
+        archive_running: bool,
+    },
 }
 
 /// What a stream batch held (the stub's whole output, logged).
@@ -51,16 +62,39 @@ pub struct StreamCounts {
     pub ttl_removes: usize,
 }
 
+/// Time left for the object in flight to be written and committed when a run stops.
+pub const MARGIN: Duration = Duration::from_secs(10);
+
+/// When runs of this invocation must stop starting objects: the invocation's deadline (epoch
+/// milliseconds) minus [`MARGIN`]; now when that has passed.
+pub fn run_deadline(deadline_ms: u64) -> Instant {
+    let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(MARGIN);
+    Instant::now() + left
+}
+
 pub async fn handle(app: &App, event: LambdaEvent<ArchiverEvent>) -> Result<ArchiverResponse, lambda_runtime::Error> {
     match event.payload {
         ArchiverEvent::Schedule(_) => {
-            let report = match app.archive(None, false, None, None).await {
-                Ok(r) => r,
-                Err(AppError::ArchivingDisabled) => return Ok(ArchiverResponse::Disabled { archiving_disabled: true }),
-                Err(e) => return Err(e.into()),
-            };
-            tracing::info!(archived_records = report.archived_records, objects = report.archives.len(), "scheduled archive run");
-            Ok(ArchiverResponse::Schedule(report))
+            let deadline = run_deadline(event.context.deadline);
+            let req = ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
+            loop {
+                let report = match app.archive(&req, Some(deadline), None).await {
+                    Ok(r) => r,
+                    Err(AppError::ArchivingDisabled) => {
+                        app.compact_now().await?;
+                        return Ok(ArchiverResponse::Disabled { archiving_disabled: true });
+                    }
+                    Err(AppError::ArchiveRunning) => {
+                        tracing::info!("scheduled archive run: another run holds the lease");
+                        return Ok(ArchiverResponse::Busy { archive_running: true });
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if report.complete || Instant::now() >= deadline {
+                    return Ok(ArchiverResponse::Schedule(report));
+                }
+            }
         }
         ArchiverEvent::Stream(batch) => {
             let c = count(&batch);

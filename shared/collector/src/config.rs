@@ -70,6 +70,9 @@ pub struct Config {
     pub table_name: Option<String>,
     pub archive_table_name: Option<String>,
     pub dynamodb_endpoint: Option<String>,
+    /// `collector serve` runs the daily archive at this UTC time (`COLLECTOR_ARCHIVE_AT`,
+    /// HH:MM, default 03:00; `off` turns it off, for a machine with its own scheduler).
+    pub archive_at: Option<chrono::NaiveTime>,
 }
 
 impl Config {
@@ -85,7 +88,7 @@ impl Config {
         Ok(Config {
             enable_data_collection: env.bool("ENABLE_DATA_COLLECTION", true)?,
             enable_data_archiving: env.bool("ENABLE_DATA_ARCHIVING", true)?,
-            data_retention_days: env.num("DATA_RETENTION_DAYS", 30u32, |n| *n >= 1)?,
+            data_retention_days: env.num("DATA_RETENTION_DAYS", 30u32, |n| (1..=36_500).contains(n))?,
             compression_threshold_kb: env.num("COMPRESSION_THRESHOLD_KB", 10u64, |n| *n <= 1024 * 1024)?,
             backend: match env.text("COLLECTOR_BACKEND").as_deref() {
                 None | Some("local") => Backend::Local,
@@ -117,6 +120,14 @@ impl Config {
             table_name: env.text("TABLE_NAME"),
             archive_table_name: env.text("ARCHIVE_TABLE_NAME"),
             dynamodb_endpoint: env.text("DYNAMODB_ENDPOINT"),
+            archive_at: match env.text("COLLECTOR_ARCHIVE_AT") {
+                None => chrono::NaiveTime::from_hms_opt(3, 0, 0),
+                Some(v) if v.trim().eq_ignore_ascii_case("off") => None,
+                Some(v) => Some(
+                    chrono::NaiveTime::parse_from_str(v.trim(), "%H:%M")
+                        .map_err(|_| bad("COLLECTOR_ARCHIVE_AT", &v, "must be HH:MM (UTC) or off"))?,
+                ),
+            },
         })
     }
 
@@ -222,6 +233,10 @@ mod tests {
         assert_eq!(load(&[("ENABLE_DATA_COLLECTION", "maybe")]).unwrap_err().var, "ENABLE_DATA_COLLECTION");
         assert_eq!(load(&[("COLLECTOR_BACKEND", "gcp")]).unwrap_err().var, "COLLECTOR_BACKEND");
         assert_eq!(load(&[("PRICE_HOT_GB_MONTH", "-1")]).unwrap_err().var, "PRICE_HOT_GB_MONTH");
+        assert_eq!(load(&[("DATA_RETENTION_DAYS", "4000000000")]).unwrap_err().var, "DATA_RETENTION_DAYS");
+        assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "3pm")]).unwrap_err().var, "COLLECTOR_ARCHIVE_AT");
+        assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "off")]).unwrap().archive_at, None);
+        assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "22:30")]).unwrap().archive_at, chrono::NaiveTime::from_hms_opt(22, 30, 0));
     }
 
     #[test]

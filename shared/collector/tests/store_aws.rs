@@ -8,10 +8,18 @@ mod dynamodb {
     use aws_sdk_dynamodb::types::AttributeValue;
     use collector::adapters::dynamodb::DynamoStore;
     use collector::adapters::s3::S3Store;
+    use std::time::Duration;
+
+    use chrono::Utc;
+    use collector::domain::archive::ArchiveObject;
     use collector::domain::records::{FeedbackType, Interaction};
+    use collector::domain::types::Id;
     use collector::domain::workflow::StoredWorkflow;
-    use collector::ports::conformance::{at, expected_counters, feedback, interaction, platform, user};
-    use collector::ports::{HotStore, Inserted, ListQuery, ObjectStore, ScanQuery};
+    use collector::ports::conformance::{
+        archive_object, at, commit, expected_counters, feedback, interaction, items_of, platform, take_lease, user,
+        validation,
+    };
+    use collector::ports::{ArchiveItem, HotStore, Inserted, ListQuery, ObjectStore, ScanQuery, StoreError};
     use collector::testing::{Emulator, Stack};
     use serde_json::json;
 
@@ -319,7 +327,6 @@ mod dynamodb {
     async fn throttling_past_the_sdk_retries_is_throttled_with_retry_after() {
         use aws_sdk_dynamodb::config::retry::RetryConfig;
         use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-        use collector::ports::StoreError;
 
         let endpoint = throttling_endpoint().await;
         let config = aws_sdk_dynamodb::Config::builder()
@@ -345,12 +352,61 @@ mod dynamodb {
         assert!(matches!(store.insert_interaction(&rec).await, Err(StoreError::Throttled { .. })));
     }
 
-    /// commit_archive is not one transaction on DynamoDB, so a rerun of the same commit must
-    /// finish what a dead run left: ids already stubbed count as done, the object counts once.
+    fn day5() -> chrono::NaiveDate {
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date")
+    }
+
+    fn pending_row(obj: &ArchiveObject) -> ArchiveObject {
+        ArchiveObject::pending(obj.platform.clone(), obj.date, obj.slot.clone(), &obj.run_id, obj.created_at)
+    }
+
+    /// Items of ids that were never stored (or are gone): what a commit tombstones.
+    fn gone_items(n: usize) -> Vec<ArchiveItem> {
+        (0..n).map(|_| ArchiveItem { id: Id::new(), links: 0 }).collect()
+    }
+
+    /// commit_archive is one transaction per record on DynamoDB, then the row's flip: a rerun of
+    /// a finished commit (the caller died before it saw the answer) moves nothing and counts the
+    /// object once; another object under the same slot is a conflict.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_rerun_commit_archive_resumes_and_counts_the_object_once() {
-        use collector::ports::StoreError;
-        use collector::ports::conformance::archive_object;
+    async fn a_rerun_commit_archive_counts_the_object_once() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let recs: Vec<Interaction> = (0..3).map(|i| interaction("alice", "n8n", at(i))).collect();
+        for rec in &recs {
+            store.insert_interaction(rec).await.expect("insert");
+        }
+        let ids: Vec<Id> = recs.iter().map(|r| r.id).collect();
+        let items = items_of(store, &ids).await;
+        let lease = take_lease(store).await;
+        let obj = archive_object("n8n", day5(), "run-1", 3, at(100));
+        assert!(commit(store, &lease, &obj, &items).await.is_empty());
+        assert!(store.commit_archive(&lease, &obj, &items).await.expect("rerun").is_empty());
+        let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, true)).collect();
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj.clone()]);
+        for rec in &recs {
+            let e = store.archived_entry(rec.id).await.expect("entry").expect("archived");
+            assert_eq!(e.object_key, obj.slot);
+        }
+        // Another object under the same slot is a conflict, not a resume.
+        let other = ArchiveObject { record_count: 7, ..obj.clone() };
+        assert!(matches!(store.commit_archive(&lease, &other, &[]).await, Err(StoreError::Conflict(_))));
+        let other_run = ArchiveObject { run_id: "run-2".into(), ..pending_row(&obj) };
+        assert!(matches!(store.begin_archive(&lease, &other_run).await, Err(StoreError::Conflict(_))));
+        // A commit without its pending row is refused.
+        let unknown = archive_object("n8n", day5(), "run-unknown", 0, at(100));
+        assert!(matches!(store.commit_archive(&lease, &unknown, &[]).await, Err(StoreError::NotFound)));
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+    }
+
+    /// A commit cut between records (and again before the flip) leaves the row pending and the
+    /// object uncounted; the rerun stubs the rest and counts the object once. Failpoints are
+    /// process-wide: run it with `--features failpoints` and `--test-threads=1`, or alone.
+    #[cfg(feature = "failpoints")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_cut_between_records_resumes_on_rerun() {
+        use collector::domain::archive::ObjectState;
 
         let Some(env) = env().await else { return };
         let store = &env.store;
@@ -358,23 +414,186 @@ mod dynamodb {
         for rec in &recs {
             store.insert_interaction(rec).await.expect("insert");
         }
-        let date = chrono::NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
-        let obj = archive_object("n8n", date, "run-1", 3, at(100));
-        // The "dead" run got as far as the first two ids.
-        assert!(store.commit_archive(&obj, &[recs[0].id, recs[1].id]).await.expect("commit").is_empty());
-        let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
-        assert!(store.commit_archive(&obj, &ids).await.expect("rerun").is_empty());
+        let ids: Vec<Id> = recs.iter().map(|r| r.id).collect();
+        let items = items_of(store, &ids).await;
+        let lease = take_lease(store).await;
+        let obj = archive_object("n8n", day5(), "run-cut", 3, at(100));
+        store.begin_archive(&lease, &pending_row(&obj)).await.expect("begin");
+
+        let scenario = fail::FailScenario::setup();
+        // The first record goes through, the second one's step fails.
+        fail::cfg("commit.between_records", "1*off->1*return").expect("failpoint");
+        assert!(matches!(store.commit_archive(&lease, &obj, &items).await, Err(StoreError::Unavailable(_))));
+        fail::remove("commit.between_records");
+        let row = store.archive_object(&obj.platform, obj.date, &obj.slot).await.expect("row").expect("row");
+        assert_eq!(row.state, ObjectState::Pending);
+        assert!(store.archived_entry(recs[0].id).await.expect("entry").is_some());
+        assert!(store.get_linked(recs[1].id).await.expect("get").is_some(), "still hot");
+        let partial = [(&recs[0], true), (&recs[1], false), (&recs[2], false)];
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&partial, &[]));
+
+        // Every record moves, then the flip fails: still pending, the object not counted.
+        fail::cfg("commit.before_flip", "1*return").expect("failpoint");
+        assert!(matches!(store.commit_archive(&lease, &obj, &items).await, Err(StoreError::Unavailable(_))));
+        fail::remove("commit.before_flip");
+        drop(scenario);
+        let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, true)).collect();
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[]));
+
+        assert!(store.commit_archive(&lease, &obj, &items).await.expect("rerun").is_empty());
+        assert!(store.commit_archive(&lease, &obj, &items).await.expect("rerun").is_empty());
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj]);
+    }
+
+    /// A run whose lease expired and was taken over is fenced: every write it attempts is
+    /// refused whole, and the new holder carries on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fenced_writer_writes_nothing() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let recs: Vec<Interaction> = (0..2).map(|i| interaction("alice", "n8n", at(i))).collect();
+        for rec in &recs {
+            store.insert_interaction(rec).await.expect("insert");
+        }
+        let ids: Vec<Id> = recs.iter().map(|r| r.id).collect();
+        let mut items = items_of(store, &ids).await;
+        items.extend(gone_items(1));
+        let before = store.counters().await.expect("counters");
+
+        let stale = store.acquire_lease("run-a", Utc::now(), Duration::from_millis(5)).await.expect("acquire").expect("free");
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let lease = store.acquire_lease("run-b", Utc::now(), Duration::from_secs(60)).await.expect("acquire").expect("expired");
+        assert_eq!(lease.token, stale.token + 1);
+        assert_eq!(lease.holder, "run-b");
+        assert_eq!(store.renew_lease(&stale, Utc::now(), Duration::from_secs(60)).await.expect("renew"), None);
+
+        let obj = archive_object("n8n", day5(), "run-a", 2, at(100));
+        assert!(matches!(store.begin_archive(&stale, &pending_row(&obj)).await, Err(StoreError::Fenced)));
+        assert_eq!(store.archive_object(&obj.platform, obj.date, &obj.slot).await.expect("row"), None);
+        store.begin_archive(&lease, &pending_row(&obj)).await.expect("begin");
+        assert!(matches!(store.commit_archive(&stale, &obj, &items).await, Err(StoreError::Fenced)));
+        assert!(matches!(store.abort_archive(&stale, &obj).await, Err(StoreError::Fenced)));
+        assert!(matches!(store.apply_compaction(&stale, &obj, None, &[]).await, Err(StoreError::Fenced)));
+        assert!(matches!(store.clear_tombstones(&stale, &obj.slot, &[items[2].id]).await, Err(StoreError::Fenced)));
+        for rec in &recs {
+            assert!(store.get_linked(rec.id).await.expect("get").is_some(), "still hot");
+        }
+        assert!(store.tombstoned_slots().await.expect("slots").is_empty());
+        assert_eq!(store.counters().await.expect("counters"), before);
+        let row = store.archive_object(&obj.platform, obj.date, &obj.slot).await.expect("row").expect("row");
+        assert_eq!(row, pending_row(&obj));
+
+        // The stale holder's release leaves the new lease alone; its commit goes through.
+        store.release_lease(&stale).await.expect("release");
+        assert_eq!(store.commit_archive(&lease, &obj, &items).await.expect("commit"), vec![items[2].id]);
         let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, true)).collect();
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
-        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj.clone()]);
+        store.release_lease(&lease).await.expect("release");
+        let next = store.acquire_lease("run-c", Utc::now(), Duration::from_secs(60)).await.expect("acquire");
+        assert_eq!(next.map(|l| l.token), Some(lease.token + 1), "free once released");
+    }
+
+    /// The user index is eventually consistent on DynamoDB (not on moto, which updates it in
+    /// the same write): a stub may still sit under `I#`, a hot record under `A#`. Stale index
+    /// entries are faked with raw items; the answer follows each id's head.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn archived_entries_of_user_trust_the_head_not_the_index() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let recs: Vec<Interaction> = (0..3).map(|i| interaction("alice", "n8n", at(i))).collect();
         for rec in &recs {
-            let e = store.archived_entry(rec.id).await.expect("entry").expect("archived");
-            assert_eq!(e.object_key, obj.object_key);
+            store.insert_interaction(rec).await.expect("insert");
         }
-        // Another object under the same key is a conflict, not a resume.
-        let mut other = obj.clone();
-        other.record_count = 7;
-        assert!(matches!(store.commit_archive(&other, &[]).await, Err(StoreError::Conflict(_))));
+        let items = items_of(store, &[recs[0].id, recs[1].id]).await;
+        let lease = take_lease(store).await;
+        let obj = archive_object("n8n", day5(), "run-1", 2, at(100));
+        assert!(commit(store, &lease, &obj, &items).await.is_empty());
+        let listed = store.archived_entries_of_user(&user("alice")).await.expect("entries");
+        assert_eq!(listed.iter().map(|e| e.interaction_id).collect::<Vec<_>>(), vec![recs[0].id, recs[1].id]);
+
+        let db = env.emu.dynamodb();
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        // recs[1]'s stub is not in the index yet; an old `I#` entry still names it.
+        db.update_item()
+            .table_name(&env.stack.table)
+            .key("pk", s(&format!("I#{}", recs[1].id)))
+            .key("sk", s("A"))
+            .update_expression("REMOVE gsi2pk, gsi2sk")
+            .send()
+            .await
+            .expect("update");
+        // recs[2] is hot, but a stale `A#` entry names it.
+        for (pk, sk, id) in [("STALE#1", "I#2026-01-05T00:00:00.000000000Z#x", recs[1].id), ("STALE#2", "A#0", recs[2].id)] {
+            db.put_item()
+                .table_name(&env.stack.table)
+                .item("pk", s(pk))
+                .item("sk", s("A"))
+                .item("gsi2pk", s("U#alice"))
+                .item("gsi2sk", s(sk))
+                .item("id", s(&id.to_string()))
+                .send()
+                .await
+                .expect("put");
+        }
+        let again = store.archived_entries_of_user(&user("alice")).await.expect("entries");
+        assert_eq!(again, listed);
+        store.delete_archived(recs[0].id).await.expect("delete").expect("archived");
+        let after = store.archived_entries_of_user(&user("alice")).await.expect("entries");
+        assert_eq!(after.iter().map(|e| e.interaction_id).collect::<Vec<_>>(), vec![recs[1].id]);
+    }
+
+    /// TTL must never delete a record that has no archive line: no hot item carries `expires_at`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hot_items_carry_no_expiry() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let rec = interaction("alice", "n8n", at(0));
+        store.insert_interaction(&rec).await.expect("insert");
+        store.add_feedback(&feedback(&rec, FeedbackType::ThumbsUp, at(1))).await.expect("feedback");
+        store.add_validation(&validation("alice", "n8n", Some(rec.id), 90, at(2))).await.expect("validation");
+        store.add_validation(&validation("alice", "n8n", None, 40, at(3))).await.expect("validation");
+        let mut items = items_with_prefix(&env, "pk", "I#").await;
+        items.extend(items_with_prefix(&env, "pk", "V#").await);
+        let kinds: Vec<&str> = items
+            .iter()
+            .filter_map(|i| match i.get("t") {
+                Some(AttributeValue::S(t)) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kinds.len(), 4, "interaction, feedback, two validations: {kinds:?}");
+        for item in &items {
+            assert!(!item.contains_key("expires_at"), "an item with an expiry: {:?}", item.get("sk"));
+        }
+    }
+
+    /// More tombstones than one transaction holds: a compaction clears them all, and so does
+    /// clear_tombstones.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tombstones_past_one_transaction_are_cleared() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let lease = take_lease(store).await;
+        let gone = gone_items(130);
+        let gone_ids: Vec<Id> = gone.iter().map(|i| i.id).collect();
+        let obj = archive_object("n8n", day5(), "run-1", 130, at(100));
+        assert_eq!(commit(store, &lease, &obj, &gone).await.len(), 130);
+        assert_eq!(store.tombstones(&obj.slot).await.expect("tombstones"), gone_ids.iter().copied().collect());
+        let other = archive_object("n8n", day5(), "run-2", 130, at(100));
+        assert_eq!(commit(store, &lease, &other, &gone).await.len(), 130);
+        assert_eq!(
+            store.tombstoned_slots().await.expect("slots"),
+            [obj.slot.clone(), other.slot.clone()].into_iter().collect()
+        );
+
+        store.apply_compaction(&lease, &obj, None, &gone_ids).await.expect("compaction");
+        assert!(store.tombstones(&obj.slot).await.expect("tombstones").is_empty());
+        assert_eq!(store.archive_object(&obj.platform, obj.date, &obj.slot).await.expect("row"), None);
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&[], &[&other]));
+
+        store.clear_tombstones(&lease, &other.slot, &gone_ids).await.expect("clear");
+        assert!(store.tombstoned_slots().await.expect("slots").is_empty());
     }
 }
 

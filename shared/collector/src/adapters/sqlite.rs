@@ -11,7 +11,7 @@
 //! order and nanoseconds round-trip. Ids are hyphenated lowercase UUID text, whose text order is
 //! the UUID's byte order (the order of [`Id`]). JSON values are stored as text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Condvar, LazyLock, Mutex};
@@ -25,7 +25,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, ToSql, Transaction
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::domain::archive::{ArchiveObject, StorageClass};
+use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
@@ -33,10 +33,11 @@ use crate::domain::records::{
 use crate::domain::types::{Id, Kind, Platform, UserId};
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{
-    ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Linked, ListQuery, ObjectRewrite, ScanQuery, StoreError,
+    ArchiveItem, ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Lease as ArchiveLease, Linked, ListQuery,
+    ScanQuery, StoreError,
 };
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const READERS: usize = 4;
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -184,6 +185,27 @@ CREATE TABLE archived (
 ) STRICT;
 CREATE INDEX archived_by_user ON archived (user_id, created_at);
 CREATE INDEX archived_by_object ON archived (object_key);
+"#;
+
+/// Version 2: the two-phase archive commit, tombstones and the archive lease. An archive row's
+/// `object_key` column is its slot (what `archived.object_key` and tombstones refer to);
+/// `location` is where its bytes are now (NULL: at the slot's key).
+const SCHEMA_V2: &str = r#"
+ALTER TABLE archive_objects ADD COLUMN location TEXT;
+ALTER TABLE archive_objects ADD COLUMN state TEXT NOT NULL DEFAULT 'committed';
+
+CREATE TABLE tombstones (
+    slot TEXT NOT NULL,
+    interaction_id TEXT NOT NULL,
+    PRIMARY KEY (slot, interaction_id)
+) STRICT;
+
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
 "#;
 
 /// The SQLite [`HotStore`]. Cheap to clone; clones share the connections and the writer thread.
@@ -357,6 +379,7 @@ fn copy_error(e: &StoreError) -> StoreError {
         StoreError::Throttled { retry_after } => StoreError::Throttled { retry_after: *retry_after },
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+        StoreError::Fenced => StoreError::Fenced,
     }
 }
 
@@ -460,6 +483,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     match version {
         0 => {
             tx.execute_batch(SCHEMA_V1).db()?;
+            tx.execute_batch(SCHEMA_V2).db()?;
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
+        }
+        1 => {
+            tx.execute_batch(SCHEMA_V2).db()?;
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
         }
         SCHEMA_VERSION => {}
@@ -910,14 +938,18 @@ fn add_all(tx: &Connection, deltas: &BTreeMap<Platform, PlatformCounters>) -> Re
 
 // -- archive catalog ----------------------------------------------------------------------------
 
-const OCOLS: &str =
-    "object_key, platform, date, run_id, record_count, raw_bytes, compressed_bytes, storage_class, created_at";
+const OCOLS: &str = "object_key, platform, date, run_id, record_count, raw_bytes, compressed_bytes, storage_class, \
+     created_at, location, state";
 const ACOLS: &str = "interaction_id, user_id, platform, created_at, object_key, content_hash, receipt_compressed, \
      receipt_original_bytes, receipt_stored_bytes, facts";
 
 fn object_from_row(r: &Row<'_>) -> Result<ArchiveObject, StoreError> {
+    let slot: String = r.get(0).db()?;
+    let location: Option<String> = r.get(9).db()?;
     Ok(ArchiveObject {
-        object_key: r.get(0).db()?,
+        object_key: location.unwrap_or_else(|| slot.clone()),
+        slot,
+        state: ObjectState::parse(&r.get::<_, String>(10).db()?).ok_or_else(|| corrupt("object state"))?,
         platform: parse_platform(&r.get::<_, String>(1).db()?)?,
         date: NaiveDate::parse_from_str(&r.get::<_, String>(2).db()?, "%Y-%m-%d").map_err(|_| corrupt("date"))?,
         run_id: r.get(3).db()?,
@@ -931,10 +963,12 @@ fn object_from_row(r: &Row<'_>) -> Result<ArchiveObject, StoreError> {
 
 fn insert_object_row(tx: &Connection, o: &ArchiveObject) -> Result<(), StoreError> {
     let mut stmt = tx
-        .prepare_cached(&format!("INSERT INTO archive_objects ({OCOLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
+        .prepare_cached(&format!(
+            "INSERT INTO archive_objects ({OCOLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ))
         .db()?;
     stmt.execute(params![
-        o.object_key,
+        o.slot,
         o.platform.as_str(),
         o.date.format("%Y-%m-%d").to_string(),
         o.run_id,
@@ -943,6 +977,8 @@ fn insert_object_row(tx: &Connection, o: &ArchiveObject) -> Result<(), StoreErro
         o.compressed_bytes,
         o.storage_class.as_str(),
         ts(&o.created_at),
+        (o.object_key != o.slot).then_some(o.object_key.as_str()),
+        o.state.as_str(),
     ])
     .map_err(|e| match db_error(e) {
         StoreError::Conflict(_) => StoreError::Conflict("archive object key already recorded"),
@@ -999,6 +1035,51 @@ fn insert_entry(tx: &Connection, e: &ArchivedEntry) -> Result<(), StoreError> {
     ])
     .db()?;
     Ok(())
+}
+
+const LEASE_NAME: &str = "archive";
+
+/// Fencing: a run's write goes through only while its lease is the current one.
+fn check_lease(tx: &Connection, lease: &ArchiveLease) -> Result<(), StoreError> {
+    let token: Option<i64> = tx
+        .prepare_cached("SELECT token FROM leases WHERE name = ?1")
+        .db()?
+        .query_row([LEASE_NAME], |r| r.get(0))
+        .optional()
+        .db()?;
+    if token == Some(lease.token) { Ok(()) } else { Err(StoreError::Fenced) }
+}
+
+fn object_row(conn: &Connection, slot: &str) -> Result<Option<ArchiveObject>, StoreError> {
+    let sql = format!("SELECT {OCOLS} FROM archive_objects WHERE object_key = ?1");
+    Ok(collect(&mut conn.prepare_cached(&sql).db()?, [slot], object_from_row)?.pop())
+}
+
+fn insert_tombstone(tx: &Connection, slot: &str, id: Id) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO tombstones (slot, interaction_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
+        .db()?
+        .execute(params![slot, id_text(id)])
+        .db()?;
+    Ok(())
+}
+
+fn delete_tombstones(tx: &Connection, slot: &str, ids: &[Id]) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached("DELETE FROM tombstones WHERE slot = ?1 AND interaction_id = ?2").db()?;
+    for id in ids {
+        stmt.execute(params![slot, id_text(*id)]).db()?;
+    }
+    Ok(())
+}
+
+/// Links (feedback plus validations) of a hot interaction.
+fn link_count(conn: &Connection, id: Id) -> Result<i64, StoreError> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM feedback WHERE interaction_id = ?1) + \
+         (SELECT count(*) FROM validations WHERE interaction_id = ?1)",
+    )
+    .db()?
+    .query_row([id_text(id)], |r| r.get(0))
+    .db()
 }
 
 #[async_trait]
@@ -1340,26 +1421,258 @@ impl HotStore for SqliteStore {
         .await
     }
 
-    async fn commit_archive(&self, obj: &ArchiveObject, ids: &[Id]) -> Result<Vec<Id>, StoreError> {
-        let obj = obj.clone();
-        let ids = ids.to_vec();
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<ArchiveLease>, StoreError> {
+        let holder = holder.to_owned();
+        let expires = now + chrono::Duration::from_std(ttl).map_err(StoreError::internal)?;
         self.write(move |tx| {
-            insert_object_row(tx, &obj)?;
+            let held: Option<(i64, String)> = tx
+                .prepare_cached("SELECT token, expires_at FROM leases WHERE name = ?1")
+                .db()?
+                .query_row([LEASE_NAME], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .db()?;
+            let token = match held {
+                Some((_, until)) if parse_ts(&until)? > now => return Ok(None),
+                Some((token, _)) => token + 1,
+                None => 1,
+            };
+            tx.prepare_cached(
+                "INSERT INTO leases (name, holder, token, expires_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (name) DO UPDATE SET holder = ?2, token = ?3, expires_at = ?4",
+            )
+            .db()?
+            .execute(params![LEASE_NAME, holder, token, ts(&expires)])
+            .db()?;
+            Ok(Some(ArchiveLease { token, holder, expires_at: expires }))
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &ArchiveLease,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<ArchiveLease>, StoreError> {
+        let lease = lease.clone();
+        let expires = now + chrono::Duration::from_std(ttl).map_err(StoreError::internal)?;
+        self.write(move |tx| {
+            let n = tx
+                .prepare_cached("UPDATE leases SET expires_at = ?3 WHERE name = ?1 AND token = ?2")
+                .db()?
+                .execute(params![LEASE_NAME, lease.token, ts(&expires)])
+                .db()?;
+            Ok((n == 1).then(|| ArchiveLease { expires_at: expires, ..lease }))
+        })
+        .await
+    }
+
+    async fn release_lease(&self, lease: &ArchiveLease) -> Result<(), StoreError> {
+        let token = lease.token;
+        self.write(move |tx| {
+            // Expired at once, token kept: the next holder's token is still larger.
+            tx.prepare_cached("UPDATE leases SET expires_at = ?3 WHERE name = ?1 AND token = ?2")
+                .db()?
+                .execute(params![LEASE_NAME, token, ts(&DateTime::<Utc>::UNIX_EPOCH)])
+                .db()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn begin_archive(&self, lease: &ArchiveLease, obj: &ArchiveObject) -> Result<(), StoreError> {
+        let (lease, obj) = (lease.clone(), obj.clone());
+        self.write(move |tx| {
+            check_lease(tx, &lease)?;
+            match object_row(tx, &obj.slot)? {
+                Some(row) if row == obj => Ok(()),
+                Some(_) => Err(StoreError::Conflict("archive object key already recorded")),
+                None => insert_object_row(tx, &obj),
+            }
+        })
+        .await
+    }
+
+    async fn commit_archive(
+        &self,
+        lease: &ArchiveLease,
+        obj: &ArchiveObject,
+        items: &[ArchiveItem],
+    ) -> Result<Vec<Id>, StoreError> {
+        let (lease, obj, items) = (lease.clone(), obj.clone(), items.to_vec());
+        // One transaction: the stubs, the tombstones and the flip commit together.
+        self.write(move |tx| {
+            check_lease(tx, &lease)?;
+            let row = object_row(tx, &obj.slot)?.ok_or(StoreError::NotFound)?;
             let mut deltas: BTreeMap<Platform, PlatformCounters> = BTreeMap::new();
-            deltas.entry(obj.platform.clone()).or_default().add(&obj.contribution());
-            let mut gone = Vec::new();
-            for id in ids {
-                let Some(rec) = load_interaction(tx, id)? else {
-                    gone.push(id);
+            let mut tombstoned = Vec::new();
+            for item in items {
+                let current = match load_interaction(tx, item.id)? {
+                    Some(rec) if link_count(tx, item.id)? == item.links => Some(rec),
+                    _ => None,
+                };
+                let Some(rec) = current else {
+                    if archived_entry(tx, item.id)?.is_none_or(|e| e.object_key != obj.slot) {
+                        insert_tombstone(tx, &obj.slot, item.id)?;
+                        tombstoned.push(item.id);
+                    }
                     continue;
                 };
-                let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.object_key);
-                delete_hot(tx, id)?;
+                let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.slot);
+                delete_hot(tx, item.id)?;
                 insert_entry(tx, &entry)?;
                 deltas.entry(rec.platform.clone()).or_default().add(&delta);
             }
+            if row.state == ObjectState::Pending {
+                tx.prepare_cached(
+                    "UPDATE archive_objects SET state = 'committed', record_count = ?2, raw_bytes = ?3, \
+                     compressed_bytes = ?4, storage_class = ?5, created_at = ?6 WHERE object_key = ?1",
+                )
+                .db()?
+                .execute(params![
+                    obj.slot,
+                    obj.record_count,
+                    obj.raw_bytes,
+                    obj.compressed_bytes,
+                    obj.storage_class.as_str(),
+                    ts(&obj.created_at)
+                ])
+                .db()?;
+                deltas.entry(obj.platform.clone()).or_default().add(&obj.contribution());
+            }
             add_all(tx, &deltas)?;
-            Ok(gone)
+            Ok(tombstoned)
+        })
+        .await
+    }
+
+    async fn abort_archive(&self, lease: &ArchiveLease, obj: &ArchiveObject) -> Result<(), StoreError> {
+        let (lease, slot) = (lease.clone(), obj.slot.clone());
+        self.write(move |tx| {
+            check_lease(tx, &lease)?;
+            match object_row(tx, &slot)? {
+                None => Ok(()),
+                Some(row) if row.state == ObjectState::Committed => {
+                    Err(StoreError::Conflict("archive object is committed"))
+                }
+                Some(_) => {
+                    tx.prepare_cached("DELETE FROM archive_objects WHERE object_key = ?1")
+                        .db()?
+                        .execute([&slot])
+                        .db()?;
+                    Ok(())
+                }
+            }
+        })
+        .await
+    }
+
+    async fn archive_object(
+        &self,
+        _platform: &Platform,
+        _date: NaiveDate,
+        slot: &str,
+    ) -> Result<Option<ArchiveObject>, StoreError> {
+        let slot = slot.to_owned();
+        self.read(move |tx| object_row(tx, &slot)).await
+    }
+
+    async fn delete_archived(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError> {
+        self.write(move |tx| {
+            let Some(entry) = archived_entry(tx, id)? else {
+                return Ok(None);
+            };
+            tx.prepare_cached("DELETE FROM archived WHERE interaction_id = ?1").db()?.execute([id_text(id)]).db()?;
+            insert_tombstone(tx, &entry.object_key, id)?;
+            add_counters(tx, &entry.platform, &entry.facts.contribution().negated())?;
+            Ok(Some(entry))
+        })
+        .await
+    }
+
+    async fn tombstones(&self, slot: &str) -> Result<HashSet<Id>, StoreError> {
+        let slot = slot.to_owned();
+        self.read(move |tx| {
+            let ids = collect(
+                &mut tx.prepare_cached("SELECT interaction_id FROM tombstones WHERE slot = ?1").db()?,
+                [&slot],
+                |r| parse_id(&r.get::<_, String>(0).db()?),
+            )?;
+            Ok(ids.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError> {
+        self.read(move |tx| {
+            let slots = collect(
+                &mut tx.prepare_cached("SELECT DISTINCT slot FROM tombstones").db()?,
+                [],
+                |r| r.get::<_, String>(0).db(),
+            )?;
+            Ok(slots.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn clear_tombstones(&self, lease: &ArchiveLease, slot: &str, ids: &[Id]) -> Result<(), StoreError> {
+        let (lease, slot, ids) = (lease.clone(), slot.to_owned(), ids.to_vec());
+        self.write(move |tx| {
+            check_lease(tx, &lease)?;
+            delete_tombstones(tx, &slot, &ids)
+        })
+        .await
+    }
+
+    async fn apply_compaction(
+        &self,
+        lease: &ArchiveLease,
+        old: &ArchiveObject,
+        new: Option<&ArchiveObject>,
+        cleared: &[Id],
+    ) -> Result<(), StoreError> {
+        let (lease, old, new, cleared) = (lease.clone(), old.clone(), new.cloned(), cleared.to_vec());
+        self.write(move |tx| {
+            check_lease(tx, &lease)?;
+            let row = object_row(tx, &old.slot)?.ok_or(StoreError::Conflict("archive object row is gone"))?;
+            if row.object_key != old.object_key {
+                return Err(StoreError::Conflict("archive object was compacted by another run"));
+            }
+            let mut delta = old.contribution().negated();
+            match &new {
+                Some(n) => {
+                    tx.prepare_cached(
+                        "UPDATE archive_objects SET location = ?2, run_id = ?3, record_count = ?4, raw_bytes = ?5, \
+                         compressed_bytes = ?6, storage_class = ?7, created_at = ?8 WHERE object_key = ?1",
+                    )
+                    .db()?
+                    .execute(params![
+                        old.slot,
+                        (n.object_key != old.slot).then_some(n.object_key.as_str()),
+                        n.run_id,
+                        n.record_count,
+                        n.raw_bytes,
+                        n.compressed_bytes,
+                        n.storage_class.as_str(),
+                        ts(&n.created_at)
+                    ])
+                    .db()?;
+                    delta.add(&n.contribution());
+                }
+                None => {
+                    tx.prepare_cached("DELETE FROM archive_objects WHERE object_key = ?1")
+                        .db()?
+                        .execute([&old.slot])
+                        .db()?;
+                }
+            }
+            delete_tombstones(tx, &old.slot, &cleared)?;
+            add_counters(tx, &old.platform, &delta)
         })
         .await
     }
@@ -1390,55 +1703,6 @@ impl HotStore for SqliteStore {
         self.read(move |tx| {
             let sql = format!("SELECT {ACOLS} FROM archived WHERE user_id = ?1 ORDER BY created_at, interaction_id");
             collect(&mut tx.prepare_cached(&sql).db()?, [&user], entry_from_row)
-        })
-        .await
-    }
-
-    async fn apply_rewrite(&self, rw: &ObjectRewrite) -> Result<(), StoreError> {
-        let rw = rw.clone();
-        self.write(move |tx| {
-            let old_key = rw.old.object_key.as_str();
-            let mut deltas: BTreeMap<Platform, PlatformCounters> = BTreeMap::new();
-            // The stored row, not the caller's copy, is what the counters hold.
-            let old = {
-                let sql = format!("DELETE FROM archive_objects WHERE object_key = ?1 RETURNING {OCOLS}");
-                let mut stmt = tx.prepare_cached(&sql).db()?;
-                collect(&mut stmt, [old_key], object_from_row)?.pop().ok_or(StoreError::NotFound)?
-            };
-            deltas.entry(old.platform.clone()).or_default().sub(&old.contribution());
-            if let Some(new) = &rw.new {
-                insert_object_row(tx, new)?;
-                deltas.entry(new.platform.clone()).or_default().add(&new.contribution());
-            }
-            for id in &rw.removed {
-                let sql =
-                    format!("DELETE FROM archived WHERE interaction_id = ?1 AND object_key = ?2 RETURNING {ACOLS}");
-                let mut stmt = tx.prepare_cached(&sql).db()?;
-                // Ids without an entry were deleted before they were archived: nothing counted.
-                for e in collect(&mut stmt, params![id_text(*id), old_key], entry_from_row)? {
-                    deltas.entry(e.platform.clone()).or_default().sub(&e.facts.contribution());
-                }
-            }
-            match &rw.new {
-                Some(new) => {
-                    tx.prepare_cached("UPDATE archived SET object_key = ?2 WHERE object_key = ?1")
-                        .db()?
-                        .execute(params![old_key, new.object_key])
-                        .db()?;
-                }
-                None => {
-                    let left: i64 = tx
-                        .prepare_cached("SELECT count(*) FROM archived WHERE object_key = ?1")
-                        .db()?
-                        .query_row([old_key], |r| r.get(0))
-                        .db()?;
-                    if left > 0 {
-                        // Dropping them would lose archived records the caller did not mean to remove.
-                        return Err(StoreError::Conflict("archive object still has records"));
-                    }
-                }
-            }
-            add_all(tx, &deltas)
         })
         .await
     }

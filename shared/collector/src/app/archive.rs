@@ -1,21 +1,35 @@
 //! Archiving: hot records older than the cutoff become gzip JSONL objects, one per platform and
-//! day; each object is durably written, then recorded, and only then leaves the hot store.
+//! day. One run at a time, under a lease (see docs/DESIGN.md, "Archive runs"):
+//!
+//! 1. **Reconcile**: pending rows left by a run that died are rolled forward (the object exists:
+//!    its records still hot are moved, the rest tombstoned) or back (it was never written).
+//! 2. **Compact**: objects with tombstones (deleted records) are rewritten without those lines
+//!    under a new key; the row swaps to it in one write and the old object goes.
+//! 3. **Sweep**: objects no row points at, written before this run's catalog snapshot, go.
+//! 4. **Archive**: for each new object, a pending row first, then the object is streamed and
+//!    made durable, then its records move out of hot (two-phase commit).
+//!
+//! Every catalog write names the lease, and the store refuses it once another run has taken
+//! the lease over, so a stalled run cannot undo a newer one's work.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
+use std::time::Duration as StdDuration;
 
 use bytes::{Buf, Bytes};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use flate2::{Compression, write::GzDecoder, write::GzEncoder};
 use futures::StreamExt;
 use serde::Serialize;
+use tokio::time::Instant;
 
 use super::{App, AppError};
-use crate::domain::archive::{self, ArchiveObject, ClassPolicy, MAX_RECORDS_PER_OBJECT, StorageClass};
+use crate::domain::archive::{self, ArchiveObject, ClassPolicy, MAX_RECORDS_PER_OBJECT, ObjectState, StorageClass};
+use crate::domain::input::ArchiveRequest;
 use crate::domain::records::FullRecord;
 use crate::domain::stats::{Overview, overview};
 use crate::domain::types::{Id, Platform};
-use crate::ports::{Cursor, ObjectRewrite, ObjectStore, ObjectStream, ObjectWriter, ScanQuery};
+use crate::ports::{ArchiveItem, Cursor, Lease, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError};
 
 /// Raw JSONL bytes per object at most, so reading or rewriting one stays bounded.
 const MAX_RAW_BYTES_PER_OBJECT: i64 = 64 * 1024 * 1024;
@@ -25,6 +39,18 @@ const OUT_CHUNK: usize = 256 * 1024;
 /// Compressed bytes are inflated this many at a time, which bounds one step's output
 /// (deflate expands at most about 1000x).
 const INFLATE_STEP: usize = 8 * 1024;
+/// How long a lease holds without renewal. A run renews it at every page and object, so only a
+/// run that stalls (or died) this long loses it.
+pub const LEASE_TTL: StdDuration = StdDuration::from_secs(120);
+/// A run renews its lease once this much of it has passed.
+const LEASE_RENEW_AFTER: StdDuration = StdDuration::from_secs(30);
+/// How long `wait` waits for a busy lease at most when the caller gave no deadline.
+const LEASE_WAIT_MAX: StdDuration = StdDuration::from_secs(600);
+/// How often `collector serve` looks for deleted lines to erase.
+pub const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
+/// Objects written this recently are never swept, whatever the catalog says: clocks of the
+/// writer and the store may differ by this much.
+const SWEEP_CLOCK_SKEW: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchivedObjectReport {
@@ -54,14 +80,30 @@ impl From<&ArchiveObject> for ArchivedObjectReport {
     }
 }
 
+/// What a run did before archiving: reconcile, compaction (erasure) and sweep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Maintenance {
+    /// Pending objects of an earlier run rolled forward (committed) or back (dropped).
+    pub rolled_forward: i64,
+    pub rolled_back: i64,
+    /// Objects rewritten without their deleted lines, and the lines erased.
+    pub compacted_objects: i64,
+    pub erased_lines: i64,
+    /// Objects no row pointed at, deleted.
+    pub swept_objects: i64,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchiveReport {
     pub dry_run: bool,
+    /// False when the run stopped for its time budget; a later run carries on.
+    pub complete: bool,
     pub cutoff: DateTime<Utc>,
     pub archived_records: i64,
     pub before: Overview,
     pub after: Overview,
     pub archives: Vec<ArchivedObjectReport>,
+    pub maintenance: Maintenance,
 }
 
 /// Where an object's compressed bytes go: the store's writer, or nowhere (a dry run, which
@@ -77,7 +119,7 @@ struct Pending {
     platform: Platform,
     date: NaiveDate,
     key: String,
-    ids: Vec<Id>,
+    items: Vec<ArchiveItem>,
     raw_bytes: i64,
     compressed_bytes: i64,
     gz: GzEncoder<Vec<u8>>,
@@ -86,10 +128,8 @@ struct Pending {
 
 /// A finished object's facts, before it is recorded.
 struct Written {
-    platform: Platform,
-    date: NaiveDate,
     key: String,
-    ids: Vec<Id>,
+    items: Vec<ArchiveItem>,
     raw_bytes: i64,
     compressed_bytes: i64,
     storage_class: StorageClass,
@@ -97,6 +137,14 @@ struct Written {
 
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(e.to_string())
+}
+
+/// A failpoint of the crash tests (feature `failpoints`): when tripped, the step fails as if
+/// the process had died there (the caller's error path runs, nothing else of the run does).
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| Err(AppError::Internal(concat!("failpoint ", $name).into())))
+    };
 }
 
 impl Pending {
@@ -108,16 +156,12 @@ impl Pending {
         key: String,
         dry_run: bool,
     ) -> Result<Pending, AppError> {
-        let sink = if dry_run {
-            Sink::Discard
-        } else {
-            Sink::Writer(objects.writer(&key, ClassPolicy::BySize).await?)
-        };
+        let sink = if dry_run { Sink::Discard } else { Sink::Writer(objects.writer(&key, ClassPolicy::BySize).await?) };
         Ok(Pending {
             platform,
             date,
             key,
-            ids: Vec::new(),
+            items: Vec::new(),
             raw_bytes: 0,
             compressed_bytes: 0,
             gz: GzEncoder::new(Vec::with_capacity(OUT_CHUNK), Compression::default()),
@@ -130,7 +174,10 @@ impl Pending {
         line.push(b'\n');
         self.gz.write_all(&line).map_err(internal)?;
         self.raw_bytes += line.len() as i64;
-        self.ids.push(rec.interaction_id);
+        self.items.push(ArchiveItem {
+            id: rec.interaction_id,
+            links: (rec.feedback.len() + rec.validations.len()) as i64,
+        });
         if self.gz.get_ref().len() >= OUT_CHUNK {
             let chunk = std::mem::replace(self.gz.get_mut(), Vec::with_capacity(OUT_CHUNK));
             self.send(chunk).await?;
@@ -144,27 +191,19 @@ impl Pending {
             && !chunk.is_empty()
         {
             w.write(Bytes::from(chunk)).await?;
+            crash_point!("archive.mid_upload");
         }
         Ok(())
     }
 
     fn full(&self) -> bool {
-        self.ids.len() >= MAX_RECORDS_PER_OBJECT || self.raw_bytes >= MAX_RAW_BYTES_PER_OBJECT
+        self.items.len() >= MAX_RECORDS_PER_OBJECT || self.raw_bytes >= MAX_RAW_BYTES_PER_OBJECT
     }
 
     /// Write the gzip trailer (without it the object would be silently truncated), send the
     /// last bytes and make the object durable.
     async fn finish(self) -> Result<Written, AppError> {
-        let Pending {
-            platform,
-            date,
-            key,
-            ids,
-            raw_bytes,
-            mut compressed_bytes,
-            gz,
-            sink,
-        } = self;
+        let Pending { key, items, raw_bytes, mut compressed_bytes, gz, sink, .. } = self;
         // What is still buffered, then the trailer.
         let tail = gz.finish().map_err(internal)?;
         compressed_bytes += tail.len() as i64;
@@ -173,24 +212,15 @@ impl Pending {
             Sink::Writer(mut w) => {
                 // On an error the writer is dropped, which removes whatever it had written.
                 w.write(Bytes::from(tail)).await?;
+                crash_point!("archive.before_upload_finish");
                 let done = w.finish().await?;
                 if done.bytes != compressed_bytes {
-                    return Err(AppError::Internal(
-                        "archive object size mismatch after writing".into(),
-                    ));
+                    return Err(AppError::Internal("archive object size mismatch after writing".into()));
                 }
                 done.storage_class
             }
         };
-        Ok(Written {
-            platform,
-            date,
-            key,
-            ids,
-            raw_bytes,
-            compressed_bytes,
-            storage_class,
-        })
+        Ok(Written { key, items, raw_bytes, compressed_bytes, storage_class })
     }
 
     /// Give up on the object: nothing of it stays in the store.
@@ -206,84 +236,402 @@ impl Pending {
 /// Progress callback for long runs (the CLI draws a bar from it): records archived so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
 
+/// One run's state: its keys, its lease (none on a dry run) and its time budget.
+struct Run {
+    run_id: String,
+    next_object: usize,
+    lease: Option<Lease>,
+    renewed: Instant,
+    deadline: Option<Instant>,
+}
+
+impl Run {
+    fn lease(&self) -> Result<&Lease, AppError> {
+        self.lease.as_ref().ok_or_else(|| AppError::Internal("archive write without a lease".into()))
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn next_key(&mut self, p: &Platform, date: NaiveDate) -> String {
+        let key = archive::object_key(p, date, &self.run_id, self.next_object);
+        self.next_object += 1;
+        key
+    }
+
+    /// Renew the lease when due; losing it ends the run.
+    async fn keep_lease(&mut self, app: &App, force: bool) -> Result<(), AppError> {
+        let Some(lease) = &self.lease else { return Ok(()) };
+        if !force && self.renewed.elapsed() < LEASE_RENEW_AFTER {
+            return Ok(());
+        }
+        match app.hot.renew_lease(lease, Utc::now(), LEASE_TTL).await? {
+            Some(l) => {
+                self.lease = Some(l);
+                self.renewed = Instant::now();
+                Ok(())
+            }
+            None => Err(AppError::ArchiveRunning),
+        }
+    }
+}
+
 impl App {
-    /// Archive hot records older than `days_old` days (default: DATA_RETENTION_DAYS).
+    /// Archive hot records older than `days_old` days (default: DATA_RETENTION_DAYS), after
+    /// reconciling, compacting and sweeping. `deadline`: stop starting objects once it has
+    /// passed (the report then says `complete: false`).
     pub async fn archive(
         &self,
-        days_old: Option<u32>,
-        dry_run: bool,
-        platform: Option<Platform>,
+        req: &ArchiveRequest,
+        deadline: Option<Instant>,
         progress: Option<Progress<'_>>,
     ) -> Result<ArchiveReport, AppError> {
         if !self.config.enable_data_archiving {
             return Err(AppError::ArchivingDisabled);
         }
-        let _run = self.archive_lock.lock().await;
         let now = Utc::now();
-        let cutoff = now
-            - Duration::days(i64::from(
-                days_old.unwrap_or(self.config.data_retention_days),
-            ));
-        let before = overview(&self.counters_by_name().await?);
-        if !dry_run {
-            self.sweep_orphans().await?;
+        let cutoff = now - Duration::days(i64::from(req.days_old.unwrap_or(self.config.data_retention_days)));
+        let run_id = archive::new_run_id(now);
+        let _local = if req.dry_run { None } else { Some(self.local_runs.lock().await) };
+        let lease = if req.dry_run { None } else { Some(self.take_lease(&run_id, req.wait, deadline).await?) };
+        let mut run = Run { run_id, next_object: 0, lease, renewed: Instant::now(), deadline };
+        let result = self.archive_under_lease(&mut run, req, cutoff, progress).await;
+        self.release(&run).await;
+        let report = result?;
+        tracing::info!(
+            archived_records = report.archived_records,
+            objects = report.archives.len(),
+            complete = report.complete,
+            dry_run = report.dry_run,
+            compacted = report.maintenance.compacted_objects,
+            erased = report.maintenance.erased_lines,
+            "archive run"
+        );
+        Ok(report)
+    }
+
+    /// Erase deleted records from archive objects now (reconcile, compact, sweep), if no other
+    /// run holds the lease; None when one does (it compacts anyway). Runs with archiving
+    /// disabled too: erasure is not optional.
+    pub async fn compact_now(&self) -> Result<Option<Maintenance>, AppError> {
+        let Ok(_local) = self.local_runs.try_lock() else { return Ok(None) };
+        let run_id = archive::new_run_id(Utc::now());
+        let Some(lease) = self.hot.acquire_lease(&run_id, Utc::now(), LEASE_TTL).await? else {
+            return Ok(None);
+        };
+        let mut run = Run { run_id, next_object: 0, lease: Some(lease), renewed: Instant::now(), deadline: None };
+        let mut m = Maintenance::default();
+        let result = self.maintain(&mut run, &mut m).await;
+        self.release(&run).await;
+        result.map(|_| Some(m))
+    }
+
+    /// `collector serve`'s own scheduler, for a machine without one: every
+    /// [`HOUSEKEEPING_EVERY`] it erases deleted lines from archive objects (so bytes go within a
+    /// minute of a delete), and once a day, when `COLLECTOR_ARCHIVE_AT` (UTC) passes, it runs
+    /// the archive. Failures are logged and retried at the next tick.
+    pub async fn housekeeping(self) {
+        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Started after today's time: the first run is tomorrow's, not one at every restart.
+        let mut last_daily = self.config.archive_at.filter(|at| Utc::now().time() >= *at).map(|_| Utc::now().date_naive());
+        loop {
+            tick.tick().await;
+            match self.hot.tombstoned_slots().await {
+                Ok(slots) if !slots.is_empty() => match self.compact_now().await {
+                    Ok(Some(m)) => tracing::info!(compacted = m.compacted_objects, erased = m.erased_lines, "erasure"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "erasure failed; retrying at the next tick"),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "erasure: reading tombstones failed"),
+            }
+            let now = Utc::now();
+            let Some(at) = self.config.archive_at else { continue };
+            if !self.config.enable_data_archiving || now.time() < at || last_daily == Some(now.date_naive()) {
+                continue;
+            }
+            last_daily = Some(now.date_naive());
+            let req = ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
+            match self.archive(&req, None, None).await {
+                Ok(_) | Err(AppError::ArchiveRunning) => {}
+                Err(e) => tracing::warn!(error = %e, "daily archive run failed"),
+            }
         }
-        let platforms: Vec<Platform> = match platform {
-            Some(p) => vec![p],
+    }
+
+    async fn release(&self, run: &Run) {
+        if let Some(lease) = &run.lease
+            && let Err(e) = self.hot.release_lease(lease).await
+        {
+            // It expires by itself.
+            tracing::warn!(error = %e, "archive: releasing the lease failed");
+        }
+    }
+
+    async fn take_lease(&self, holder: &str, wait: bool, deadline: Option<Instant>) -> Result<Lease, AppError> {
+        let give_up = deadline.unwrap_or_else(|| Instant::now() + LEASE_WAIT_MAX);
+        loop {
+            if let Some(lease) = self.hot.acquire_lease(holder, Utc::now(), LEASE_TTL).await? {
+                return Ok(lease);
+            }
+            if !wait || Instant::now() >= give_up {
+                return Err(AppError::ArchiveRunning);
+            }
+            tokio::time::sleep(StdDuration::from_millis(250)).await;
+        }
+    }
+
+    async fn archive_under_lease(
+        &self,
+        run: &mut Run,
+        req: &ArchiveRequest,
+        cutoff: DateTime<Utc>,
+        progress: Option<Progress<'_>>,
+    ) -> Result<ArchiveReport, AppError> {
+        let before = overview(&self.counters_by_name().await?);
+        let mut maintenance = Maintenance::default();
+        let mut complete = true;
+        if run.lease.is_some() {
+            complete = self.maintain(run, &mut maintenance).await?;
+        }
+        let platforms: Vec<Platform> = match &req.platform {
+            Some(p) => vec![p.clone()],
             None => self.hot.counters().await?.into_keys().collect(),
         };
-        let run_id = archive::new_run_id(now);
         let mut archives = Vec::new();
         let mut archived_records = 0i64;
         for p in platforms {
+            if !complete || run.out_of_time() {
+                complete = false;
+                break;
+            }
             let mut pending: Option<Pending> = None;
             let done = self
-                .archive_platform(
-                    &p,
-                    cutoff,
-                    &run_id,
-                    dry_run,
-                    &mut pending,
-                    &mut archives,
-                    &mut archived_records,
-                    progress,
-                )
+                .archive_platform(&p, cutoff, run, &mut pending, &mut archives, &mut archived_records, progress)
                 .await;
-            if let Err(e) = done {
-                // An object left half-written is dropped; its records are still hot.
-                if let Some(pe) = pending.take() {
-                    pe.abort().await;
+            match done {
+                Ok(finished) => complete &= finished,
+                Err(e) => {
+                    // An object left half-written is dropped and its row rolled back; its
+                    // records are still hot. (If this fails too, the next run reconciles.)
+                    if let Some(pe) = pending.take() {
+                        let slot = pe.key.clone();
+                        let (platform, date) = (pe.platform.clone(), pe.date);
+                        pe.abort().await;
+                        self.roll_back(run, platform, date, slot).await;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
             }
         }
         let after = overview(&self.counters_by_name().await?);
         Ok(ArchiveReport {
-            dry_run,
+            dry_run: run.lease.is_none(),
+            complete,
             cutoff,
             archived_records,
             before,
             after,
             archives,
+            maintenance,
         })
     }
 
+    async fn roll_back(&self, run: &Run, platform: Platform, date: NaiveDate, slot: String) {
+        let Some(lease) = &run.lease else { return };
+        let row = ArchiveObject::pending(platform, date, slot, &run.run_id, Utc::now());
+        if let Err(e) = self.hot.abort_archive(lease, &row).await {
+            tracing::warn!(error = %e, "archive: rolling back a pending row failed; the next run reconciles it");
+        }
+    }
+
+    /// Reconcile, compact, sweep. False when the time budget ran out first.
+    async fn maintain(&self, run: &mut Run, m: &mut Maintenance) -> Result<bool, AppError> {
+        self.reconcile(run, m).await?;
+        if !self.compact(run, m).await? {
+            return Ok(false);
+        }
+        self.sweep(run, m).await?;
+        Ok(true)
+    }
+
+    /// Pending rows are runs that died between their first and last step: roll each forward
+    /// when its object was written (records still hot with the same links move; the rest are
+    /// tombstoned), back when it was not.
+    async fn reconcile(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
+        let pending: Vec<ArchiveObject> = self
+            .hot
+            .list_archive_objects(None)
+            .await?
+            .into_iter()
+            .filter(|o| o.state == ObjectState::Pending)
+            .collect();
+        for row in pending {
+            run.keep_lease(self, false).await?;
+            let lease = run.lease()?.clone();
+            match self.object_contents(&row.object_key).await? {
+                None => {
+                    self.hot.abort_archive(&lease, &row).await?;
+                    m.rolled_back += 1;
+                }
+                Some(c) => {
+                    let obj = ArchiveObject {
+                        state: ObjectState::Committed,
+                        record_count: c.items.len() as i64,
+                        raw_bytes: c.raw_bytes,
+                        compressed_bytes: c.compressed_bytes,
+                        storage_class: StorageClass::for_size(c.compressed_bytes),
+                        ..row
+                    };
+                    self.hot.commit_archive(&lease, &obj, &c.items).await?;
+                    m.rolled_forward += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What an object holds (ids with their link counts, sizes), or None when it does not exist.
+    async fn object_contents(&self, key: &str) -> Result<Option<ObjectContents>, AppError> {
+        let mut lines = match ArchiveLines::open(self.objects.as_ref(), key).await {
+            Ok(l) => l,
+            Err(AppError::Store(StoreError::NotFound)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut items = Vec::new();
+        while let Some(rec) = lines.next().await? {
+            items.push(ArchiveItem { id: rec.interaction_id, links: (rec.feedback.len() + rec.validations.len()) as i64 });
+        }
+        Ok(Some(ObjectContents { items, raw_bytes: lines.raw_bytes, compressed_bytes: lines.compressed_bytes }))
+    }
+
+    /// Rewrite every object that has tombstones without those lines: the new object under a new
+    /// key, the row swapped to it with the tombstones cleared in one write, the old object
+    /// deleted. False when the time budget ran out first.
+    async fn compact(&self, run: &mut Run, m: &mut Maintenance) -> Result<bool, AppError> {
+        let slots = self.hot.tombstoned_slots().await?;
+        if slots.is_empty() {
+            return Ok(true);
+        }
+        let rows: HashMap<String, ArchiveObject> =
+            self.hot.list_archive_objects(None).await?.into_iter().map(|o| (o.slot.clone(), o)).collect();
+        for slot in slots {
+            if run.out_of_time() {
+                return Ok(false);
+            }
+            run.keep_lease(self, false).await?;
+            let dead = self.hot.tombstones(&slot).await?;
+            let cleared: Vec<Id> = dead.iter().copied().collect();
+            let lease = run.lease()?.clone();
+            let Some(row) = rows.get(&slot) else {
+                // The row went with an earlier compaction that was cut short.
+                self.hot.clear_tombstones(&lease, &slot, &cleared).await?;
+                continue;
+            };
+            if row.state == ObjectState::Pending {
+                continue;
+            }
+            let key = run.next_key(&row.platform, row.date);
+            let mut kept = Pending::open(self.objects.as_ref(), row.platform.clone(), row.date, key, false).await?;
+            let mut erased = 0i64;
+            let copied: Result<(), AppError> = async {
+                let mut lines = ArchiveLines::open(self.objects.as_ref(), &row.object_key).await?;
+                while let Some(rec) = lines.next().await? {
+                    if dead.contains(&rec.interaction_id) {
+                        erased += 1;
+                    } else {
+                        kept.push(&rec).await?;
+                    }
+                }
+                crash_point!("compact.before_upload");
+                Ok(())
+            }
+            .await;
+            if let Err(e) = copied {
+                kept.abort().await;
+                return Err(e);
+            }
+            let new = if kept.items.is_empty() {
+                kept.abort().await;
+                None
+            } else {
+                let w = kept.finish().await?;
+                Some(ArchiveObject {
+                    object_key: w.key,
+                    slot: row.slot.clone(),
+                    state: ObjectState::Committed,
+                    platform: row.platform.clone(),
+                    date: row.date,
+                    run_id: run.run_id.clone(),
+                    record_count: w.items.len() as i64,
+                    raw_bytes: w.raw_bytes,
+                    compressed_bytes: w.compressed_bytes,
+                    storage_class: w.storage_class,
+                    created_at: Utc::now(),
+                })
+            };
+            let swapped: Result<(), AppError> = async {
+                crash_point!("compact.before_swap");
+                self.hot.apply_compaction(&lease, row, new.as_ref(), &cleared).await?;
+                Ok(())
+            }
+            .await;
+            if let Err(e) = swapped {
+                // The new object is unreferenced; the sweep would get it anyway.
+                if let Some(n) = &new
+                    && let Err(d) = self.objects.delete(&n.object_key).await
+                {
+                    tracing::warn!(error = %d, "archive: dropping an unused compacted object failed");
+                }
+                return Err(e);
+            }
+            crash_point!("compact.after_swap");
+            self.objects.delete(&row.object_key).await?;
+            m.compacted_objects += 1;
+            m.erased_lines += erased;
+        }
+        Ok(true)
+    }
+
+    /// Delete objects under `archive/` that no row points at and that were written before the
+    /// catalog was read (a run that died before its pending row was rolled back, a compaction
+    /// cut short). The lease is renewed first, so no other run can have written since.
+    async fn sweep(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
+        run.keep_lease(self, true).await?;
+        let snapshot = Utc::now() - SWEEP_CLOCK_SKEW;
+        let live: HashSet<String> =
+            self.hot.list_archive_objects(None).await?.into_iter().map(|o| o.object_key).collect();
+        for key in self.objects.list("archive/").await? {
+            if live.contains(&key) {
+                continue;
+            }
+            match self.objects.modified(&key).await? {
+                Some(t) if t < snapshot => {
+                    self.objects.delete(&key).await?;
+                    m.swept_objects += 1;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// One platform's old records into objects. `pending` is the object being written, left
-    /// to the caller to abort on error.
+    /// to the caller to abort on error. False when the time budget ran out first.
     #[allow(clippy::too_many_arguments)]
     async fn archive_platform(
         &self,
         p: &Platform,
         cutoff: DateTime<Utc>,
-        run_id: &str,
-        dry_run: bool,
+        run: &mut Run,
         pending: &mut Option<Pending>,
         archives: &mut Vec<ArchivedObjectReport>,
         archived_records: &mut i64,
         progress: Option<Progress<'_>>,
-    ) -> Result<(), AppError> {
+    ) -> Result<bool, AppError> {
         let mut after: Option<Cursor> = None;
-        let mut n = 0usize;
         let mut report = |obj: &ArchiveObject| {
             *archived_records += obj.record_count;
             archives.push(ArchivedObjectReport::from(obj));
@@ -291,42 +639,33 @@ impl App {
                 cb(*archived_records as u64);
             }
         };
-        loop {
+        let mut complete = true;
+        'scan: loop {
+            run.keep_lease(self, false).await?;
             let page = self
                 .hot
-                .scan_platform(&ScanQuery {
-                    platform: p.clone(),
-                    after,
-                    since: None,
-                    until: Some(cutoff),
-                    limit: SCAN_PAGE,
-                })
+                .scan_platform(&ScanQuery { platform: p.clone(), after, since: None, until: Some(cutoff), limit: SCAN_PAGE })
                 .await?;
             let Some(last) = page.last() else { break };
-            after = Some(Cursor {
-                created_at: last.interaction.created_at,
-                id: last.interaction.id,
-            });
+            after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             let short = (page.len() as u32) < SCAN_PAGE;
             for l in page {
                 let date = l.interaction.created_at.date_naive();
-                if pending
-                    .as_ref()
-                    .is_some_and(|pe| pe.date != date || pe.full())
+                if pending.as_ref().is_some_and(|pe| pe.date != date || pe.full())
                     && let Some(done) = pending.take()
                 {
-                    let obj = self.finish_object(done, run_id, dry_run).await?;
+                    let obj = self.finish_object(done, run).await?;
                     report(&obj);
                 }
                 let pe = match pending.take() {
                     Some(pe) => pending.insert(pe),
                     None => {
-                        let key = archive::object_key(p, date, run_id, n);
-                        n += 1;
-                        pending.insert(
-                            Pending::open(self.objects.as_ref(), p.clone(), date, key, dry_run)
-                                .await?,
-                        )
+                        if run.out_of_time() {
+                            complete = false;
+                            break 'scan;
+                        }
+                        let key = run.next_key(p, date);
+                        pending.insert(self.open_object(run, p, date, key).await?)
                     }
                 };
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, true)?;
@@ -337,125 +676,70 @@ impl App {
             }
         }
         if let Some(done) = pending.take() {
-            let obj = self.finish_object(done, run_id, dry_run).await?;
+            let obj = self.finish_object(done, run).await?;
             report(&obj);
         }
-        Ok(())
+        Ok(complete)
     }
 
-    /// Write the object durably, then record it and move its records out of hot in one step.
-    async fn finish_object(
-        &self,
-        p: Pending,
-        run_id: &str,
-        dry_run: bool,
-    ) -> Result<ArchiveObject, AppError> {
+    /// Phase one: the pending row, then the writer (none on a dry run).
+    async fn open_object(&self, run: &mut Run, p: &Platform, date: NaiveDate, key: String) -> Result<Pending, AppError> {
+        let Some(lease) = run.lease.clone() else {
+            return Pending::open(self.objects.as_ref(), p.clone(), date, key, true).await;
+        };
+        let row = ArchiveObject::pending(p.clone(), date, key.clone(), &run.run_id, Utc::now());
+        self.hot.begin_archive(&lease, &row).await?;
+        crash_point!("archive.after_pending_row");
+        match Pending::open(self.objects.as_ref(), p.clone(), date, key.clone(), false).await {
+            Ok(pe) => Ok(pe),
+            Err(e) => {
+                self.roll_back(run, p.clone(), date, key).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Write the object durably, then (phase two) move its records out of hot and commit the
+    /// row. Returns the object as reported: records that were tombstoned (deleted or changed
+    /// meanwhile) are not counted.
+    async fn finish_object(&self, p: Pending, run: &Run) -> Result<ArchiveObject, AppError> {
+        let (platform, date) = (p.platform.clone(), p.date);
         let w = p.finish().await?;
-        let obj = ArchiveObject {
+        let mut obj = ArchiveObject {
+            slot: w.key.clone(),
             object_key: w.key,
-            platform: w.platform,
-            date: w.date,
-            run_id: run_id.to_owned(),
-            record_count: w.ids.len() as i64,
+            state: ObjectState::Committed,
+            platform,
+            date,
+            run_id: run.run_id.clone(),
+            record_count: w.items.len() as i64,
             raw_bytes: w.raw_bytes,
             compressed_bytes: w.compressed_bytes,
             storage_class: w.storage_class,
             created_at: Utc::now(),
         };
-        if dry_run {
-            return Ok(obj);
-        }
-        let gone = self.hot.commit_archive(&obj, &w.ids).await?;
-        if !gone.is_empty() {
-            // Deleted while we wrote: deleted data is never archived.
-            let gone: HashSet<Id> = gone.into_iter().collect();
-            self.remove_from_object(&obj, &gone).await?;
-            let mut obj = obj;
-            obj.record_count -= gone.len() as i64;
-            return Ok(obj);
-        }
+        let Some(lease) = &run.lease else { return Ok(obj) };
+        crash_point!("archive.after_upload");
+        let tombstoned = self.hot.commit_archive(lease, &obj, &w.items).await?;
+        // Their lines go at the next run's compaction; they are not archived records.
+        obj.record_count -= tombstoned.len() as i64;
         Ok(obj)
     }
 
-    /// Objects under `archive/` that no metadata row names: left by a run that died between
-    /// writing and recording. Their records are still hot (or were rewritten), so drop them.
-    async fn sweep_orphans(&self) -> Result<(), AppError> {
-        let known: HashSet<String> = self
-            .hot
-            .list_archive_objects(None)
+    /// Where an archived record's line is now: its slot's row (read consistently).
+    pub(crate) async fn object_of(&self, entry: &crate::ports::ArchivedEntry) -> Result<ArchiveObject, AppError> {
+        self.hot
+            .archive_object(&entry.platform, entry.created_at.date_naive(), &entry.object_key)
             .await?
-            .into_iter()
-            .map(|o| o.object_key)
-            .collect();
-        for key in self.objects.list("archive/").await? {
-            if !known.contains(&key) {
-                self.objects.delete(&key).await?;
-            }
-        }
-        Ok(())
+            .ok_or_else(|| AppError::Internal("archived entry points at an unknown object".into()))
     }
+}
 
-    /// Rewrite an object without some records: write the new object, swap the catalog, then
-    /// drop the old object. Returns the removed records (for delete counts). Both objects are
-    /// streamed: memory is about one line plus one chunk each way.
-    pub(crate) async fn remove_from_object(
-        &self,
-        obj: &ArchiveObject,
-        ids: &HashSet<Id>,
-    ) -> Result<Vec<FullRecord>, AppError> {
-        let run_id = archive::new_run_id(Utc::now());
-        let key = archive::object_key(&obj.platform, obj.date, &run_id, 0);
-        let mut kept = Pending::open(
-            self.objects.as_ref(),
-            obj.platform.clone(),
-            obj.date,
-            key,
-            false,
-        )
-        .await?;
-        let mut removed = Vec::new();
-        let copied: Result<(), AppError> = async {
-            let mut lines = ArchiveLines::open(self.objects.as_ref(), &obj.object_key).await?;
-            while let Some(rec) = lines.next().await? {
-                if ids.contains(&rec.interaction_id) {
-                    removed.push(rec);
-                } else {
-                    kept.push(&rec).await?;
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = copied {
-            kept.abort().await;
-            return Err(e);
-        }
-        let new = if kept.ids.is_empty() {
-            kept.abort().await;
-            None
-        } else {
-            let w = kept.finish().await?;
-            Some(ArchiveObject {
-                object_key: w.key,
-                platform: w.platform,
-                date: w.date,
-                run_id,
-                record_count: w.ids.len() as i64,
-                raw_bytes: w.raw_bytes,
-                compressed_bytes: w.compressed_bytes,
-                storage_class: w.storage_class,
-                created_at: Utc::now(),
-            })
-        };
-        let rw = ObjectRewrite {
-            old: obj.clone(),
-            new,
-            removed: removed.iter().map(|r| r.interaction_id).collect(),
-        };
-        self.hot.apply_rewrite(&rw).await?;
-        self.objects.delete(&obj.object_key).await?;
-        Ok(removed)
-    }
+/// What [`App::object_contents`] found.
+struct ObjectContents {
+    items: Vec<ArchiveItem>,
+    raw_bytes: i64,
+    compressed_bytes: i64,
 }
 
 /// An archive object's records, one at a time, read through the store's streamed reader and
@@ -470,6 +754,9 @@ pub(crate) struct ArchiveLines {
     input: Bytes,
     ended: bool,
     key: String,
+    /// Inflated bytes consumed so far (lines with their newlines) and compressed bytes received.
+    pub(crate) raw_bytes: i64,
+    pub(crate) compressed_bytes: i64,
 }
 
 impl ArchiveLines {
@@ -484,6 +771,8 @@ impl ArchiveLines {
             input: Bytes::new(),
             ended: false,
             key: key.to_owned(),
+            raw_bytes: 0,
+            compressed_bytes: 0,
         })
     }
 
@@ -501,6 +790,7 @@ impl ArchiveLines {
             if let Some((end, next)) = line_end {
                 let line = &unread[..end];
                 self.pos += next;
+                self.raw_bytes += next as i64;
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
@@ -514,7 +804,10 @@ impl ArchiveLines {
             self.gz.get_mut().drain(..pos);
             if self.input.is_empty() {
                 match self.stream.next().await {
-                    Some(chunk) => self.input = chunk?,
+                    Some(chunk) => {
+                        self.input = chunk?;
+                        self.compressed_bytes += self.input.len() as i64;
+                    }
                     None => {
                         self.gz.try_finish().map_err(|_| unreadable(&self.key))?;
                         self.ended = true;
@@ -627,7 +920,7 @@ mod tests {
         let back = read_all(&objects, KEY).await.expect("read");
         assert_eq!(
             back.iter().map(|r| r.interaction_id).collect::<Vec<_>>(),
-            w.ids
+            w.items.iter().map(|i| i.id).collect::<Vec<_>>()
         );
         assert_eq!(back, recs);
     }

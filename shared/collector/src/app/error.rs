@@ -15,10 +15,23 @@ pub enum AppError {
     Conflict(&'static str),
     #[error("archiving is disabled")]
     ArchivingDisabled,
+    /// Another archive run holds the lease (or took it over from this one).
+    #[error("another archive run is in progress")]
+    ArchiveRunning,
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A fenced write means another run holds the lease now.
+            StoreError::Fenced => AppError::ArchiveRunning,
+            other => AppError::Store(other),
+        }
+    }
 }
 
 impl From<Vec<FieldError>> for AppError {

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, archive::for_each_line};
 use crate::domain::export::{self, ExportFilter, RecordView};
+use crate::domain::archive::ObjectState;
 use crate::domain::formats::{self, Format, Split};
 use crate::domain::records::FullRecord;
 use crate::domain::types::{Platform, UserId};
@@ -245,13 +246,31 @@ impl App {
                 if f.since.zip(day_end).is_some_and(|(s, e)| e <= s) || f.until.zip(day_start).is_some_and(|(u, s)| s >= u) {
                     continue;
                 }
+                // Only live lines: a committed object's lines minus its tombstones; a pending
+                // object's (a run in progress or cut short) only where the record's entry points here.
+                let dead = self.hot.tombstones(&obj.slot).await?;
+                let pending = obj.state == ObjectState::Pending;
                 // The object's lines, each ending in a newline (a line never holds a raw one).
                 let mut lines = Vec::new();
+                let mut candidates = Vec::new();
                 for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-                    pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                    if dead.contains(&rec.interaction_id) {
+                        return Ok(());
+                    }
+                    if pending {
+                        candidates.push(rec);
+                    } else {
+                        pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                    }
                     Ok(())
                 })
                 .await?;
+                for rec in candidates {
+                    let live = self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot);
+                    if live {
+                        pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                    }
+                }
                 for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if out.done() {
                         return Ok(());
@@ -323,9 +342,10 @@ impl App {
         entries.sort_by(|a, b| a.object_key.cmp(&b.object_key));
         let mut i = 0;
         while i < entries.len() {
-            let key = entries[i].object_key.clone();
+            let slot = entries[i].object_key.clone();
             let ids: std::collections::HashSet<_> =
-                entries[i..].iter().take_while(|e| e.object_key == key).map(|e| e.interaction_id).collect();
+                entries[i..].iter().take_while(|e| e.object_key == slot).map(|e| e.interaction_id).collect();
+            let key = self.object_of(&entries[i]).await?.object_key;
             i += ids.len();
             let mut lines = Vec::new();
             for_each_line(self.objects.as_ref(), &key, |rec| {

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use archive::{ArchiveReport, ArchivedObjectReport};
+pub use archive::{ArchiveReport, ArchivedObjectReport, LEASE_TTL, Maintenance};
 pub use error::AppError;
 pub use export::{ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
-pub use removal::DeletedCounts;
+pub use removal::{DeletedCounts, Deletion};
 
 use crate::config::Config;
 use crate::domain::input::{NewExample, NewMetric};
@@ -33,13 +33,14 @@ pub struct App {
     pub config: Arc<Config>,
     pub hot: Arc<dyn HotStore>,
     pub objects: Arc<dyn ObjectStore>,
-    /// One archive run at a time per process (a rerun is safe, overlapping runs are wasteful).
-    archive_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Runs of this process queue here before they take the store's lease, so the server's own
+    /// housekeeping (erasure, the daily run) never makes a request answer `archive_running`.
+    local_runs: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl App {
     pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
-        App { config: Arc::new(config), hot, objects, archive_lock: Arc::new(tokio::sync::Mutex::new(())) }
+        App { config: Arc::new(config), hot, objects, local_runs: Arc::new(tokio::sync::Mutex::new(())) }
     }
 
     #[cfg(feature = "local")]
@@ -70,8 +71,9 @@ impl App {
         if !caller.can_access(&entry.user_id) {
             return Err(AppError::NotFound);
         }
+        let obj = self.object_of(&entry).await?;
         let mut found = None;
-        archive::for_each_line(self.objects.as_ref(), &entry.object_key, |rec| {
+        archive::for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
             if rec.interaction_id == id {
                 found = Some(rec);
             }

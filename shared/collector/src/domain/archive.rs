@@ -62,10 +62,43 @@ pub fn object_key(platform: &Platform, date: NaiveDate, run: &str, n: usize) -> 
     format!("archive/platform={platform}/date={}/{run}-{n}.jsonl.gz", date.format("%Y-%m-%d"))
 }
 
+/// Where an object is in the two-phase archive commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectState {
+    /// Recorded before its bytes were written; its records may still be hot. The next run
+    /// reconciles it: rolled forward if the object exists, back if not.
+    Pending,
+    /// Every line is live or tombstoned.
+    #[default]
+    Committed,
+}
+
+impl ObjectState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectState::Pending => "pending",
+            ObjectState::Committed => "committed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ObjectState> {
+        match s {
+            "pending" => Some(ObjectState::Pending),
+            "committed" => Some(ObjectState::Committed),
+            _ => None,
+        }
+    }
+}
+
 /// One archive object, as its metadata row records it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArchiveObject {
+    /// Where the bytes are now.
     pub object_key: String,
+    /// The catalog's name for the object: the key it was first written under. Stubs and
+    /// tombstones refer to it; compaction writes a new key and keeps the slot.
+    pub slot: String,
+    pub state: ObjectState,
     #[schema(value_type = String)]
     pub platform: Platform,
     #[schema(value_type = String, format = Date)]
@@ -79,6 +112,23 @@ pub struct ArchiveObject {
 }
 
 impl ArchiveObject {
+    /// A row for a new object at `key` (its slot), pending, sizes still zero.
+    pub fn pending(platform: Platform, date: NaiveDate, key: String, run_id: &str, now: DateTime<Utc>) -> ArchiveObject {
+        ArchiveObject {
+            slot: key.clone(),
+            object_key: key,
+            state: ObjectState::Pending,
+            platform,
+            date,
+            run_id: run_id.to_owned(),
+            record_count: 0,
+            raw_bytes: 0,
+            compressed_bytes: 0,
+            storage_class: StorageClass::Standard,
+            created_at: now,
+        }
+    }
+
     pub fn compression_ratio(&self) -> f64 {
         if self.compressed_bytes == 0 { 0.0 } else { ((self.raw_bytes as f64 / self.compressed_bytes as f64) * 100.0).round() / 100.0 }
     }

@@ -485,6 +485,8 @@ pub struct ArchiveRequest {
     pub days_old: Option<u32>,
     pub dry_run: bool,
     pub platform: Option<Platform>,
+    /// Wait for a run that holds the archive lease instead of answering `archive_running`.
+    pub wait: bool,
 }
 
 impl ArchiveRequest {
@@ -499,8 +501,9 @@ impl ArchiveRequest {
             None => None,
         };
         let dry_run = f.opt_bool("dry_run").unwrap_or(false);
+        let wait = f.opt_bool("wait").unwrap_or(false);
         let platform = if f.has("platform") { f.platform() } else { None };
-        f.finish(|| Some(ArchiveRequest { days_old, dry_run, platform }))
+        f.finish(|| Some(ArchiveRequest { days_old, dry_run, platform, wait }))
     }
 }
 

@@ -11,6 +11,7 @@ use super::auth::require;
 use super::body::{Params, path_id};
 use super::error::ApiError;
 use super::feedback::jsonl_response;
+use crate::app::Deletion;
 use crate::domain::types::{Caller, FieldError, Role, UserId};
 
 pub fn router() -> Router<HttpState> {
@@ -26,7 +27,7 @@ pub fn router() -> Router<HttpState> {
 pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     require(&caller, &[Role::User, Role::Admin])?;
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
-    Ok(Json(json!({ "deleted": d })).into_response())
+    Ok(deleted(d))
 }
 
 /// Delete all of a user's data (admin).
@@ -39,7 +40,7 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
         .ok_or_else(|| ApiError::Validation(vec![FieldError::new("user_id", "is required")]))
         .and_then(|u| UserId::parse(u).map_err(|m| ApiError::Validation(vec![FieldError::new("user_id", m)])))?;
     let d = s.app.delete_user(&user).await?;
-    Ok(Json(json!({ "deleted": d })).into_response())
+    Ok(deleted(d))
 }
 
 /// Delete all of the caller's data.
@@ -47,7 +48,18 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     require(&caller, &[Role::User])?;
     let d = s.app.delete_user(&caller.sub).await?;
-    Ok(Json(json!({ "deleted": d })).into_response())
+    Ok(deleted(d))
+}
+
+/// `{"deleted": {...}}`, plus `"pending_erasure": {"archive_objects": N}` when archived lines
+/// were tombstoned: they are unreadable now and leave the objects' bytes at the next archive
+/// run (within a minute under `collector serve`).
+fn deleted(d: Deletion) -> Response {
+    let mut body = json!({ "deleted": d.deleted });
+    if d.pending_erasure_objects > 0 {
+        body["pending_erasure"] = json!({ "archive_objects": d.pending_erasure_objects });
+    }
+    Json(body).into_response()
 }
 
 /// All of the caller's data as JSONL (right of access).

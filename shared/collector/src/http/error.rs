@@ -21,6 +21,7 @@ pub enum ApiError {
     MethodNotAllowed,
     Conflict(&'static str),
     ArchivingDisabled,
+    ArchiveRunning,
     PayloadTooLarge(&'static str),
     Unavailable { retry_after: Duration },
     Internal,
@@ -48,6 +49,12 @@ impl ApiError {
             ApiError::ArchivingDisabled => {
                 (StatusCode::CONFLICT, "archiving_disabled", "archiving is disabled (ENABLE_DATA_ARCHIVING=false)".into(), None)
             }
+            ApiError::ArchiveRunning => (
+                StatusCode::CONFLICT,
+                "archive_running",
+                "another archive run is in progress; retry later or send \"wait\": true".into(),
+                None,
+            ),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", (*m).into(), None),
             ApiError::Unavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is busy; retry shortly".into(), None)
@@ -70,6 +77,7 @@ impl From<AppError> for ApiError {
             AppError::Forbidden(m) => ApiError::Forbidden(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
             AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
+            AppError::ArchiveRunning => ApiError::ArchiveRunning,
             AppError::Store(s) => s.into(),
             AppError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
@@ -93,6 +101,7 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %detail, "store error");
                 ApiError::Internal
             }
+            StoreError::Fenced => ApiError::ArchiveRunning,
         }
     }
 }
@@ -125,6 +134,7 @@ pub fn item_error(e: &AppError) -> (u16, Value) {
         AppError::Forbidden(m) => ApiError::Forbidden(m),
         AppError::Conflict(m) => ApiError::Conflict(m),
         AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
+        AppError::ArchiveRunning | AppError::Store(StoreError::Fenced) => ApiError::ArchiveRunning,
         AppError::Store(StoreError::Throttled { retry_after }) => ApiError::Unavailable { retry_after: *retry_after },
         AppError::Store(StoreError::Unavailable(_)) => ApiError::Unavailable { retry_after: Duration::from_secs(1) },
         AppError::Store(_) | AppError::Internal(_) => {

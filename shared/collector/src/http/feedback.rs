@@ -56,7 +56,7 @@ pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platfor
 pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(body): OptJsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let req = ArchiveRequest::parse(&body)?;
-    Ok(Json(s.app.archive(req.days_old, req.dry_run, req.platform, None).await?).into_response())
+    Ok(Json(s.app.archive(&req, s.run_deadline(), None).await?).into_response())
 }
 
 /// Training data as JSONL (admin), streamed.

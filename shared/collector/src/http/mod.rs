@@ -60,6 +60,14 @@ impl HttpState {
         HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key: None, identity: Identity::ApiGateway }
     }
 
+    /// When an archive run started by a request must stop starting objects. On Lambda, API
+    /// Gateway answers 504 at 30 s (the function's timeout is 29 s): the run stops starting
+    /// objects after 20 s, which leaves the object in flight time to commit, and reports
+    /// `complete: false`. `collector serve` has no limit.
+    pub fn run_deadline(&self) -> Option<tokio::time::Instant> {
+        self.on_lambda().then(|| tokio::time::Instant::now() + std::time::Duration::from_secs(20))
+    }
+
     /// Running as a Lambda function.
     pub fn on_lambda(&self) -> bool {
         match self.identity {

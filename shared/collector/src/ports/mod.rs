@@ -8,11 +8,11 @@
 //!   remove its records from hot" is one atomic step.
 //! - [`ObjectStore`]: archive objects (gzip JSONL), written durably before any hot row goes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::archive::{ArchiveObject, ClassPolicy};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
@@ -34,6 +34,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store internal error: {0}")]
     Internal(String),
+    /// The archive lease named by a write is no longer held (another run took it over).
+    #[error("archive lease lost")]
+    Fenced,
 }
 
 impl StoreError {
@@ -131,13 +134,25 @@ impl ArchivedEntry {
     }
 }
 
-/// What an archive rewrite (records removed from one object) changes in the catalog.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObjectRewrite {
-    pub old: ArchiveObject,
-    /// The object without the removed records; None when none remained.
-    pub new: Option<ArchiveObject>,
-    pub removed: Vec<Id>,
+/// The archive run's lease: one run at a time across every process and function (the
+/// schedule, the stream, the HTTP route, the CLI). `token` grows by one at every acquisition and
+/// fences the holder: every catalog write of a run names its lease, and the store refuses it
+/// with [`StoreError::Fenced`] once another run has taken the lease over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub token: i64,
+    pub holder: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One record of an object being committed, with the number of links (feedback plus
+/// validations) its line holds. Interactions change only by gaining links, so a hot record with
+/// the same count is the record the line was written from; one with more changed meanwhile and
+/// stays hot (its line is tombstoned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveItem {
+    pub id: Id,
+    pub links: i64,
 }
 
 #[async_trait]
@@ -198,24 +213,70 @@ pub trait HotStore: Send + Sync {
     /// Maintained counters of every platform that has any. Never scans records.
     async fn counters(&self) -> Result<BTreeMap<Platform, PlatformCounters>, StoreError>;
 
-    // -- archive catalog --------------------------------------------------------------------
-    /// Atomically: add the object's metadata row; for each id still hot, replace the hot
-    /// interaction and its links by an [`ArchivedEntry`] pointing at the object; move the
-    /// counters (records: facts(false) -> facts(true); object: `obj.contribution()`).
-    /// Returns the ids that were no longer hot (deleted meanwhile): the caller removes them
-    /// from the object, since deleted data is never archived.
-    async fn commit_archive(&self, obj: &ArchiveObject, ids: &[Id]) -> Result<Vec<Id>, StoreError>;
+    // -- archive catalog ----------------------------------------------------------------------
+    // Objects are immutable. A row names an object by its `slot` (the key it was first written
+    // under, which stubs and tombstones refer to) and says where its bytes are now
+    // (`object_key`: compaction writes a new object and swaps the row in one write).
 
-    /// Metadata rows, oldest date first; filtered by platform and by date (inclusive).
+    /// Take the archive lease if it is free or expired; None when another holder has it.
+    async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+    /// Extend a held lease; None when it was taken over (the holder must stop writing).
+    async fn renew_lease(&self, lease: &Lease, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+    /// Give the lease up (a no-op when it was taken over).
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Phase one: record `obj` (state [`ObjectState::Pending`], sizes not yet known) before any
+    /// byte of it is written, so that a run that dies leaves a row the next run reconciles.
+    /// [`StoreError::Conflict`] if the slot is taken; [`StoreError::Fenced`] without the lease.
+    async fn begin_archive(&self, lease: &Lease, obj: &ArchiveObject) -> Result<(), StoreError>;
+
+    /// Phase two, after the object is durably written: for each item still hot with the same
+    /// number of links, replace the hot interaction and its links by an [`ArchivedEntry`] on
+    /// `obj.slot` and move its counters (facts(false) -> facts(true)); every other item (deleted,
+    /// changed, archived elsewhere) gets a tombstone in `obj.slot`, since its line is not live.
+    /// Then the row becomes `obj` (committed, with its sizes) and the object's contribution is
+    /// counted. Idempotent: a rerun counts items stubbed to this slot as done and a committed row
+    /// once. Returns the ids that were tombstoned. Fenced like every run write.
+    async fn commit_archive(&self, lease: &Lease, obj: &ArchiveObject, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError>;
+
+    /// Roll a pending row back (its object was never written): the row goes. Refused with
+    /// [`StoreError::Conflict`] when the row is committed.
+    async fn abort_archive(&self, lease: &Lease, obj: &ArchiveObject) -> Result<(), StoreError>;
+
+    /// Metadata rows (pending and committed), oldest date first; filtered by platform.
     async fn list_archive_objects(&self, platform: Option<&Platform>) -> Result<Vec<ArchiveObject>, StoreError>;
+
+    /// The row of one slot (read consistently).
+    async fn archive_object(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError>;
 
     async fn archived_entry(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError>;
     async fn archived_entries_of_user(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError>;
 
-    /// After an object was rewritten without some records: swap its metadata row (old out,
-    /// new in if any), drop the removed entries, repoint kept entries to the new key, and
-    /// subtract the removed records' and the old object's counters (adding the new one's).
-    async fn apply_rewrite(&self, rw: &ObjectRewrite) -> Result<(), StoreError>;
+    /// Delete an archived record: its entry goes, its counters are subtracted and a tombstone
+    /// (slot, id) is written, in one atomic write. From then on no read returns its line; the
+    /// next archive run erases it from the object. None when the id is not archived.
+    async fn delete_archived(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError>;
+
+    /// Ids tombstoned in a slot (read consistently).
+    async fn tombstones(&self, slot: &str) -> Result<HashSet<Id>, StoreError>;
+    /// Slots that have tombstones: the objects the next run compacts.
+    async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError>;
+
+    /// Delete tombstones of a slot whose row is gone (left by a compaction cut short). Fenced.
+    async fn clear_tombstones(&self, lease: &Lease, slot: &str, ids: &[Id]) -> Result<(), StoreError>;
+
+    /// Compaction: `old` (the row as read) was rewritten without the `cleared` ids into `new`
+    /// (same slot, new `object_key` and sizes), or into nothing. In one atomic write: the row
+    /// becomes `new` (or goes), the object counters move by new - old, and the cleared
+    /// tombstones go. [`StoreError::Conflict`] when the row no longer points at
+    /// `old.object_key`; fenced like every run write.
+    async fn apply_compaction(
+        &self,
+        lease: &Lease,
+        old: &ArchiveObject,
+        new: Option<&ArchiveObject>,
+        cleared: &[Id],
+    ) -> Result<(), StoreError>;
 }
 
 /// Archive objects by key. Local folder or S3; the same key layout.
@@ -231,6 +292,8 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    /// When the object was last written; None when there is no such object.
+    async fn modified(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Start a streamed write of `key`. Nothing is visible under the key until
     /// [`ObjectWriter::finish`] returns; `class` picks the storage class from the final size

@@ -8,6 +8,11 @@
 //! - `V#{validation_id}` / `V`: an unlinked validation log.
 //! - `C#{platform}#{shard}` / `C`: a counter shard; `REG` / `{platform}`: the platform registry;
 //!   `EX` / `{id}`: curated examples; `MT` / `{id}`: training metrics.
+//! - `LEASE` / `archive`: the archive run's lease; `TOMB` / `{slot}#{id}`: a tombstone (an
+//!   archived line that is no longer live).
+//!
+//! No item carries `expires_at`: TTL must never delete a record that has no archive line
+//! (CONTRACT 6a), so records leave the hot table only through the archive run or a delete.
 //!
 //! Times are RFC 3339 with nine fractional digits (fixed width, so text order is time order);
 //! ids are hyphenated lowercase UUIDs (fixed width, text order is byte order).
@@ -20,21 +25,19 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
-use crate::domain::archive::{ArchiveObject, StorageClass};
+use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
 };
 use crate::domain::types::{Id, Kind, Platform, UserId};
 use crate::domain::workflow::StoredWorkflow;
-use crate::ports::{ArchivedEntry, StoreError};
+use crate::ports::{ArchivedEntry, Lease, StoreError};
 
 pub type Item = HashMap<String, AttributeValue>;
 
 /// Write shards of the platform index and of the counters.
 pub const SHARDS: u32 = 16;
-/// Records expire this many days after their retention period (the archiver runs first).
-pub const GRACE_DAYS: i64 = 7;
 /// An item estimated above this keeps its payload attributes in the overflow object store
 /// (DynamoDB's limit is 400 KB; the margin covers summary updates and size estimation).
 pub const ITEM_BUDGET: usize = 350 * 1024;
@@ -112,9 +115,18 @@ pub fn shard_of(id: Id) -> u32 {
     h % SHARDS
 }
 
-/// Epoch seconds at which a record created at `created_at` expires.
-pub fn expires_at(created_at: &DateTime<Utc>, retention_days: u32) -> i64 {
-    created_at.timestamp() + (i64::from(retention_days) + GRACE_DAYS) * 86_400
+pub const LEASE_PK: &str = "LEASE";
+pub const LEASE_SK: &str = "archive";
+pub const TOMB_PK: &str = "TOMB";
+
+/// A tombstone's sort key: `{slot}#{id}`, so one slot's tombstones are one `begins_with`.
+pub fn tombstone_sk(slot: &str, id: Id) -> String {
+    format!("{slot}#{id}")
+}
+
+/// The archive table's key of a slot's row.
+pub fn object_row_key(platform: &Platform, date: NaiveDate, slot: &str) -> Item {
+    HashMap::from([("platform".to_owned(), s(platform.as_str())), ("object".to_owned(), s(archive_sk(date, slot)))])
 }
 
 // -- attribute helpers --------------------------------------------------------------------------
@@ -264,7 +276,7 @@ pub fn restore_payload(item: &mut Item, bytes: &[u8]) -> Result<(), StoreError> 
 
 // -- interactions -----------------------------------------------------------------------------------
 
-pub fn interaction_item(rec: &Interaction, retention_days: u32) -> Result<Item, StoreError> {
+pub fn interaction_item(rec: &Interaction) -> Result<Item, StoreError> {
     let pos = position(&rec.created_at, rec.id);
     let receipt = rec.receipt();
     let mut item: Item = HashMap::from([
@@ -289,7 +301,6 @@ pub fn interaction_item(rec: &Interaction, retention_days: u32) -> Result<Item, 
         ("gsi1sk".into(), s(pos.clone())),
         ("gsi2pk".into(), s(user_pk(&rec.user_id))),
         ("gsi2sk".into(), s(format!("I#{pos}"))),
-        ("expires_at".into(), n(expires_at(&rec.created_at, retention_days))),
     ]);
     put_opt(&mut item, "ai", &rec.ai_response);
     put_opt(&mut item, "intent", &rec.intent);
@@ -445,13 +456,12 @@ pub fn entry_from(item: &Item) -> Result<ArchivedEntry, StoreError> {
 
 // -- feedback and validations -----------------------------------------------------------------------
 
-pub fn feedback_item(fb: &Feedback, expires: i64) -> Result<Item, StoreError> {
+pub fn feedback_item(fb: &Feedback) -> Result<Item, StoreError> {
     Ok(HashMap::from([
         ("pk".into(), s(interaction_pk(fb.interaction_id))),
         ("sk".into(), s(feedback_sk(fb))),
         ("t".into(), s("F")),
         ("doc".into(), s(to_json(fb)?)),
-        ("expires_at".into(), n(expires)),
     ]))
 }
 
@@ -461,14 +471,13 @@ pub fn feedback_from(item: &Item) -> Result<Feedback, StoreError> {
 
 /// A validation item: in its interaction's partition when linked, else its own partition in
 /// the user index.
-pub fn validation_item(v: &ValidationLog, expires: i64) -> Result<Item, StoreError> {
+pub fn validation_item(v: &ValidationLog) -> Result<Item, StoreError> {
     // JSON has no NaN: the duration goes in its own attribute, absent when not finite.
     let mut doc = serde_json::to_value(v).map_err(StoreError::internal)?;
     if let Value::Object(m) = &mut doc {
         m.remove("duration_ms");
     }
-    let mut item: Item =
-        HashMap::from([("t".into(), s("V")), ("doc".into(), s(to_json(&doc)?)), ("expires_at".into(), n(expires))]);
+    let mut item: Item = HashMap::from([("t".into(), s("V")), ("doc".into(), s(to_json(&doc)?))]);
     if v.duration_ms.is_finite() {
         item.insert("dur".into(), n(v.duration_ms));
     }
@@ -539,11 +548,14 @@ pub fn counters_from(item: &Item) -> Result<PlatformCounters, StoreError> {
 
 // -- archive table ------------------------------------------------------------------------------------
 
+/// A metadata row. The sort key names the slot; `key` is where the bytes are now.
 pub fn object_item(o: &ArchiveObject) -> Item {
     HashMap::from([
         ("platform".into(), s(o.platform.as_str())),
-        ("object".into(), s(archive_sk(o.date, &o.object_key))),
+        ("object".into(), s(archive_sk(o.date, &o.slot))),
         ("key".into(), s(o.object_key.clone())),
+        ("slot".into(), s(o.slot.clone())),
+        ("state".into(), s(o.state.as_str())),
         ("date".into(), s(o.date.format("%Y-%m-%d").to_string())),
         ("run".into(), s(o.run_id.clone())),
         ("records".into(), n(o.record_count)),
@@ -554,9 +566,18 @@ pub fn object_item(o: &ArchiveObject) -> Item {
     ])
 }
 
+/// Rows written before the two-phase commit have no `slot` (it is their key) and no `state`
+/// (they were committed in one step).
 pub fn object_from(item: &Item) -> Result<ArchiveObject, StoreError> {
+    let object_key = get_s(item, "key")?.to_owned();
+    let state = match opt_s(item, "state")? {
+        Some(st) => ObjectState::parse(&st).ok_or_else(|| corrupt("object state"))?,
+        None => ObjectState::Committed,
+    };
     Ok(ArchiveObject {
-        object_key: get_s(item, "key")?.to_owned(),
+        slot: opt_s(item, "slot")?.unwrap_or_else(|| object_key.clone()),
+        object_key,
+        state,
         platform: parse_platform(get_s(item, "platform")?)?,
         date: NaiveDate::parse_from_str(get_s(item, "date")?, "%Y-%m-%d").map_err(|_| corrupt("date"))?,
         run_id: get_s(item, "run")?.to_owned(),
@@ -566,6 +587,33 @@ pub fn object_from(item: &Item) -> Result<ArchiveObject, StoreError> {
         storage_class: StorageClass::parse(get_s(item, "class")?).ok_or_else(|| corrupt("storage class"))?,
         created_at: parse_ts(get_s(item, "created")?)?,
     })
+}
+
+// -- lease and tombstones ----------------------------------------------------------------------
+
+pub fn lease_key() -> Item {
+    HashMap::from([("pk".to_owned(), s(LEASE_PK)), ("sk".to_owned(), s(LEASE_SK))])
+}
+
+/// The lease from its item (`expires` in epoch milliseconds).
+pub fn lease_from(item: &Item) -> Result<Lease, StoreError> {
+    let ms: i64 = get_n(item, "expires")?;
+    Ok(Lease {
+        token: get_n(item, "token")?,
+        holder: get_s(item, "holder")?.to_owned(),
+        expires_at: DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| corrupt("lease expiry"))?,
+    })
+}
+
+pub fn tombstone_key(slot: &str, id: Id) -> Item {
+    HashMap::from([("pk".to_owned(), s(TOMB_PK)), ("sk".to_owned(), s(tombstone_sk(slot, id)))])
+}
+
+pub fn tombstone_item(slot: &str, id: Id) -> Item {
+    let mut item = tombstone_key(slot, id);
+    item.insert("slot".into(), s(slot));
+    item.insert("id".into(), s(id.to_string()));
+    item
 }
 
 #[cfg(test)]

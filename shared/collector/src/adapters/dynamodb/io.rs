@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    Update, WriteRequest,
 };
 
 use super::codec::{Item, s};
@@ -116,6 +117,8 @@ pub struct QuerySpec {
     pub consistent: bool,
     /// Keep only items whose `platform` attribute equals this.
     pub platform: Option<String>,
+    /// Read only these attributes (all when empty).
+    pub projection: Vec<&'static str>,
 }
 
 impl QuerySpec {
@@ -130,6 +133,7 @@ impl QuerySpec {
             ascending: true,
             consistent: true,
             platform: None,
+            projection: Vec::new(),
         }
     }
 
@@ -149,6 +153,7 @@ impl QuerySpec {
             ascending: true,
             consistent: false,
             platform: None,
+            projection: Vec::new(),
         }
     }
 
@@ -159,6 +164,11 @@ impl QuerySpec {
 
     pub fn descending(mut self) -> QuerySpec {
         self.ascending = false;
+        self
+    }
+
+    pub fn only(mut self, attrs: &[&'static str]) -> QuerySpec {
+        self.projection = attrs.to_vec();
         self
     }
 }
@@ -229,6 +239,14 @@ impl Dynamo {
             names.insert("#platform".into(), "platform".into());
             values.insert(":platform".into(), s(p.clone()));
             req = req.filter_expression("#platform = :platform");
+        }
+        if !q.projection.is_empty() {
+            let mut parts = Vec::with_capacity(q.projection.len());
+            for (i, attr) in q.projection.iter().enumerate() {
+                names.insert(format!("#p{i}"), (*attr).to_owned());
+                parts.push(format!("#p{i}"));
+            }
+            req = req.projection_expression(parts.join(", "));
         }
         let out = req
             .set_expression_attribute_names(Some(names))
@@ -309,6 +327,35 @@ impl Dynamo {
             Ok(_) => Ok(true),
             Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
             Err(e) => Err(sdk_error("put_item", &e)),
+        }
+    }
+
+    /// A conditional UpdateItem that returns the item as written; None when the condition failed.
+    pub async fn update(
+        &self,
+        table: &str,
+        key: Item,
+        expr: &str,
+        names: Names,
+        values: Values,
+        cond: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .update_expression(expr)
+            .condition_expression(cond)
+            .set_expression_attribute_names(nonempty(names))
+            .set_expression_attribute_values(nonempty(values))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match sent {
+            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
+            Err(e) => Err(sdk_error("update_item", &e)),
         }
     }
 
@@ -467,6 +514,17 @@ pub fn tx_delete(table: &str, key: Item, cond: Cond) -> Result<TransactWriteItem
             .set_expression_attribute_values(nonempty(values));
     }
     Ok(TransactWriteItem::builder().delete(build(d.build())?).build())
+}
+
+/// A condition on an item the transaction does not write (it fails the whole transaction).
+pub fn tx_check(table: &str, key: Item, expr: &str, names: Names, values: Values) -> Result<TransactWriteItem, StoreError> {
+    let c = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key))
+        .condition_expression(expr)
+        .set_expression_attribute_names(nonempty(names))
+        .set_expression_attribute_values(nonempty(values));
+    Ok(TransactWriteItem::builder().condition_check(build(c.build())?).build())
 }
 
 pub fn tx_update(

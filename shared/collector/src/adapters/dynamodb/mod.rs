@@ -9,29 +9,36 @@
 mod codec;
 mod io;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use chrono::{DateTime, NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 
 use self::codec::*;
-use self::io::{Cond, Dynamo, Names, QuerySpec, SkRange, Values, key, tx_delete, tx_put, tx_update};
-use crate::domain::archive::{ArchiveObject, StorageClass};
+use self::io::{Cond, Dynamo, Names, QuerySpec, SkRange, Values, key, tx_check, tx_delete, tx_put, tx_update};
+use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::PlatformCounters;
 use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{
-    ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Linked, ListQuery, ObjectRewrite, ObjectStore, ScanQuery,
-    StoreError,
+    ArchiveItem, ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Lease, Linked, ListQuery, ObjectStore,
+    ScanQuery, StoreError,
 };
 
 const BY_PLATFORM: &str = "by_platform";
 const BY_USER: &str = "by_user";
-const BY_OBJECT: &str = "by_object";
-/// Items per transaction (DynamoDB allows 100): room for the record, its counters and links.
-const TX_LINKS: usize = 96;
+/// Items per transaction (DynamoDB's limit).
+const TX_MAX: usize = 100;
+/// Links per transaction: room for the record, its counters and the lease check.
+const TX_LINKS: usize = 95;
+/// Tombstones per transaction of `clear_tombstones` (plus the lease check).
+const TOMB_BATCH: usize = 90;
+/// The cancellation code of a failed condition.
+const FAILED: &str = "ConditionalCheckFailed";
 /// Attempts of a read-modify-write that lost an optimistic version race.
 const VERSION_ATTEMPTS: u32 = 6;
 /// Concurrent reads when decoding a page (overflow objects, link partitions).
@@ -46,7 +53,6 @@ pub struct DynamoStore {
 struct Inner {
     db: Dynamo,
     overflow: Arc<dyn ObjectStore>,
-    retention_days: u32,
     /// Platforms already in the registry (written once per platform per process).
     known: Mutex<HashSet<Platform>>,
 }
@@ -101,19 +107,54 @@ fn ovf_key(item: &Item) -> Option<String> {
     }
 }
 
+/// A condition on a head item: still hot at version `ver`.
+fn hot_at(ver: i64) -> Cond {
+    Some((
+        "#ver = :ver AND #t = :hot",
+        Names::from([("#ver".to_owned(), "ver".to_owned()), ("#t".to_owned(), "t".to_owned())]),
+        Values::from([(":ver".to_owned(), n(ver)), (":hot".to_owned(), s(T_HOT))]),
+    ))
+}
+
+/// `SET` of the named attributes of a row (`#attr = :attr`), with its names and values.
+fn row_set(o: &ArchiveObject, attrs: &[&str]) -> (String, Names, Values) {
+    let mut item = object_item(o);
+    let mut names = Names::new();
+    let mut values = Values::new();
+    let mut sets = Vec::new();
+    for attr in attrs {
+        if let Some(v) = item.remove(*attr) {
+            names.insert(format!("#{attr}"), (*attr).to_owned());
+            values.insert(format!(":{attr}"), v);
+            sets.push(format!("#{attr} = :{attr}"));
+        }
+    }
+    (format!("SET {}", sets.join(", ")), names, values)
+}
+
+/// Epoch milliseconds of `now + ttl`.
+fn lease_expiry(now: DateTime<Utc>, ttl: Duration) -> i64 {
+    now.timestamp_millis().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn dedup(ids: &[Id]) -> Vec<Id> {
+    ids.iter().copied().collect::<BTreeSet<Id>>().into_iter().collect()
+}
+
 impl DynamoStore {
+    /// `retention_days` is not used any more: records carry no `expires_at`, since TTL must
+    /// never delete a record that has no archive line (the archive run moves them out).
     pub fn new(
         client: aws_sdk_dynamodb::Client,
         table: String,
         archive_table: String,
         overflow: Arc<dyn ObjectStore>,
-        retention_days: u32,
+        _retention_days: u32,
     ) -> DynamoStore {
         DynamoStore {
             inner: Arc::new(Inner {
                 db: Dynamo { client, table, archive_table },
                 overflow,
-                retention_days,
                 known: Mutex::new(HashSet::new()),
             }),
         }
@@ -431,11 +472,7 @@ impl DynamoStore {
             let ver = version(&head)?;
             let rec = self.decode_interaction(head.clone()).await?;
             let (stub, delta) = replacement(&rec)?;
-            let cond = Some((
-                "#ver = :ver AND #t = :hot",
-                Names::from([("#ver".to_owned(), "ver".to_owned()), ("#t".to_owned(), "t".to_owned())]),
-                Values::from([(":ver".to_owned(), n(ver)), (":hot".to_owned(), s(T_HOT))]),
-            ));
+            let cond = hot_at(ver);
             let hkey = key(interaction_pk(id), INTERACTION_SK);
             let mut tx = vec![match stub {
                 Some(item) => tx_put(self.table(), item, cond)?,
@@ -460,43 +497,107 @@ impl DynamoStore {
         Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })
     }
 
-    /// Archive one id into `obj`: true when done (now or by an earlier run), false when it is
-    /// not hot any more (deleted meanwhile, or archived elsewhere).
-    async fn archive_one(&self, obj: &ArchiveObject, id: Id) -> Result<bool, StoreError> {
-        let done = self
-            .remove_hot(id, |rec| {
-                let (entry, delta) = ArchivedEntry::archiving(rec, &obj.object_key);
-                Ok((Some(stub_item(&entry)?), delta))
-            })
-            .await?;
-        if done.is_some() {
-            return Ok(true);
-        }
-        // A rerun after a crash: already stubbed to this object counts as done; sweep any links
-        // an interrupted run left.
-        let part = self.partition(id).await?;
-        match part.head {
-            Some(h) if is_stub(&h) && get_s(&h, "object")? == obj.object_key => {
-                self.finish_removal(part.links, &[]).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
+    // -- archive run ------------------------------------------------------------------------------
+
+    fn lease_check(&self, lease: &Lease) -> Result<TransactWriteItem, StoreError> {
+        tx_check(
+            self.table(),
+            lease_key(),
+            "#token = :t",
+            Names::from([("#token".to_owned(), "token".to_owned())]),
+            Values::from([(":t".to_owned(), n(lease.token))]),
+        )
+    }
+
+    /// A transaction of the archive run, fenced: the lease check goes first (so it is item 0 of
+    /// the cancellation reasons). `Ok(Err(codes))` when one of `tx`'s own conditions failed,
+    /// codes aligned with `tx`.
+    async fn run_tx(&self, lease: &Lease, tx: Vec<TransactWriteItem>) -> Result<Result<(), Vec<String>>, StoreError> {
+        let mut all = Vec::with_capacity(tx.len() + 1);
+        all.push(self.lease_check(lease)?);
+        all.extend(tx);
+        match self.db().transact(all).await? {
+            Ok(()) => Ok(Ok(())),
+            Err(codes) if codes.first().is_some_and(|c| c == FAILED) => Err(StoreError::Fenced),
+            Err(codes) => Ok(Err(codes.into_iter().skip(1).collect())),
         }
     }
 
-    async fn object_row(&self, o: &ArchiveObject) -> Result<Option<ArchiveObject>, StoreError> {
-        let k = HashMap::from([
-            ("platform".to_owned(), s(o.platform.as_str())),
-            ("object".to_owned(), s(archive_sk(o.date, &o.object_key))),
-        ]);
+    /// Fenced when the lease was taken over: for calls that may find nothing to write (the
+    /// transactions themselves are what guards the data).
+    async fn check_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        let item = self.db().get(self.table(), lease_key()).await?;
+        match item.map(|i| get_n::<i64>(&i, "token")).transpose()? {
+            Some(token) if token == lease.token => Ok(()),
+            _ => Err(StoreError::Fenced),
+        }
+    }
+
+    /// A fenced transaction whose items have no conditions of their own.
+    async fn run_tx_plain(&self, lease: &Lease, tx: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.run_tx(lease, tx)
+            .await?
+            .map_err(|codes| StoreError::Internal(format!("dynamodb transaction cancelled: {}", codes.join(","))))
+    }
+
+    /// Archive one record of `obj`. None when it is stubbed on `obj.slot` (now, or by an earlier
+    /// run); Some(id) when its line is not live (gone, changed, archived elsewhere) and was
+    /// tombstoned.
+    async fn archive_item(&self, lease: &Lease, obj: &ArchiveObject, item: ArchiveItem) -> Result<Option<Id>, StoreError> {
+        fail::fail_point!("commit.between_records", |_| Err(StoreError::Unavailable("failpoint".into())));
+        for _ in 0..VERSION_ATTEMPTS {
+            let part = self.partition(item.id).await?;
+            let head = match part.head {
+                // Links only ever grow: the same count is the record the line was written from.
+                Some(h) if is_hot(&h) && part.links.len() as i64 == item.links => h,
+                Some(h) if is_stub(&h) && get_s(&h, "object")? == obj.slot => {
+                    // Done by an earlier run; sweep links it may have left behind.
+                    self.finish_removal(part.links, &[]).await?;
+                    return Ok(None);
+                }
+                _ => {
+                    let tx = vec![tx_put(self.table(), tombstone_item(&obj.slot, item.id), None)?];
+                    self.run_tx_plain(lease, tx).await?;
+                    return Ok(Some(item.id));
+                }
+            };
+            let ver = version(&head)?;
+            let rec = self.decode_interaction(head.clone()).await?;
+            let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.slot);
+            let mut tx = vec![tx_put(self.table(), stub_item(&entry)?, hot_at(ver))?];
+            tx.extend(self.counter_tx(&rec.platform, shard_of(item.id), &delta)?);
+            let mut links = part.links;
+            let rest = links.split_off(links.len().min(TX_LINKS));
+            for l in &links {
+                tx.push(tx_delete(self.table(), io::key_of(l, ["pk", "sk"]), None)?);
+            }
+            if self.run_tx(lease, tx).await?.is_err() {
+                // It changed meanwhile (a feedback, a delete): read it again.
+                continue;
+            }
+            let mut removed = links;
+            removed.push(head);
+            self.finish_removal(rest, &removed).await?;
+            return Ok(None);
+        }
+        Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })
+    }
+
+    async fn object_row(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError> {
+        let k = object_row_key(platform, date, slot);
         self.db().get(&self.db().archive_table, k).await?.map(|i| object_from(&i)).transpose()
     }
 
-    fn object_key_attrs(o: &ArchiveObject) -> Item {
-        HashMap::from([
-            ("platform".to_owned(), s(o.platform.as_str())),
-            ("object".to_owned(), s(archive_sk(o.date, &o.object_key))),
-        ])
+    /// Delete tombstones in fenced transactions (for what a compaction's own could not hold).
+    async fn drop_tombstones(&self, lease: &Lease, slot: &str, ids: &[Id]) -> Result<(), StoreError> {
+        for chunk in ids.chunks(TOMB_BATCH) {
+            let mut tx = Vec::with_capacity(chunk.len());
+            for id in chunk {
+                tx.push(tx_delete(self.table(), tombstone_key(slot, *id), None)?);
+            }
+            self.run_tx_plain(lease, tx).await?;
+        }
+        Ok(())
     }
 }
 
@@ -506,7 +607,7 @@ impl HotStore for DynamoStore {
     async fn insert_interaction(&self, rec: &Interaction) -> Result<Inserted, StoreError> {
         self.ensure_platform(&rec.platform).await?;
         for _ in 0..VERSION_ATTEMPTS {
-            let mut item = interaction_item(rec, self.inner.retention_days)?;
+            let mut item = interaction_item(rec)?;
             let spilled = self.spill(&mut item, &INTERACTION_PAYLOAD, rec.id).await?;
             let mut tx = vec![tx_put(self.table(), item, not_exists())?];
             tx.extend(self.counter_tx(&rec.platform, shard_of(rec.id), &rec.facts(false).contribution())?);
@@ -590,24 +691,18 @@ impl HotStore for DynamoStore {
 
     #[tracing::instrument(skip_all, fields(interaction_id = %fb.interaction_id))]
     async fn add_feedback(&self, fb: &Feedback) -> Result<(), StoreError> {
-        let retention = self.inner.retention_days;
-        self.add_link(fb.interaction_id, fb.feedback_id, |rec| {
-            Ok((feedback_item(fb, expires_at(&rec.created_at, retention))?, rec.summary.with_feedback(fb)))
-        })
-        .await
+        self.add_link(fb.interaction_id, fb.feedback_id, |rec| Ok((feedback_item(fb)?, rec.summary.with_feedback(fb))))
+            .await
     }
 
     async fn add_validation(&self, v: &ValidationLog) -> Result<(), StoreError> {
-        let retention = self.inner.retention_days;
         match v.interaction_id {
             Some(id) => {
-                self.add_link(id, v.validation_id, |rec| {
-                    Ok((validation_item(v, expires_at(&rec.created_at, retention))?, rec.summary.with_validation(v)))
-                })
-                .await
+                self.add_link(id, v.validation_id, |rec| Ok((validation_item(v)?, rec.summary.with_validation(v))))
+                    .await
             }
             None => {
-                let mut item = validation_item(v, expires_at(&v.created_at, retention))?;
+                let mut item = validation_item(v)?;
                 let spilled = self.spill(&mut item, &DOC_PAYLOAD, v.validation_id).await?;
                 if self.db().put_new(self.table(), item, "pk").await? {
                     return Ok(());
@@ -738,23 +833,117 @@ impl HotStore for DynamoStore {
         Ok(out)
     }
 
-    /// Not one transaction (DynamoDB allows 100 items): the metadata row and the object's
-    /// counters first, then one transaction per id. Idempotent, so a rerun finishes a run that
-    /// died half-way (see docs/AWS.md for the crash window).
-    #[tracing::instrument(skip_all, fields(object_key = %obj.object_key, ids = ids.len()))]
-    async fn commit_archive(&self, obj: &ArchiveObject, ids: &[Id]) -> Result<Vec<Id>, StoreError> {
+    async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        let names = Names::from([
+            ("#holder".to_owned(), "holder".to_owned()),
+            ("#expires".to_owned(), "expires".to_owned()),
+            ("#token".to_owned(), "token".to_owned()),
+        ]);
+        let values = Values::from([
+            (":h".to_owned(), s(holder)),
+            (":exp".to_owned(), n(lease_expiry(now, ttl))),
+            (":one".to_owned(), n(1)),
+            (":now".to_owned(), n(now.timestamp_millis())),
+        ]);
+        let expr = "SET #holder = :h, #expires = :exp ADD #token :one";
+        let cond = "attribute_not_exists(pk) OR #expires < :now";
+        match self.db().update(self.table(), lease_key(), expr, names, values, cond).await? {
+            Some(item) => lease_from(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn renew_lease(&self, lease: &Lease, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+        let names =
+            Names::from([("#expires".to_owned(), "expires".to_owned()), ("#token".to_owned(), "token".to_owned())]);
+        let values = Values::from([(":exp".to_owned(), n(lease_expiry(now, ttl))), (":t".to_owned(), n(lease.token))]);
+        match self.db().update(self.table(), lease_key(), "SET #expires = :exp", names, values, "#token = :t").await? {
+            Some(item) => lease_from(&item).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        // Expired at once, token kept: the next holder's token is still larger.
+        let names =
+            Names::from([("#expires".to_owned(), "expires".to_owned()), ("#token".to_owned(), "token".to_owned())]);
+        let values = Values::from([(":zero".to_owned(), n(0)), (":t".to_owned(), n(lease.token))]);
+        self.db().update(self.table(), lease_key(), "SET #expires = :zero", names, values, "#token = :t").await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(slot = %obj.slot))]
+    async fn begin_archive(&self, lease: &Lease, obj: &ArchiveObject) -> Result<(), StoreError> {
+        // The registry lists the platform's rows even if the run dies before its first record.
         self.ensure_platform(&obj.platform).await?;
-        let mut tx = vec![tx_put(&self.db().archive_table, object_item(obj), {
-            let (names, values) = no_cond();
-            Some(("attribute_not_exists(platform)", names, values))
-        })?];
-        tx.extend(self.counter_tx(&obj.platform, 0, &obj.contribution())?);
-        if self.db().transact(tx).await?.is_err() && self.object_row(obj).await?.as_ref() != Some(obj) {
+        let tx = vec![tx_put(&self.db().archive_table, object_item(obj), not_exists_platform())?];
+        if self.run_tx(lease, tx).await?.is_ok() {
+            return Ok(());
+        }
+        match self.object_row(&obj.platform, obj.date, &obj.slot).await? {
+            Some(row) if &row == obj => Ok(()),
+            _ => Err(StoreError::Conflict("archive object key already recorded")),
+        }
+    }
+
+    /// Not one transaction (DynamoDB allows 100 items): one fenced transaction per record, then
+    /// the row flips to committed with the object's counters. Until the flip the row is pending,
+    /// so a run that dies half-way leaves it for the next run to roll forward (a rerun counts
+    /// records stubbed on this slot as done) or back.
+    #[tracing::instrument(skip_all, fields(slot = %obj.slot, items = items.len()))]
+    async fn commit_archive(&self, lease: &Lease, obj: &ArchiveObject, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError> {
+        self.check_lease(lease).await?;
+        let row = self.object_row(&obj.platform, obj.date, &obj.slot).await?.ok_or(StoreError::NotFound)?;
+        let committed = ArchiveObject { state: ObjectState::Committed, ..obj.clone() };
+        let same = match row.state {
+            ObjectState::Pending => row.object_key == obj.object_key,
+            ObjectState::Committed => row == committed,
+        };
+        if !same {
             return Err(StoreError::Conflict("archive object key already recorded"));
         }
-        let jobs: Vec<_> = ids.iter().map(|id| self.archive_one(obj, *id)).collect();
-        let results: Vec<bool> = futures::stream::iter(jobs).buffered(FAN_OUT).try_collect().await?;
-        Ok(ids.iter().zip(results).filter(|(_, done)| !done).map(|(id, _)| *id).collect())
+        self.ensure_platform(&obj.platform).await?;
+        let jobs: Vec<_> = items.iter().map(|item| self.archive_item(lease, obj, *item)).collect();
+        let results: Vec<Option<Id>> = futures::stream::iter(jobs).buffered(FAN_OUT).try_collect().await?;
+        let tombstoned: Vec<Id> = results.into_iter().flatten().collect();
+        if row.state == ObjectState::Committed {
+            // A rerun after the flip: the object is counted already.
+            return Ok(tombstoned);
+        }
+        fail::fail_point!("commit.before_flip", |_| Err(StoreError::Unavailable("failpoint".into())));
+        let (expr, mut names, mut values) =
+            row_set(&committed, &["state", "records", "raw", "compressed", "class", "created"]);
+        values.insert(":pending".into(), s(ObjectState::Pending.as_str()));
+        names.insert("#state".into(), "state".into());
+        let row_key = object_row_key(&obj.platform, obj.date, &obj.slot);
+        let mut tx =
+            vec![tx_update(&self.db().archive_table, row_key, expr, names, values, Some("#state = :pending"))?];
+        tx.extend(self.counter_tx(&obj.platform, 0, &obj.contribution())?);
+        if self.run_tx(lease, tx).await?.is_ok() {
+            return Ok(tombstoned);
+        }
+        match self.object_row(&obj.platform, obj.date, &obj.slot).await? {
+            Some(row) if row == committed => Ok(tombstoned),
+            _ => Err(StoreError::Conflict("archive object changed during its commit")),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(slot = %obj.slot))]
+    async fn abort_archive(&self, lease: &Lease, obj: &ArchiveObject) -> Result<(), StoreError> {
+        let cond = Some((
+            "#state = :pending",
+            Names::from([("#state".to_owned(), "state".to_owned())]),
+            Values::from([(":pending".to_owned(), s(ObjectState::Pending.as_str()))]),
+        ));
+        let row_key = object_row_key(&obj.platform, obj.date, &obj.slot);
+        let tx = vec![tx_delete(&self.db().archive_table, row_key, cond)?];
+        if self.run_tx(lease, tx).await?.is_ok() {
+            return Ok(());
+        }
+        match self.object_row(&obj.platform, obj.date, &obj.slot).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::Conflict("archive object is committed")),
+        }
     }
 
     async fn list_archive_objects(&self, platform: Option<&Platform>) -> Result<Vec<ArchiveObject>, StoreError> {
@@ -782,80 +971,125 @@ impl HotStore for DynamoStore {
         }
     }
 
-    async fn archived_entries_of_user(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError> {
-        let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Prefix("A#".into()));
-        self.db().query_all(&spec).await?.iter().map(entry_from).collect()
+    async fn archive_object(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError> {
+        self.object_row(platform, date, slot).await
     }
 
-    /// Steps, each idempotent: drop the removed entries (with their counters), repoint the kept
-    /// ones, then swap the metadata rows and the objects' counters in one transaction.
-    #[tracing::instrument(skip_all, fields(object_key = %rw.old.object_key, removed = rw.removed.len()))]
-    async fn apply_rewrite(&self, rw: &ObjectRewrite) -> Result<(), StoreError> {
-        let old_key = rw.old.object_key.as_str();
-        // The stored row, not the caller's copy, is what the counters hold.
-        let Some(old) = self.object_row(&rw.old).await? else {
-            let applied = match &rw.new {
-                Some(new) => self.object_row(new).await?.is_some(),
-                None => true,
-            };
-            return if applied { Ok(()) } else { Err(StoreError::NotFound) };
-        };
-        let by_object = QuerySpec::index(self.table(), BY_OBJECT, 3, object_pk(old_key));
-        let removed: HashSet<Id> = rw.removed.iter().copied().collect();
-        let entries: Vec<ArchivedEntry> =
-            self.db().query_all(&by_object).await?.iter().map(entry_from).collect::<Result<_, _>>()?;
-        if rw.new.is_none() && entries.iter().any(|e| !removed.contains(&e.interaction_id)) {
-            // Dropping them would lose archived records the caller did not mean to remove.
-            return Err(StoreError::Conflict("archive object still has records"));
-        }
-        let on_object = |k: &str| {
-            Some((
-                "#object = :object AND #t = :stub",
-                Names::from([("#object".to_owned(), "object".to_owned()), ("#t".to_owned(), "t".to_owned())]),
-                Values::from([(":object".to_owned(), s(k)), (":stub".to_owned(), s(T_STUB))]),
-            ))
-        };
-        for id in &rw.removed {
-            // Ids without an entry here were deleted before they were archived: nothing counted.
-            let Some(e) = self.archived_entry(*id).await? else {
-                continue;
-            };
-            if e.object_key != old_key {
-                continue;
-            }
-            let mut tx = vec![tx_delete(self.table(), key(interaction_pk(*id), INTERACTION_SK), on_object(old_key))?];
-            tx.extend(self.counter_tx(&e.platform, shard_of(*id), &e.facts.contribution().negated())?);
-            // A condition failure means another rewrite moved it first; it is not ours any more.
-            self.db().transact(tx).await?.ok();
-        }
-        if let Some(new) = &rw.new {
-            for e in entries.iter().filter(|e| !removed.contains(&e.interaction_id)) {
-                let moved = ArchivedEntry { object_key: new.object_key.clone(), ..e.clone() };
-                let tx = vec![tx_put(self.table(), stub_item(&moved)?, on_object(old_key))?];
-                self.db().transact(tx).await?.ok();
+    /// The index is eventually consistent: a record stubbed a moment ago may still be listed
+    /// under `I#`, a stub deleted a moment ago under `A#`. So both are read for ids, and each
+    /// id's head is read consistently.
+    async fn archived_entries_of_user(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError> {
+        let mut ids = BTreeSet::new();
+        for prefix in ["A#", "I#"] {
+            let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user))
+                .range(SkRange::Prefix(prefix.into()))
+                .only(&["id"]);
+            for it in self.db().query_all(&spec).await? {
+                ids.insert(parse_id(get_s(&it, "id")?)?);
             }
         }
+        let heads: Vec<Option<Item>> =
+            futures::stream::iter(ids.into_iter().map(|id| self.head(id))).buffered(FAN_OUT).try_collect().await?;
+        let mut out: Vec<ArchivedEntry> =
+            heads.iter().flatten().filter(|h| is_stub(h)).map(entry_from).collect::<Result<_, _>>()?;
+        out.sort_by_key(|e| (e.created_at, e.interaction_id));
+        Ok(out)
+    }
+
+    /// One transaction: the stub goes (if it is still the same stub), its counters with it,
+    /// and its line is tombstoned. Not fenced: it writes no row, and the tombstone is what
+    /// tells the archive run to erase the line.
+    #[tracing::instrument(skip_all, fields(interaction_id = %id))]
+    async fn delete_archived(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError> {
+        for _ in 0..VERSION_ATTEMPTS {
+            let part = self.partition(id).await?;
+            let Some(head) = part.head.filter(is_stub) else {
+                return Ok(None);
+            };
+            let entry = entry_from(&head)?;
+            let cond = Some((
+                "#t = :stub AND #object = :slot",
+                Names::from([("#t".to_owned(), "t".to_owned()), ("#object".to_owned(), "object".to_owned())]),
+                Values::from([(":stub".to_owned(), s(T_STUB)), (":slot".to_owned(), s(entry.object_key.clone()))]),
+            ));
+            let mut tx = vec![tx_delete(self.table(), key(interaction_pk(id), INTERACTION_SK), cond)?];
+            tx.extend(self.counter_tx(&entry.platform, shard_of(id), &entry.facts.contribution().negated())?);
+            tx.push(tx_put(self.table(), tombstone_item(&entry.object_key, id), None)?);
+            if self.db().transact(tx).await?.is_err() {
+                continue;
+            }
+            // Links an interrupted commit left under the stub.
+            self.finish_removal(part.links, &[]).await?;
+            return Ok(Some(entry));
+        }
+        Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })
+    }
+
+    async fn tombstones(&self, slot: &str) -> Result<HashSet<Id>, StoreError> {
+        let spec = QuerySpec::table(self.table(), TOMB_PK.into()).range(SkRange::Prefix(format!("{slot}#"))).only(&["id"]);
+        self.db().query_all(&spec).await?.iter().map(|it| parse_id(get_s(it, "id")?)).collect()
+    }
+
+    async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError> {
+        let spec = QuerySpec::table(self.table(), TOMB_PK.into()).only(&["slot"]);
+        self.db().query_all(&spec).await?.iter().map(|it| get_s(it, "slot").map(str::to_owned)).collect()
+    }
+
+    async fn clear_tombstones(&self, lease: &Lease, slot: &str, ids: &[Id]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return self.check_lease(lease).await;
+        }
+        self.drop_tombstones(lease, slot, &dedup(ids)).await
+    }
+
+    /// One fenced transaction: the row (conditioned on the key it had), the counters, and as
+    /// many cleared tombstones as fit; the rest are deleted right after (their lines are gone
+    /// from the live object either way).
+    #[tracing::instrument(skip_all, fields(slot = %old.slot, cleared = cleared.len()))]
+    async fn apply_compaction(
+        &self,
+        lease: &Lease,
+        old: &ArchiveObject,
+        new: Option<&ArchiveObject>,
+        cleared: &[Id],
+    ) -> Result<(), StoreError> {
+        if new.is_some_and(|n| n.slot != old.slot || n.platform != old.platform || n.date != old.date) {
+            return Err(StoreError::Conflict("compaction keeps the object's slot"));
+        }
+        let row_key = object_row_key(&old.platform, old.date, &old.slot);
         let mut delta = old.contribution().negated();
-        let (names, values) = no_cond();
-        let mut tx = vec![tx_delete(
-            &self.db().archive_table,
-            Self::object_key_attrs(&old),
-            Some(("attribute_exists(platform)", names, values)),
-        )?];
-        if let Some(new) = &rw.new {
-            if new.platform == old.platform {
-                delta.add(&new.contribution());
-            } else if let Some(t) = self.counter_tx(&new.platform, 1, &new.contribution())? {
-                tx.push(t);
+        let mut tx = vec![match new {
+            Some(n) => {
+                delta.add(&n.contribution());
+                let (expr, names, mut values) =
+                    row_set(n, &["key", "run", "records", "raw", "compressed", "class", "created"]);
+                values.insert(":oldkey".into(), s(old.object_key.clone()));
+                tx_update(&self.db().archive_table, row_key, expr, names, values, Some("#key = :oldkey"))?
             }
-            tx.push(tx_put(&self.db().archive_table, object_item(new), not_exists_platform())?);
-        }
+            None => {
+                let names = Names::from([("#key".to_owned(), "key".to_owned())]);
+                let values = Values::from([(":oldkey".to_owned(), s(old.object_key.clone()))]);
+                tx_delete(&self.db().archive_table, row_key, Some(("#key = :oldkey", names, values)))?
+            }
+        }];
         tx.extend(self.counter_tx(&old.platform, 0, &delta)?);
-        match self.db().transact(tx).await? {
-            Ok(()) => Ok(()),
-            // Another run swapped the rows first.
-            Err(_) => Ok(()),
+        let mut cleared = dedup(cleared);
+        // Room left after the row, the counters and the lease check.
+        let rest = cleared.split_off(cleared.len().min(TX_MAX - 1 - tx.len()));
+        for id in &cleared {
+            tx.push(tx_delete(self.table(), tombstone_key(&old.slot, *id), None)?);
         }
+        if self.run_tx(lease, tx).await?.is_err() {
+            return Err(match self.object_row(&old.platform, old.date, &old.slot).await? {
+                None => StoreError::Conflict("archive object row is gone"),
+                Some(_) => StoreError::Conflict("archive object was compacted by another run"),
+            });
+        }
+        if !rest.is_empty() {
+            let keys = rest.iter().map(|id| tombstone_key(&old.slot, *id)).collect();
+            self.db().delete_keys(self.table(), keys).await?;
+        }
+        Ok(())
     }
 }
 
