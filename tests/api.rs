@@ -431,14 +431,25 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     let users: Vec<&str> = all.iter().map(|l| l["messages"][1]["content"].as_str().unwrap()).collect();
     assert_eq!(users, ["old alice", "old bob", "fresh"]);
 
-    // Deleting from archives: bob's archived records are rewritten out of their objects.
-    let d = t.delete("/api/feedback/data?user_id=bob", Who::Admin).await.json()["deleted"].clone();
+    // Deleting from archives: bob's archived records are unreadable at once (tombstoned) ...
+    let answer = t.delete("/api/feedback/data?user_id=bob", Who::Admin).await.json();
+    let d = answer["deleted"].clone();
     assert_eq!((d["interactions"].clone(), d["archived_records"].clone()), (json!(2), json!(2)));
+    assert_eq!(answer["pending_erasure"]["archive_objects"], 2, "both objects hold a deleted line");
     t.get(&format!("/api/interactions/{old_b}"), Who::Admin).await.expect(404, Some("not_found"));
     let all = t.get("/api/feedback/export/n8n?include_archived=true", Who::Admin).await.lines();
     assert_eq!(all.len(), 2);
+    assert!(t.get("/api/feedback/export/make?include_archived=true", Who::Admin).await.lines().is_empty());
     let s = t.get("/api/feedback/stats", A).await.json();
-    assert_eq!((s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone(), s["storage"]["archive_objects"].clone()), (json!(2), json!(1), json!(1)));
+    assert_eq!((s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone()), (json!(2), json!(1)));
+    // ... and leave the objects' bytes at the next run, which compacts before it archives.
+    let run = t.post("/api/feedback/archive", Who::Admin, json!({})).await.json();
+    assert_eq!((run["maintenance"]["compacted_objects"].clone(), run["maintenance"]["erased_lines"].clone()), (json!(2), json!(2)));
+    assert_eq!(run["complete"], true);
+    let s = t.get("/api/feedback/stats", A).await.json();
+    assert_eq!(s["storage"]["archive_objects"], 1, "the make object had only bob's line");
+    let rec = t.get(&format!("/api/interactions/{old_a}"), A).await.json();
+    assert_eq!(rec["user_message"], "old alice", "a kept record is read from its compacted object");
     // No file anywhere still holds bob's text.
     for entry in walk(&t.dir.path().join("data/archive-store")) {
         let gz = std::fs::read(&entry).unwrap();
@@ -449,7 +460,10 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     // Alice deletes her archived record.
     let d = t.delete(&format!("/api/feedback/data/{old_a}"), A).await.json()["deleted"].clone();
     assert_eq!((d["interactions"].clone(), d["feedback"].clone(), d["archived_records"].clone()), (json!(1), json!(1), json!(1)));
+    t.get(&format!("/api/interactions/{old_a}"), A).await.expect(404, Some("not_found"));
+    t.post("/api/feedback/archive", Who::Admin, json!({})).await.expect(200, None);
     assert_eq!(t.get("/api/feedback/stats", A).await.json()["storage"]["archive_objects"], 0);
+    assert!(walk(&t.dir.path().join("data/archive-store")).is_empty(), "no object is left");
     t.get(&format!("/api/interactions/{fresh}"), A).await.expect(200, None);
     // A second run finds nothing more.
     assert_eq!(t.post("/api/feedback/archive", Who::Admin, json!({"days_old": 30})).await.json()["archived_records"], 0);

@@ -421,8 +421,8 @@ mod dynamodb {
         store.begin_archive(&lease, &pending_row(&obj)).await.expect("begin");
 
         let scenario = fail::FailScenario::setup();
-        // The first record goes through, the second one's step fails.
-        fail::cfg("commit.between_records", "1*off->1*return").expect("failpoint");
+        // The first record goes through, the steps of the others fail.
+        fail::cfg("commit.between_records", "1*off->return").expect("failpoint");
         assert!(matches!(store.commit_archive(&lease, &obj, &items).await, Err(StoreError::Unavailable(_))));
         fail::remove("commit.between_records");
         let row = store.archive_object(&obj.platform, obj.date, &obj.slot).await.expect("row").expect("row");
@@ -461,12 +461,14 @@ mod dynamodb {
         items.extend(gone_items(1));
         let before = store.counters().await.expect("counters");
 
-        let stale = store.acquire_lease("run-a", Utc::now(), Duration::from_millis(5)).await.expect("acquire").expect("free");
+        let ttl = Duration::from_secs(60);
+        let stale = store.acquire_lease("run-a", Utc::now(), Duration::from_millis(5)).await.expect("acquire");
+        let stale = stale.expect("free");
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let lease = store.acquire_lease("run-b", Utc::now(), Duration::from_secs(60)).await.expect("acquire").expect("expired");
+        let lease = store.acquire_lease("run-b", Utc::now(), ttl).await.expect("acquire").expect("expired");
         assert_eq!(lease.token, stale.token + 1);
         assert_eq!(lease.holder, "run-b");
-        assert_eq!(store.renew_lease(&stale, Utc::now(), Duration::from_secs(60)).await.expect("renew"), None);
+        assert_eq!(store.renew_lease(&stale, Utc::now(), ttl).await.expect("renew"), None);
 
         let obj = archive_object("n8n", day5(), "run-a", 2, at(100));
         assert!(matches!(store.begin_archive(&stale, &pending_row(&obj)).await, Err(StoreError::Fenced)));
@@ -490,7 +492,7 @@ mod dynamodb {
         let pairs: Vec<(&Interaction, bool)> = recs.iter().map(|r| (r, true)).collect();
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
         store.release_lease(&lease).await.expect("release");
-        let next = store.acquire_lease("run-c", Utc::now(), Duration::from_secs(60)).await.expect("acquire");
+        let next = store.acquire_lease("run-c", Utc::now(), ttl).await.expect("acquire");
         assert_eq!(next.map(|l| l.token), Some(lease.token + 1), "free once released");
     }
 
@@ -524,7 +526,8 @@ mod dynamodb {
             .await
             .expect("update");
         // recs[2] is hot, but a stale `A#` entry names it.
-        for (pk, sk, id) in [("STALE#1", "I#2026-01-05T00:00:00.000000000Z#x", recs[1].id), ("STALE#2", "A#0", recs[2].id)] {
+        let stale = [("STALE#1", "I#2026-01-05T00:00:00.000000000Z#x", recs[1].id), ("STALE#2", "A#0", recs[2].id)];
+        for (pk, sk, id) in stale {
             db.put_item()
                 .table_name(&env.stack.table)
                 .item("pk", s(pk))

@@ -47,7 +47,33 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 1);
+        assert_eq!(version, 2);
+    }
+
+    /// A version 1 file (before the two-phase archive commit) is migrated in place: its archive
+    /// rows read back as committed objects at their own keys, and the new tables exist.
+    #[tokio::test]
+    async fn a_version_1_file_is_migrated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.execute_batch(
+            "DROP TABLE tombstones; DROP TABLE leases; \
+             ALTER TABLE archive_objects DROP COLUMN location; ALTER TABLE archive_objects DROP COLUMN state; \
+             INSERT INTO archive_objects VALUES ('archive/platform=n8n/date=2026-01-05/r-0.jsonl.gz', 'n8n', \
+               '2026-01-05', 'r', 3, 300, 100, 'STANDARD', '2026-02-05T00:00:00.000000000Z'); \
+             PRAGMA user_version = 1;",
+        )
+        .expect("downgrade to version 1");
+        drop(conn);
+        let store = SqliteStore::open(&path).expect("migrate");
+        let rows = store.list_archive_objects(None).await.expect("objects");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].state, collector::domain::archive::ObjectState::Committed);
+        assert_eq!(rows[0].object_key, rows[0].slot);
+        assert!(store.tombstoned_slots().await.expect("tombstones").is_empty());
+        assert!(store.acquire_lease("t", chrono::Utc::now(), std::time::Duration::from_secs(5)).await.expect("lease").is_some());
     }
 
     #[tokio::test]

@@ -320,16 +320,6 @@ impl ObjectStore for FolderStore {
         .await
     }
 
-    async fn modified(&self, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
-        let path = self.path_of(key)?;
-        blocking(move || match fs::metadata(&path) {
-            Ok(m) => Ok(Some(m.modified().map_err(io)?.into())),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(e)),
-        })
-        .await
-    }
-
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path_of(key)?;
         blocking(move || {

@@ -171,22 +171,6 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
-    async fn modified(&self, key: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
-        check_key(key)?;
-        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
-            Ok(head) => {
-                let t = head.last_modified().ok_or_else(|| missing("head", "a last-modified time"))?;
-                let when = chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-                    .ok_or_else(|| missing("head", "a valid last-modified time"))?;
-                Ok(Some(when))
-            }
-            Err(e) => match sdk_error("head", e) {
-                StoreError::NotFound => Ok(None),
-                other => Err(other),
-            },
-        }
-    }
-
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
         match self

@@ -48,9 +48,6 @@ const LEASE_RENEW_AFTER: StdDuration = StdDuration::from_secs(30);
 const LEASE_WAIT_MAX: StdDuration = StdDuration::from_secs(600);
 /// How often `collector serve` looks for deleted lines to erase.
 pub const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
-/// Objects written this recently are never swept, whatever the catalog says: clocks of the
-/// writer and the store may differ by this much.
-const SWEEP_CLOCK_SKEW: Duration = Duration::seconds(60);
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ArchivedObjectReport {
@@ -595,24 +592,20 @@ impl App {
         Ok(true)
     }
 
-    /// Delete objects under `archive/` that no row points at and that were written before the
-    /// catalog was read (a run that died before its pending row was rolled back, a compaction
-    /// cut short). The lease is renewed first, so no other run can have written since.
+    /// Delete objects under `archive/` that no row points at (left by a run that died before
+    /// its pending row was rolled back, or by a compaction cut short). The objects are listed
+    /// before the rows are read: every object a run writes has its row first (a pending row, or
+    /// the row it replaces), so an object in the listing without a row afterwards is garbage,
+    /// even if this run stalls and another takes the lease meanwhile.
     async fn sweep(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
         run.keep_lease(self, true).await?;
-        let snapshot = Utc::now() - SWEEP_CLOCK_SKEW;
+        let listed = self.objects.list("archive/").await?;
         let live: HashSet<String> =
             self.hot.list_archive_objects(None).await?.into_iter().map(|o| o.object_key).collect();
-        for key in self.objects.list("archive/").await? {
-            if live.contains(&key) {
-                continue;
-            }
-            match self.objects.modified(&key).await? {
-                Some(t) if t < snapshot => {
-                    self.objects.delete(&key).await?;
-                    m.swept_objects += 1;
-                }
-                _ => {}
+        for key in listed {
+            if !live.contains(&key) {
+                self.objects.delete(&key).await?;
+                m.swept_objects += 1;
             }
         }
         Ok(())

@@ -292,8 +292,6 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
     /// Deleting a missing key is not an error.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
-    /// When the object was last written; None when there is no such object.
-    async fn modified(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError>;
 
     /// Start a streamed write of `key`. Nothing is visible under the key until
     /// [`ObjectWriter::finish`] returns; `class` picks the storage class from the final size

@@ -628,6 +628,23 @@ mod tests {
     }
 
     #[test]
+    fn rows_round_trip_and_old_rows_read_as_committed_in_their_own_slot() {
+        let p = Platform::parse("n8n").expect("platform");
+        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
+        let created = DateTime::<Utc>::from_timestamp(1_767_600_000, 0).expect("time");
+        let obj = ArchiveObject::pending(p, date, "archive/a.jsonl.gz".into(), "run-1", created);
+        let moved = ArchiveObject { object_key: "archive/b.jsonl.gz".into(), ..obj.clone() };
+        let item = object_item(&moved);
+        assert_eq!(item.get("object"), Some(&s("2026-01-05#archive/a.jsonl.gz")), "keyed by slot");
+        assert_eq!(object_from(&item).expect("row"), moved);
+        let mut old = object_item(&obj);
+        old.remove("slot");
+        old.remove("state");
+        let read = object_from(&old).expect("old row");
+        assert_eq!((read.slot.as_str(), read.state), ("archive/a.jsonl.gz", ObjectState::Committed));
+    }
+
+    #[test]
     fn overflow_payload_round_trips() {
         let mut item: Item = HashMap::from([
             ("pk".into(), s("I#x")),

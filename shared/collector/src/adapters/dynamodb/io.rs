@@ -517,7 +517,13 @@ pub fn tx_delete(table: &str, key: Item, cond: Cond) -> Result<TransactWriteItem
 }
 
 /// A condition on an item the transaction does not write (it fails the whole transaction).
-pub fn tx_check(table: &str, key: Item, expr: &str, names: Names, values: Values) -> Result<TransactWriteItem, StoreError> {
+pub fn tx_check(
+    table: &str,
+    key: Item,
+    expr: &str,
+    names: Names,
+    values: Values,
+) -> Result<TransactWriteItem, StoreError> {
     let c = ConditionCheck::builder()
         .table_name(table)
         .set_key(Some(key))

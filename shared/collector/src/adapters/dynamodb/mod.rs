@@ -543,7 +543,12 @@ impl DynamoStore {
     /// Archive one record of `obj`. None when it is stubbed on `obj.slot` (now, or by an earlier
     /// run); Some(id) when its line is not live (gone, changed, archived elsewhere) and was
     /// tombstoned.
-    async fn archive_item(&self, lease: &Lease, obj: &ArchiveObject, item: ArchiveItem) -> Result<Option<Id>, StoreError> {
+    async fn archive_item(
+        &self,
+        lease: &Lease,
+        obj: &ArchiveObject,
+        item: ArchiveItem,
+    ) -> Result<Option<Id>, StoreError> {
         fail::fail_point!("commit.between_records", |_| Err(StoreError::Unavailable("failpoint".into())));
         for _ in 0..VERSION_ATTEMPTS {
             let part = self.partition(item.id).await?;
@@ -583,7 +588,12 @@ impl DynamoStore {
         Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })
     }
 
-    async fn object_row(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError> {
+    async fn object_row(
+        &self,
+        platform: &Platform,
+        date: NaiveDate,
+        slot: &str,
+    ) -> Result<Option<ArchiveObject>, StoreError> {
         let k = object_row_key(platform, date, slot);
         self.db().get(&self.db().archive_table, k).await?.map(|i| object_from(&i)).transpose()
     }
@@ -833,7 +843,12 @@ impl HotStore for DynamoStore {
         Ok(out)
     }
 
-    async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError> {
+    async fn acquire_lease(
+        &self,
+        holder: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, StoreError> {
         let names = Names::from([
             ("#holder".to_owned(), "holder".to_owned()),
             ("#expires".to_owned(), "expires".to_owned()),
@@ -891,7 +906,12 @@ impl HotStore for DynamoStore {
     /// so a run that dies half-way leaves it for the next run to roll forward (a rerun counts
     /// records stubbed on this slot as done) or back.
     #[tracing::instrument(skip_all, fields(slot = %obj.slot, items = items.len()))]
-    async fn commit_archive(&self, lease: &Lease, obj: &ArchiveObject, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError> {
+    async fn commit_archive(
+        &self,
+        lease: &Lease,
+        obj: &ArchiveObject,
+        items: &[ArchiveItem],
+    ) -> Result<Vec<Id>, StoreError> {
         self.check_lease(lease).await?;
         let row = self.object_row(&obj.platform, obj.date, &obj.slot).await?.ok_or(StoreError::NotFound)?;
         let committed = ArchiveObject { state: ObjectState::Committed, ..obj.clone() };
@@ -971,7 +991,12 @@ impl HotStore for DynamoStore {
         }
     }
 
-    async fn archive_object(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError> {
+    async fn archive_object(
+        &self,
+        platform: &Platform,
+        date: NaiveDate,
+        slot: &str,
+    ) -> Result<Option<ArchiveObject>, StoreError> {
         self.object_row(platform, date, slot).await
     }
 
@@ -992,6 +1017,7 @@ impl HotStore for DynamoStore {
             futures::stream::iter(ids.into_iter().map(|id| self.head(id))).buffered(FAN_OUT).try_collect().await?;
         let mut out: Vec<ArchivedEntry> =
             heads.iter().flatten().filter(|h| is_stub(h)).map(entry_from).collect::<Result<_, _>>()?;
+        out.retain(|e| &e.user_id == user);
         out.sort_by_key(|e| (e.created_at, e.interaction_id));
         Ok(out)
     }
@@ -1026,7 +1052,8 @@ impl HotStore for DynamoStore {
     }
 
     async fn tombstones(&self, slot: &str) -> Result<HashSet<Id>, StoreError> {
-        let spec = QuerySpec::table(self.table(), TOMB_PK.into()).range(SkRange::Prefix(format!("{slot}#"))).only(&["id"]);
+        let spec =
+            QuerySpec::table(self.table(), TOMB_PK.into()).range(SkRange::Prefix(format!("{slot}#"))).only(&["id"]);
         self.db().query_all(&spec).await?.iter().map(|it| parse_id(get_s(it, "id")?)).collect()
     }
 
