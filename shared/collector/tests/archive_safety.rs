@@ -1,0 +1,380 @@
+//! Crash tests of the archive protocol, on both backends (SQLite + folder, and DynamoDB + S3 on
+//! the emulator): a failpoint (the `fail` crate, feature `failpoints`) stops a run at one step as
+//! if the process had died there; the test checks what a user could see right then, reruns, and
+//! checks the invariants of CONTRACT section 6a:
+//!
+//! - every record is hot or in exactly one live line of one committed object, never both,
+//!   never lost, and reads back whole;
+//! - counters equal a recount;
+//! - a deleted user's records are unreadable at once and absent from every object's bytes
+//!   after the next run;
+//! - no object without a committed row, no pending row, no tombstone left.
+//!
+//! Failpoints are process-global, so every test here holds a `FailScenario` (which serializes them).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::sync::Arc;
+
+use collector::app::{App, AppError};
+use collector::config::Config;
+use collector::domain::archive::ObjectState;
+use collector::domain::input::ArchiveRequest;
+use collector::domain::types::{Caller, Id, Role, UserId};
+use collector::ports::{HotStore, ObjectStore};
+use serde_json::{Value, json};
+
+const USERS: [&str; 2] = ["alice", "bob"];
+const PER_USER: usize = 24;
+
+/// One backend's stores; the guard keeps a temp dir alive.
+struct Backend {
+    hot: Arc<dyn HotStore>,
+    objects: Arc<dyn ObjectStore>,
+    _guard: Option<tempfile::TempDir>,
+}
+
+async fn local() -> Backend {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hot = collector::adapters::sqlite::SqliteStore::open(&dir.path().join("hot.db")).expect("sqlite");
+    let objects = collector::adapters::fs::FolderStore::new(dir.path().join("objects"));
+    Backend { hot: Arc::new(hot), objects: Arc::new(objects), _guard: Some(dir) }
+}
+
+async fn aws() -> Option<Backend> {
+    let emu = collector::testing::Emulator::connect().await?;
+    let stack = emu.create_stack().await;
+    let objects = Arc::new(collector::adapters::s3::S3Store::new(emu.s3(), stack.bucket.clone()));
+    let hot = collector::adapters::dynamodb::DynamoStore::new(
+        emu.dynamodb(),
+        stack.table.clone(),
+        stack.archive_table.clone(),
+        objects.clone(),
+        30,
+    );
+    Some(Backend { hot: Arc::new(hot), objects, _guard: None })
+}
+
+fn app(b: &Backend) -> App {
+    let config = Config::from_lookup(|_| None).expect("default config");
+    App::new(config, b.hot.clone(), b.objects.clone())
+}
+
+fn caller(sub: &str, role: Role) -> Caller {
+    Caller { sub: UserId::parse(sub).expect("user id"), role }
+}
+
+fn admin() -> Caller {
+    caller("root", Role::Admin)
+}
+
+/// Text gzip cannot shrink much (xorshift over a 64-letter alphabet), so an object spans
+/// several upload chunks.
+fn noise(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
+/// What the test expects to be stored: id -> (owner, message).
+type Expected = BTreeMap<Id, (String, String)>;
+
+/// Old records of two users (old enough to archive), every third with feedback.
+async fn seed(app: &App) -> Expected {
+    let service = caller("svc", Role::Service);
+    let day = (chrono::Utc::now() - chrono::Duration::days(40)).date_naive();
+    let mut out = Expected::new();
+    for (u, user) in USERS.iter().enumerate() {
+        for i in 0..PER_USER {
+            let created = day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
+            let message = format!("{user} #{i} {}", noise(20_000, (u * 1000 + i) as u64 + 7));
+            let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
+                              "created_at": created.to_rfc3339()});
+            let id = match app.log_interaction(&service, body).await.expect("log") {
+                collector::app::IngestOutcome::Created(r) => r.interaction_id,
+                other => panic!("not created: {other:?}"),
+            };
+            if i % 3 == 0 {
+                let fb = json!({"interaction_id": id.to_string(), "feedback_type": "thumbs_up"});
+                app.submit_feedback(&service, &fb).await.expect("feedback");
+            }
+            out.insert(id, (user.to_string(), message));
+        }
+    }
+    out
+}
+
+fn run_request() -> ArchiveRequest {
+    ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false }
+}
+
+async fn archive(app: &App) -> Result<collector::app::ArchiveReport, AppError> {
+    app.archive(&run_request(), None, None).await
+}
+
+/// The right of access: every record of `user` readable through the app, as (id, message).
+async fn access(app: &App, user: &str) -> Vec<(Id, String)> {
+    let mut rx = app.access_export(UserId::parse(user).expect("user"));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        bytes.extend_from_slice(&chunk.expect("access export"));
+    }
+    String::from_utf8(bytes)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l).expect("jsonl");
+            (v["record_type"] == "interaction").then(|| {
+                let id = Id::parse(v["interaction_id"].as_str().expect("id")).expect("id");
+                (id, v["user_message"].as_str().expect("message").to_owned())
+            })
+        })
+        .collect()
+}
+
+/// What a user can see, at any moment, even right after a crash: every expected record reads
+/// back whole, exactly once, and deleted ones do not; the counters agree.
+async fn check_visible(app: &App, expected: &Expected, deleted: &HashSet<Id>) {
+    for user in USERS {
+        let mut seen: Vec<(Id, String)> = access(app, user).await;
+        seen.sort();
+        let mut want: Vec<(Id, String)> =
+            expected.iter().filter(|(_, (u, _))| u == user).map(|(id, (_, m))| (*id, m.clone())).collect();
+        want.sort();
+        assert_eq!(seen.len(), want.len(), "{user}: every record exactly once");
+        assert!(seen == want, "{user}: the records read back whole");
+    }
+    for (id, (_, message)) in expected.iter().step_by(5) {
+        let rec = app.get_interaction(&admin(), *id).await.expect("readable");
+        assert_eq!(&rec.user_message, message);
+    }
+    for id in deleted {
+        assert!(matches!(app.get_interaction(&admin(), *id).await, Err(AppError::NotFound)), "deleted stays deleted");
+    }
+    let counters = app.hot.counters().await.expect("counters");
+    let total: i64 = counters.values().map(|c| c.total).sum();
+    assert_eq!(total, expected.len() as i64, "counters equal a recount");
+}
+
+/// Every line of every object in the store, by object key.
+async fn object_lines(objects: &dyn ObjectStore) -> HashMap<String, Vec<Value>> {
+    let mut out = HashMap::new();
+    for key in objects.list("archive/").await.expect("list") {
+        let gz = objects.get(&key).await.expect("get");
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut text).expect("gzip");
+        let lines = text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("line")).collect();
+        out.insert(key, lines);
+    }
+    out
+}
+
+/// After a complete run: the catalog and the bytes agree exactly.
+async fn check_settled(app: &App, expected: &Expected, deleted: &HashSet<Id>, deleted_text: &[String]) {
+    check_visible(app, expected, deleted).await;
+    let rows = app.hot.list_archive_objects(None).await.expect("rows");
+    assert!(rows.iter().all(|r| r.state == ObjectState::Committed), "no pending row is left");
+    assert!(app.hot.tombstoned_slots().await.expect("tombstones").is_empty(), "every tombstone was compacted");
+    let lines = object_lines(app.objects.as_ref()).await;
+    let row_keys: HashSet<&String> = rows.iter().map(|r| &r.object_key).collect();
+    let object_keys: HashSet<&String> = lines.keys().collect();
+    assert_eq!(row_keys, object_keys, "every object has a committed row and every row its object");
+    let mut count: HashMap<Id, usize> = HashMap::new();
+    for (key, ls) in &lines {
+        let row = rows.iter().find(|r| &r.object_key == key).expect("row");
+        assert_eq!(row.record_count, ls.len() as i64, "{key}: the row counts its lines");
+        for l in ls {
+            let id = Id::parse(l["interaction_id"].as_str().expect("id")).expect("id");
+            *count.entry(id).or_default() += 1;
+            for t in deleted_text {
+                assert!(!l["user_message"].as_str().unwrap_or("").contains(t.as_str()), "deleted text left in {key}");
+            }
+        }
+    }
+    let mut archived = 0i64;
+    for id in expected.keys() {
+        let in_hot = app.hot.get_linked(*id).await.expect("get").is_some();
+        let entry = app.hot.archived_entry(*id).await.expect("entry");
+        let lines_of = count.get(id).copied().unwrap_or(0);
+        match (in_hot, entry) {
+            (true, None) => assert_eq!(lines_of, 0, "a hot record has no archive line"),
+            (false, Some(_)) => {
+                assert_eq!(lines_of, 1, "an archived record has exactly one line");
+                archived += 1;
+            }
+            (hot, e) => panic!("record {id} is hot={hot} and archived={}", e.is_some()),
+        }
+    }
+    for id in deleted {
+        assert_eq!(count.get(id), None, "a deleted record is in no object");
+    }
+    let counters = app.hot.counters().await.expect("counters");
+    assert_eq!(counters.values().map(|c| c.archived).sum::<i64>(), archived, "archived counter equals a recount");
+    assert_eq!(counters.values().map(|c| c.archive_objects).sum::<i64>(), rows.len() as i64);
+    assert_eq!(
+        counters.values().map(|c| c.archive_bytes).sum::<i64>(),
+        rows.iter().map(|r| r.compressed_bytes).sum::<i64>(),
+        "archive bytes equal the rows'"
+    );
+}
+
+/// Stop the first archive run at `point` (`action`: the fail crate's syntax), then rerun.
+async fn crash_archive_then_rerun(b: Backend, point: &str, action: &str) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    fail::cfg(point, action).expect("failpoint");
+    let crashed = archive(&app).await;
+    fail::remove(point);
+    assert!(crashed.is_err(), "{point}: the run must stop there");
+    check_visible(&app, &expected, &HashSet::new()).await;
+    let report = archive(&app).await.expect("rerun");
+    assert!(report.complete);
+    check_settled(&app, &expected, &HashSet::new(), &[]).await;
+    let counters = app.hot.counters().await.expect("counters");
+    assert_eq!(counters.values().map(|c| c.archived).sum::<i64>(), expected.len() as i64, "{point}: all archived after the rerun");
+}
+
+/// Archive cleanly, delete bob, stop the compaction at `point`, then rerun.
+async fn crash_compaction_then_rerun(b: Backend, point: &str) {
+    let app = app(&b);
+    let mut expected = seed(&app).await;
+    archive(&app).await.expect("first run");
+    let bob = UserId::parse("bob").expect("user");
+    let deletion = app.delete_user(&bob).await.expect("delete");
+    assert_eq!(deletion.deleted.archived_records, PER_USER as i64);
+    assert_eq!(deletion.deleted.feedback, PER_USER.div_ceil(3) as i64, "feedback counted from the lines");
+    assert!(deletion.pending_erasure_objects >= 1);
+    let deleted: HashSet<Id> = expected.iter().filter(|(_, (u, _))| u == "bob").map(|(id, _)| *id).collect();
+    let deleted_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    expected.retain(|id, _| !deleted.contains(id));
+    // Gone from every read path when the delete answers.
+    assert!(access(&app, "bob").await.is_empty());
+    check_visible(&app, &expected, &deleted).await;
+
+    fail::cfg(point, "return").expect("failpoint");
+    let crashed = archive(&app).await;
+    fail::remove(point);
+    assert!(crashed.is_err(), "{point}: the run must stop there");
+    check_visible(&app, &expected, &deleted).await;
+    let report = archive(&app).await.expect("rerun");
+    assert!(report.complete);
+    check_settled(&app, &expected, &deleted, &deleted_text).await;
+}
+
+const ARCHIVE_POINTS: [(&str, &str); 4] = [
+    ("archive.after_pending_row", "return"),
+    ("archive.mid_upload", "return"),
+    ("archive.before_upload_finish", "return"),
+    ("archive.after_upload", "return"),
+];
+/// DynamoDB commits record by record; SQLite commits an object in one transaction.
+const DYNAMO_COMMIT_POINTS: [(&str, &str); 2] = [("commit.between_records", "5*off->return"), ("commit.before_flip", "return")];
+const COMPACTION_POINTS: [&str; 3] = ["compact.before_upload", "compact.before_swap", "compact.after_swap"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_crashes_at_every_step_lose_nothing_and_duplicate_nothing() {
+    let scenario = fail::FailScenario::setup();
+    for (point, action) in ARCHIVE_POINTS {
+        crash_archive_then_rerun(local().await, point, action).await;
+    }
+    for point in COMPACTION_POINTS {
+        crash_compaction_then_rerun(local().await, point).await;
+    }
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_crashes_at_every_step_lose_nothing_and_duplicate_nothing() {
+    let scenario = fail::FailScenario::setup();
+    if aws().await.is_none() {
+        return;
+    }
+    for (point, action) in ARCHIVE_POINTS.into_iter().chain(DYNAMO_COMMIT_POINTS) {
+        crash_archive_then_rerun(aws().await.expect("emulator"), point, action).await;
+    }
+    for point in COMPACTION_POINTS {
+        crash_compaction_then_rerun(aws().await.expect("emulator"), point).await;
+    }
+    scenario.teardown();
+}
+
+/// Two processes' runs, deletes of users whose records are being archived, and ingest, all at
+/// once; then a settling run. The lease lets one run write at a time; the other answers
+/// `archive_running` (or waits).
+async fn everything_at_once(b: Backend) {
+    let first = app(&b);
+    let second = app(&b); // another process: its own in-process queue, the same store
+    let mut expected = seed(&first).await;
+    let service = caller("svc", Role::Service);
+    let runs = {
+        let (a, b2) = (first.clone(), second.clone());
+        tokio::spawn(async move {
+            let (plain, wait) = (run_request(), ArchiveRequest { wait: true, ..run_request() });
+            let (x, y) = tokio::join!(a.archive(&plain, None, None), b2.archive(&wait, None, None));
+            for r in [x, y] {
+                assert!(matches!(r, Ok(_) | Err(AppError::ArchiveRunning)), "{r:?}");
+            }
+        })
+    };
+    let bob = UserId::parse("bob").expect("user");
+    let deletes = {
+        let s = second.clone();
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            for _ in 0..4 {
+                n += s.delete_user(&bob).await.expect("delete").deleted.interactions;
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            }
+            n
+        })
+    };
+    let mut fresh = Vec::new();
+    for i in 0..10 {
+        let message = format!("fresh {i}");
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": message, "ai_response": "ok"});
+        if let collector::app::IngestOutcome::Created(r) = first.log_interaction(&service, body).await.expect("log") {
+            fresh.push((r.interaction_id, message));
+        }
+    }
+    runs.await.expect("runs");
+    let deleted_count = deletes.await.expect("deletes");
+    // Bob's records that a delete caught while they moved are gone; a last delete takes the rest.
+    let last = first.delete_user(&bob).await.expect("delete");
+    assert_eq!(deleted_count + last.deleted.interactions, PER_USER as i64, "each of bob's records deleted exactly once");
+    let deleted: HashSet<Id> = expected.iter().filter(|(_, (u, _))| u == "bob").map(|(id, _)| *id).collect();
+    let deleted_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    expected.retain(|id, _| !deleted.contains(id));
+    for (id, m) in fresh {
+        expected.insert(id, ("alice".into(), m));
+    }
+    check_visible(&first, &expected, &deleted).await;
+    let settle = ArchiveRequest { wait: true, ..run_request() };
+    assert!(first.archive(&settle, None, None).await.expect("settling run").complete);
+    check_settled(&first, &expected, &deleted, &deleted_text).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_runs_deletes_and_ingest_at_once_keep_the_invariants() {
+    let scenario = fail::FailScenario::setup();
+    everything_at_once(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_runs_deletes_and_ingest_at_once_keep_the_invariants() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        everything_at_once(b).await;
+    }
+    scenario.teardown();
+}
+
