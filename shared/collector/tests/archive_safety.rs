@@ -25,7 +25,7 @@ use collector::ports::{HotStore, ObjectStore};
 use serde_json::{Value, json};
 
 const USERS: [&str; 2] = ["alice", "bob"];
-const PER_USER: usize = 24;
+const PER_USER: usize = 10;
 
 /// One backend's stores; the guard keeps a temp dir alive.
 struct Backend {
@@ -94,7 +94,7 @@ async fn seed(app: &App) -> Expected {
     for (u, user) in USERS.iter().enumerate() {
         for i in 0..PER_USER {
             let created = day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
-            let message = format!("{user} #{i} {}", noise(20_000, (u * 1000 + i) as u64 + 7));
+            let message = format!("{user} #{i} {}", noise(48_000, (u * 1000 + i) as u64 + 7));
             let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
                               "created_at": created.to_rfc3339()});
             let id = match app.log_interaction(&service, body).await.expect("log") {

@@ -331,6 +331,7 @@ impl Dynamo {
     }
 
     /// A conditional UpdateItem that returns the item as written; None when the condition failed.
+    /// Refused while a transaction holds the item (`TransactionConflict`): retried like those.
     pub async fn update(
         &self,
         table: &str,
@@ -340,22 +341,39 @@ impl Dynamo {
         values: Values,
         cond: &str,
     ) -> Result<Option<Item>, StoreError> {
-        let sent = self
-            .client
-            .update_item()
-            .table_name(table)
-            .set_key(Some(key))
-            .update_expression(expr)
-            .condition_expression(cond)
-            .set_expression_attribute_names(nonempty(names))
-            .set_expression_attribute_values(nonempty(values))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match sent {
-            Ok(out) => Ok(Some(out.attributes.unwrap_or_default())),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(None),
-            Err(e) => Err(sdk_error("update_item", &e)),
+        let (names, values) = (nonempty(names), nonempty(values));
+        let mut attempt = 0;
+        loop {
+            let sent = self
+                .client
+                .update_item()
+                .table_name(table)
+                .set_key(Some(key.clone()))
+                .update_expression(expr)
+                .condition_expression(cond)
+                .set_expression_attribute_names(names.clone())
+                .set_expression_attribute_values(values.clone())
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            let e = match sent {
+                Ok(out) => return Ok(Some(out.attributes.unwrap_or_default())),
+                Err(e) => e,
+            };
+            let Some(se) = e.as_service_error() else {
+                return Err(sdk_error("update_item", &e));
+            };
+            if se.is_conditional_check_failed_exception() {
+                return Ok(None);
+            }
+            if !se.is_transaction_conflict_exception() {
+                return Err(sdk_error("update_item", &e));
+            }
+            if attempt >= RETRIES {
+                return Err(throttled());
+            }
+            backoff(attempt).await;
+            attempt += 1;
         }
     }
 

@@ -55,6 +55,10 @@ struct Inner {
     overflow: Arc<dyn ObjectStore>,
     /// Platforms already in the registry (written once per platform per process).
     known: Mutex<HashSet<Platform>>,
+    /// Every fenced transaction holds the lease item, and DynamoDB cancels a transaction that
+    /// shares an item with one in flight (TransactionConflict): this process sends them one at
+    /// a time (the reads around them still run FAN_OUT wide).
+    fence: tokio::sync::Mutex<()>,
 }
 
 /// An interaction's partition: its head item (hot or stub) and its links.
@@ -156,6 +160,7 @@ impl DynamoStore {
                 db: Dynamo { client, table, archive_table },
                 overflow,
                 known: Mutex::new(HashSet::new()),
+                fence: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -516,7 +521,11 @@ impl DynamoStore {
         let mut all = Vec::with_capacity(tx.len() + 1);
         all.push(self.lease_check(lease)?);
         all.extend(tx);
-        match self.db().transact(all).await? {
+        let sent = {
+            let _one = self.inner.fence.lock().await;
+            self.db().transact(all).await?
+        };
+        match sent {
             Ok(()) => Ok(Ok(())),
             Err(codes) if codes.first().is_some_and(|c| c == FAILED) => Err(StoreError::Fenced),
             Err(codes) => Ok(Err(codes.into_iter().skip(1).collect())),
