@@ -246,6 +246,20 @@ async fn validate_reports_errors_score_and_diff_and_logs_it() {
     t.post("/api/workflow/validate", A, json!({"platform": "n8n"})).await.expect(400, Some("validation_failed"));
 }
 
+/// A validation always belongs to a user and leaves with their data (CONTRACT section 6a).
+#[tokio::test]
+async fn a_service_validation_names_its_user_and_leaves_with_their_data() {
+    let t = spawn_app(&[]).await;
+    let wf = json!({"trigger": {"app": "gmail", "event": "new"}, "actions": []});
+    let e = t.post("/api/workflow/validate", Who::Service, json!({"platform": "zapier", "workflow": wf})).await;
+    e.expect(400, Some("validation_failed"));
+    assert_eq!(e.json()["error"]["details"][0]["field"], "user_id");
+    t.post("/api/workflow/validate", Who::Service, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"})).await.expect(200, None);
+    t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"})).await.expect(403, Some("forbidden"));
+    let d = t.delete("/api/feedback/data?user_id=carol", Who::Admin).await.json();
+    assert_eq!(d["deleted"]["validation_logs"], 1, "carol's validation left with her data");
+}
+
 #[tokio::test]
 async fn feedback_updates_the_summary_and_stats_add_up() {
     let t = spawn_app(&[]).await;

@@ -643,6 +643,11 @@ impl App {
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             let short = (page.len() as u32) < SCAN_PAGE;
             for l in page {
+                if run.out_of_time() {
+                    // The object in flight is finished below with what it holds.
+                    complete = false;
+                    break 'scan;
+                }
                 let date = l.interaction.created_at.date_naive();
                 if pending.as_ref().is_some_and(|pe| pe.date != date || pe.full())
                     && let Some(done) = pending.take()
@@ -653,10 +658,6 @@ impl App {
                 let pe = match pending.take() {
                     Some(pe) => pending.insert(pe),
                     None => {
-                        if run.out_of_time() {
-                            complete = false;
-                            break 'scan;
-                        }
                         let key = run.next_key(p, date);
                         pending.insert(self.open_object(run, p, date, key).await?)
                     }

@@ -132,9 +132,19 @@ impl App {
 
     pub async fn validate_workflow(&self, caller: &Caller, body: &Value) -> Result<ValidationResult, AppError> {
         let req = ValidateRequest::parse(body)?;
-        let owner = match req.interaction_id {
-            Some(id) => Some(self.owner_of_hot(caller, id).await?),
-            None => None,
+        // The validation belongs to a user and leaves with their data (CONTRACT section 6a):
+        // the linked interaction's owner; else the named user (required of a service, which
+        // has no data of its own); else the caller.
+        let owner = match (req.interaction_id, caller.role, req.user_id.clone()) {
+            (Some(id), _, _) => Some(self.owner_of_hot(caller, id).await?),
+            (None, Role::User, Some(u)) if u != caller.sub => {
+                return Err(AppError::Forbidden("a user logs validations only as themselves"));
+            }
+            (None, Role::User, _) => None,
+            (None, Role::Service, None) => {
+                return Err(AppError::field("user_id", "is required when a service logs a validation without interaction_id"));
+            }
+            (None, _, named) => named,
         };
         let started = Instant::now();
         let report = validators::validate(req.platform.as_str(), &req.workflow);

@@ -400,6 +400,8 @@ pub struct ValidateRequest {
     pub interaction_id: Option<Id>,
     pub original_workflow: Option<Value>,
     pub user_edited: bool,
+    /// Whose validation it is when no interaction names the owner (service and admin callers).
+    pub user_id: Option<UserId>,
 }
 
 impl ValidateRequest {
@@ -414,8 +416,16 @@ impl ValidateRequest {
         let interaction_id = f.opt_id("interaction_id");
         let original_workflow = body.get("original_workflow").filter(|v| !v.is_null()).cloned();
         let user_edited = f.opt_bool("user_edited").unwrap_or(false);
+        let user_id = f.opt_user_id("user_id");
         f.finish(|| {
-            Some(ValidateRequest { platform: platform?, workflow: workflow?, interaction_id, original_workflow, user_edited })
+            Some(ValidateRequest {
+                platform: platform?,
+                workflow: workflow?,
+                interaction_id,
+                original_workflow,
+                user_edited,
+                user_id,
+            })
         })
     }
 }

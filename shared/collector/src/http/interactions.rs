@@ -81,7 +81,7 @@ pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Param
 
 /// Validate a workflow and log the result.
 #[utoipa::path(post, path = "/api/workflow/validate", tag = "validation",
-    responses((status = 200, body = crate::app::ValidationResult), (status = 400), (status = 404)))]
+    responses((status = 200, body = crate::app::ValidationResult), (status = 400), (status = 403), (status = 404)))]
 pub async fn validate(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
 }
