@@ -403,6 +403,88 @@ mod dynamodb {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
     }
 
+    /// A commit of many records goes in transactions of many records each (DynamoDB holds 100
+    /// items in one): every record stubbed, no link left, counters equal a recount, the object
+    /// counted once, and a rerun moves nothing. A record with more links than a transaction
+    /// holds goes too. Prints the records per second the commit reached (`--nocapture`). Deletes
+    /// and the compaction after it work as before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_of_many_records_batches_them_and_counts_once() {
+        use futures::{StreamExt, TryStreamExt};
+
+        const N: usize = 250;
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let recs: Vec<Interaction> =
+            (0..N).map(|i| interaction(if i % 2 == 0 { "alice" } else { "bob" }, "n8n", at(i as i64))).collect();
+        futures::stream::iter(recs.iter().map(|rec| store.insert_interaction(rec)))
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await
+            .expect("insert");
+        for rec in recs.iter().step_by(10) {
+            store.add_feedback(&feedback(rec, FeedbackType::ThumbsUp, at(1000))).await.expect("feedback");
+        }
+        // More links than one transaction holds.
+        for i in 0..120 {
+            store.add_feedback(&feedback(&recs[7], FeedbackType::ThumbsDown, at(2000 + i))).await.expect("feedback");
+        }
+        let ids: Vec<Id> = recs.iter().map(|r| r.id).collect();
+        let items = items_of(store, &ids).await;
+        assert_eq!(items[7].links, 120);
+        let now: Vec<Interaction> = futures::stream::iter(ids.iter().map(|id| store.get_linked(*id)))
+            .buffered(8)
+            .map_ok(|l| l.expect("hot").interaction)
+            .try_collect()
+            .await
+            .expect("get");
+        let lease = take_lease(store).await;
+        let obj = archive_object("n8n", day5(), "run-many", N as i64, at(5000));
+        store.begin_archive(&lease, &pending_row(&obj)).await.expect("begin");
+
+        let started = std::time::Instant::now();
+        let gone = store.commit_archive(&lease, &obj, &items).await.expect("commit");
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("dynamodb commit_archive: {N} records in {secs:.2} s = {:.0} records/s", N as f64 / secs);
+        assert!(gone.is_empty(), "nothing changed meanwhile");
+
+        let pairs: Vec<(&Interaction, bool)> = now.iter().map(|r| (r, true)).collect();
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+        let entries: Vec<_> = futures::stream::iter(ids.iter().map(|id| store.archived_entry(*id)))
+            .buffered(8)
+            .try_collect()
+            .await
+            .expect("entries");
+        for e in &entries {
+            assert_eq!(e.as_ref().map(|e| e.object_key.as_str()), Some(obj.slot.as_str()), "every record stubbed");
+        }
+        let partitions = items_with_prefix(&env, "pk", "I#").await;
+        assert_eq!(partitions.len(), N, "only the stubs are left, no link: {}", partitions.len());
+        assert!(partitions.iter().all(|i| i.get("t") == Some(&AttributeValue::S("S".into()))));
+        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![obj.clone()]);
+
+        assert!(store.commit_archive(&lease, &obj, &items).await.expect("rerun").is_empty());
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]), "counted once");
+
+        // Deletes, then the compaction that erases their lines.
+        let deleted = [ids[0], ids[7], ids[100]];
+        for id in deleted {
+            assert!(store.delete_archived(id).await.expect("delete").is_some());
+        }
+        assert_eq!(store.tombstones(&obj.slot).await.expect("tombstones"), deleted.iter().copied().collect());
+        let compacted = ArchiveObject {
+            object_key: format!("{}.compacted", obj.object_key),
+            record_count: N as i64 - 3,
+            compressed_bytes: obj.compressed_bytes - 2700,
+            ..obj.clone()
+        };
+        store.apply_compaction(&lease, &obj, Some(&compacted), &deleted).await.expect("compaction");
+        assert!(store.tombstoned_slots().await.expect("slots").is_empty());
+        let kept: Vec<(&Interaction, bool)> = now.iter().filter(|r| !deleted.contains(&r.id)).map(|r| (r, true)).collect();
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&kept, &[&compacted]));
+        assert_eq!(store.list_archive_objects(None).await.expect("objects"), vec![compacted]);
+    }
+
     /// An overflow store whose reads fail while `broken` is set. A commit that meets a record
     /// whose payload is in overflow stops there, before that record's transaction: a run cut
     /// between records, without process-wide failpoints.
