@@ -1010,12 +1010,88 @@ fn export_scaling(report: &mut Report) {
     drop(rt);
 }
 
+// -- 5. archive ------------------------------------------------------------------------------------
+
+/// Child process: open the store in `FIGURES_CHILD_DIR`, run one archive (records older than
+/// DATA_RETENTION_DAYS), print raw and compressed bytes, wall and CPU seconds, peak RSS.
+fn archive_child(dir: &Path) {
+    let rt = runtime("figures-arc", 2);
+    let app = App::open_local(config_for(dir)).expect("open store");
+    let base_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
+    let cpu0 = tasks_cpu_ns(Path::new("/proc/self"), any_thread);
+    let started = Instant::now();
+    let req = collector::domain::input::ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
+    let report = rt.block_on(app.archive(&req, None, None)).expect("archive run");
+    let secs = started.elapsed().as_secs_f64();
+    let cpu_secs = tasks_cpu_ns(Path::new("/proc/self"), any_thread).saturating_sub(cpu0) as f64 / 1e9;
+    let hwm_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
+    let raw: i64 = report.archives.iter().map(|o| o.raw_bytes).sum();
+    let compressed: i64 = report.archives.iter().map(|o| o.compressed_bytes).sum();
+    println!(
+        "FIGURES_CHILD_RESULT {raw} {compressed} {} {} {secs} {cpu_secs} {base_kb} {hwm_kb}",
+        report.archived_records,
+        report.archives.len()
+    );
+}
+
+fn archive_throughput(report: &mut Report) {
+    let n = env_num("FIGURES_ARCHIVE_RECORDS", 360_000);
+    println!("\n== 5. archive: {n} records older than the retention (about 2.9 KB of raw JSONL each), one run in a child process");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let rt = runtime("figures-fil", 2);
+    let app = App::open_local(config_for(&data)).expect("open store");
+    let threshold = app.config.compression_threshold_bytes();
+    let wfs: Arc<Vec<StoredWorkflow>> = Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 300 + s), threshold)).collect());
+    // Spread over 8 days, 40 days back: several objects per run, as a daily run after a pause.
+    let base = Utc::now() - chrono::Duration::days(40);
+    let per_day = (n / 8).max(1);
+    rt.block_on(fill(&app, 0, n, "archive store", move |i| {
+        let mut rec = export_record(i, base, &wfs);
+        rec.created_at = base - chrono::Duration::days((i / per_day) as i64) + chrono::Duration::milliseconds((i % per_day) as i64);
+        rec
+    }));
+    drop(app);
+    drop(rt);
+    settle(&data);
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .env("FIGURES_CHILD", "archive")
+        .env("FIGURES_CHILD_DIR", &data)
+        .output()
+        .expect("run archive child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT "))
+        .unwrap_or_else(|| panic!("archive child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    let f: Vec<f64> = line.split_whitespace().map(|x| x.parse().expect("child result field")).collect();
+    let [raw, compressed, records, objects, secs, cpu_secs, base_kb, hwm_kb] = f[..] else { panic!("child result: {line}") };
+    info(format!(
+        "{records} records into {objects} objects: {:.0} MB raw JSONL -> {:.0} MB gzip in {secs:.1} s wall, {cpu_secs:.1} CPU-s ({:.2} cores busy); child peak RSS {:.1} MiB (after open {:.1} MiB)",
+        raw / 1e6,
+        compressed / 1e6,
+        cpu_secs / secs,
+        hwm_kb / 1024.0,
+        base_kb / 1024.0
+    ));
+    report.add("archive_raw_mb_per_cpu_s", raw / 1e6 / cpu_secs, Goal::AtLeast(80.0), "raw JSONL MB (10^6 B) per CPU-second, all threads");
+    report.add("archive_raw_mb_per_s_wall", raw / 1e6 / secs, Goal::Info, "MB/s, wall clock");
+    report.add("archive_peak_rss_mb", hwm_kb / 1024.0, Goal::AtMost(100.0), format!("child VmHWM, MiB, archiving {:.2} GB raw", raw / 1e9));
+    report.add("archive_records_missing", n as f64 - records, Goal::Exactly(0.0), "");
+}
+
 // -- main -----------------------------------------------------------------------------------------
 
 fn main() {
     if std::env::var("FIGURES_CHILD").as_deref() == Ok("export") {
         let dir = std::env::var("FIGURES_CHILD_DIR").expect("FIGURES_CHILD_DIR");
         export_child(Path::new(&dir));
+        return;
+    }
+    if std::env::var("FIGURES_CHILD").as_deref() == Ok("archive") {
+        let dir = std::env::var("FIGURES_CHILD_DIR").expect("FIGURES_CHILD_DIR");
+        archive_child(Path::new(&dir));
         return;
     }
     let only = std::env::var("FIGURES_ONLY").unwrap_or_default();
@@ -1029,8 +1105,13 @@ fn main() {
     let mut report = Report::default();
     let mut noisy: Vec<(&str, f64)> = Vec::new();
     type Run = fn(&mut Report);
-    let figures: [(&str, Run); 4] =
-        [("ingest", ingest_cpu), ("server", server_throughput), ("stats", stats_scaling), ("export", export_scaling)];
+    let figures: [(&str, Run); 5] = [
+        ("ingest", ingest_cpu),
+        ("server", server_throughput),
+        ("stats", stats_scaling),
+        ("export", export_scaling),
+        ("archive", archive_throughput),
+    ];
     for (name, run) in figures {
         if want(name) {
             let w = LoadWatch::start();
