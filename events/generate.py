@@ -173,17 +173,10 @@ SCHEDULE = {
 }
 
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/collector-HotTable-1A2B3C/stream/2026-11-01T00:00:00.000"
-# An interaction's item as the table holds it (illustrative: the attributes the archiver reads).
-ITEM = {
-    "pk": {"S": f"I#{ID}"},
-    "sk": {"S": "I"},
-    "user_id": {"S": "alice"},
-    "platform": {"S": "n8n"},
-    "kind": {"S": "workflow_generation"},
-    "user_message": {"S": "Post new webhook leads to #sales on Slack"},
-    "created_at": {"S": "2026-10-20T09:15:00Z"},
-    "expires_at": {"N": "1795622400"},
-}
+# An interaction's item exactly as the DynamoDB adapter writes it (written by the test
+# shared/collector/tests/stream_fixtures.rs with UPDATE_FIXTURES=1, which also checks it).
+with open(os.path.join(HERE, "archiver", "item-interaction.json")) as f:
+    ITEM = json.load(f)
 KEYS = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
 
 

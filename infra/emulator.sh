@@ -41,6 +41,11 @@ case "${1:-}" in
     ;;
   stop)
     if [ -f "$STATE.pid" ]; then kill "$(cat "$STATE.pid")" 2>/dev/null || true; rm -f "$STATE.pid"; fi
+    # Wait until the port is free, so that a `start` right after starts a fresh emulator.
+    for _ in $(seq 1 50); do
+      if ! up; then exit 0; fi
+      sleep 0.2
+    done
     ;;
   provision)
     BIN="$("$ROOT/infra/tools.sh")"

@@ -378,3 +378,35 @@ async fn aws_runs_deletes_and_ingest_at_once_keep_the_invariants() {
     scenario.teardown();
 }
 
+
+/// `collector serve` erases deleted archived lines by itself within a minute of the delete (its
+/// housekeeping task looks every 30 s; tokio's clock is paused here, so the minute is virtual).
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn serve_erases_deleted_lines_within_a_minute() {
+    let scenario = fail::FailScenario::setup();
+    let b = local().await;
+    let app = app(&b);
+    let expected = seed(&app).await;
+    archive(&app).await.expect("archive run");
+    let housekeeping = tokio::spawn(app.clone().housekeeping());
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let deletion = app.delete_user(&UserId::parse("bob").expect("user")).await.expect("delete");
+    assert!(deletion.pending_erasure_objects >= 1);
+    let deleted_at = tokio::time::Instant::now();
+    let bob_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    loop {
+        if app.hot.tombstoned_slots().await.expect("tombstones").is_empty() {
+            break;
+        }
+        assert!(deleted_at.elapsed() < std::time::Duration::from_secs(60), "not erased within a minute");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    for (key, lines) in object_lines(app.objects.as_ref()).await {
+        for l in lines {
+            let m = l["user_message"].as_str().unwrap_or("");
+            assert!(!bob_text.iter().any(|t| m.contains(t.as_str())), "bob's line left in {key}");
+        }
+    }
+    housekeeping.abort();
+    scenario.teardown();
+}
