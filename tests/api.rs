@@ -580,3 +580,22 @@ async fn concurrent_ingest_loses_no_record() {
     let exported = t.get("/api/feedback/export/n8n", Who::Admin).await.lines();
     assert_eq!(exported.len(), 640);
 }
+
+/// A body that breaks off before its Content-Length is a bad request (400), not "too large".
+#[tokio::test]
+async fn a_body_cut_short_is_400_not_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = spawn_app(&[]).await;
+    let addr = t.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /api/interactions HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"platform\":",
+        token("alice", &[])
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.shutdown().await.expect("half-close");
+    let mut answer = String::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_string(&mut answer)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("validation_failed"), "{answer}");
+}

@@ -242,14 +242,18 @@ fn parse_ttl(raw: &str) -> Result<Duration> {
     let raw = raw.trim();
     let (num, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
     let n: u64 = num.parse().with_context(|| format!("--ttl {raw:?}: expected a number with s, m, h or d"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => bail!("--ttl {raw:?}: unit must be s, m, h or d"),
     };
-    Ok(Duration::from_secs(secs))
+    // At most ten years: a token's `exp` must stay a sane timestamp.
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs <= 10 * 366 * 86400 => Ok(Duration::from_secs(secs)),
+        _ => bail!("--ttl {raw:?}: at most 10 years"),
+    }
 }
 
 fn token(config: &Config, sub: &str, groups: &[String], ttl: &str) -> Result<()> {

@@ -136,3 +136,34 @@ fn export_formats_checks_and_rejects_file() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--format"));
 }
+
+#[test]
+fn archive_answers_exit_code_3_while_another_run_holds_the_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["demo", "--count", "20", "--json"]);
+    // Another process (here: this test, through the library) holds the archive lease.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = collector::adapters::sqlite::SqliteStore::open(&d.join("data/collector.sqlite3")).unwrap();
+    let lease = rt
+        .block_on(collector::ports::HotStore::acquire_lease(&store, "other", chrono::Utc::now(), std::time::Duration::from_secs(300)))
+        .unwrap()
+        .expect("the lease is free");
+    let out = run(d, &[], &["archive"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("archive_running"));
+    // A dry run takes no lease.
+    ok(d, &["archive", "--dry-run"]);
+    rt.block_on(collector::ports::HotStore::release_lease(&store, &lease)).unwrap();
+    ok(d, &["archive"]);
+    // --days-old takes N >= 1, like the route's days_old.
+    assert!(!run(d, &[], &["archive", "--days-old", "0"]).status.success());
+}
+
+#[test]
+fn token_ttl_overflow_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &[], &["token", "--sub", "alice", "--ttl", "999999999999999d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--ttl"));
+}

@@ -41,9 +41,16 @@ impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
 
 /// The body's bytes, at most 6 MiB.
 async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge("the body is over 6 MiB"))
+    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
+        // Only the length limit is the caller's 413; a body that broke off is a bad request.
+        let over_limit = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if over_limit {
+            ApiError::PayloadTooLarge("the body is over 6 MiB")
+        } else {
+            ApiError::Validation(vec![FieldError::new("body", "could not be read in full")])
+        }
+    })
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
