@@ -329,7 +329,12 @@ impl App {
     /// minute of a delete), and once a day, when `COLLECTOR_ARCHIVE_AT` (UTC) passes, it runs
     /// the archive. Failures are logged and retried at the next tick.
     pub async fn housekeeping(self) {
-        let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
+        self.housekeeping_every(HOUSEKEEPING_EVERY).await
+    }
+
+    /// [`App::housekeeping`] with another period (tests).
+    pub async fn housekeeping_every(self, every: StdDuration) {
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Started after today's time: the first run is tomorrow's, not one at every restart.
         let mut last_daily = self.config.archive_at.filter(|at| Utc::now().time() >= *at).map(|_| Utc::now().date_naive());

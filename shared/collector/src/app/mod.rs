@@ -14,7 +14,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-pub use archive::{ArchiveReport, ArchivedObjectReport, LEASE_TTL, Maintenance};
+pub use archive::{ArchiveReport, ArchivedObjectReport, HOUSEKEEPING_EVERY, LEASE_TTL, Maintenance};
 pub use error::AppError;
 pub use export::{ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};

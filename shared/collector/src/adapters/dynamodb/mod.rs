@@ -35,6 +35,16 @@ const BY_USER: &str = "by_user";
 const TX_MAX: usize = 100;
 /// Links per transaction: room for the record, its counters and the lease check.
 const TX_LINKS: usize = 95;
+/// Bytes of one transaction we allow ourselves (DynamoDB's limit is 4 MB over its items). The
+/// estimate counts every item whole, a deleted link too, plus [`TX_ITEM_BYTES`] each.
+const TX_BYTES: usize = 3 * 1024 * 1024 + 512 * 1024;
+/// The allowance per transaction item for its key, expressions and framing.
+const TX_ITEM_BYTES: usize = 256;
+/// What a tombstone put and a counter update add to a transaction's estimate.
+const TOMB_BYTES: usize = 512;
+const COUNTER_BYTES: usize = 1024;
+/// Records per commit transaction at most; the item and byte limits usually bind first.
+const BATCH_RECORDS: usize = TX_MAX;
 /// Tombstones per transaction of `clear_tombstones` (plus the lease check).
 const TOMB_BATCH: usize = 90;
 /// The cancellation code of a failed condition.
@@ -55,10 +65,6 @@ struct Inner {
     overflow: Arc<dyn ObjectStore>,
     /// Platforms already in the registry (written once per platform per process).
     known: Mutex<HashSet<Platform>>,
-    /// Every fenced transaction holds the lease item, and DynamoDB cancels a transaction that
-    /// shares an item with one in flight (TransactionConflict): this process sends them one at
-    /// a time (the reads around them still run FAN_OUT wide).
-    fence: tokio::sync::Mutex<()>,
 }
 
 /// An interaction's partition: its head item (hot or stub) and its links.
@@ -160,7 +166,6 @@ impl DynamoStore {
                 db: Dynamo { client, table, archive_table },
                 overflow,
                 known: Mutex::new(HashSet::new()),
-                fence: tokio::sync::Mutex::new(()),
             }),
         }
     }
@@ -517,15 +522,19 @@ impl DynamoStore {
     /// A transaction of the archive run, fenced: the lease check goes first (so it is item 0 of
     /// the cancellation reasons). `Ok(Err(codes))` when one of `tx`'s own conditions failed,
     /// codes aligned with `tx`.
+    ///
+    /// No lock serializes these. Every fenced transaction checks the lease item, so two in
+    /// flight at once conflict and `io::transact` retries the one DynamoDB cancelled
+    /// (TransactionConflict) with backoff: the conditions keep the data right, not the order
+    /// of sending. And there is nothing to serialize: a run writes one step after another
+    /// (`commit_archive` sends its batches in turn, its reads alone run FAN_OUT wide), the app
+    /// runs one run per process, and the writes that are not fenced (ingest, deletes,
+    /// `delete_archived`) never touch the lease item.
     async fn run_tx(&self, lease: &Lease, tx: Vec<TransactWriteItem>) -> Result<Result<(), Vec<String>>, StoreError> {
         let mut all = Vec::with_capacity(tx.len() + 1);
         all.push(self.lease_check(lease)?);
         all.extend(tx);
-        let sent = {
-            let _one = self.inner.fence.lock().await;
-            self.db().transact(all).await?
-        };
-        match sent {
+        match self.db().transact(all).await? {
             Ok(()) => Ok(Ok(())),
             Err(codes) if codes.first().is_some_and(|c| c == FAILED) => Err(StoreError::Fenced),
             Err(codes) => Ok(Err(codes.into_iter().skip(1).collect())),
@@ -549,52 +558,197 @@ impl DynamoStore {
             .map_err(|codes| StoreError::Internal(format!("dynamodb transaction cancelled: {}", codes.join(","))))
     }
 
-    /// Archive one record of `obj`. None when it is stubbed on `obj.slot` (now, or by an earlier
-    /// run); Some(id) when its line is not live (gone, changed, archived elsewhere) and was
-    /// tombstoned.
-    async fn archive_item(
+    /// Read one record of a commit (its partition, consistently) and say what to do with it.
+    /// `reads`: how many times it has been read, this time included.
+    async fn classify(&self, slot: &str, item: ArchiveItem, reads: u32) -> Result<Step, StoreError> {
+        let part = self.partition(item.id).await?;
+        let head = match part.head {
+            // Links only ever grow: the same count is the record the line was written from.
+            Some(h) if is_hot(&h) && part.links.len() as i64 == item.links => h,
+            Some(h) if is_stub(&h) && get_s(&h, "object")? == slot => {
+                // Done by an earlier run; sweep links it may have left behind.
+                self.finish_removal(part.links, &[]).await?;
+                return Ok(Step::Done);
+            }
+            // Deleted, changed, or archived elsewhere: its line is not live.
+            _ => return Ok(Step::Tomb(item.id)),
+        };
+        let ver = version(&head)?;
+        let ovf = ovf_key(&head);
+        let rec = self.decode_interaction(head).await?;
+        let (entry, delta) = ArchivedEntry::archiving(&rec, slot);
+        let links = part
+            .links
+            .iter()
+            .map(|l| Link { key: io::key_of(l, ["pk", "sk"]), bytes: item_size(l), ovf: ovf_key(l) })
+            .collect();
+        let stub = stub_item(&entry)?;
+        Ok(Step::Move(Box::new(Move { item, ver, stub, platform: rec.platform, delta, links, ovf, reads })))
+    }
+
+    /// Phase two's record moves: every item read (FAN_OUT at a time, in order) and classified,
+    /// the moves and tombstones sent in fenced transactions of as many records as fit, one
+    /// transaction at a time, while the reads go on. Returns the tombstoned ids. A read that
+    /// fails ends the commit with its error once the records read before it are sent.
+    async fn move_records(&self, lease: &Lease, slot: &str, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError> {
+        let (sender, receiver) = tokio::sync::mpsc::channel(2 * TX_MAX);
+        let reads = async move {
+            let mut steps =
+                futures::stream::iter(items.iter().copied().map(|item| self.classify(slot, item, 1))).buffered(FAN_OUT);
+            while let Some(step) = steps.next().await {
+                let failed = step.is_err();
+                // A closed channel: the sending side stopped (its error is the answer).
+                if sender.send(step).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
+        let ((), sent) = tokio::join!(reads, self.send_records(lease, slot, receiver));
+        sent
+    }
+
+    /// The sending side of [`Self::move_records`]: batches planned from the steps read so far,
+    /// each sent once it is full or the reads have ended.
+    async fn send_records(
         &self,
         lease: &Lease,
-        obj: &ArchiveObject,
-        item: ArchiveItem,
-    ) -> Result<Option<Id>, StoreError> {
-        fail::fail_point!("commit.between_records", |_| Err(StoreError::Unavailable("failpoint".into())));
-        for _ in 0..VERSION_ATTEMPTS {
-            let part = self.partition(item.id).await?;
-            let head = match part.head {
-                // Links only ever grow: the same count is the record the line was written from.
-                Some(h) if is_hot(&h) && part.links.len() as i64 == item.links => h,
-                Some(h) if is_stub(&h) && get_s(&h, "object")? == obj.slot => {
-                    // Done by an earlier run; sweep links it may have left behind.
-                    self.finish_removal(part.links, &[]).await?;
-                    return Ok(None);
+        slot: &str,
+        mut reads: tokio::sync::mpsc::Receiver<Result<Step, StoreError>>,
+    ) -> Result<Vec<Id>, StoreError> {
+        let cap = batch_records();
+        let mut queue: VecDeque<Step> = VecDeque::new();
+        let mut tombstoned = Vec::new();
+        let mut open = true;
+        let mut read_error = None;
+        loop {
+            while open && !plan(&queue, cap).1 {
+                match reads.recv().await {
+                    Some(Ok(Step::Done)) => {}
+                    Some(Ok(step)) => queue.push_back(step),
+                    Some(Err(e)) => {
+                        read_error = Some(e);
+                        open = false;
+                    }
+                    None => open = false,
                 }
-                _ => {
-                    let tx = vec![tx_put(self.table(), tombstone_item(&obj.slot, item.id), None)?];
-                    self.run_tx_plain(lease, tx).await?;
-                    return Ok(Some(item.id));
+            }
+            let (n, _) = plan(&queue, cap);
+            if n == 0 {
+                break;
+            }
+            let batch: Vec<Step> = queue.drain(..n).collect();
+            match self.send_batch(lease, slot, batch).await? {
+                Sent::Done(ids) => tombstoned.extend(ids),
+                Sent::Again(batch) => {
+                    for step in batch.into_iter().rev() {
+                        if !matches!(step, Step::Done) {
+                            queue.push_front(step);
+                        }
+                    }
                 }
-            };
-            let ver = version(&head)?;
-            let rec = self.decode_interaction(head.clone()).await?;
-            let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.slot);
-            let mut tx = vec![tx_put(self.table(), stub_item(&entry)?, hot_at(ver))?];
-            tx.extend(self.counter_tx(&rec.platform, shard_of(item.id), &delta)?);
-            let mut links = part.links;
-            let rest = links.split_off(links.len().min(TX_LINKS));
-            for l in &links {
-                tx.push(tx_delete(self.table(), io::key_of(l, ["pk", "sk"]), None)?);
             }
-            if self.run_tx(lease, tx).await?.is_err() {
-                // It changed meanwhile (a feedback, a delete): read it again.
-                continue;
-            }
-            let mut removed = links;
-            removed.push(head);
-            self.finish_removal(rest, &removed).await?;
-            return Ok(None);
         }
-        Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })
+        match read_error {
+            Some(e) => Err(e),
+            None => Ok(tombstoned),
+        }
+    }
+
+    /// One commit transaction: the lease check; each step's stub, conditioned on the version
+    /// read, with its links' deletes, or its tombstone; then one counter update per platform
+    /// carrying the summed deltas (on one shard: counters are summed over shards when read).
+    /// A lone record with more links than fit sends its first links and deletes the rest
+    /// right after. When stub conditions failed, those records are read again and the batch
+    /// comes back to be sent again (nothing of it was written).
+    async fn send_batch(&self, lease: &Lease, slot: &str, mut batch: Vec<Step>) -> Result<Sent, StoreError> {
+        fail::fail_point!("commit.between_records", |_| Err(StoreError::Unavailable("failpoint".into())));
+        let mut deltas: Vec<(Platform, PlatformCounters)> = Vec::new();
+        let mut shard = None;
+        for step in &batch {
+            if let Step::Move(m) = step {
+                shard = shard.or(Some(shard_of(m.item.id)));
+                match deltas.iter_mut().find(|(p, _)| p == &m.platform) {
+                    Some((_, d)) => d.add(&m.delta),
+                    None => deltas.push((m.platform.clone(), m.delta)),
+                }
+            }
+        }
+        let mut items = 1 + deltas.len();
+        let mut bytes = TX_ITEM_BYTES + deltas.len() * COUNTER_BYTES;
+        let mut tx = Vec::new();
+        // (position in tx, position in batch) of each stub.
+        let mut stubs = Vec::new();
+        let mut tombstoned = Vec::new();
+        let mut rest = Vec::new();
+        let mut overflow = Vec::new();
+        for (i, step) in batch.iter().enumerate() {
+            match step {
+                Step::Done => {}
+                Step::Tomb(id) => {
+                    tx.push(tx_put(self.table(), tombstone_item(slot, *id), None)?);
+                    tombstoned.push(*id);
+                    items += 1;
+                    bytes += TX_ITEM_BYTES + TOMB_BYTES;
+                }
+                Step::Move(m) => {
+                    stubs.push((tx.len(), i));
+                    tx.push(tx_put(self.table(), m.stub.clone(), hot_at(m.ver))?);
+                    items += 1;
+                    bytes += TX_ITEM_BYTES + item_size(&m.stub);
+                    overflow.extend(m.ovf.clone());
+                    for l in &m.links {
+                        if items < TX_MAX && bytes + TX_ITEM_BYTES + l.bytes <= TX_BYTES {
+                            tx.push(tx_delete(self.table(), l.key.clone(), None)?);
+                            items += 1;
+                            bytes += TX_ITEM_BYTES + l.bytes;
+                        } else {
+                            rest.push(l.key.clone());
+                        }
+                        overflow.extend(l.ovf.clone());
+                    }
+                }
+            }
+        }
+        for (p, d) in &deltas {
+            tx.extend(self.counter_tx(p, shard.unwrap_or(0), d)?);
+        }
+        if tx.is_empty() {
+            return Ok(Sent::Done(tombstoned));
+        }
+        let codes = match self.run_tx(lease, tx).await? {
+            Ok(()) => {
+                if !rest.is_empty() {
+                    self.db().delete_keys(self.table(), rest).await?;
+                }
+                self.drop_overflow(overflow).await;
+                return Ok(Sent::Done(tombstoned));
+            }
+            Err(codes) => codes,
+        };
+        // Changed meanwhile (a feedback, a delete): read those again.
+        let mut changed = Vec::new();
+        for (t, i) in stubs {
+            if codes.get(t).is_some_and(|c| c == FAILED)
+                && let Some(Step::Move(m)) = batch.get(i)
+            {
+                if m.reads >= VERSION_ATTEMPTS {
+                    return Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER });
+                }
+                changed.push((i, m.item, m.reads + 1));
+            }
+        }
+        if changed.is_empty() {
+            return Err(StoreError::Internal(format!("dynamodb transaction cancelled: {}", codes.join(","))));
+        }
+        let reread = |(i, item, reads): (usize, ArchiveItem, u32)| async move {
+            Ok::<_, StoreError>((i, self.classify(slot, item, reads).await?))
+        };
+        let fresh: Vec<(usize, Step)> =
+            futures::stream::iter(changed.into_iter().map(reread)).buffered(FAN_OUT).try_collect().await?;
+        for (i, step) in fresh {
+            batch[i] = step;
+        }
+        Ok(Sent::Again(batch))
     }
 
     async fn object_row(
@@ -910,10 +1064,11 @@ impl HotStore for DynamoStore {
         }
     }
 
-    /// Not one transaction (DynamoDB allows 100 items): one fenced transaction per record, then
-    /// the row flips to committed with the object's counters. Until the flip the row is pending,
-    /// so a run that dies half-way leaves it for the next run to roll forward (a rerun counts
-    /// records stubbed on this slot as done) or back.
+    /// Not one transaction (DynamoDB allows 100 items): fenced transactions of as many records
+    /// as fit (see [`Self::send_batch`]), one after another, then the row flips to committed
+    /// with the object's counters. Until the flip the row is pending, so a run that dies
+    /// half-way leaves it for the next run to roll forward (a rerun counts records stubbed on
+    /// this slot as done) or back.
     #[tracing::instrument(skip_all, fields(slot = %obj.slot, items = items.len()))]
     async fn commit_archive(
         &self,
@@ -932,9 +1087,10 @@ impl HotStore for DynamoStore {
             return Err(StoreError::Conflict("archive object key already recorded"));
         }
         self.ensure_platform(&obj.platform).await?;
-        let jobs: Vec<_> = items.iter().map(|item| self.archive_item(lease, obj, *item)).collect();
-        let results: Vec<Option<Id>> = futures::stream::iter(jobs).buffered(FAN_OUT).try_collect().await?;
-        let tombstoned: Vec<Id> = results.into_iter().flatten().collect();
+        // One transaction may not name an item twice: each id once, first line first.
+        let mut seen = HashSet::new();
+        let items: Vec<ArchiveItem> = items.iter().copied().filter(|i| seen.insert(i.id)).collect();
+        let tombstoned = self.move_records(lease, &obj.slot, &items).await?;
         if row.state == ObjectState::Committed {
             // A rerun after the flip: the object is counted already.
             return Ok(tombstoned);
@@ -1127,6 +1283,100 @@ impl HotStore for DynamoStore {
         }
         Ok(())
     }
+}
+
+/// One record of a commit, as a consistent read of its partition found it.
+enum Step {
+    /// Stubbed on this slot already (by an earlier run): nothing to write.
+    Done,
+    /// Its line is not live (deleted, changed, archived elsewhere): tombstone it.
+    Tomb(Id),
+    /// Hot with the links its line holds: stub it, if it is still at the version read.
+    Move(Box<Move>),
+}
+
+/// What a commit transaction needs to stub one record (its payload is not kept).
+struct Move {
+    item: ArchiveItem,
+    ver: i64,
+    stub: Item,
+    platform: Platform,
+    delta: PlatformCounters,
+    links: Vec<Link>,
+    /// The hot item's overflow object, dropped once it is stubbed.
+    ovf: Option<String>,
+    /// Reads of the record so far.
+    reads: u32,
+}
+
+/// A link to delete with its record: key, estimated size, overflow object.
+struct Link {
+    key: Item,
+    bytes: usize,
+    ovf: Option<String>,
+}
+
+/// What [`DynamoStore::send_batch`] did.
+enum Sent {
+    /// Written; the ids tombstoned.
+    Done(Vec<Id>),
+    /// Nothing written: some records changed and were read again; send the batch again.
+    Again(Vec<Step>),
+}
+
+impl Step {
+    /// Items and estimated bytes it adds to a transaction, its counter update aside.
+    fn cost(&self) -> (usize, usize) {
+        match self {
+            Step::Done => (0, 0),
+            Step::Tomb(_) => (1, TX_ITEM_BYTES + TOMB_BYTES),
+            Step::Move(m) => (
+                1 + m.links.len(),
+                TX_ITEM_BYTES + item_size(&m.stub) + m.links.iter().map(|l| TX_ITEM_BYTES + l.bytes).sum::<usize>(),
+            ),
+        }
+    }
+}
+
+/// How many of the queue's first steps go in the next commit transaction (the lease check,
+/// their items, one counter update per platform), and whether that transaction is full: the
+/// step after them does not fit, or `cap` steps are in. At least one when the queue is not
+/// empty: a record with more links than a transaction holds goes alone, with those that fit.
+fn plan(queue: &VecDeque<Step>, cap: usize) -> (usize, bool) {
+    let mut items = 1;
+    let mut bytes = TX_ITEM_BYTES;
+    let mut platforms: Vec<&Platform> = Vec::new();
+    for (n, step) in queue.iter().enumerate() {
+        if n >= cap {
+            return (n, true);
+        }
+        let (mut i, mut b) = step.cost();
+        let platform = match step {
+            Step::Move(m) if !platforms.contains(&&m.platform) => Some(&m.platform),
+            _ => None,
+        };
+        if platform.is_some() {
+            i += 1;
+            b += COUNTER_BYTES;
+        }
+        if items + i > TX_MAX || bytes + b > TX_BYTES {
+            return (n.max(1), true);
+        }
+        items += i;
+        bytes += b;
+        platforms.extend(platform);
+    }
+    (queue.len(), queue.len() >= cap)
+}
+
+/// Records per commit transaction: [`BATCH_RECORDS`], or fewer when the failpoint
+/// `commit.batch_records` is set to `return(N)` (crash tests cut a commit between
+/// transactions of a few records).
+fn batch_records() -> usize {
+    fail::fail_point!("commit.batch_records", |v: Option<String>| {
+        v.and_then(|n| n.trim().parse::<usize>().ok()).map_or(BATCH_RECORDS, |n| n.clamp(1, BATCH_RECORDS))
+    });
+    BATCH_RECORDS
 }
 
 fn not_exists_platform() -> Cond {
