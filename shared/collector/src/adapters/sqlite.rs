@@ -253,9 +253,15 @@ impl SqliteStore {
         // shares one fsync among the writes of a batch. Checkpoints every 16 MB of WAL rather
         // than 4 MB: index and counter pages rewritten by many commits are copied back fewer
         // times (measured ~10% less writer CPU under load).
+        // temp_store = FILE on the writer: each write runs in a savepoint, whose statement
+        // journal SQLite keeps in memory up to 64 KiB and then spills to a temp file. With
+        // temp_store = MEMORY it never spills, and truncating an in-memory journal walks it from
+        // the start at every statement: an archive commit (thousands of deletes in one
+        // savepoint) went quadratic (3.4 MB/s, 96% of the writer in memjrnlTruncate) and held
+        // every original page in memory (docs/PERFORMANCE.md, "Archive throughput").
         writer
             .execute_batch(
-                "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+                "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
                  PRAGMA wal_autocheckpoint = 4000;",
             )
             .db()?;
