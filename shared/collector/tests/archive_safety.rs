@@ -21,6 +21,7 @@ use collector::config::Config;
 use collector::domain::archive::ObjectState;
 use collector::domain::input::ArchiveRequest;
 use collector::domain::types::{Caller, Id, Role, UserId};
+use collector::ports::conformance::noise;
 use collector::ports::{HotStore, ObjectStore};
 use serde_json::{Value, json};
 
@@ -66,21 +67,6 @@ fn caller(sub: &str, role: Role) -> Caller {
 
 fn admin() -> Caller {
     caller("root", Role::Admin)
-}
-
-/// Text gzip cannot shrink much (xorshift over a 64-letter alphabet), so an object spans
-/// several upload chunks.
-fn noise(len: usize, seed: u64) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ALPHABET[(x % 64) as usize] as char
-        })
-        .collect()
 }
 
 /// What the test expects to be stored: id -> (owner, message).

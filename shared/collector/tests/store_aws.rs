@@ -17,7 +17,7 @@ mod dynamodb {
     use collector::domain::types::Id;
     use collector::domain::workflow::StoredWorkflow;
     use collector::ports::conformance::{
-        archive_object, at, bare_interaction, commit, expected_counters, feedback, interaction, items_of, platform,
+        archive_object, at, bare_interaction, commit, expected_counters, feedback, interaction, items_of, noise, platform,
         take_lease, user, validation,
     };
     use collector::ports::{
@@ -57,20 +57,6 @@ mod dynamodb {
     }
 
     collector::hot_store_conformance!(optional: store);
-
-    /// Pseudo-random printable text that gzip cannot shrink much (xorshift, base64 alphabet).
-    fn noise(len: usize, seed: u64) -> String {
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut x = seed | 1;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                ALPHABET[(x % 64) as usize] as char
-            })
-            .collect()
-    }
 
     fn with_workflow(mut rec: Interaction, wf: serde_json::Value, threshold: u64) -> Interaction {
         rec.workflow = Some(StoredWorkflow::pack(&wf, threshold));

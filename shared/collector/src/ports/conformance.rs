@@ -148,6 +148,21 @@ pub fn n8n_workflow(nodes: usize) -> Value {
     json!({"name": "Payments to Slack", "nodes": node_list, "connections": connections, "settings": {"timezone": "UTC"}})
 }
 
+/// Pseudo-random printable text that gzip cannot shrink much (xorshift, base64 alphabet): big
+/// payloads for overflow and archive-object tests.
+pub fn noise(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            ALPHABET[(x % 64) as usize] as char
+        })
+        .collect()
+}
+
 /// Metadata whose numbers must come back exactly.
 pub fn metadata() -> Map<String, Value> {
     let v: Value = serde_json::from_str(
