@@ -7,11 +7,14 @@
 //!   disabled it still erases deleted lines (compaction), and archives nothing. Another run
 //!   holding the lease is not an error (it does the work). A failed run returns `Err`; a rerun
 //!   is safe (CONTRACT §6), and the next schedule tick retries anyway.
-//! - **Stream** (the hot table's DynamoDB stream, `ReportBatchItemFailures`): **a stub for the
-//!   archiver issue.** It only counts the batch's records (inserts, modifies, a user's removes,
-//!   TTL removes, told apart by `userIdentity`) and logs the counts; it archives nothing and
-//!   reports no failures, so the stream never stalls on it. Archiving TTL-expired records from
-//!   their old images, with per-record `SequenceNumber` failures, is that issue's work.
+//! - **Stream** (the hot table's DynamoDB stream, `ReportBatchItemFailures`): a watch, not an
+//!   archiver. The table has no TTL and no item carries `expires_at` (docs/AWS.md, "Expiry"):
+//!   records leave the hot table only through an archive run or a delete, so nothing reaches
+//!   the stream that needs archiving. The handler counts the batch's records by kind (inserts,
+//!   modifies, removes by a request, removes by TTL, told apart by `userIdentity`) and logs the
+//!   counts; a TTL removal, which means someone turned TTL on and a record may have left without
+//!   an archive line, is logged at error level for an alarm. It reports no failures, so the
+//!   stream never stalls on it.
 
 use aws_lambda_events::dynamodb;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
@@ -103,8 +106,15 @@ pub async fn handle(app: &App, event: LambdaEvent<ArchiverEvent>) -> Result<Arch
                 modifies = c.modifies,
                 removes = c.removes,
                 ttl_removes = c.ttl_removes,
-                "stream batch (stub)"
+                "stream batch"
             );
+            if c.ttl_removes > 0 {
+                // Ids and counts only: never the old image's user text.
+                tracing::error!(
+                    ttl_removes = c.ttl_removes,
+                    "TTL removed hot items: the table must have no TTL (records may have left without an archive line)"
+                );
+            }
             Ok(ArchiverResponse::Stream(DynamoDbEventResponse::default()))
         }
     }
