@@ -132,6 +132,26 @@ struct Written {
     storage_class: StorageClass,
 }
 
+impl Written {
+    /// The committed row of this object in `slot` (its own key for a new object, the old one's
+    /// slot for a compaction).
+    fn object(&self, slot: String, platform: Platform, date: NaiveDate, run_id: &str) -> ArchiveObject {
+        ArchiveObject {
+            object_key: self.key.clone(),
+            slot,
+            state: ObjectState::Committed,
+            platform,
+            date,
+            run_id: run_id.to_owned(),
+            record_count: self.items.len() as i64,
+            raw_bytes: self.raw_bytes,
+            compressed_bytes: self.compressed_bytes,
+            storage_class: self.storage_class,
+            created_at: Utc::now(),
+        }
+    }
+}
+
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(e.to_string())
 }
@@ -560,19 +580,7 @@ impl App {
                 None
             } else {
                 let w = kept.finish().await?;
-                Some(ArchiveObject {
-                    object_key: w.key,
-                    slot: row.slot.clone(),
-                    state: ObjectState::Committed,
-                    platform: row.platform.clone(),
-                    date: row.date,
-                    run_id: run.run_id.clone(),
-                    record_count: w.items.len() as i64,
-                    raw_bytes: w.raw_bytes,
-                    compressed_bytes: w.compressed_bytes,
-                    storage_class: w.storage_class,
-                    created_at: Utc::now(),
-                })
+                Some(w.object(row.slot.clone(), row.platform.clone(), row.date, &run.run_id))
             };
             let swapped: Result<(), AppError> = async {
                 crash_point!("compact.before_swap");
@@ -704,19 +712,7 @@ impl App {
     async fn finish_object(&self, p: Pending, run: &Run) -> Result<ArchiveObject, AppError> {
         let (platform, date) = (p.platform.clone(), p.date);
         let w = p.finish().await?;
-        let mut obj = ArchiveObject {
-            slot: w.key.clone(),
-            object_key: w.key,
-            state: ObjectState::Committed,
-            platform,
-            date,
-            run_id: run.run_id.clone(),
-            record_count: w.items.len() as i64,
-            raw_bytes: w.raw_bytes,
-            compressed_bytes: w.compressed_bytes,
-            storage_class: w.storage_class,
-            created_at: Utc::now(),
-        };
+        let mut obj = w.object(w.key.clone(), platform, date, &run.run_id);
         let Some(lease) = &run.lease else { return Ok(obj) };
         crash_point!("archive.after_upload");
         let tombstoned = self.hot.commit_archive(lease, &obj, &w.items).await?;
