@@ -55,7 +55,17 @@ pub struct ValidationResult {
 impl App {
     pub async fn log_interaction(&self, caller: &Caller, body: Value) -> Result<IngestOutcome, AppError> {
         let now = Utc::now();
-        let new = NewInteraction::parse(body, now)?;
+        // A legacy payload is inflated off the async workers (it may take a second) and under
+        // the inflation gate, held until the workflow is packed and stored (the end of this call).
+        let (new, _inflation) = if body.get("workflow_gzip_hex").is_some() {
+            let permit = self.inflations.acquire().await.map_err(|_| AppError::Internal("inflation gate closed".into()))?;
+            let parsed = tokio::task::spawn_blocking(move || NewInteraction::parse(body, now))
+                .await
+                .map_err(|e| AppError::Internal(format!("inflation task: {e}")))?;
+            (parsed?, Some(permit))
+        } else {
+            (NewInteraction::parse(body, now)?, None)
+        };
         let user_id = match (caller.role, new.user_id.clone()) {
             (Role::User, Some(u)) if u != caller.sub => {
                 return Err(AppError::Forbidden("a user logs interactions only as themselves"));

@@ -36,11 +36,24 @@ pub struct App {
     /// Runs of this process queue here before they take the store's lease, so the server's own
     /// housekeeping (erasure, the daily run) never makes a request answer `archive_running`.
     local_runs: Arc<tokio::sync::Mutex<()>>,
+    /// Inflating a legacy `workflow_gzip_hex` may build up to `MAX_JSON_COST` of `Value`s; only
+    /// this many run at once per process, so concurrent imports cannot add up past the memory
+    /// budget (docs/DESIGN.md, "Hostile input").
+    inflations: Arc<tokio::sync::Semaphore>,
 }
+
+/// Legacy workflow inflations that may run at once in one process.
+pub const CONCURRENT_INFLATIONS: usize = 2;
 
 impl App {
     pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
-        App { config: Arc::new(config), hot, objects, local_runs: Arc::new(tokio::sync::Mutex::new(())) }
+        App {
+            config: Arc::new(config),
+            hot,
+            objects,
+            local_runs: Arc::new(tokio::sync::Mutex::new(())),
+            inflations: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_INFLATIONS)),
+        }
     }
 
     #[cfg(feature = "local")]

@@ -170,6 +170,8 @@ impl<'a> Fields<'a> {
 fn payload_message(e: PayloadError) -> &'static str {
     match e {
         PayloadError::TooLarge => "inflates past the 64 MiB limit",
+        PayloadError::TooDeep => "holds a workflow nested deeper than 64 levels",
+        PayloadError::TooCostly => "holds a workflow with too many JSON values to parse within the memory limit",
         PayloadError::NotGzip => "is not valid gzip",
         PayloadError::NotHex => "must be hex of gzip of the workflow JSON",
         PayloadError::NotJson => "does not hold a JSON workflow",

@@ -1,10 +1,12 @@
 //! Workflow payloads: compact JSON, gzip above the threshold, bounded inflate.
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use serde_json::Value;
+
+use super::json::{JsonShape, MAX_DEPTH, MAX_JSON_COST, ShapeError};
 
 /// Inflated payloads larger than this are refused: a gzip bomb is a 400, not an OOM.
 pub const MAX_INFLATED_BYTES: u64 = 64 * 1024 * 1024;
@@ -24,16 +26,19 @@ impl StoredWorkflow {
     }
 
     /// Compact JSON; gzip when it is larger than `threshold_bytes` and compression helps.
+    /// The JSON text is streamed into the encoder once it passes the threshold, so a large
+    /// workflow is never held as text and as gzip at once.
     pub fn pack(workflow: &Value, threshold_bytes: u64) -> StoredWorkflow {
-        let json = compact(workflow);
-        let original_bytes = json.len() as i64;
-        if json.len() as u64 > threshold_bytes {
-            let gz = gzip(&json);
-            if gz.len() < json.len() {
-                return StoredWorkflow { bytes: gz, compressed: true, original_bytes };
-            }
+        let mut out = PackWriter { threshold: threshold_bytes, plain: Vec::new(), gz: None, written: 0 };
+        // Serializing a Value cannot fail (string keys only), and neither can writing into Vecs.
+        let _ = serde_json::to_writer(&mut out, workflow);
+        let original_bytes = out.written as i64;
+        match out.gz.map(|w| w.into_inner().map_err(|_| ()).and_then(|gz| gz.finish().map_err(|_| ()))) {
+            Some(Ok(gz)) if (gz.len() as u64) < out.written => StoredWorkflow { bytes: gz, compressed: true, original_bytes },
+            // Over the threshold but gzip does not help: store the text after all.
+            Some(_) => StoredWorkflow { bytes: compact(workflow), compressed: false, original_bytes },
+            None => StoredWorkflow { bytes: out.plain, compressed: false, original_bytes },
         }
-        StoredWorkflow { bytes: json, compressed: false, original_bytes }
     }
 
     /// The original JSON value back.
@@ -64,10 +69,43 @@ impl StoredWorkflow {
     }
 }
 
+/// Where [`StoredWorkflow::pack`] writes: plain text up to the threshold, then gzip.
+struct PackWriter {
+    threshold: u64,
+    plain: Vec<u8>,
+    gz: Option<BufWriter<GzEncoder<Vec<u8>>>>,
+    written: u64,
+}
+
+impl Write for PackWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len() as u64;
+        if let Some(gz) = self.gz.as_mut() {
+            return gz.write_all(buf).map(|()| buf.len());
+        }
+        self.plain.extend_from_slice(buf);
+        if self.plain.len() as u64 > self.threshold {
+            let plain = std::mem::take(&mut self.plain);
+            let mut gz = BufWriter::with_capacity(64 * 1024, GzEncoder::new(Vec::with_capacity(plain.len() / 4 + 64), Compression::fast()));
+            gz.write_all(&plain)?;
+            self.gz = Some(gz);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PayloadError {
     #[error("payload inflates past the 64 MiB limit")]
     TooLarge,
+    #[error("payload nests deeper than 64 levels")]
+    TooDeep,
+    #[error("payload holds too many JSON values to parse within the memory limit")]
+    TooCostly,
     #[error("payload is not valid gzip")]
     NotGzip,
     #[error("payload is not valid hex")]
@@ -103,10 +141,38 @@ pub fn inflate_limited(gz: &[u8], limit: u64) -> Result<Vec<u8>, PayloadError> {
 }
 
 /// The older system's `workflow_gzip_hex`: hex of gzip of the JSON.
+///
+/// Two passes over the gzip, neither holding the inflated text: the first streams it through
+/// [`JsonShape`] (size, depth and value count, the same limits as a request body), the second
+/// parses it straight from the decoder. Only a workflow that passed the first pass is built,
+/// so memory is bounded by `MAX_JSON_COST` whatever the payload claims.
 pub fn from_gzip_hex(hex_text: &str) -> Result<Value, PayloadError> {
     let gz = hex::decode(hex_text.trim()).map_err(|_| PayloadError::NotHex)?;
-    let json = inflate_limited(&gz, MAX_INFLATED_BYTES)?;
-    serde_json::from_slice(&json).map_err(|_| PayloadError::NotJson)
+    check_inflated(&gz, MAX_INFLATED_BYTES)?;
+    let reader = BufReader::with_capacity(64 * 1024, GzDecoder::new(gz.as_slice()).take(MAX_INFLATED_BYTES));
+    serde_json::from_reader(reader).map_err(|_| PayloadError::NotJson)
+}
+
+/// Stream-inflate `gz` and check what it holds against the body limits, stopping at the first
+/// limit passed.
+fn check_inflated(gz: &[u8], limit: u64) -> Result<(), PayloadError> {
+    let mut decoder = GzDecoder::new(gz);
+    let mut shape = JsonShape::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = decoder.read(&mut buf).map_err(|_| PayloadError::NotGzip)?;
+        if n == 0 {
+            return Ok(());
+        }
+        shape.feed(&buf[..n]);
+        if shape.bytes > limit {
+            return Err(PayloadError::TooLarge);
+        }
+        shape.check(MAX_DEPTH, MAX_JSON_COST).map_err(|e| match e {
+            ShapeError::TooDeep => PayloadError::TooDeep,
+            ShapeError::TooCostly => PayloadError::TooCostly,
+        })?;
+    }
 }
 
 #[cfg(test)]
@@ -171,5 +237,41 @@ mod tests {
         assert_eq!(from_gzip_hex("zz"), Err(PayloadError::NotHex));
         assert_eq!(from_gzip_hex("abcd"), Err(PayloadError::NotGzip));
         assert_eq!(from_gzip_hex(&hex::encode(gzip(b"not json"))), Err(PayloadError::NotJson));
+    }
+
+    #[test]
+    fn legacy_hex_gets_the_body_limits_on_the_inflated_workflow() {
+        // A few hundred bytes of hex that would nest 126 deep once inflated.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(125), "]".repeat(125));
+        assert_eq!(from_gzip_hex(&hex::encode(gzip(deep.as_bytes()))), Err(PayloadError::TooDeep));
+        let ok_deep = format!("{{\"a\":{}{}}}", "[".repeat(63), "]".repeat(63));
+        assert!(from_gzip_hex(&hex::encode(gzip(ok_deep.as_bytes()))).is_ok());
+        // 60 MiB of `[0,0,...]` (under the 64 MiB cap) would be ~2 GB of Values.
+        let dense = format!("{{\"a\":[{}0]}}", "0,".repeat(30 * 1024 * 1024));
+        assert_eq!(from_gzip_hex(&hex::encode(gzip(dense.as_bytes()))), Err(PayloadError::TooCostly));
+        // 256 MiB of spaces.
+        let spaces = vec![b' '; 256 * 1024 * 1024];
+        assert_eq!(from_gzip_hex(&hex::encode(gzip(&spaces))), Err(PayloadError::TooLarge));
+        // A long string is fine: it costs what it weighs.
+        let long = json!({"s": "x".repeat(20 * 1024 * 1024)});
+        assert_eq!(from_gzip_hex(&hex::encode(gzip(&compact(&long)))), Ok(long));
+    }
+
+    #[test]
+    fn pack_streams_past_the_threshold_and_falls_back_when_gzip_does_not_help() {
+        // Incompressible text over the threshold stays plain.
+        let noise: String = (0..40_000u32).map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)).collect();
+        let wf = json!({"n": noise});
+        let s = StoredWorkflow::pack(&wf, 1024);
+        assert_eq!(s.original_bytes, compact(&wf).len() as i64);
+        assert_eq!(s.unpack().unwrap(), wf);
+        assert_eq!(s.compressed, (s.bytes.len() as i64) < s.original_bytes);
+        assert_eq!(s.json_str().unwrap(), String::from_utf8(compact(&wf)).unwrap());
+        // Seven bytes over a five-byte threshold: gzip's header alone is bigger, so plain.
+        let tiny = json!({"a": 1});
+        let s = StoredWorkflow::pack(&tiny, 5);
+        assert!(!s.compressed);
+        assert_eq!(s.bytes, compact(&tiny));
+        assert_eq!(s.original_bytes, 7);
     }
 }

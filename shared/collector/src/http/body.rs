@@ -8,12 +8,13 @@ use axum::http::request::Parts;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::domain::json::{MAX_DEPTH, too_deep};
+use crate::domain::json::{ShapeError, check_shape};
 use crate::domain::types::{FieldError, Id};
 
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
-/// A JSON body: at most 6 MiB, nesting at most 64 deep.
+/// A JSON body: at most 6 MiB, nesting at most 64 deep, and no more values than a bounded
+/// amount of memory holds (`domain::json::MAX_JSON_COST`).
 pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -57,8 +58,12 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge("the body is over 6 MiB"));
     }
-    if too_deep(bytes, MAX_DEPTH) {
-        return Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels"));
+    match check_shape(bytes) {
+        Ok(()) => {}
+        Err(ShapeError::TooDeep) => return Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
+        Err(ShapeError::TooCostly) => {
+            return Err(ApiError::PayloadTooLarge("the body holds too many JSON values to parse within the memory limit"));
+        }
     }
     serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)
 }
