@@ -17,8 +17,8 @@ mod dynamodb {
     use collector::domain::types::Id;
     use collector::domain::workflow::StoredWorkflow;
     use collector::ports::conformance::{
-        archive_object, at, bare_interaction, commit, expected_counters, feedback, interaction, items_of, noise, platform,
-        take_lease, user, validation,
+        archive_object, at, bare_interaction, commit, example, expected_counters, feedback, interaction, items_of, metric,
+        noise, platform, take_lease, user, validation,
     };
     use collector::ports::{
         ArchiveItem, HotStore, Inserted, ListQuery, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError,
@@ -134,6 +134,41 @@ mod dynamodb {
         assert!(env.overflow.list("overflow/").await.expect("list").is_empty(), "overflow object removed");
         let counters = store.counters().await.expect("counters");
         assert_eq!(counters, expected_counters(&[(&small, false)], &[]));
+    }
+
+    /// Curated examples and training metrics over DynamoDB's 400 KB item limit use the same
+    /// overflow objects: listed back whole, counted, and the example's object goes with it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn curated_examples_and_metrics_too_big_for_an_item_overflow() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let mut big = example("n8n", at(0));
+        big.description = Some(noise(450 * 1024, 3));
+        let small = example("n8n", at(1));
+        store.insert_example(&big).await.expect("insert big");
+        store.insert_example(&small).await.expect("insert small");
+        let objects = env.overflow.list("overflow/").await.expect("list");
+        assert_eq!(objects.len(), 1, "one overflow object");
+        assert!(objects[0].starts_with(&format!("overflow/{}/", big.example_id)));
+        assert!(matches!(store.insert_example(&big).await, Err(StoreError::Conflict(_))));
+        assert_eq!(env.overflow.list("overflow/").await.expect("list"), objects, "a clash leaves no object");
+
+        store.increment_example_usage(&[big.example_id]).await.expect("usage");
+        let listed = store.list_examples(Some(&platform("n8n"))).await.expect("list");
+        let mut used = big.clone();
+        used.usage_count = 1;
+        assert_eq!(listed, vec![small.clone(), used]);
+        assert_eq!(store.counters().await.expect("counters")[&platform("n8n")].curated_examples, 2);
+        assert!(store.delete_example(big.example_id).await.expect("delete"));
+        assert!(env.overflow.list("overflow/").await.expect("list").is_empty(), "overflow object removed");
+        assert_eq!(store.list_examples(None).await.expect("list"), vec![small]);
+        assert_eq!(store.counters().await.expect("counters")[&platform("n8n")].curated_examples, 1);
+
+        let mut m = metric("n8n", at(2));
+        m.notes = Some(noise(450 * 1024, 4));
+        store.insert_metric(&m).await.expect("insert metric");
+        assert_eq!(env.overflow.list("overflow/").await.expect("list").len(), 1);
+        assert_eq!(store.list_metrics(None).await.expect("metrics"), vec![m]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

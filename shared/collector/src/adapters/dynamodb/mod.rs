@@ -251,6 +251,11 @@ impl DynamoStore {
         Ok(item)
     }
 
+    /// [`Self::resolve`] for a page of items, up to [`FAN_OUT`] objects read at once.
+    async fn resolve_all(&self, items: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        futures::stream::iter(items.into_iter().map(|it| self.resolve(it))).buffered(FAN_OUT).try_collect().await
+    }
+
     /// Remove overflow objects of deleted items. Best effort: the items are already gone.
     async fn drop_overflow(&self, keys: Vec<String>) {
         for k in keys {
@@ -917,13 +922,22 @@ impl HotStore for DynamoStore {
     async fn insert_example(&self, ex: &CuratedExample) -> Result<(), StoreError> {
         self.ensure_platform(&ex.platform).await?;
         let one = PlatformCounters { curated_examples: 1, ..PlatformCounters::default() };
-        let mut tx = vec![tx_put(self.table(), example_item(ex)?, not_exists())?];
+        let mut item = example_item(ex)?;
+        let spilled = self.spill(&mut item, &DOC_PAYLOAD, ex.example_id).await?;
+        let mut tx = vec![tx_put(self.table(), item, not_exists())?];
         tx.extend(self.counter_tx(&ex.platform, shard_of(ex.example_id), &one)?);
-        self.db().transact(tx).await?.map_err(|_| StoreError::Conflict("id already exists"))
+        if self.db().transact(tx).await?.is_ok() {
+            return Ok(());
+        }
+        if let Some(k) = spilled {
+            self.drop_overflow(vec![k]).await;
+        }
+        Err(StoreError::Conflict("id already exists"))
     }
 
     async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, StoreError> {
         let items = self.db().query_all(&QuerySpec::table(self.table(), EXAMPLES_PK.into())).await?;
+        let items = self.resolve_all(items).await?;
         let mut out: Vec<CuratedExample> = items
             .iter()
             .map(example_from)
@@ -938,12 +952,17 @@ impl HotStore for DynamoStore {
         let Some(item) = self.db().get(self.table(), k.clone()).await? else {
             return Ok(false);
         };
-        let ex = example_from(&item)?;
+        // The platform attribute, not the document: that may be in an overflow object.
+        let platform = parse_platform(get_s(&item, "platform")?)?;
         let minus_one = PlatformCounters { curated_examples: -1, ..PlatformCounters::default() };
         let (names, values) = no_cond();
         let mut tx = vec![tx_delete(self.table(), k, Some(("attribute_exists(pk)", names, values)))?];
-        tx.extend(self.counter_tx(&ex.platform, shard_of(id), &minus_one)?);
-        Ok(self.db().transact(tx).await?.is_ok())
+        tx.extend(self.counter_tx(&platform, shard_of(id), &minus_one)?);
+        if self.db().transact(tx).await?.is_err() {
+            return Ok(false);
+        }
+        self.drop_overflow(ovf_key(&item).into_iter().collect()).await;
+        Ok(true)
     }
 
     async fn increment_example_usage(&self, ids: &[Id]) -> Result<(), StoreError> {
@@ -972,14 +991,20 @@ impl HotStore for DynamoStore {
     }
 
     async fn insert_metric(&self, m: &TrainingMetric) -> Result<(), StoreError> {
-        match self.db().put_new(self.table(), metric_item(m)?, "pk").await? {
-            true => Ok(()),
-            false => Err(StoreError::Conflict("id already exists")),
+        let mut item = metric_item(m)?;
+        let spilled = self.spill(&mut item, &DOC_PAYLOAD, m.metric_id).await?;
+        if self.db().put_new(self.table(), item, "pk").await? {
+            return Ok(());
         }
+        if let Some(k) = spilled {
+            self.drop_overflow(vec![k]).await;
+        }
+        Err(StoreError::Conflict("id already exists"))
     }
 
     async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, StoreError> {
         let items = self.db().query_all(&QuerySpec::table(self.table(), METRICS_PK.into())).await?;
+        let items = self.resolve_all(items).await?;
         let mut out: Vec<TrainingMetric> = items
             .iter()
             .map(metric_from)
