@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use crate::domain::export::DEFAULT_SYSTEM_PROMPT;
+use crate::domain::platforms::{DEFAULT_MAX_PLATFORMS, DEFAULT_PLATFORMS, MAX_PLATFORMS_CEILING};
+use crate::domain::types::Platform;
 use crate::domain::stats::{Prices, Thresholds};
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +75,10 @@ pub struct Config {
     /// `collector serve` runs the daily archive at this UTC time (`COLLECTOR_ARCHIVE_AT`,
     /// HH:MM, default 03:00; `off` turns it off, for a machine with its own scheduler).
     pub archive_at: Option<chrono::NaiveTime>,
+    /// `PLATFORMS`: the platforms every caller may use, in the order given (no repeats).
+    pub platforms: Vec<Platform>,
+    /// `MAX_PLATFORMS`: configured plus admin-added platforms may not pass it.
+    pub max_platforms: u32,
 }
 
 impl Config {
@@ -85,6 +91,13 @@ impl Config {
         let env = Env(&get);
         let d = Thresholds::default();
         let p = Prices::default();
+        let platforms = platforms(get("PLATFORMS"))?;
+        let max_platforms = env.num("MAX_PLATFORMS", DEFAULT_MAX_PLATFORMS, |n| (1..=MAX_PLATFORMS_CEILING).contains(n))?;
+        if (max_platforms as usize) < platforms.len() {
+            let value = get("MAX_PLATFORMS").unwrap_or_else(|| max_platforms.to_string());
+            let reason = format!("must be at least the number of PLATFORMS ({})", platforms.len());
+            return Err(bad("MAX_PLATFORMS", &value, &reason));
+        }
         Ok(Config {
             enable_data_collection: env.bool("ENABLE_DATA_COLLECTION", true)?,
             enable_data_archiving: env.bool("ENABLE_DATA_ARCHIVING", true)?,
@@ -128,6 +141,8 @@ impl Config {
                         .map_err(|_| bad("COLLECTOR_ARCHIVE_AT", &v, "must be HH:MM (UTC) or off"))?,
                 ),
             },
+            platforms,
+            max_platforms,
         })
     }
 
@@ -167,6 +182,25 @@ pub struct AwsSettings {
     pub bucket: String,
     pub dynamodb_endpoint: Option<String>,
     pub s3_endpoint: Option<String>,
+}
+
+/// `PLATFORMS`: comma-separated slugs (spaces around them ignored, a repeat kept once).
+/// Unset is the default; set but empty, or naming a bad slug, is an error.
+fn platforms(raw: Option<String>) -> Result<Vec<Platform>, ConfigError> {
+    let Some(raw) = raw else {
+        return DEFAULT_PLATFORMS.iter().map(|p| Platform::parse(p).map_err(|m| bad("PLATFORMS", p, &m))).collect();
+    };
+    let mut out: Vec<Platform> = Vec::new();
+    for part in raw.split(',') {
+        let p = Platform::parse(part.trim()).map_err(|m| {
+            let what = if part.trim().is_empty() { "must list platform slugs separated by commas, none empty".to_owned() } else { format!("each platform {m}") };
+            bad("PLATFORMS", &raw, &what)
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 fn bad(var: &str, value: &str, reason: &str) -> ConfigError {
@@ -237,6 +271,29 @@ mod tests {
         assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "3pm")]).unwrap_err().var, "COLLECTOR_ARCHIVE_AT");
         assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "off")]).unwrap().archive_at, None);
         assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "22:30")]).unwrap().archive_at, chrono::NaiveTime::from_hms_opt(22, 30, 0));
+    }
+
+    #[test]
+    fn platforms_default_parse_and_bound_the_limit() {
+        let names = |c: &Config| c.platforms.iter().map(|p| p.as_str().to_owned()).collect::<Vec<_>>();
+        let c = load(&[]).unwrap();
+        assert_eq!((names(&c), c.max_platforms), (vec!["n8n".to_owned(), "zapier".into(), "make".into()], 32));
+        let c = load(&[("PLATFORMS", " n8n, airflow ,n8n"), ("MAX_PLATFORMS", "2")]).unwrap();
+        assert_eq!((names(&c), c.max_platforms), (vec!["n8n".to_owned(), "airflow".into()], 2));
+        for bad_list in ["", " ", "n8n,,make", "N8N", "n8n,a b", &"a".repeat(33)] {
+            let e = load(&[("PLATFORMS", bad_list)]).unwrap_err();
+            assert_eq!((e.var.as_str(), e.value.as_str()), ("PLATFORMS", bad_list));
+        }
+        for bad_max in ["0", "1001", "many", "-1"] {
+            let e = load(&[("MAX_PLATFORMS", bad_max)]).unwrap_err();
+            assert_eq!((e.var.as_str(), e.value.as_str()), ("MAX_PLATFORMS", bad_max));
+        }
+        let e = load(&[("PLATFORMS", "a,b,c"), ("MAX_PLATFORMS", "2")]).unwrap_err();
+        assert_eq!((e.var.as_str(), e.value.as_str()), ("MAX_PLATFORMS", "2"));
+        assert!(e.to_string().contains("PLATFORMS (3)"), "{e}");
+        let many: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
+        assert_eq!(load(&[("PLATFORMS", &many.join(","))]).unwrap_err().var, "MAX_PLATFORMS");
+        assert_eq!(load(&[("PLATFORMS", &many.join(",")), ("MAX_PLATFORMS", "33")]).unwrap().platforms.len(), 33);
     }
 
     #[test]

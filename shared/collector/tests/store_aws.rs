@@ -252,6 +252,38 @@ mod dynamodb {
         assert!(env.store.counters().await.expect("counters").is_empty());
     }
 
+    /// Several Lambdas (a store each, with its own client) add platforms at once: the count item
+    /// holds the limit, and it says how many `PLAT` items there are.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn platform_adds_from_several_functions_hold_the_limit() {
+        let Some(env) = env().await else { return };
+        let stores: Vec<Arc<dyn HotStore>> = (0..3)
+            .map(|_| {
+                Arc::new(DynamoStore::new(
+                    env.emu.dynamodb(),
+                    env.stack.table.clone(),
+                    env.stack.archive_table.clone(),
+                    env.overflow.clone(),
+                    RETENTION_DAYS,
+                )) as Arc<dyn HotStore>
+            })
+            .collect();
+        collector::ports::conformance::race_platform_adds(stores).await;
+        let count = env
+            .emu
+            .dynamodb()
+            .get_item()
+            .table_name(&env.stack.table)
+            .key("pk", AttributeValue::S("PLAT#N".into()))
+            .key("sk", AttributeValue::S("N".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get count");
+        let n = count.item().and_then(|i| i.get("n")).and_then(|v| v.as_n().ok()).cloned();
+        assert_eq!(n.as_deref(), Some("5"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn counters_add_up_after_concurrent_inserts_on_many_shards() {
         let Some(env) = env().await else { return };

@@ -47,7 +47,32 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
+    }
+
+    /// A version 2 file (before admin-added platforms) gains the platforms table, empty, and
+    /// keeps its records.
+    #[tokio::test]
+    async fn a_version_2_file_is_migrated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let rec = interaction("alice", "n8n", at(0));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.insert_interaction(&rec).await.expect("insert");
+        }
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("DROP TABLE platforms; PRAGMA user_version = 2;"))
+            .expect("downgrade to version 2");
+        let store = SqliteStore::open(&path).expect("migrate");
+        assert!(store.added_platforms().await.expect("platforms").is_empty());
+        assert!(store.get_linked(rec.id).await.expect("get").is_some());
+        let limit = collector::domain::platforms::PlatformLimit { configured: Default::default(), max: 1 };
+        let airflow = collector::domain::types::Platform::parse("airflow").expect("slug");
+        assert_eq!(
+            store.add_platform(&airflow, &limit).await.expect("add"),
+            collector::domain::platforms::PlatformAdded::Added
+        );
     }
 
     /// A version 1 file (before the two-phase archive commit) is migrated in place: its archive
@@ -59,7 +84,7 @@ mod sqlite_only {
         drop(SqliteStore::open(&path).expect("open"));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP TABLE tombstones; DROP TABLE leases; \
+            "DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
              ALTER TABLE archive_objects DROP COLUMN location; ALTER TABLE archive_objects DROP COLUMN state; \
              INSERT INTO archive_objects VALUES ('archive/platform=n8n/date=2026-01-05/r-0.jsonl.gz', 'n8n', \
                '2026-01-05', 'r', 3, 300, 100, 'STANDARD', '2026-02-05T00:00:00.000000000Z'); \
@@ -74,6 +99,16 @@ mod sqlite_only {
         assert_eq!(rows[0].object_key, rows[0].slot);
         assert!(store.tombstoned_slots().await.expect("tombstones").is_empty());
         assert!(store.acquire_lease("t", chrono::Utc::now(), std::time::Duration::from_secs(5)).await.expect("lease").is_some());
+    }
+
+    /// Two processes on one file (two stores here) add platforms at once: the limit holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn platform_adds_from_two_processes_hold_the_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let a: Arc<dyn HotStore> = Arc::new(SqliteStore::open(&path).expect("open"));
+        let b: Arc<dyn HotStore> = Arc::new(SqliteStore::open(&path).expect("open again"));
+        collector::ports::conformance::race_platform_adds(vec![a, b]).await;
     }
 
     #[tokio::test]

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
 };
@@ -37,7 +38,7 @@ use crate::ports::{
     ScanQuery, StoreError,
 };
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const READERS: usize = 4;
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -207,6 +208,16 @@ CREATE TABLE leases (
     expires_at TEXT NOT NULL
 ) STRICT;
 "#;
+
+/// Version 3: platforms admins added (CONTRACT section 7a); the configured ones are not stored.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE platforms (
+    platform TEXT PRIMARY KEY
+) STRICT;
+"#;
+
+/// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The SQLite [`HotStore`]. Cheap to clone; clones share the connections and the writer thread.
 #[derive(Clone)]
@@ -486,17 +497,19 @@ impl Drop for Lease<'_> {
     }
 }
 
+fn added_platforms(tx: &Connection) -> Result<BTreeSet<Platform>, StoreError> {
+    let names = collect(&mut tx.prepare_cached("SELECT platform FROM platforms").db()?, [], |r| r.get::<_, String>(0).db())?;
+    names.iter().map(|n| parse_platform(n)).collect()
+}
+
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
     match version {
-        0 => {
-            tx.execute_batch(SCHEMA_V1).db()?;
-            tx.execute_batch(SCHEMA_V2).db()?;
-            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
-        }
-        1 => {
-            tx.execute_batch(SCHEMA_V2).db()?;
+        older @ 0..SCHEMA_VERSION => {
+            for step in &MIGRATIONS[older as usize..] {
+                tx.execute_batch(step).db()?;
+            }
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
         }
         SCHEMA_VERSION => {}
@@ -1426,6 +1439,28 @@ impl HotStore for SqliteStore {
                 Ok((platform, PlatformCounters::from_values(values)))
             })?;
             Ok(rows.into_iter().filter(|(_, c)| !c.is_zero()).collect())
+        })
+        .await
+    }
+
+    async fn added_platforms(&self) -> Result<BTreeSet<Platform>, StoreError> {
+        self.read(|tx| added_platforms(tx)).await
+    }
+
+    async fn add_platform(&self, p: &Platform, limit: &PlatformLimit) -> Result<PlatformAdded, StoreError> {
+        let (p, limit) = (p.clone(), limit.clone());
+        // One write transaction (BEGIN IMMEDIATE): the count and the insert cannot interleave
+        // with another process's add.
+        self.write(move |tx| {
+            let added = added_platforms(tx)?;
+            if added.contains(&p) {
+                return Ok(PlatformAdded::AlreadyAdded);
+            }
+            if !limit.has_room(&added) {
+                return Ok(PlatformAdded::LimitReached);
+            }
+            tx.prepare_cached("INSERT INTO platforms (platform) VALUES (?1)").db()?.execute([p.as_str()]).db()?;
+            Ok(PlatformAdded::Added)
         })
         .await
     }

@@ -14,7 +14,7 @@
 //!
 //! Cases that need tasks of their own take an `Arc<dyn HotStore>`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use std::time::Duration;
@@ -27,6 +27,7 @@ use serde_json::{Map, Value, json};
 use crate::domain::archive::{ArchiveObject, ClassPolicy, ObjectState, StorageClass, object_key};
 use crate::domain::counters::PlatformCounters;
 use crate::domain::diff::diff;
+use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::json::canonical_hash;
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
@@ -53,8 +54,8 @@ macro_rules! hot_store_conformance {
                  case_validations_linked_and_unlinked, case_delete_interaction_cascades, case_delete_user,
                  case_examples, case_metrics, case_commit_archive, case_archive_lease, case_two_phase_rows,
                  case_delete_archived_and_compaction, case_archive_objects_order,
-                 case_counters_omit_zero_platforms;
-            arc: case_concurrent_inserts, case_concurrent_same_id);
+                 case_counters_omit_zero_platforms, case_platforms_add_once_within_the_limit;
+            arc: case_concurrent_inserts, case_concurrent_same_id, case_concurrent_platform_adds);
     };
     ($make:expr) => {
         $crate::hot_store_conformance!(optional: || async { ::std::option::Option::Some(($make)().await) });
@@ -861,6 +862,70 @@ pub async fn case_counters_omit_zero_platforms(store: &dyn HotStore) {
     store.delete_interaction(gone.id).await.expect("delete");
     assert!(store.delete_example(ex.example_id).await.expect("delete"));
     assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&kept, false)], &[]));
+}
+
+// -- platforms ----------------------------------------------------------------------------------------
+
+/// A limit: these configured platforms, and `max` known platforms in all.
+pub fn platform_limit(configured: &[&str], max: u32) -> PlatformLimit {
+    PlatformLimit { configured: configured.iter().map(|p| platform(p)).collect(), max }
+}
+
+pub fn platform_set(names: &[&str]) -> BTreeSet<Platform> {
+    names.iter().map(|p| platform(p)).collect()
+}
+
+pub async fn case_platforms_add_once_within_the_limit(store: &dyn HotStore) {
+    assert!(store.added_platforms().await.expect("list").is_empty());
+    let limit = platform_limit(&["n8n", "zapier", "make"], 5);
+    let add = |p: &'static str| {
+        let limit = limit.clone();
+        async move { store.add_platform(&platform(p), &limit).await.expect("add") }
+    };
+    assert_eq!(add("airflow").await, PlatformAdded::Added);
+    assert_eq!(add("airflow").await, PlatformAdded::AlreadyAdded, "a re-add writes nothing");
+    assert_eq!(add("pipedream").await, PlatformAdded::Added);
+    assert_eq!(add("tray").await, PlatformAdded::LimitReached, "three configured and two added is five");
+    assert_eq!(add("airflow").await, PlatformAdded::AlreadyAdded, "a known one is known at the limit too");
+    assert_eq!(store.added_platforms().await.expect("list"), platform_set(&["airflow", "pipedream"]));
+
+    // A platform both added and (later) configured counts once: configured {airflow, x} and
+    // added {airflow, pipedream} are three known, so a limit of four has room for one more.
+    let later = platform_limit(&["airflow", "x"], 4);
+    assert_eq!(store.add_platform(&platform("tray"), &later).await.expect("add"), PlatformAdded::Added);
+    assert_eq!(store.add_platform(&platform("zoho"), &later).await.expect("add"), PlatformAdded::LimitReached);
+    assert_eq!(store.added_platforms().await.expect("list"), platform_set(&["airflow", "pipedream", "tray"]));
+}
+
+/// Adds racing on several handles of one store (processes, Lambdas): distinct platforms and one
+/// platform many times. Exactly the room is filled, and the repeated one is stored once.
+pub async fn race_platform_adds(stores: Vec<Arc<dyn HotStore>>) {
+    let limit = platform_limit(&["n8n", "zapier", "make"], 8);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = stores[i % stores.len()].clone();
+        let limit = limit.clone();
+        let name = if i % 4 == 0 { "same".to_owned() } else { format!("p{i}") };
+        tasks.push(tokio::spawn(async move { (name.clone(), store.add_platform(&platform(&name), &limit).await.expect("add")) }));
+    }
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("task"));
+    }
+    let added: Vec<&String> = outcomes.iter().filter(|(_, o)| *o == PlatformAdded::Added).map(|(n, _)| n).collect();
+    let stored = stores[0].added_platforms().await.expect("list");
+    assert_eq!(added.len(), 5, "the room (8 - 3 configured) is filled exactly: {outcomes:?}");
+    assert_eq!(stored.len(), 5, "{stored:?}");
+    assert_eq!(added.iter().filter(|n| n.as_str() == "same").count(), stored.contains(&platform("same")) as usize);
+    for (name, o) in &outcomes {
+        if *o == PlatformAdded::AlreadyAdded {
+            assert_eq!(name, "same", "only a repeated platform is already there");
+        }
+    }
+}
+
+pub async fn case_concurrent_platform_adds(store: Arc<dyn HotStore>) {
+    race_platform_adds(vec![store.clone(), store]).await;
 }
 
 // -- archive catalog ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::archive::{ArchiveObject, ClassPolicy};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
 
@@ -212,6 +213,17 @@ pub trait HotStore: Send + Sync {
     // -- counters -------------------------------------------------------------------------
     /// Maintained counters of every platform that has any. Never scans records.
     async fn counters(&self) -> Result<BTreeMap<Platform, PlatformCounters>, StoreError>;
+
+    // -- platforms (CONTRACT section 7a) ----------------------------------------------------
+    /// The platforms admins added (never the configured ones, which live in the config).
+    /// Read consistently: an add acknowledged anywhere is in the answer.
+    async fn added_platforms(&self) -> Result<BTreeSet<Platform>, StoreError>;
+
+    /// Add `p` to the admin-added platforms unless it is there already, atomically with the
+    /// limit: [`PlatformAdded::LimitReached`] (nothing written) when one more would not fit
+    /// [`PlatformLimit::has_room`]. Concurrent adds from any number of processes never pass
+    /// the limit and store a platform once.
+    async fn add_platform(&self, p: &Platform, limit: &PlatformLimit) -> Result<PlatformAdded, StoreError>;
 
     // -- archive catalog ----------------------------------------------------------------------
     // Objects are immutable. A row names an object by its `slot` (the key it was first written

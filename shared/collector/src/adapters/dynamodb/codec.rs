@@ -6,8 +6,11 @@
 //!   its feedback (`F#{created_at}#{feedback_id}`) and linked validations
 //!   (`V#{created_at}#{validation_id}`) share the partition.
 //! - `V#{validation_id}` / `V`: an unlinked validation log.
-//! - `C#{platform}#{shard}` / `C`: a counter shard; `REG` / `{platform}`: the platform registry;
+//! - `C#{platform}#{shard}` / `C`: a counter shard; `REG` / `{platform}`: the platform registry
+//!   (platforms that have data, written at a platform's first record);
 //!   `EX` / `{id}`: curated examples; `MT` / `{id}`: training metrics.
+//! - `PLAT` / `{platform}`: a platform an admin added (CONTRACT 7a); `PLAT#N` / `N`: how many
+//!   there are (`n`), the item the add's transaction conditions on to hold `MAX_PLATFORMS`.
 //! - `LEASE` / `archive`: the archive run's lease; `TOMB` / `{slot}#{id}`: a tombstone (an
 //!   archived line that is no longer live).
 //!
@@ -80,6 +83,9 @@ pub fn counter_pk(platform: &Platform, shard: u32) -> String {
 
 pub const COUNTER_SK: &str = "C";
 pub const REGISTRY_PK: &str = "REG";
+pub const ADDED_PLATFORMS_PK: &str = "PLAT";
+pub const PLATFORM_COUNT_PK: &str = "PLAT#N";
+pub const PLATFORM_COUNT_SK: &str = "N";
 pub const EXAMPLES_PK: &str = "EX";
 pub const METRICS_PK: &str = "MT";
 

@@ -22,6 +22,7 @@ use self::codec::*;
 use self::io::{Cond, Dynamo, Names, QuerySpec, SkRange, Values, key, tx_check, tx_delete, tx_put, tx_update};
 use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::PlatformCounters;
+use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{
@@ -1029,6 +1030,41 @@ impl HotStore for DynamoStore {
         }
         out.retain(|_, c| !c.is_zero());
         Ok(out)
+    }
+
+    async fn added_platforms(&self) -> Result<BTreeSet<Platform>, StoreError> {
+        let items = self.db().query_all(&QuerySpec::table(self.table(), ADDED_PLATFORMS_PK.into())).await?;
+        items.iter().map(|i| parse_platform(get_s(i, "sk")?)).collect()
+    }
+
+    /// One transaction: put `PLAT/{p}` if absent, and add one to the count `PLAT#N` on
+    /// condition it stays under the cap computed from a consistent read of the added
+    /// platforms (which only grow, so the cap is never too high). Any number of Lambdas may
+    /// race: DynamoDB serializes the transactions on the count item.
+    async fn add_platform(&self, p: &Platform, limit: &PlatformLimit) -> Result<PlatformAdded, StoreError> {
+        let added = self.added_platforms().await?;
+        if added.contains(p) {
+            return Ok(PlatformAdded::AlreadyAdded);
+        }
+        if !limit.has_room(&added) {
+            return Ok(PlatformAdded::LimitReached);
+        }
+        let put = tx_put(self.table(), key(ADDED_PLATFORMS_PK, p.as_str()), not_exists())?;
+        let count = tx_update(
+            self.table(),
+            key(PLATFORM_COUNT_PK, PLATFORM_COUNT_SK),
+            "ADD #n :one".into(),
+            Names::from([("#n".to_owned(), "n".to_owned())]),
+            Values::from([(":one".to_owned(), n(1)), (":cap".to_owned(), n(limit.added_cap(&added)))]),
+            Some("attribute_not_exists(#n) OR #n < :cap"),
+        )?;
+        match self.db().transact(vec![put, count]).await? {
+            Ok(()) => Ok(PlatformAdded::Added),
+            // Another add stored the same platform since the read.
+            Err(codes) if codes.first().is_some_and(|c| c == FAILED) => Ok(PlatformAdded::AlreadyAdded),
+            // Other adds took the last places since the read.
+            Err(_) => Ok(PlatformAdded::LimitReached),
+        }
     }
 
     async fn acquire_lease(
