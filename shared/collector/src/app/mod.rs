@@ -16,7 +16,7 @@ use serde_json::Value;
 
 pub use archive::{ArchiveReport, ArchivedObjectReport, HOUSEKEEPING_EVERY, LEASE_TTL, Maintenance};
 pub use error::AppError;
-pub use export::{ExportRequest, ExportSummary, LineStream, RejectSample};
+pub use export::{AccessSummary, ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
 pub use removal::{DeletedCounts, Deletion};
 
@@ -43,7 +43,7 @@ pub struct App {
 }
 
 /// Legacy workflow inflations that may run at once in one process.
-pub const CONCURRENT_INFLATIONS: usize = 2;
+pub const CONCURRENT_INFLATIONS: usize = 1;
 
 impl App {
     pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
@@ -84,16 +84,7 @@ impl App {
         if !caller.can_access(&entry.user_id) {
             return Err(AppError::NotFound);
         }
-        let obj = self.object_of(&entry).await?;
-        let mut found = None;
-        archive::for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-            if rec.interaction_id == id {
-                found = Some(rec);
-            }
-            Ok(())
-        })
-        .await?;
-        found.ok_or(AppError::NotFound)
+        self.read_archived(&entry).await
     }
 
     pub async fn list_interactions(

@@ -1,7 +1,7 @@
 //! Workflow payloads: compact JSON, gzip above the threshold, bounded inflate.
 
 use std::borrow::Cow;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
 use serde_json::Value;
@@ -44,7 +44,7 @@ impl StoredWorkflow {
     /// The original JSON value back.
     pub fn unpack(&self) -> Result<Value, PayloadError> {
         if self.compressed {
-            let json = inflate_limited(&self.bytes, MAX_INFLATED_BYTES)?;
+            let json = inflate_sized(&self.bytes, self.original_bytes.max(0) as u64, MAX_INFLATED_BYTES)?;
             serde_json::from_slice(&json).map_err(|_| PayloadError::NotJson)
         } else {
             serde_json::from_slice(&self.bytes).map_err(|_| PayloadError::NotJson)
@@ -61,7 +61,7 @@ impl StoredWorkflow {
     /// `serde_json::to_string(&self.unpack()?)` without the parse (the export relies on this).
     pub fn json_str(&self) -> Result<Cow<'_, str>, PayloadError> {
         if self.compressed {
-            let json = inflate_limited(&self.bytes, MAX_INFLATED_BYTES)?;
+            let json = inflate_sized(&self.bytes, self.original_bytes.max(0) as u64, MAX_INFLATED_BYTES)?;
             String::from_utf8(json).map(Cow::Owned).map_err(|_| PayloadError::NotJson)
         } else {
             std::str::from_utf8(&self.bytes).map(Cow::Borrowed).map_err(|_| PayloadError::NotJson)
@@ -129,7 +129,13 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 /// Inflate at most `limit` bytes; one byte more is [`PayloadError::TooLarge`]. Memory stays bounded
 /// by the limit whatever the input claims.
 pub fn inflate_limited(gz: &[u8], limit: u64) -> Result<Vec<u8>, PayloadError> {
-    let mut out = Vec::new();
+    inflate_sized(gz, 0, limit)
+}
+
+/// [`inflate_limited`] into a buffer sized for `expected` bytes up front (when the inflated
+/// size is known), so a large payload takes its size in memory, not the next power of two.
+pub fn inflate_sized(gz: &[u8], expected: u64, limit: u64) -> Result<Vec<u8>, PayloadError> {
+    let mut out = Vec::with_capacity(expected.min(limit) as usize);
     GzDecoder::new(gz)
         .take(limit + 1)
         .read_to_end(&mut out)
@@ -142,27 +148,36 @@ pub fn inflate_limited(gz: &[u8], limit: u64) -> Result<Vec<u8>, PayloadError> {
 
 /// The older system's `workflow_gzip_hex`: hex of gzip of the JSON.
 ///
-/// Two passes over the gzip, neither holding the inflated text: the first streams it through
-/// [`JsonShape`] (size, depth and value count, the same limits as a request body), the second
-/// parses it straight from the decoder. Only a workflow that passed the first pass is built,
-/// so memory is bounded by `MAX_JSON_COST` whatever the payload claims.
+/// Two passes over the gzip. The first streams it through [`JsonShape`] without holding it
+/// (size, depth and what its `Value`s would cost), so a bomb is refused having cost one inflate
+/// buffer. Only a payload whose text and `Value`s together fit [`MAX_INFLATED_PARSE`] is then
+/// inflated (into a buffer of its exact size) and parsed: one request's parse stays under that
+/// whatever the payload claims.
 pub fn from_gzip_hex(hex_text: &str) -> Result<Value, PayloadError> {
     let gz = hex::decode(hex_text.trim()).map_err(|_| PayloadError::NotHex)?;
-    check_inflated(&gz, MAX_INFLATED_BYTES)?;
-    let reader = BufReader::with_capacity(64 * 1024, GzDecoder::new(gz.as_slice()).take(MAX_INFLATED_BYTES));
-    serde_json::from_reader(reader).map_err(|_| PayloadError::NotJson)
+    let shape = check_inflated(&gz, MAX_INFLATED_BYTES)?;
+    let json = inflate_sized(&gz, shape.bytes, MAX_INFLATED_BYTES)?;
+    drop(gz);
+    serde_json::from_slice(&json).map_err(|_| PayloadError::NotJson)
 }
+
+/// The inflated text and the `Value`s built from it may take this much at once.
+pub const MAX_INFLATED_PARSE: u64 = 64 * 1024 * 1024;
 
 /// Stream-inflate `gz` and check what it holds against the body limits, stopping at the first
 /// limit passed.
-fn check_inflated(gz: &[u8], limit: u64) -> Result<(), PayloadError> {
+fn check_inflated(gz: &[u8], limit: u64) -> Result<JsonShape, PayloadError> {
     let mut decoder = GzDecoder::new(gz);
     let mut shape = JsonShape::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = decoder.read(&mut buf).map_err(|_| PayloadError::NotGzip)?;
         if n == 0 {
-            return Ok(());
+            return if shape.bytes.saturating_add(shape.cost()) > MAX_INFLATED_PARSE {
+                Err(PayloadError::TooCostly)
+            } else {
+                Ok(shape)
+            };
         }
         shape.feed(&buf[..n]);
         if shape.bytes > limit {
@@ -252,9 +267,12 @@ mod tests {
         // 256 MiB of spaces.
         let spaces = vec![b' '; 256 * 1024 * 1024];
         assert_eq!(from_gzip_hex(&hex::encode(gzip(&spaces))), Err(PayloadError::TooLarge));
-        // A long string is fine: it costs what it weighs.
-        let long = json!({"s": "x".repeat(20 * 1024 * 1024)});
+        // A long string is fine while its text and its Value fit together (2 x 28 MiB)...
+        let long = json!({"s": "x".repeat(28 * 1024 * 1024)});
         assert_eq!(from_gzip_hex(&hex::encode(gzip(&compact(&long)))), Ok(long));
+        // ...and refused when they do not (2 x 40 MiB), though under the 64 MiB inflate cap.
+        let longer = json!({"s": "x".repeat(40 * 1024 * 1024)});
+        assert_eq!(from_gzip_hex(&hex::encode(gzip(&compact(&longer)))), Err(PayloadError::TooCostly));
     }
 
     #[test]

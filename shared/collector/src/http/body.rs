@@ -40,9 +40,47 @@ impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
     }
 }
 
+/// Bodies that may build at most this much when parsed pass the parse budget freely.
+const FREE_PARSE_COST: u64 = 4 * 1024 * 1024;
+/// The parse budget of one process, in MiB of `JsonShape::cost`: bodies that may build more
+/// than `FREE_PARSE_COST` wait here for their share, so concurrent large bodies cannot add up
+/// past it (8 bodies at the 48 MiB limit would otherwise take ~400 MiB at once).
+pub const PARSE_BUDGET_MIB: u32 = 128;
+
+/// Middleware: read the body once, estimate what parsing it will build, and hold that share of
+/// the process's parse budget until the answer is ready. A body over a limit passes without a
+/// share: its handler refuses it before building anything.
+pub async fn parse_budget(
+    axum::extract::State(budget): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let bytes = match read_bytes(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let cost = crate::domain::json::JsonShape::of(&bytes).cost();
+    let _share = if cost > FREE_PARSE_COST && cost <= crate::domain::json::MAX_JSON_COST {
+        let mib = cost.div_ceil(1024 * 1024).min(u64::from(PARSE_BUDGET_MIB)) as u32;
+        match budget.acquire_many_owned(mib).await {
+            Ok(p) => Some(p),
+            Err(_) => return ApiError::Internal.into_response(),
+        }
+    } else {
+        None
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
 /// The body's bytes, at most 6 MiB.
 async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
+    read_bytes(req.into_body()).await
+}
+
+async fn read_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // Only the length limit is the caller's 413; a body that broke off is a bad request.
         let over_limit = std::error::Error::source(&e)
             .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

@@ -33,6 +33,8 @@ pub struct HttpState {
     pub jwt_key: Option<Arc<DecodingKey>>,
     /// Where identities come from, and so which runtime serves.
     pub identity: Identity,
+    /// What parsing request bodies may build at once (`body::parse_budget`).
+    pub parse_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// The source of the caller's claims.
@@ -50,14 +52,14 @@ impl HttpState {
     /// Local serving: verify bearer JWTs with `COLLECTOR_JWT_SECRET`.
     pub fn local(app: App) -> HttpState {
         let jwt_key = app.config.jwt_secret.as_ref().map(|s| Arc::new(DecodingKey::from_secret(s.expose().as_bytes())));
-        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key, identity: Identity::BearerJwt }
+        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key, identity: Identity::BearerJwt, parse_budget: new_parse_budget() }
     }
 
     /// A Lambda function: API Gateway has verified the JWT; its claims come in the request
     /// context. Bearer headers are ignored.
     #[cfg(feature = "lambda")]
     pub fn lambda(app: App) -> HttpState {
-        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key: None, identity: Identity::ApiGateway }
+        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key: None, identity: Identity::ApiGateway, parse_budget: new_parse_budget() }
     }
 
     /// When an archive run started by a request must stop starting objects. On Lambda, API
@@ -107,6 +109,10 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// Liveness and which backend serves.
+fn new_parse_budget() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(body::PARSE_BUDGET_MIB as usize))
+}
+
 #[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200)))]
 pub async fn health(State(s): State<HttpState>) -> Response {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()})).into_response()
@@ -128,7 +134,9 @@ pub fn meta_router() -> Router<HttpState> {
 pub fn finish(router: Router<HttpState>, state: HttpState) -> Router {
     let router = router
         .fallback(|| async { ApiError::NotFound })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // Inside the identity layer: only an identified caller's body takes a parse share.
+        .layer(axum::middleware::from_fn_with_state(state.parse_budget.clone(), body::parse_budget));
     let router = match state.identity {
         Identity::BearerJwt => router.layer(axum::middleware::from_fn_with_state(state.clone(), auth::local_jwt)),
         #[cfg(feature = "lambda")]
