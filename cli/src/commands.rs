@@ -349,6 +349,12 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
             m.erased_lines, m.compacted_objects, m.rolled_forward + m.rolled_back, m.rolled_back, m.swept_objects
         ));
     }
+    if m.copied_unreadable_lines + m.dropped_corrupt_segments > 0 {
+        text.push_str(&format!(
+            "compaction kept {} unreadable archive lines as they were and dropped {} corrupt gzip segments (see the log)\n",
+            m.copied_unreadable_lines, m.dropped_corrupt_segments
+        ));
+    }
     if !report.complete {
         text.push_str("stopped for its time budget: run again to carry on\n");
     }
@@ -433,7 +439,8 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     let target = e.output.as_ref().map_or("stdout".to_owned(), |p| p.display().to_string());
     if e.json && e.output.is_some() {
         println!("{}", serde_json::json!({"platform": platform.as_str(), "format": summary.format, "lines": lines, "bytes": bytes,
-            "rejected": summary.rejected, "duplicates": summary.duplicates, "file": target}));
+            "rejected": summary.rejected, "duplicates": summary.duplicates, "archive_skipped_lines": summary.archive_skipped_lines,
+            "file": target}));
     } else if !e.json {
         // On stderr, so an export to stdout stays pure JSONL.
         eprintln!("wrote {lines} {} lines ({}) to {target}; left out {} duplicates and {} failing checks{}",
@@ -441,6 +448,13 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
             if summary.rejected.is_empty() { String::new() } else {
                 format!(" ({})", summary.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", "))
             });
+    }
+    // Always on stderr when there are any (with --json to stdout too, which has no summary).
+    if summary.archive_skipped_lines > 0 && !(e.json && e.output.is_some()) {
+        eprintln!(
+            "skipped {} unreadable archive lines (logged with their object key and line number)",
+            summary.archive_skipped_lines
+        );
     }
     Ok(())
 }

@@ -88,6 +88,10 @@ pub struct Maintenance {
     pub erased_lines: i64,
     /// Objects no row pointed at, deleted.
     pub swept_objects: i64,
+    /// Unreadable lines a compaction copied as they were (their id was unknown or not deleted),
+    /// and corrupt gzip segments it could not copy (logged at error level).
+    pub copied_unreadable_lines: i64,
+    pub dropped_corrupt_segments: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -117,6 +121,8 @@ struct Pending {
     date: NaiveDate,
     key: String,
     items: Vec<ArchiveItem>,
+    /// Unreadable lines copied as they were (compaction), besides the records in `items`.
+    copied_lines: i64,
     raw_bytes: i64,
     compressed_bytes: i64,
     gz: GzEncoder<Vec<u8>>,
@@ -127,6 +133,7 @@ struct Pending {
 struct Written {
     key: String,
     items: Vec<ArchiveItem>,
+    copied_lines: i64,
     raw_bytes: i64,
     compressed_bytes: i64,
     storage_class: StorageClass,
@@ -143,7 +150,8 @@ impl Written {
             platform,
             date,
             run_id: run_id.to_owned(),
-            record_count: self.items.len() as i64,
+            // Every line: an unreadable one copied by a compaction is still someone's record.
+            record_count: self.items.len() as i64 + self.copied_lines,
             raw_bytes: self.raw_bytes,
             compressed_bytes: self.compressed_bytes,
             storage_class: self.storage_class,
@@ -179,6 +187,7 @@ impl Pending {
             date,
             key,
             items: Vec::new(),
+            copied_lines: 0,
             raw_bytes: 0,
             compressed_bytes: 0,
             gz: GzEncoder::new(Vec::with_capacity(OUT_CHUNK), Compression::default()),
@@ -195,6 +204,20 @@ impl Pending {
             id: rec.interaction_id,
             links: (rec.feedback.len() + rec.validations.len()) as i64,
         });
+        self.send_if_full().await
+    }
+
+    /// A line that does not read as a record, copied byte for byte (compaction keeps what it
+    /// cannot read rather than lose it).
+    async fn push_raw(&mut self, raw: &[u8]) -> Result<(), AppError> {
+        self.gz.write_all(raw).map_err(internal)?;
+        self.gz.write_all(b"\n").map_err(internal)?;
+        self.raw_bytes += raw.len() as i64 + 1;
+        self.copied_lines += 1;
+        self.send_if_full().await
+    }
+
+    async fn send_if_full(&mut self) -> Result<(), AppError> {
         if self.gz.get_ref().len() >= OUT_CHUNK {
             let chunk = std::mem::replace(self.gz.get_mut(), Vec::with_capacity(OUT_CHUNK));
             self.send(chunk).await?;
@@ -220,7 +243,7 @@ impl Pending {
     /// Write the gzip trailer (without it the object would be silently truncated), send the
     /// last bytes and make the object durable.
     async fn finish(self) -> Result<Written, AppError> {
-        let Pending { key, items, raw_bytes, mut compressed_bytes, gz, sink, .. } = self;
+        let Pending { key, items, copied_lines, raw_bytes, mut compressed_bytes, gz, sink, .. } = self;
         // What is still buffered, then the trailer.
         let tail = gz.finish().map_err(internal)?;
         compressed_bytes += tail.len() as i64;
@@ -237,7 +260,7 @@ impl Pending {
                 done.storage_class
             }
         };
-        Ok(Written { key, items, raw_bytes, compressed_bytes, storage_class })
+        Ok(Written { key, items, copied_lines, raw_bytes, compressed_bytes, storage_class })
     }
 
     /// Give up on the object: nothing of it stays in the store.
@@ -304,6 +327,8 @@ impl App {
         deadline: Option<Instant>,
         progress: Option<Progress<'_>>,
     ) -> Result<ArchiveReport, AppError> {
+        // A run without a platform covers every platform with data, known or not.
+        self.require_platform_if(req.platform.as_ref()).await?;
         if !self.config.enable_data_archiving {
             return Err(AppError::ArchivingDisabled);
         }
@@ -501,7 +526,7 @@ impl App {
                 Some(c) => {
                     let obj = ArchiveObject {
                         state: ObjectState::Committed,
-                        record_count: c.items.len() as i64,
+                        record_count: c.lines,
                         raw_bytes: c.raw_bytes,
                         compressed_bytes: c.compressed_bytes,
                         storage_class: StorageClass::for_size(c.compressed_bytes),
@@ -522,11 +547,21 @@ impl App {
             Err(AppError::Store(StoreError::NotFound)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        let mut items = Vec::new();
-        while let Some(rec) = lines.next().await? {
-            items.push(ArchiveItem { id: rec.interaction_id, links: (rec.feedback.len() + rec.validations.len()) as i64 });
+        let (mut items, mut count) = (Vec::new(), 0i64);
+        while let Some(line) = lines.next_line().await? {
+            count += 1;
+            match line {
+                Line::Record(rec) => {
+                    items.push(ArchiveItem { id: rec.interaction_id, links: (rec.feedback.len() + rec.validations.len()) as i64 })
+                }
+                // A line no reader can serve must not replace its record: a link count no record
+                // has makes the commit leave the record hot and tombstone the line (the next
+                // compaction erases it). A line without a known id stays, read by no one.
+                Line::Bad { id: Some(id), .. } => items.push(ArchiveItem { id, links: -1 }),
+                Line::Bad { id: None, .. } => {}
+            }
         }
-        Ok(Some(ObjectContents { items, raw_bytes: lines.raw_bytes, compressed_bytes: lines.compressed_bytes }))
+        Ok(Some(ObjectContents { items, lines: count, raw_bytes: lines.raw_bytes, compressed_bytes: lines.compressed_bytes }))
     }
 
     /// Rewrite every object that has tombstones without those lines: the new object under a new
@@ -557,15 +592,28 @@ impl App {
             }
             let key = run.next_key(&row.platform, row.date);
             let mut kept = Pending::open(self.objects.as_ref(), row.platform.clone(), row.date, key, false).await?;
-            let mut erased = 0i64;
+            let (mut erased, mut copied_bad, mut lost) = (0i64, 0i64, 0u64);
             let copied: Result<(), AppError> = async {
                 let mut lines = ArchiveLines::open(self.objects.as_ref(), &row.object_key).await?;
-                while let Some(rec) = lines.next().await? {
-                    if dead.contains(&rec.interaction_id) {
-                        erased += 1;
-                    } else {
-                        kept.push(&rec).await?;
+                while let Some(line) = lines.next_line().await? {
+                    match line {
+                        Line::Record(rec) if dead.contains(&rec.interaction_id) => erased += 1,
+                        Line::Record(rec) => kept.push(&rec).await?,
+                        // An unreadable line is dropped only when its id is found and deleted;
+                        // any other is copied byte for byte, never lost.
+                        Line::Bad { id: Some(id), .. } if dead.contains(&id) => erased += 1,
+                        Line::Bad { number, raw, .. } => {
+                            tracing::warn!(object_key = %row.object_key, line = number, "compaction: an unreadable line is copied as it is");
+                            kept.push_raw(&raw).await?;
+                            copied_bad += 1;
+                        }
                     }
+                }
+                lost = lines.unreadable.segments;
+                if lost > 0 {
+                    // Nothing can inflate it (no reader ever served it); keeping the bytes would
+                    // also keep any deleted line inside them.
+                    tracing::error!(object_key = %row.object_key, "compaction: a corrupt gzip segment cannot be copied and is dropped");
                 }
                 crash_point!("compact.before_upload");
                 Ok(())
@@ -575,7 +623,7 @@ impl App {
                 kept.abort().await;
                 return Err(e);
             }
-            let new = if kept.items.is_empty() {
+            let new = if kept.items.is_empty() && kept.copied_lines == 0 {
                 kept.abort().await;
                 None
             } else {
@@ -601,6 +649,8 @@ impl App {
             self.objects.delete(&row.object_key).await?;
             m.compacted_objects += 1;
             m.erased_lines += erased;
+            m.copied_unreadable_lines += copied_bad;
+            m.dropped_corrupt_segments += lost as i64;
         }
         Ok(true)
     }
@@ -721,6 +771,29 @@ impl App {
         Ok(obj)
     }
 
+    /// An archived record, read from its object. Its line unreadable (logged by the reader):
+    /// an internal error, since the record exists but cannot be served; the object's other
+    /// records read as usual.
+    pub(crate) async fn read_archived(&self, entry: &crate::ports::ArchivedEntry) -> Result<FullRecord, AppError> {
+        let obj = self.object_of(entry).await?;
+        let id = entry.interaction_id;
+        let mut found = None;
+        let unreadable = for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
+            if rec.interaction_id == id {
+                found = Some(rec);
+            }
+            Ok(())
+        })
+        .await?;
+        match found {
+            Some(rec) => Ok(rec),
+            None if unreadable.total() > 0 => {
+                Err(AppError::Internal(format!("archived record {id} is in an unreadable part of {}", obj.object_key)))
+            }
+            None => Err(AppError::NotFound),
+        }
+    }
+
     /// Where an archived record's line is now: its slot's row (read consistently).
     pub(crate) async fn object_of(&self, entry: &crate::ports::ArchivedEntry) -> Result<ArchiveObject, AppError> {
         self.hot
@@ -733,13 +806,47 @@ impl App {
 /// What [`App::object_contents`] found.
 struct ObjectContents {
     items: Vec<ArchiveItem>,
+    /// Every line, readable or not.
+    lines: i64,
     raw_bytes: i64,
     compressed_bytes: i64,
+}
+
+/// The parts of an object that could not be read: its bad lines (each with its
+/// `interaction_id` when that could still be found, [`archive::line_interaction_id`]) and its
+/// corrupt gzip segments (at most one: nothing after the damage can be inflated).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    pub(crate) lines: Vec<Option<Id>>,
+    pub(crate) segments: u64,
+}
+
+impl Unreadable {
+    /// What a reader reports as skipped: each bad line, and each corrupt segment as one.
+    pub(crate) fn total(&self) -> u64 {
+        self.lines.len() as u64 + self.segments
+    }
+}
+
+/// One line of an archive object.
+pub(crate) enum Line {
+    Record(Box<FullRecord>),
+    /// A line that does not read as a record: its number in the object (from 1), its bytes as
+    /// stored (compaction copies them) and its id when it can still be found. Already logged.
+    Bad { number: u64, raw: Vec<u8>, id: Option<Id> },
 }
 
 /// An archive object's records, one at a time, read through the store's streamed reader and
 /// inflated step by step: memory is one line plus one inflate step's output, whatever the
 /// object's size.
+///
+/// A bad line (not JSON, not UTF-8, nested past serde_json's limit, not an interaction) is
+/// logged once (object key, line number, error category; never its content), counted in
+/// [`ArchiveLines::unreadable`] and passed over: the object's other lines read as usual. A
+/// corrupt gzip stream (cut short, a bad checksum, damaged deflate data, bytes after its end)
+/// gives the lines inflated before the damage, then ends; the rest counts as one unreadable
+/// segment, logged. Only the store's own errors (the object is missing, a read fails) are
+/// errors.
 pub(crate) struct ArchiveLines {
     stream: ObjectStream,
     /// Inflated bytes collect in the decoder's inner buffer; `pos` is where unread ones start.
@@ -748,10 +855,15 @@ pub(crate) struct ArchiveLines {
     /// Compressed bytes received but not yet inflated.
     input: Bytes,
     ended: bool,
+    /// Why the gzip stream could not be read to its end, once it could not.
+    corrupt: Option<&'static str>,
     key: String,
+    /// Lines read so far, blank ones included (a bad line's number).
+    line_no: u64,
     /// Inflated bytes consumed so far (lines with their newlines) and compressed bytes received.
     pub(crate) raw_bytes: i64,
     pub(crate) compressed_bytes: i64,
+    pub(crate) unreadable: Unreadable,
 }
 
 impl ArchiveLines {
@@ -765,33 +877,77 @@ impl ArchiveLines {
             pos: 0,
             input: Bytes::new(),
             ended: false,
+            corrupt: None,
             key: key.to_owned(),
+            line_no: 0,
             raw_bytes: 0,
             compressed_bytes: 0,
+            unreadable: Unreadable::default(),
         })
     }
 
-    /// The next record, or `None` after the last one (the gzip trailer checked).
+    /// The next readable record, or `None` after the last one; bad lines are passed over
+    /// (counted and logged).
     pub(crate) async fn next(&mut self) -> Result<Option<FullRecord>, AppError> {
+        loop {
+            match self.next_line().await? {
+                Some(Line::Record(rec)) => return Ok(Some(*rec)),
+                Some(Line::Bad { .. }) => {}
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// The next line, readable or not, or `None` after the last one (the gzip trailer checked).
+    pub(crate) async fn next_line(&mut self) -> Result<Option<Line>, AppError> {
         loop {
             let buf = self.gz.get_ref();
             let unread = &buf[self.pos..];
             let line_end = match unread.iter().position(|&b| b == b'\n') {
                 Some(i) => Some((i, i + 1)),
-                // The last line may lack its newline.
-                None if self.ended && !unread.is_empty() => Some((unread.len(), unread.len())),
+                // The last line may lack its newline, unless the stream is corrupt: then it is
+                // cut, part of the unreadable segment.
+                None if self.ended && self.corrupt.is_none() && !unread.is_empty() => Some((unread.len(), unread.len())),
                 None => None,
             };
             if let Some((end, next)) = line_end {
                 let line = &unread[..end];
                 self.pos += next;
                 self.raw_bytes += next as i64;
+                self.line_no += 1;
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                return parse_line(line, &self.key).map(Some);
+                return Ok(Some(match serde_json::from_slice::<FullRecord>(line) {
+                    Ok(rec) => Line::Record(Box::new(rec)),
+                    Err(e) => {
+                        let id = archive::line_interaction_id(line);
+                        // Position and category only: serde's message can quote stored user text.
+                        tracing::warn!(
+                            object_key = %self.key,
+                            line = self.line_no,
+                            category = ?e.classify(),
+                            column = e.column(),
+                            id_found = id.is_some(),
+                            "archive: unreadable line skipped"
+                        );
+                        self.unreadable.lines.push(id);
+                        Line::Bad { number: self.line_no, raw: line.to_vec(), id }
+                    }
+                }));
             }
             if self.ended {
+                if let Some(why) = self.corrupt.take() {
+                    tracing::warn!(
+                        object_key = %self.key,
+                        after_line = self.line_no,
+                        why,
+                        "archive: corrupt gzip stream; the rest of the object is skipped"
+                    );
+                    self.unreadable.segments += 1;
+                    // Whatever part of a line is left belongs to the lost segment.
+                    self.pos = self.gz.get_ref().len();
+                }
                 return Ok(None);
             }
             // Drop what was read before inflating more.
@@ -804,52 +960,45 @@ impl ArchiveLines {
                         self.compressed_bytes += self.input.len() as i64;
                     }
                     None => {
-                        self.gz.try_finish().map_err(|_| unreadable(&self.key))?;
+                        if self.gz.try_finish().is_err() {
+                            self.corrupt = Some("cut short or a bad checksum");
+                        }
                         self.ended = true;
                         continue;
                     }
                 }
             }
             let step = self.input.len().min(INFLATE_STEP);
-            let n = self
-                .gz
-                .write(&self.input[..step])
-                .map_err(|_| unreadable(&self.key))?;
-            if n == 0 {
-                // Bytes after the gzip member's end.
-                return Err(unreadable(&self.key));
+            match self.gz.write(&self.input[..step]) {
+                Ok(n) if n > 0 => self.input.advance(n),
+                Ok(_) => self.lose_rest("bytes after the end of the gzip stream"),
+                Err(_) => self.lose_rest("corrupt gzip data"),
             }
-            self.input.advance(n);
         }
+    }
+
+    /// The stream cannot be inflated further: what was inflated before the damage is still
+    /// read, the rest is one unreadable segment (counted and logged once the reader gets there).
+    fn lose_rest(&mut self, why: &'static str) {
+        // Moves output the decoder still holds into the buffer; its own error is the one we know.
+        let _ = self.gz.try_finish();
+        self.corrupt = Some(why);
+        self.ended = true;
     }
 }
 
-fn unreadable(key: &str) -> AppError {
-    AppError::Internal(format!("archive object unreadable (bad gzip) in {key}"))
-}
-
-fn parse_line(line: &[u8], key: &str) -> Result<FullRecord, AppError> {
-    serde_json::from_slice(line).map_err(|e| {
-        // Position and category only: serde's message can quote stored user text.
-        AppError::Internal(format!(
-            "archive line unreadable ({:?} at column {}) in {key}",
-            e.classify(),
-            e.column()
-        ))
-    })
-}
-
-/// Read an archive object line by line (memory: one line plus one inflate step).
+/// Read an archive object line by line (memory: one line plus one inflate step), passing each
+/// readable record to `f`. Returns what could not be read (bad lines are logged by the reader).
 pub(crate) async fn for_each_line(
     objects: &dyn ObjectStore,
     key: &str,
     mut f: impl FnMut(FullRecord) -> Result<(), AppError>,
-) -> Result<(), AppError> {
+) -> Result<Unreadable, AppError> {
     let mut lines = ArchiveLines::open(objects, key).await?;
     while let Some(rec) = lines.next().await? {
         f(rec)?;
     }
-    Ok(())
+    Ok(lines.unreadable)
 }
 
 #[cfg(test)]
@@ -878,13 +1027,24 @@ mod tests {
     }
 
     async fn read_all(objects: &dyn ObjectStore, key: &str) -> Result<Vec<FullRecord>, AppError> {
+        Ok(read_counted(objects, key).await?.0)
+    }
+
+    /// The readable records, and what could not be read.
+    async fn read_counted(objects: &dyn ObjectStore, key: &str) -> Result<(Vec<FullRecord>, Unreadable), AppError> {
         let mut out = Vec::new();
-        for_each_line(objects, key, |r| {
+        let unreadable = for_each_line(objects, key, |r| {
             out.push(r);
             Ok(())
         })
         .await?;
-        Ok(out)
+        Ok((out, unreadable))
+    }
+
+    fn line(rec: &FullRecord) -> Vec<u8> {
+        let mut l = serde_json::to_vec(rec).expect("json");
+        l.push(b'\n');
+        l
     }
 
     fn gzip(raw: &[u8]) -> Vec<u8> {
@@ -957,50 +1117,107 @@ mod tests {
         assert_eq!(read_all(&objects, KEY).await.expect("read"), vec![a, b]);
     }
 
+    /// Each kind of bad line is passed over, counted with its id when the id can still be
+    /// found, and the lines around it read as usual.
     #[tokio::test]
-    async fn truncated_or_trailing_bytes_are_errors_not_fewer_records() {
+    async fn a_bad_line_of_any_kind_is_skipped_and_counted() {
         let dir = tempfile::tempdir().expect("temp dir");
         let objects = FolderStore::new(dir.path().to_path_buf());
-        let mut raw = Vec::new();
-        for i in 0..20 {
-            raw.extend(serde_json::to_vec(&record(i)).expect("json"));
-            raw.push(b'\n');
+        let recs: Vec<FullRecord> = (0..8).map(record).collect();
+        // Nested past serde_json's recursion limit (128): valid JSON, unreadable as a record.
+        let too_deep = String::from_utf8(line(&recs[1]))
+            .expect("utf-8")
+            .replace("\"workflow\":null", &format!("\"workflow\":{}{}", "[".repeat(200), "]".repeat(200)));
+        assert_ne!(too_deep.as_bytes(), line(&recs[1]).as_slice(), "the workflow was replaced");
+        // Not UTF-8 inside the user message.
+        let mut not_utf8 = line(&recs[3]);
+        let at = not_utf8.windows(16).position(|w| w == b"\"user_message\":\"").expect("field") + 18;
+        not_utf8[at] = 0xff;
+        let cases: [(&str, Vec<u8>, Option<Id>); 5] = [
+            ("too deep", too_deep.into_bytes(), Some(recs[1].interaction_id)),
+            ("not JSON", b"{\"interaction_id\": oops\n".to_vec(), None),
+            ("not UTF-8", not_utf8, Some(recs[3].interaction_id)),
+            ("not an interaction", b"{\"hello\":\"world\"}\n".to_vec(), None),
+            (
+                "an interaction's id, the rest not",
+                format!("{{\"interaction_id\":\"{}\",\"user_id\":5}}\n", recs[5].interaction_id).into_bytes(),
+                Some(recs[5].interaction_id),
+            ),
+        ];
+        for (what, bad, id) in cases {
+            let mut raw = Vec::new();
+            raw.extend(line(&recs[0]));
+            raw.extend(&bad);
+            raw.extend(line(&recs[2]));
+            objects.put(KEY, gzip(&raw), StorageClass::Standard).await.expect("put");
+            let (back, unreadable) = read_counted(&objects, KEY).await.expect(what);
+            assert_eq!(back, vec![recs[0].clone(), recs[2].clone()], "{what}: the other lines read");
+            assert_eq!(unreadable, Unreadable { lines: vec![id], segments: 0 }, "{what}");
+            assert_eq!(unreadable.total(), 1, "{what}");
+            // The raw line is what compaction would copy.
+            let mut lines = ArchiveLines::open(&objects, KEY).await.expect("open");
+            let mut bad_lines = Vec::new();
+            while let Some(l) = lines.next_line().await.expect("line") {
+                if let Line::Bad { number, raw, id: found } = l {
+                    bad_lines.push((number, raw, found));
+                }
+            }
+            let want = bad.strip_suffix(b"\n").unwrap_or(&bad).to_vec();
+            assert_eq!(bad_lines, vec![(2, want, id)], "{what}: line 2, as stored");
         }
+        // Every line bad: nothing, all counted.
+        objects.put(KEY, gzip(b"x\ny\n\nz"), StorageClass::Standard).await.expect("put");
+        let (back, unreadable) = read_counted(&objects, KEY).await.expect("read");
+        assert!(back.is_empty());
+        assert_eq!(unreadable.total(), 3);
+    }
+
+    /// A damaged gzip stream gives the lines inflated before the damage; the rest is one
+    /// unreadable segment. Only the store's own errors are errors.
+    #[tokio::test]
+    async fn a_corrupt_gzip_stream_gives_what_precedes_the_damage() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let objects = FolderStore::new(dir.path().to_path_buf());
+        let recs: Vec<FullRecord> = (0..20).map(record).collect();
+        let raw: Vec<u8> = recs.iter().flat_map(line).collect();
         let whole = gzip(&raw);
-        objects
-            .put(
-                KEY,
-                whole[..whole.len() - 4].to_vec(),
-                StorageClass::Standard,
-            )
-            .await
-            .expect("put");
-        assert!(
-            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
-            "a cut trailer"
-        );
-        objects
-            .put(
-                KEY,
-                whole[..whole.len() / 2].to_vec(),
-                StorageClass::Standard,
-            )
-            .await
-            .expect("put");
-        assert!(
-            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
-            "a cut body"
-        );
+        let mut flipped = whole.clone();
+        let mid = flipped.len() / 2;
+        for b in &mut flipped[mid..mid + 16] {
+            *b ^= 0x5a;
+        }
         let mut extra = whole.clone();
         extra.extend(b"junk");
-        objects
-            .put(KEY, extra, StorageClass::Standard)
-            .await
-            .expect("put");
-        assert!(
-            matches!(read_all(&objects, KEY).await, Err(AppError::Internal(_))),
-            "bytes after the trailer"
-        );
+        /// What the reader gives back.
+        enum Served {
+            Every,
+            /// Some records, each whole, in order, and not all.
+            APrefix,
+            /// The records before the damage, whole. Damaged deflate data can inflate to other
+            /// bytes that still parse (gzip's checksum fails only at the end, after they were
+            /// read): only the first, well before the damage, is checked.
+            TheStart,
+        }
+        let cases: [(&str, Vec<u8>, Served); 5] = [
+            ("a cut trailer", whole[..whole.len() - 4].to_vec(), Served::Every),
+            ("a cut body", whole[..whole.len() / 2].to_vec(), Served::APrefix),
+            ("a damaged middle", flipped, Served::TheStart),
+            ("bytes after the trailer", extra, Served::Every),
+            ("a damaged header", b"not gzip at all".to_vec(), Served::APrefix),
+        ];
+        for (what, bytes, served) in cases {
+            objects.put(KEY, bytes, StorageClass::Standard).await.expect("put");
+            let (back, unreadable) = read_counted(&objects, KEY).await.expect(what);
+            assert_eq!(unreadable.segments, 1, "{what}: one unreadable segment");
+            match served {
+                Served::Every => assert_eq!(back, recs, "{what}"),
+                Served::APrefix => {
+                    assert!(back.len() < recs.len(), "{what}: the damaged part is not served");
+                    assert_eq!(back, recs[..back.len()], "{what}: the records before the damage, whole");
+                }
+                Served::TheStart => assert_eq!(back.first(), recs.first(), "{what}"),
+            }
+        }
         assert!(matches!(
             read_all(&objects, "archive/missing.jsonl.gz").await,
             Err(AppError::Store(_)) | Err(AppError::NotFound)

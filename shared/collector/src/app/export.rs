@@ -43,6 +43,17 @@ pub struct ExportSummary {
     pub duplicates: u64,
     /// Up to 10,000 rejected lines: the record and the reason (never the content).
     pub reject_samples: Vec<RejectSample>,
+    /// Lines of the archive objects read (`include_archived`) that could not be read, each
+    /// left out and logged; a corrupt gzip segment counts as one. Deleted records' lines are
+    /// not counted (they would be left out anyway).
+    pub archive_skipped_lines: u64,
+}
+
+/// What a right-of-access export (`GET /api/me/data`) could not include.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct AccessSummary {
+    /// The user's archived records whose lines could not be read (each logged by the reader).
+    pub archive_skipped_lines: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -238,6 +249,8 @@ impl App {
     }
 
     async fn produce_export(&self, req: &ExportRequest, pipe: &mut Pipeline, out: &mut Chunker) -> Result<(), AppError> {
+        // An unknown platform fails before the first line, so the answer is a proper 400.
+        self.require_platform(&req.platform).await?;
         let f = &req.filter.clone();
         if f.include_archived {
             for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
@@ -253,7 +266,7 @@ impl App {
                 // The object's lines, each ending in a newline (a line never holds a raw one).
                 let mut lines = Vec::new();
                 let mut candidates = Vec::new();
-                for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
+                let unreadable = for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
                     if dead.contains(&rec.interaction_id) {
                         return Ok(());
                     }
@@ -271,6 +284,19 @@ impl App {
                         pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
                     }
                 }
+                // Unreadable lines count unless they are known not to be live.
+                let mut skipped = unreadable.segments;
+                for id in &unreadable.lines {
+                    skipped += match id {
+                        Some(id) if dead.contains(id) => 0,
+                        Some(id) if pending => {
+                            let live = self.hot.archived_entry(*id).await?.is_some_and(|e| e.object_key == obj.slot);
+                            u64::from(live)
+                        }
+                        _ => 1,
+                    };
+                }
+                pipe.summary.archive_skipped_lines += skipped;
                 for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if out.done() {
                         return Ok(());
@@ -316,19 +342,29 @@ impl App {
     /// validations, `"record_type": "interaction"`), then unlinked validation logs
     /// (`"record_type": "validation"`).
     pub fn access_export(&self, user: UserId) -> LineStream {
+        self.access_export_counted(user).0
+    }
+
+    /// Like [`App::access_export`], plus what it could not include once the last line is out.
+    pub fn access_export_counted(&self, user: UserId) -> (LineStream, oneshot::Receiver<AccessSummary>) {
         let (tx, rx) = mpsc::channel(8);
+        let (done_tx, done_rx) = oneshot::channel();
         let app = self.clone();
         tokio::spawn(async move {
             let mut out = Chunker::new(tx, None);
             match app.produce_access(&user, &mut out).await {
-                Ok(()) => out.finish().await,
+                Ok(summary) => {
+                    out.finish().await;
+                    let _ = done_tx.send(summary);
+                }
                 Err(e) => out.fail(e).await,
             }
         });
-        rx
+        (rx, done_rx)
     }
 
-    async fn produce_access(&self, user: &UserId, out: &mut Chunker) -> Result<(), AppError> {
+    async fn produce_access(&self, user: &UserId, out: &mut Chunker) -> Result<AccessSummary, AppError> {
+        let mut summary = AccessSummary::default();
         let tagged = |v: serde_json::Value, t: &str| -> Result<String, AppError> {
             let mut v = v;
             if let Some(m) = v.as_object_mut() {
@@ -355,11 +391,13 @@ impl App {
                 Ok(())
             })
             .await?;
+            // The user's records in this object that did not read (a bad line, a corrupt tail).
+            summary.archive_skipped_lines += ids.len().saturating_sub(lines.len()) as u64;
             for l in lines {
                 out.push(&l);
             }
             if !out.flush_if_full().await {
-                return Ok(());
+                return Ok(summary);
             }
         }
         let mut after = None;
@@ -373,7 +411,7 @@ impl App {
                 out.push(&tagged(to_value(&rec)?, "interaction")?);
             }
             if !out.flush_if_full().await {
-                return Ok(());
+                return Ok(summary);
             }
             if short {
                 break;
@@ -383,6 +421,6 @@ impl App {
             let v = serde_json::to_value(&v).map_err(|e| AppError::Internal(e.to_string()))?;
             out.push(&tagged(v, "validation")?);
         }
-        Ok(())
+        Ok(summary)
     }
 }

@@ -144,6 +144,81 @@ impl ArchiveObject {
     }
 }
 
+/// The `interaction_id` of an archive line that does not read as a record (nested too deep,
+/// cut short, not UTF-8 somewhere, not an interaction), found leniently in its bytes: the
+/// string value of the `interaction_id` key of the line's top-level object, if it is a UUID.
+/// Only a top-level key counts, so an id inside a workflow or a text is never taken for the
+/// record's. A line's first key is its id (the record's field order), so it is found before any
+/// nesting or damage further on.
+pub fn line_interaction_id(raw: &[u8]) -> Option<Id> {
+    const KEY: &[u8] = b"interaction_id";
+    let mut depth = 0usize;
+    // The top-level key just read is `interaction_id`: the next token is its value.
+    let mut value_next = false;
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'"' => {
+                let start = i + 1;
+                let end = string_end(raw, start)?;
+                i = end + 1;
+                if depth == 0 {
+                    return None;
+                }
+                if depth == 1 {
+                    let s = &raw[start..end];
+                    if value_next {
+                        return std::str::from_utf8(s).ok().and_then(|t| Id::parse(t).ok());
+                    }
+                    let colon = skip_ws(raw, i);
+                    if s == KEY && raw.get(colon) == Some(&b':') {
+                        value_next = true;
+                        i = colon + 1;
+                    }
+                }
+                continue;
+            }
+            _ if b.is_ascii_whitespace() => {}
+            b'{' | b'[' => {
+                if value_next || (depth == 0 && b == b'[') {
+                    return None;
+                }
+                depth += 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return None;
+                }
+            }
+            _ if depth == 0 || value_next => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Where the JSON string starting at `start` (after its opening quote) ends: its closing quote.
+fn string_end(raw: &[u8], start: usize) -> Option<usize> {
+    let mut i = start;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return Some(i),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+fn skip_ws(raw: &[u8], mut i: usize) -> usize {
+    while raw.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
 /// A new run id: sortable by time, unique.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &Id::new().0.simple().to_string()[24..])
@@ -163,5 +238,33 @@ mod tests {
         assert_eq!(ClassPolicy::BySize.pick(IA_MIN_BYTES), StorageClass::StandardIa);
         assert_eq!(ClassPolicy::Fixed(StorageClass::Standard).pick(IA_MIN_BYTES * 100), StorageClass::Standard);
         assert_eq!(ClassPolicy::Fixed(StorageClass::StandardIa).pick(0), StorageClass::StandardIa);
+    }
+
+    #[test]
+    fn a_bad_line_gives_its_top_level_id_only() {
+        let id = "0190a4b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b";
+        let other = "0190a4b2-0000-7e4f-8a9b-0c1d2e3f4a5b";
+        let want = Some(Id::parse(id).unwrap());
+        let deep = format!("{{\"interaction_id\":\"{id}\",\"workflow\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(line_interaction_id(deep.as_bytes()), want, "nested too deep");
+        let cut = format!("{{\"interaction_id\":\"{id}\",\"user_message\":\"hel");
+        assert_eq!(line_interaction_id(cut.as_bytes()), want, "cut short");
+        let mut not_utf8 = format!("{{\"interaction_id\" : \"{id}\", \"user_message\":\"").into_bytes();
+        not_utf8.extend([0xff, 0xfe, b'"', b'}']);
+        assert_eq!(line_interaction_id(&not_utf8), want, "not UTF-8 further on");
+        let later = format!("{{\"workflow\":{{\"interaction_id\":\"{other}\"}},\"note\":\"\\\"interaction_id\\\":\\\"{other}\\\"\",\"interaction_id\":\"{id}\"}}");
+        assert_eq!(line_interaction_id(later.as_bytes()), want, "nested and quoted ids are not the record's");
+        for bad in [
+            "not json at all".to_owned(),
+            format!("[\"interaction_id\",\"{id}\"]"),
+            format!("\"interaction_id\":\"{id}\""),
+            format!("{{\"interaction_id\":42,\"x\":\"{id}\"}}"),
+            format!("{{\"interaction_id\":{{\"id\":\"{id}\"}}}}"),
+            "{\"interaction_id\":\"not-a-uuid\"}".to_owned(),
+            format!("{{\"workflow\":{{\"interaction_id\":\"{other}\"}}}}"),
+            String::new(),
+        ] {
+            assert_eq!(line_interaction_id(bad.as_bytes()), None, "{bad}");
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Deletes and the right of access.
 
 use axum::extract::{Path, State};
+use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::routing::delete;
 use axum::{Json, Router};
@@ -10,8 +11,8 @@ use super::HttpState;
 use super::auth::require;
 use super::body::{Params, path_id};
 use super::error::ApiError;
-use super::feedback::jsonl_response;
-use crate::app::Deletion;
+use super::feedback::{ARCHIVE_SKIPPED, spool, spooled_response};
+use crate::app::{AppError, Deletion};
 use crate::domain::types::{Caller, FieldError, Role, UserId};
 
 pub fn router() -> Router<HttpState> {
@@ -66,6 +67,12 @@ fn deleted(d: Deletion) -> Response {
 #[utoipa::path(get, path = "/api/me/data", tag = "data", responses((status = 200, content_type = "application/jsonl"), (status = 403)))]
 pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     require(&caller, &[Role::User])?;
-    let rx = s.app.access_export(caller.sub.clone());
-    jsonl_response(rx, "my_data.jsonl").await
+    // Spooled, so the count of the user's archived records that could not be read (known at
+    // the end) goes in a header: `X-Archive-Skipped-Lines`.
+    let (rx, summary) = s.app.access_export_counted(caller.sub.clone());
+    let file = spool(rx).await?;
+    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("access export ended without a summary".into())))?;
+    let mut resp = spooled_response(file, "my_data.jsonl");
+    resp.headers_mut().insert(ARCHIVE_SKIPPED, HeaderValue::from(summary.archive_skipped_lines));
+    Ok(resp)
 }

@@ -90,13 +90,40 @@ pub async fn export_platform(
 
 /// The counts of what was left out are response headers, and headers go first: so the export
 /// is spooled to a temporary file (memory stays flat), then streamed from it with
-/// `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons` (`reason=n, ...`) and
-/// `X-Export-Duplicates`.
+/// `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons` (`reason=n, ...`),
+/// `X-Export-Duplicates` and `X-Archive-Skipped-Lines` (archive lines that could not be read).
 async fn spooled_export_response(
-    mut rx: LineStream,
+    rx: LineStream,
     summary: tokio::sync::oneshot::Receiver<ExportSummary>,
     file_name: &str,
 ) -> Result<Response, ApiError> {
+    let file = spool(rx).await?;
+    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
+    let mut resp = spooled_response(file, file_name);
+    let h = resp.headers_mut();
+    let reasons = summary.rejected.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(", ");
+    for (name, value) in [
+        ("x-export-format", summary.format.to_owned()),
+        ("x-export-lines", summary.lines.to_string()),
+        ("x-export-rejected", summary.rejected_total().to_string()),
+        ("x-export-rejected-reasons", reasons),
+        ("x-export-duplicates", summary.duplicates.to_string()),
+        (ARCHIVE_SKIPPED, summary.archive_skipped_lines.to_string()),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// Archive lines an answer had to leave out because they could not be read (a bad line, a
+/// corrupt gzip segment): each one is logged by the archive reader.
+pub const ARCHIVE_SKIPPED: &str = "x-archive-skipped-lines";
+
+/// A JSONL answer written to a temporary file to its end, so that what is known only at the
+/// end (counts) can go in its headers; an error before the end is a proper error answer.
+pub async fn spool(mut rx: LineStream) -> Result<tokio::fs::File, ApiError> {
     use tokio::io::{AsyncSeekExt, AsyncWriteExt};
     let spool = tempfile::tempfile().map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
     let mut file = tokio::fs::File::from_std(spool);
@@ -104,8 +131,12 @@ async fn spooled_export_response(
         let chunk = chunk?;
         file.write_all(&chunk).await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
     }
-    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
     file.rewind().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    Ok(file)
+}
+
+/// A spooled JSONL answer, streamed from its file as `application/jsonl` (an attachment).
+pub fn spooled_response(file: tokio::fs::File, file_name: &str) -> Response {
     let stream = futures::stream::unfold(file, |mut f| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 64 * 1024];
@@ -124,44 +155,5 @@ async fn spooled_export_response(
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
-    let reasons = summary.rejected.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(", ");
-    for (name, value) in [
-        ("x-export-format", summary.format.to_owned()),
-        ("x-export-lines", summary.lines.to_string()),
-        ("x-export-rejected", summary.rejected_total().to_string()),
-        ("x-export-rejected-reasons", reasons),
-        ("x-export-duplicates", summary.duplicates.to_string()),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    }
-    Ok(resp)
-}
-
-/// Stream a line channel as `application/jsonl`. The first chunk is awaited so an early
-/// failure is a proper error response rather than a cut stream.
-pub async fn jsonl_response(mut rx: LineStream, file_name: &str) -> Result<Response, ApiError> {
-    let first = match rx.recv().await {
-        Some(Ok(b)) => Some(b),
-        Some(Err(e)) => return Err(e.into()),
-        None => None,
-    };
-    let rest = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| {
-            let item = item.map_err(|e| {
-                let _ = ApiError::from(e); // logs internal details once
-                std::io::Error::other("export failed")
-            });
-            (item, rx)
-        })
-    });
-    let stream = futures::StreamExt::chain(futures::stream::iter(first.map(Ok::<_, std::io::Error>)), rest);
-    let mut resp = Response::new(Body::from_stream(stream));
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/jsonl"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    resp
 }
