@@ -92,7 +92,7 @@ impl Config {
         let d = Thresholds::default();
         let p = Prices::default();
         let platforms = platforms(get("PLATFORMS"))?;
-        let max_platforms = env.num("MAX_PLATFORMS", DEFAULT_MAX_PLATFORMS, |n| (1..=MAX_PLATFORMS_CEILING).contains(n))?;
+        let max_platforms = env.num("MAX_PLATFORMS", DEFAULT_MAX_PLATFORMS, 1..=MAX_PLATFORMS_CEILING)?;
         if (max_platforms as usize) < platforms.len() {
             let value = get("MAX_PLATFORMS").unwrap_or_else(|| max_platforms.to_string());
             let reason = format!("must be at least the number of PLATFORMS ({})", platforms.len());
@@ -101,8 +101,8 @@ impl Config {
         Ok(Config {
             enable_data_collection: env.bool("ENABLE_DATA_COLLECTION", true)?,
             enable_data_archiving: env.bool("ENABLE_DATA_ARCHIVING", true)?,
-            data_retention_days: env.num("DATA_RETENTION_DAYS", 30u32, |n| (1..=36_500).contains(n))?,
-            compression_threshold_kb: env.num("COMPRESSION_THRESHOLD_KB", 10u64, |n| *n <= 1024 * 1024)?,
+            data_retention_days: env.num("DATA_RETENTION_DAYS", 30u32, 1..=36_500)?,
+            compression_threshold_kb: env.num("COMPRESSION_THRESHOLD_KB", 10u64, 0..=1024 * 1024)?,
             backend: match env.text("COLLECTOR_BACKEND").as_deref() {
                 None | Some("local") => Backend::Local,
                 Some("aws") => Backend::Aws,
@@ -112,19 +112,19 @@ impl Config {
             jwt_secret: env.text("COLLECTOR_JWT_SECRET").map(Secret),
             groups_claim: env.text("COLLECTOR_GROUPS_CLAIM").unwrap_or_else(|| "cognito:groups".into()),
             prices: Prices {
-                hot_gb_month: env.num("PRICE_HOT_GB_MONTH", p.hot_gb_month, |x: &f64| x.is_finite() && *x >= 0.0)?,
-                archive_gb_month: env.num("PRICE_ARCHIVE_GB_MONTH", p.archive_gb_month, |x: &f64| x.is_finite() && *x >= 0.0)?,
+                hot_gb_month: env.num("PRICE_HOT_GB_MONTH", p.hot_gb_month, 0.0..=MAX_PRICE_GB_MONTH)?,
+                archive_gb_month: env.num("PRICE_ARCHIVE_GB_MONTH", p.archive_gb_month, 0.0..=MAX_PRICE_GB_MONTH)?,
             },
             thresholds: Thresholds {
-                total_examples: env.num("READINESS_MIN_TOTAL", d.total_examples, |n| *n >= 0)?,
-                successful: env.num("READINESS_MIN_SUCCESSFUL", d.successful, |n| *n >= 0)?,
-                with_feedback: env.num("READINESS_MIN_FEEDBACK", d.with_feedback, |n| *n >= 0)?,
-                quality_examples: env.num("READINESS_MIN_QUALITY", d.quality_examples, |n| *n >= 0)?,
-                min_score: env.num("READINESS_MIN_SCORE", d.min_score, |n| (0..=100).contains(n))?,
+                total_examples: env.num("READINESS_MIN_TOTAL", d.total_examples, 0..=MAX_THRESHOLD)?,
+                successful: env.num("READINESS_MIN_SUCCESSFUL", d.successful, 0..=MAX_THRESHOLD)?,
+                with_feedback: env.num("READINESS_MIN_FEEDBACK", d.with_feedback, 0..=MAX_THRESHOLD)?,
+                quality_examples: env.num("READINESS_MIN_QUALITY", d.quality_examples, 0..=MAX_THRESHOLD)?,
+                min_score: env.num("READINESS_MIN_SCORE", d.min_score, 0..=100)?,
             },
             export_system_prompt: env.text("EXPORT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
             default_training_consent: env.bool("DEFAULT_TRAINING_CONSENT", true)?,
-            export_max_tokens: env.num("EXPORT_MAX_TOKENS", crate::domain::formats::DEFAULT_MAX_TOKENS, |n| *n >= 1)?,
+            export_max_tokens: env.num("EXPORT_MAX_TOKENS", crate::domain::formats::DEFAULT_MAX_TOKENS, 1..=MAX_EXPORT_TOKENS)?,
             s3_endpoint: env.text("S3_ENDPOINT"),
             s3_access_key: env.text("S3_ACCESS_KEY"),
             s3_secret_key: env.text("S3_SECRET_KEY").map(Secret),
@@ -203,6 +203,12 @@ fn platforms(raw: Option<String>) -> Result<Vec<Platform>, ConfigError> {
     Ok(out)
 }
 
+/// Upper bounds of the numeric settings: past them a value is a typo, and some would overflow
+/// cost or date arithmetic (every setting is checked at start-up, message naming it).
+const MAX_PRICE_GB_MONTH: f64 = 1_000.0;
+const MAX_THRESHOLD: i64 = 1_000_000_000;
+const MAX_EXPORT_TOKENS: u64 = 10_000_000;
+
 fn bad(var: &str, value: &str, reason: &str) -> ConfigError {
     ConfigError { var: var.into(), value: value.into(), reason: reason.into() }
 }
@@ -226,12 +232,16 @@ impl<F: Fn(&str) -> Option<String>> Env<'_, F> {
         }
     }
 
-    fn num<T: std::str::FromStr>(&self, var: &str, default: T, ok: impl Fn(&T) -> bool) -> Result<T, ConfigError> {
+    /// A number within `range`; anything else stops start-up with the range in the message.
+    fn num<T>(&self, var: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    {
         match self.text(var) {
             None => Ok(default),
             Some(v) => match v.trim().parse::<T>() {
-                Ok(n) if ok(&n) => Ok(n),
-                _ => Err(bad(var, &v, "is not a valid number in range")),
+                Ok(n) if range.contains(&n) => Ok(n),
+                _ => Err(bad(var, &v, &format!("must be a number from {} to {}", range.start(), range.end()))),
             },
         }
     }
@@ -294,6 +304,30 @@ mod tests {
         let many: Vec<String> = (0..33).map(|i| format!("p{i}")).collect();
         assert_eq!(load(&[("PLATFORMS", &many.join(","))]).unwrap_err().var, "MAX_PLATFORMS");
         assert_eq!(load(&[("PLATFORMS", &many.join(",")), ("MAX_PLATFORMS", "33")]).unwrap().platforms.len(), 33);
+    }
+
+    #[test]
+    fn every_number_is_bounded_and_the_message_gives_the_range() {
+        for (var, bad_value) in [
+            ("DATA_RETENTION_DAYS", "0"),
+            ("DATA_RETENTION_DAYS", "99999999999"),
+            ("COMPRESSION_THRESHOLD_KB", "-1"),
+            ("COMPRESSION_THRESHOLD_KB", "1048577"),
+            ("PRICE_HOT_GB_MONTH", "1e300"),
+            ("PRICE_ARCHIVE_GB_MONTH", "NaN"),
+            ("PRICE_ARCHIVE_GB_MONTH", "inf"),
+            ("READINESS_MIN_TOTAL", "-5"),
+            ("READINESS_MIN_QUALITY", "10000000000"),
+            ("READINESS_MIN_SCORE", "101"),
+            ("EXPORT_MAX_TOKENS", "0"),
+            ("MAX_PLATFORMS", "0"),
+        ] {
+            let e = load(&[(var, bad_value)]).unwrap_err();
+            assert_eq!((e.var.as_str(), e.value.as_str()), (var, bad_value));
+            assert!(e.to_string().contains("must be a number from"), "{var}={bad_value}: {e}");
+        }
+        let c = load(&[("PRICE_HOT_GB_MONTH", "0"), ("READINESS_MIN_TOTAL", "1000000000"), ("COMPRESSION_THRESHOLD_KB", "0")]).unwrap();
+        assert_eq!((c.prices.hot_gb_month, c.thresholds.total_examples, c.compression_threshold_kb), (0.0, 1_000_000_000, 0));
     }
 
     #[test]
