@@ -13,3 +13,7 @@ pub mod ports;
 /// Test support for the AWS adapters: the emulator and per-test tables and bucket.
 #[cfg(all(feature = "test-suite", feature = "aws"))]
 pub mod testing;
+
+/// Property tests of the parsers at the edge (issue 14).
+#[cfg(test)]
+mod properties;

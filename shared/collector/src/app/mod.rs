@@ -1,7 +1,7 @@
 //! Use cases: what each route does, over the ports. The HTTP layer parses and maps; the
 //! Lambda functions and the CLI call the same functions.
 
-mod archive;
+pub(crate) mod archive;
 #[cfg(feature = "aws")]
 mod aws;
 mod error;
