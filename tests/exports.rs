@@ -168,3 +168,50 @@ async fn readiness_counts_what_the_export_would_produce() {
     // Storage statistics still count every record.
     assert_eq!(t.get("/api/feedback/stats", A).await.json()["overview"]["total_records"], 2);
 }
+
+/// An archive object with an unreadable line (here a line cut in half) exports and reads its
+/// other records; the answers say how many lines they skipped (`X-Archive-Skipped-Lines`).
+#[tokio::test]
+async fn a_poisoned_archive_line_is_skipped_and_reported_in_headers() {
+    use std::io::{Read, Write};
+    let t = spawn_app(&[]).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut old = interaction("n8n", &format!("old {i}"));
+        old["user_id"] = json!("alice");
+        old["created_at"] = json!(days_ago(45));
+        ids.push(t.log(Who::Service, old).await);
+    }
+    t.post("/api/feedback/archive", Who::Admin, json!({})).await.expect(200, None);
+    let rows = t.app.hot.list_archive_objects(None).await.expect("rows");
+    let key = rows[0].object_key.clone();
+    let mut raw = String::new();
+    flate2::read::GzDecoder::new(t.app.objects.get(&key).await.expect("get").as_slice()).read_to_string(&mut raw).expect("gzip");
+    let cut: String = raw
+        .lines()
+        .map(|l| if l.contains(&ids[1]) { format!("{}\n", &l[..l.len() / 2]) } else { format!("{l}\n") })
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(cut.as_bytes()).expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    t.app.objects.put(&key, bytes, collector::domain::archive::StorageClass::Standard).await.expect("put");
+
+    let r = t.get("/api/feedback/export/n8n?include_archived=true", Who::Admin).await;
+    r.expect(200, None);
+    let mut asks: Vec<String> = r.lines().iter().map(|l| l["messages"][1]["content"].as_str().unwrap_or_default().to_owned()).collect();
+    asks.sort();
+    assert_eq!(asks, ["old 0", "old 2"]);
+    assert_eq!(header(&r, "x-archive-skipped-lines"), "1");
+    assert_eq!(header(&t.get("/api/feedback/export/n8n", Who::Admin).await, "x-archive-skipped-lines"), "0", "no archive read");
+    let mine = t.get("/api/me/data", A).await;
+    mine.expect(200, None);
+    assert_eq!(mine.lines().len(), 2);
+    assert_eq!(header(&mine, "x-archive-skipped-lines"), "1");
+    t.get(&format!("/api/interactions/{}", ids[0]), A).await.expect(200, None);
+    t.get(&format!("/api/interactions/{}", ids[1]), A).await.expect(500, Some("internal"));
+    // Deleting a good record and the unreadable one works.
+    t.delete(&format!("/api/feedback/data/{}", ids[0]), A).await.expect(200, None);
+    t.delete(&format!("/api/feedback/data/{}", ids[1]), A).await.expect(200, None);
+    let r = t.get("/api/feedback/export/n8n?include_archived=true", Who::Admin).await;
+    assert_eq!((r.lines().len(), header(&r, "x-archive-skipped-lines")), (1, "0".to_owned()));
+}
