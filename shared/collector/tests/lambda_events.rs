@@ -396,6 +396,8 @@ async fn with_bucket() -> Option<(Functions, collector::testing::Emulator, colle
 #[tokio::test]
 async fn large_exports_spill_to_the_bucket_with_a_303() {
     let Some((f, emu, stack)) = with_bucket().await else { return };
+    // An archive object with an unreadable line: the spilled export's 303 reports it too.
+    poisoned_archive(&f.state.app).await;
 
     // One record: inline.
     let big = "lorem ipsum dolor sit amet ".repeat(4 * 1024); // ~108 KiB of assistant text
@@ -412,22 +414,24 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     r.expect(200, None);
     assert_eq!(r.lines().len(), 1);
 
-    // Over 5 MiB: 303 to the file.
+    // Over 5 MiB: 303 to the file (archived records first, then the hot ones).
     for i in 1..52 {
         f.call("log", log(i)).await.expect(201, None);
     }
-    let r = f.call("export", event("export", "get-feedback-export")).await;
+    let r = f.call("export", event("export", "get-feedback-export").query("format=openai&include_archived=true")).await;
     let j = r.expect(303, None);
     let location = r.headers["location"].to_str().expect("location").to_owned();
     assert_eq!(j["location"], location.as_str());
     assert!(j["bytes"].as_i64().unwrap_or(0) > 5 * 1024 * 1024, "{j}");
-    assert_eq!(r.headers["x-export-lines"], "52");
+    assert_eq!(r.headers["x-export-lines"], "53");
+    assert_eq!(r.headers["x-archive-skipped-lines"], "1");
     assert!(r.headers["content-disposition"].to_str().unwrap_or("").contains("training_data_n8n_"));
     let (status, body) = http_get(&location).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body[..body.len().min(500)]));
     let lines: Vec<Value> = String::from_utf8_lossy(&body).lines().map(|l| serde_json::from_str(l).expect("JSONL")).collect();
-    assert_eq!(lines.len(), 52);
-    assert_eq!(lines[51]["messages"][1]["content"], "question 51");
+    assert_eq!(lines.len(), 53);
+    assert_eq!(lines[0]["messages"][1]["content"], "archived 0");
+    assert_eq!(lines[52]["messages"][1]["content"], "question 51");
     let keys = emu.s3().list_objects_v2().bucket(&stack.bucket).prefix("exports/").send().await.expect("list");
     assert_eq!(keys.contents().len(), 1);
     // STANDARD, not STANDARD_IA (which its size would pick): it expires in 7 days, and IA
@@ -458,6 +462,57 @@ async fn exports_that_escape_past_the_lambda_payload_spill_too() {
     assert!(bytes < groups::SPILL_OVER_BYTES && bytes > 3 * 1024 * 1024, "{j}");
     let (status, body) = http_get(&j["location"].as_str().expect("location").to_owned()).await;
     assert_eq!((status, body.len()), (200, bytes));
+}
+
+/// Two old records of alice archived into one object, then the second one's line cut in half:
+/// an unreadable line among good ones. Returns (the good id, the bad id).
+async fn poisoned_archive(app: &App) -> (String, String) {
+    use std::io::{Read, Write};
+    let service = collector::domain::types::Caller {
+        sub: collector::domain::types::UserId::parse("svc").expect("sub"),
+        role: collector::domain::types::Role::Service,
+    };
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let created = chrono::Utc::now() - chrono::Duration::days(45) + chrono::Duration::seconds(i);
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": format!("archived {i}"), "ai_response": "ok",
+                          "created_at": created.to_rfc3339()});
+        match app.log_interaction(&service, body).await.expect("log") {
+            collector::app::IngestOutcome::Created(r) => ids.push(r.interaction_id.to_string()),
+            other => panic!("not created: {other:?}"),
+        }
+    }
+    let req = collector::domain::input::ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
+    assert_eq!(app.archive(&req, None, None).await.expect("archive").archived_records, 2);
+    let key = app.hot.list_archive_objects(None).await.expect("rows")[0].object_key.clone();
+    let mut raw = String::new();
+    flate2::read::GzDecoder::new(app.objects.get(&key).await.expect("get").as_slice()).read_to_string(&mut raw).expect("gzip");
+    let cut: String =
+        raw.lines().map(|l| if l.contains(&ids[1]) { format!("{}\n", &l[..l.len() / 2]) } else { format!("{l}\n") }).collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(cut.as_bytes()).expect("gzip");
+    let bytes = gz.finish().expect("gzip");
+    app.objects.put(&key, bytes, collector::domain::archive::StorageClass::Standard).await.expect("put");
+    (ids[0].clone(), ids[1].clone())
+}
+
+/// The export and delete functions answer from a poisoned archive object: its other records,
+/// and `X-Archive-Skipped-Lines` (kept on a 303 when the answer spills, above).
+#[tokio::test]
+async fn a_poisoned_archive_line_is_reported_by_the_functions() {
+    let f = Functions::new();
+    let (good, _bad) = poisoned_archive(&f.state.app).await;
+    let r = f.call("export", event("export", "get-feedback-export").query("format=openai&include_archived=true")).await;
+    r.expect(200, None);
+    assert_eq!(r.lines().len(), 1);
+    assert_eq!(r.headers["x-archive-skipped-lines"], "1");
+    let r = f.call("delete", event("delete", "get-me-data")).await;
+    r.expect(200, None);
+    assert_eq!(r.lines().len(), 1);
+    assert_eq!(r.lines()[0]["interaction_id"], good.as_str());
+    assert_eq!(r.headers["x-archive-skipped-lines"], "1");
+    let r = f.call("delete", event("delete", "delete-me-data")).await;
+    assert_eq!(r.expect(200, None)["deleted"]["archived_records"], 2, "the unreadable record is deleted too");
 }
 
 /// A plain HTTP/1.1 GET (what `curl -L` does with the Location), without credentials.
