@@ -113,6 +113,16 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Service => "service",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// Who is calling: the same whether the claims came from API Gateway or a local JWT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {

@@ -8,6 +8,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::HttpState;
+use super::audit;
 use super::auth::require;
 use super::body::{Params, path_id};
 use super::error::ApiError;
@@ -28,7 +29,7 @@ pub fn router() -> Router<HttpState> {
 pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     require(&caller, &[Role::User, Role::Admin])?;
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
-    Ok(deleted(d))
+    Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))
 }
 
 /// Delete all of a user's data (admin).
@@ -41,7 +42,7 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
         .ok_or_else(|| ApiError::Validation(vec![FieldError::new("user_id", "is required")]))
         .and_then(|u| UserId::parse(u).map_err(|m| ApiError::Validation(vec![FieldError::new("user_id", m)])))?;
     let d = s.app.delete_user(&user).await?;
-    Ok(deleted(d))
+    Ok(deleted(&caller, "DELETE /api/feedback/data", Some(user.as_str()), d))
 }
 
 /// Delete all of the caller's data.
@@ -49,13 +50,27 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     require(&caller, &[Role::User])?;
     let d = s.app.delete_user(&caller.sub).await?;
-    Ok(deleted(d))
+    Ok(deleted(&caller, "DELETE /api/me/data", None, d))
 }
 
 /// `{"deleted": {...}}`, plus `"pending_erasure": {"archive_objects": N}` when archived lines
 /// were tombstoned: they are unreadable now and leave the objects' bytes at the next archive
-/// run (within a minute under `collector serve`).
-fn deleted(d: Deletion) -> Response {
+/// run (within a minute under `collector serve`). Logged as an audit event.
+fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Deletion) -> Response {
+    let c = &d.deleted;
+    audit::event(
+        caller,
+        route,
+        subject,
+        &[
+            ("interactions", c.interactions),
+            ("feedback", c.feedback),
+            ("validation_logs", c.validation_logs),
+            ("examples", c.examples),
+            ("archived_records", c.archived_records),
+            ("pending_erasure_objects", d.pending_erasure_objects as i64),
+        ],
+    );
     let mut body = json!({ "deleted": d.deleted });
     if d.pending_erasure_objects > 0 {
         body["pending_erasure"] = json!({ "archive_objects": d.pending_erasure_objects });
@@ -72,6 +87,7 @@ pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Respo
     let (rx, summary) = s.app.access_export_counted(caller.sub.clone());
     let file = spool(rx).await?;
     let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("access export ended without a summary".into())))?;
+    audit::event(&caller, "GET /api/me/data", None, &[("archive_skipped_lines", summary.archive_skipped_lines as i64)]);
     let mut resp = spooled_response(file, "my_data.jsonl");
     resp.headers_mut().insert(ARCHIVE_SKIPPED, HeaderValue::from(summary.archive_skipped_lines));
     Ok(resp)

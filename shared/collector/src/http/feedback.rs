@@ -56,7 +56,19 @@ pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platfor
 pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(body): OptJsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let req = ArchiveRequest::parse(&body)?;
-    Ok(Json(s.app.archive(&req, s.run_deadline(), None).await?).into_response())
+    let report = s.app.archive(&req, s.run_deadline(), None).await?;
+    super::audit::event(
+        &caller,
+        "POST /api/feedback/archive",
+        None,
+        &[
+            ("dry_run", i64::from(report.dry_run)),
+            ("complete", i64::from(report.complete)),
+            ("archived_records", report.archived_records),
+            ("objects", report.archives.len() as i64),
+        ],
+    );
+    Ok(Json(report).into_response())
 }
 
 /// Training data as JSONL (admin), streamed.
@@ -85,7 +97,7 @@ pub async fn export_platform(
     };
     let name = export::file_name(platform.as_str(), chrono::Utc::now());
     let (rx, summary) = s.app.export_counted(ExportRequest { platform, filter });
-    spooled_export_response(rx, summary, &name).await
+    spooled_export_response(&caller, rx, summary, &name).await
 }
 
 /// The counts of what was left out are response headers, and headers go first: so the export
@@ -93,12 +105,24 @@ pub async fn export_platform(
 /// `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons` (`reason=n, ...`),
 /// `X-Export-Duplicates` and `X-Archive-Skipped-Lines` (archive lines that could not be read).
 async fn spooled_export_response(
+    caller: &Caller,
     rx: LineStream,
     summary: tokio::sync::oneshot::Receiver<ExportSummary>,
     file_name: &str,
 ) -> Result<Response, ApiError> {
     let file = spool(rx).await?;
     let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
+    super::audit::event(
+        caller,
+        "GET /api/feedback/export/{platform}",
+        None,
+        &[
+            ("lines", summary.lines as i64),
+            ("rejected", summary.rejected_total() as i64),
+            ("duplicates", summary.duplicates as i64),
+            ("archive_skipped_lines", summary.archive_skipped_lines as i64),
+        ],
+    );
     let mut resp = spooled_response(file, file_name);
     let h = resp.headers_mut();
     let reasons = summary.rejected.iter().map(|(r, n)| format!("{r}={n}")).collect::<Vec<_>>().join(", ");

@@ -2,6 +2,7 @@
 //! `collector serve`, and each Lambda function runs its group's router on the same state.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod body;
 pub mod data;
