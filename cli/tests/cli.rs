@@ -167,3 +167,44 @@ fn token_ttl_overflow_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--ttl"));
 }
+
+/// An archive object with an unreadable line: `collector export --include-archived` writes the
+/// other records and says how many lines it skipped (stderr, and `--json`).
+#[test]
+fn export_reports_unreadable_archive_lines() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["demo", "--count", "240", "--json"]);
+    json(d, &["archive", "--json"]);
+    // The first n8n archive object, its first line cut in half.
+    let mut objects = vec![d.join("data/archive-store/archive/platform=n8n")];
+    let mut files = Vec::new();
+    while let Some(p) = objects.pop() {
+        for e in std::fs::read_dir(&p).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() { objects.push(path) } else if path.to_string_lossy().ends_with(".jsonl.gz") { files.push(path) }
+        }
+    }
+    files.sort();
+    let object = files.first().expect("an n8n archive object");
+    let mut raw = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(object).unwrap()).read_to_string(&mut raw).unwrap();
+    let first = raw.lines().next().unwrap().to_owned();
+    let poisoned = raw.replacen(&first, &first[..first.len() / 2], 1);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(poisoned.as_bytes()).unwrap();
+    std::fs::write(object, gz.finish().unwrap()).unwrap();
+
+    let out = d.join("n8n.jsonl");
+    let r = run(d, &[], &["export", "n8n", "--include-archived", "-o", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(stderr.contains("skipped 1 unreadable archive lines"), "{stderr}");
+    assert!(!stderr.contains(&first[first.len() / 4..first.len() / 2]), "no line content in the output");
+    let summary = json(d, &["export", "n8n", "--include-archived", "-o", out.to_str().unwrap(), "--json"]);
+    assert_eq!(summary["archive_skipped_lines"], 1);
+    assert_eq!(summary["lines"], std::fs::read_to_string(&out).unwrap().lines().count());
+    // Without archives, nothing to skip.
+    assert!(!String::from_utf8_lossy(&run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]).stderr).contains("skipped"));
+}
