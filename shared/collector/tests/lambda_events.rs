@@ -174,7 +174,7 @@ fn every_event_file_is_a_request_lambda_http_accepts() {
             n += 1;
         }
     }
-    assert_eq!(n, 21, "one event per route");
+    assert_eq!(n, 23, "one event per route");
 }
 
 #[tokio::test]
@@ -362,6 +362,33 @@ async fn curation_and_archive_run_functions() {
     f.call("archive-run", event("archive-run", "post-feedback-archive").who(Some("service"))).await.expect(403, Some("forbidden"));
     let r = f.call("archive-run", event("archive-run", "post-feedback-archive")).await.expect(200, None);
     assert_eq!(r["dry_run"], true);
+}
+
+/// CONTRACT 7a on the Lambda path: the curation function lists and adds platforms; the log
+/// function refuses a platform until an admin has added it.
+#[tokio::test]
+async fn platforms_on_the_curation_function() {
+    let f = Functions::new();
+    let r = f.call("curation", event("curation", "get-platforms")).await.expect(200, None);
+    let names: Vec<&str> = r["items"].as_array().expect("items").iter().filter_map(|i| i["platform"].as_str()).collect();
+    assert_eq!((names, r["max_platforms"].as_u64()), (vec!["n8n", "zapier", "make"], Some(32)));
+    f.call("curation", event("curation", "get-platforms").who(None)).await.expect(401, Some("unauthenticated"));
+
+    let airflow = || event("log", "post-interactions").field("interaction_id", Value::Null).field("platform", json!("airflow"));
+    let r = f.call("log", airflow()).await.expect(400, Some("validation_failed"));
+    assert_eq!(r["error"]["details"][0]["field"], "platform");
+    assert!(r["error"]["details"][0]["message"].as_str().is_some_and(|m| m.contains("make, n8n, zapier")), "{r}");
+
+    f.call("curation", event("curation", "post-platforms").who(Some("user"))).await.expect(403, Some("forbidden"));
+    f.call("curation", event("curation", "post-platforms").who(Some("service"))).await.expect(403, Some("forbidden"));
+    let r = f.call("curation", event("curation", "post-platforms")).await.expect(201, None);
+    assert_eq!(r, json!({"platform": "airflow", "added": true}));
+    let r = f.call("curation", event("curation", "post-platforms")).await.expect(200, None);
+    assert_eq!(r, json!({"platform": "airflow", "added": false}));
+    f.call("curation", event("curation", "post-platforms").field("platform", json!("Air Flow"))).await.expect(400, Some("validation_failed"));
+    f.call("log", airflow()).await.expect(201, None);
+    let r = f.call("curation", event("curation", "get-platforms")).await.expect(200, None);
+    assert_eq!(r["items"][3], json!({"platform": "airflow", "configured": false, "validator": false}));
 }
 
 #[tokio::test]

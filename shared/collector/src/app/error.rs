@@ -13,6 +13,9 @@ pub enum AppError {
     Forbidden(&'static str),
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// Adding a platform would pass `MAX_PLATFORMS`.
+    #[error("platform limit ({max}) reached")]
+    PlatformLimit { max: u32 },
     #[error("archiving is disabled")]
     ArchivingDisabled,
     /// Another archive run holds the lease (or took it over from this one).

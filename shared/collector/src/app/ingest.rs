@@ -55,6 +55,7 @@ pub struct ValidationResult {
 impl App {
     pub async fn log_interaction(&self, caller: &Caller, body: Value) -> Result<IngestOutcome, AppError> {
         let now = Utc::now();
+        let named = App::named_platform(&body);
         // A legacy payload is inflated off the async workers (it may take a second) and under
         // the inflation gate, held until the workflow is packed and stored (the end of this call).
         let (new, _inflation) = if body.get("workflow_gzip_hex").is_some() {
@@ -62,10 +63,11 @@ impl App {
             let parsed = tokio::task::spawn_blocking(move || NewInteraction::parse(body, now))
                 .await
                 .map_err(|e| AppError::Internal(format!("inflation task: {e}")))?;
-            (parsed?, Some(permit))
+            (parsed, Some(permit))
         } else {
-            (NewInteraction::parse(body, now)?, None)
+            (NewInteraction::parse(body, now), None)
         };
+        let new = self.checked_platform(named, new).await?;
         let user_id = match (caller.role, new.user_id.clone()) {
             (Role::User, Some(u)) if u != caller.sub => {
                 return Err(AppError::Forbidden("a user logs interactions only as themselves"));
@@ -141,7 +143,7 @@ impl App {
     }
 
     pub async fn validate_workflow(&self, caller: &Caller, body: &Value) -> Result<ValidationResult, AppError> {
-        let req = ValidateRequest::parse(body)?;
+        let req = self.checked_platform(App::named_platform(body), ValidateRequest::parse(body)).await?;
         // The validation belongs to a user and leaves with their data (CONTRACT section 6a):
         // the linked interaction's owner; else the named user (required of a service, which
         // has no data of its own); else the caller.

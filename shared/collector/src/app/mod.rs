@@ -7,6 +7,7 @@ mod aws;
 mod error;
 mod export;
 mod ingest;
+mod platforms;
 mod removal;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub use archive::{ArchiveReport, ArchivedObjectReport, HOUSEKEEPING_EVERY, LEASE
 pub use error::AppError;
 pub use export::{AccessSummary, ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
+pub use platforms::{PlatformAddOutcome, REREAD_AT_MOST_EVERY};
 pub use removal::{DeletedCounts, Deletion};
 
 use crate::config::Config;
@@ -40,6 +42,8 @@ pub struct App {
     /// this many run at once per process, so concurrent imports cannot add up past the memory
     /// budget (docs/DESIGN.md, "Hostile input").
     inflations: Arc<tokio::sync::Semaphore>,
+    /// The platforms this process knows (configured, and added ones it has seen).
+    platforms: Arc<platforms::KnownPlatforms>,
 }
 
 /// Legacy workflow inflations that may run at once in one process.
@@ -48,11 +52,12 @@ pub const CONCURRENT_INFLATIONS: usize = 1;
 impl App {
     pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
         App {
-            config: Arc::new(config),
             hot,
             objects,
             local_runs: Arc::new(tokio::sync::Mutex::new(())),
             inflations: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_INFLATIONS)),
+            platforms: Arc::new(platforms::KnownPlatforms::new(&config)),
+            config: Arc::new(config),
         }
     }
 
@@ -101,6 +106,7 @@ impl App {
             (Role::User, Some(u)) if u == caller.sub => Some(u),
             _ => return Err(AppError::Forbidden("listing is for a user's own records, or an admin's")),
         };
+        self.require_platform_if(platform.as_ref()).await?;
         let page = self
             .hot
             .list_interactions(&ListQuery { user_id, platform, before: cursor, limit: limit.get() })
@@ -122,6 +128,7 @@ impl App {
     }
 
     pub async fn readiness(&self, platform: &Platform) -> Result<Readiness, AppError> {
+        self.require_platform(platform).await?;
         let all = self.hot.counters().await?;
         let c = all.get(platform).copied().unwrap_or_default();
         Ok(stats::readiness(platform.as_str(), &c, &self.config.thresholds))
@@ -136,7 +143,7 @@ impl App {
     // -- curated examples and training metrics ---------------------------------------------
 
     pub async fn add_example(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
-        let n = NewExample::parse(body)?;
+        let n = self.checked_platform(App::named_platform(body), NewExample::parse(body)).await?;
         let ex = CuratedExample {
             example_id: Id::new(),
             platform: n.platform,
@@ -154,6 +161,7 @@ impl App {
     }
 
     pub async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, AppError> {
+        self.require_platform_if(platform).await?;
         Ok(self.hot.list_examples(platform).await?)
     }
 
@@ -162,7 +170,7 @@ impl App {
     }
 
     pub async fn add_metric(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
-        let n = NewMetric::parse(body)?;
+        let n = self.checked_platform(App::named_platform(body), NewMetric::parse(body)).await?;
         let m = TrainingMetric {
             metric_id: Id::new(),
             platform: n.platform,
@@ -179,6 +187,7 @@ impl App {
     }
 
     pub async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, AppError> {
+        self.require_platform_if(platform).await?;
         Ok(self.hot.list_metrics(platform).await?)
     }
 }

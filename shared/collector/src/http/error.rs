@@ -20,6 +20,8 @@ pub enum ApiError {
     NotFound,
     MethodNotAllowed,
     Conflict(&'static str),
+    /// Adding a platform would pass `MAX_PLATFORMS`.
+    PlatformLimit { max: u32 },
     ArchivingDisabled,
     ArchiveRunning,
     PayloadTooLarge(&'static str),
@@ -46,6 +48,12 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method".into(), None)
             }
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", (*m).into(), None),
+            ApiError::PlatformLimit { max } => (
+                StatusCode::CONFLICT,
+                "platform_limit",
+                format!("there are already {max} platforms, the most MAX_PLATFORMS allows"),
+                None,
+            ),
             ApiError::ArchivingDisabled => {
                 (StatusCode::CONFLICT, "archiving_disabled", "archiving is disabled (ENABLE_DATA_ARCHIVING=false)".into(), None)
             }
@@ -76,6 +84,7 @@ impl From<AppError> for ApiError {
             AppError::NotFound => ApiError::NotFound,
             AppError::Forbidden(m) => ApiError::Forbidden(m),
             AppError::Conflict(m) => ApiError::Conflict(m),
+            AppError::PlatformLimit { max } => ApiError::PlatformLimit { max },
             AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
             AppError::ArchiveRunning => ApiError::ArchiveRunning,
             AppError::Store(s) => s.into(),
@@ -133,6 +142,7 @@ pub fn item_error(e: &AppError) -> (u16, Value) {
         AppError::NotFound => ApiError::NotFound,
         AppError::Forbidden(m) => ApiError::Forbidden(m),
         AppError::Conflict(m) => ApiError::Conflict(m),
+        AppError::PlatformLimit { max } => ApiError::PlatformLimit { max: *max },
         AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
         AppError::ArchiveRunning | AppError::Store(StoreError::Fenced) => ApiError::ArchiveRunning,
         AppError::Store(StoreError::Throttled { retry_after }) => ApiError::Unavailable { retry_after: *retry_after },

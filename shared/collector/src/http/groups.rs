@@ -13,7 +13,7 @@
 //! | `export` | `GET /api/feedback/export/{platform}` |
 //! | `readiness` | `GET /api/feedback/readiness/{platform}` |
 //! | `delete` | `DELETE /api/feedback/data/{id}`, `DELETE /api/feedback/data`, `DELETE /api/me/data`, `GET /api/me/data` |
-//! | `curation` | `POST/GET /api/examples`, `DELETE /api/examples/{id}`, `POST/GET /api/training-metrics` |
+//! | `curation` | `POST/GET /api/examples`, `DELETE /api/examples/{id}`, `POST/GET /api/training-metrics`, `POST/GET /api/platforms` |
 //! | `archive-run` | `POST /api/feedback/archive` |
 //!
 //! `archive-run` is the admin's "archive now" over HTTP; the `archiver` function (schedule and
@@ -34,7 +34,7 @@ use futures::StreamExt;
 
 use crate::domain::archive::{ClassPolicy, StorageClass};
 use super::error::ApiError;
-use super::{HttpState, admin, data, feedback, finish, interactions, meta_router};
+use super::{HttpState, admin, data, feedback, finish, interactions, meta_router, platforms};
 
 /// The function names, in the order of the table above.
 pub const NAMES: [&str; 9] = ["log", "submit", "validate-log", "stats", "export", "readiness", "delete", "curation", "archive-run"];
@@ -102,12 +102,14 @@ pub fn delete_data(state: HttpState) -> Router {
     finish(r, state)
 }
 
-/// Curated examples and training metrics (admin).
+/// Curated examples and training metrics (admin), and the platforms (listed to anyone, added
+/// by an admin).
 pub fn curation(state: HttpState) -> Router {
     let r = Router::new()
         .route("/api/examples", post(admin::add_example).get(admin::list_examples))
         .route("/api/examples/{id}", delete(admin::delete_example))
-        .route("/api/training-metrics", post(admin::add_metric).get(admin::list_metrics));
+        .route("/api/training-metrics", post(admin::add_metric).get(admin::list_metrics))
+        .route("/api/platforms", post(platforms::add_platform).get(platforms::list_platforms));
     finish(r, state)
 }
 
@@ -301,6 +303,8 @@ mod tests {
                 ("DELETE", "/api/examples/{id}"),
                 ("POST", "/api/training-metrics"),
                 ("GET", "/api/training-metrics"),
+                ("POST", "/api/platforms"),
+                ("GET", "/api/platforms"),
             ],
         ),
         ("archive-run", &[("POST", "/api/feedback/archive")]),

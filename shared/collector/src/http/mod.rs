@@ -10,6 +10,7 @@ pub mod error;
 pub mod feedback;
 pub mod groups;
 pub mod interactions;
+pub mod platforms;
 
 use std::sync::Arc;
 
@@ -91,6 +92,7 @@ impl HttpState {
         feedback::submit, feedback::stats, feedback::readiness, feedback::archive, feedback::export_platform,
         data::delete_one, data::delete_user, data::delete_me, data::my_data,
         admin::add_example, admin::list_examples, admin::delete_example, admin::add_metric, admin::list_metrics,
+        platforms::list_platforms, platforms::add_platform,
     ),
     modifiers(&BearerAuth),
 )]
@@ -167,6 +169,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(interactions::router())
         .merge(feedback::router())
         .merge(data::router())
-        .merge(admin::router());
+        .merge(admin::router())
+        .merge(platforms::router());
     finish(all, state)
 }
