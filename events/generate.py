@@ -154,6 +154,8 @@ HTTP = {
             "platform": "n8n", "model": "demo-ft-1", "dataset_size": 1200, "run_id": "run-42",
             "metrics": {"loss": 0.41, "accuracy": 0.87}}),
         "get-training-metrics": http_event("GET", "/api/training-metrics", "admin", query="platform=n8n"),
+        "post-platforms": http_event("POST", "/api/platforms", "admin", body={"platform": "airflow"}),
+        "get-platforms": http_event("GET", "/api/platforms", "user"),
     },
     "archive-run": {
         "post-feedback-archive": http_event("POST", "/api/feedback/archive", "admin", body={"dry_run": True}),

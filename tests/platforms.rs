@@ -151,6 +151,22 @@ async fn admins_add_platforms_and_everyone_sees_them() {
 }
 
 #[tokio::test]
+async fn the_openapi_document_describes_the_routes() {
+    let t = spawn_app(&[]).await;
+    let doc = t.get("/openapi.json", Who::Anon).await.json();
+    let item = &doc["paths"]["/api/platforms"];
+    let codes = |op: &Value| op["responses"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let (post, get) = (codes(&item["post"]), codes(&item["get"]));
+    for c in ["200", "201", "400", "401", "403", "409"] {
+        assert!(post.iter().any(|p| p == c), "POST lacks {c}: {post:?}");
+    }
+    for c in ["200", "401"] {
+        assert!(get.iter().any(|p| p == c), "GET lacks {c}: {get:?}");
+    }
+    assert!(doc["components"]["schemas"]["PlatformList"].is_object() && doc["components"]["schemas"]["PlatformAddOutcome"].is_object());
+}
+
+#[tokio::test]
 async fn the_limit_is_max_platforms_in_all() {
     let t = spawn_app(&[("PLATFORMS", "n8n,zapier"), ("MAX_PLATFORMS", "3")]).await;
     assert_eq!(t.get("/api/platforms", A).await.json()["max_platforms"], 3);

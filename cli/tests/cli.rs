@@ -8,7 +8,7 @@ use serde_json::Value;
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_collector"));
     c.args(args).current_dir(dir).env("COLLECTOR_DATA_DIR", dir.join("data")).env("NO_COLOR", "1").env_remove("RUST_LOG");
-    for k in ["ENABLE_DATA_COLLECTION", "ENABLE_DATA_ARCHIVING", "DATA_RETENTION_DAYS", "COLLECTOR_BACKEND", "COLLECTOR_JWT_SECRET"] {
+    for k in ["ENABLE_DATA_COLLECTION", "ENABLE_DATA_ARCHIVING", "DATA_RETENTION_DAYS", "COLLECTOR_BACKEND", "COLLECTOR_JWT_SECRET", "PLATFORMS", "MAX_PLATFORMS"] {
         c.env_remove(k);
     }
     for (k, v) in env {
@@ -87,6 +87,37 @@ fn bad_configuration_names_the_variable_and_value() {
     let out = run(dir.path(), &[("ENABLE_DATA_ARCHIVING", "false")], &["archive"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("archiving is disabled"));
+}
+
+/// CONTRACT 7a from the command line: bad PLATFORMS/MAX_PLATFORMS stop start-up naming them;
+/// `export` and `archive --platform` of a platform not known fail naming the known ones.
+#[test]
+fn platforms_are_checked_at_start_up_and_by_export_and_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (var, value) in [("PLATFORMS", ""), ("PLATFORMS", "n8n,Bad Slug"), ("MAX_PLATFORMS", "0")] {
+        let out = run(d, &[(var, value)], &["stats"]);
+        assert!(!out.status.success(), "{var}={value:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var) && err.contains(&format!("{value:?}")), "{err}");
+    }
+    let out = run(d, &[("PLATFORMS", "a,b,c"), ("MAX_PLATFORMS", "2")], &["stats"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAX_PLATFORMS"));
+    for args in [&["export", "airflow"][..], &["archive", "--platform", "airflow", "--dry-run"][..]] {
+        let out = run(d, &[], args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("platform") && err.contains("make, n8n, zapier"), "{args:?}: {err}");
+    }
+    // Configured, it is known.
+    ok_with(d, &[("PLATFORMS", "n8n,airflow")], &["export", "airflow"]);
+    ok_with(d, &[("PLATFORMS", "airflow")], &["archive", "--platform", "airflow", "--dry-run"]);
+}
+
+fn ok_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> String {
+    let out = run(dir, env, args);
+    assert!(out.status.success(), "collector {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 #[test]
