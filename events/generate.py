@@ -180,12 +180,16 @@ STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/collector-HotTable-1
 with open(os.path.join(HERE, "archiver", "item-interaction.json")) as f:
     ITEM = json.load(f)
 KEYS = {"pk": ITEM["pk"], "sk": ITEM["sk"]}
+# A tombstone (the delete of an archived record) as the adapter writes it (same test).
+with open(os.path.join(HERE, "archiver", "item-tombstone.json")) as f:
+    TOMB = json.load(f)
 
 
 def stream_record(name, seq, new=None, old=None, identity=None):
+    img = new if new is not None else old
     change = {
         "ApproximateCreationDateTime": 1795622400,
-        "Keys": KEYS,
+        "Keys": {"pk": img["pk"], "sk": img["sk"]},
         "SequenceNumber": seq,
         "SizeBytes": 412,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
@@ -211,6 +215,8 @@ def stream_record(name, seq, new=None, old=None, identity=None):
 ARCHIVER = {
     "schedule": SCHEDULE,
     "stream-insert": {"Records": [stream_record("INSERT", "111100000000000000000001", new=ITEM)]},
+    # A delete of an archived record: its tombstone starts an erasure.
+    "stream-insert-tombstone": {"Records": [stream_record("INSERT", "111100000000000000000004", new=TOMB)]},
     # A delete by a request (a user's or an admin's): no userIdentity.
     "stream-remove-user": {"Records": [stream_record("REMOVE", "111100000000000000000002", old=ITEM)]},
     # An expiry by the table's TTL: DynamoDB itself is the principal.

@@ -14,8 +14,9 @@ use base64::Engine;
 use collector::adapters::dynamodb::DynamoStore;
 use collector::adapters::s3::S3Store;
 use collector::domain::types::Id;
-use collector::ports::HotStore;
-use collector::ports::conformance::{at, interaction};
+use collector::domain::archive::ArchiveObject;
+use collector::ports::conformance::{archive_object, at, interaction};
+use collector::ports::{ArchiveItem, HotStore};
 use collector::testing::Emulator;
 use serde_json::{Map, Value, json};
 
@@ -78,6 +79,40 @@ async fn stream_fixtures_hold_the_items_the_adapter_writes() {
     }
     let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("item fixture")).expect("json");
     assert_eq!(fixture, written, "{} is not what the adapter writes: rerun with UPDATE_FIXTURES=1", path.display());
+
+    // A tombstone, as the delete of an archived record writes it: archive the record (lease,
+    // pending row, commit), delete it, read the raw tombstone item back.
+    let lease = store.acquire_lease("fixture", chrono::Utc::now(), std::time::Duration::from_secs(60)).await.expect("lease").expect("free");
+    let obj = archive_object("n8n", rec.created_at.date_naive(), "run-fixture", 1, at(100));
+    let row = ArchiveObject::pending(obj.platform.clone(), obj.date, obj.slot.clone(), &obj.run_id, obj.created_at);
+    store.begin_archive(&lease, &row).await.expect("begin");
+    store.commit_archive(&lease, &obj, &[ArchiveItem { id: rec.id, links: 0 }]).await.expect("commit");
+    store.release_lease(&lease).await.expect("release");
+    store.delete_archived(rec.id).await.expect("delete").expect("it was archived");
+    let tombs = emu
+        .dynamodb()
+        .query()
+        .table_name(&stack.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("TOMB".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query tombstones")
+        .items
+        .unwrap_or_default();
+    assert_eq!(tombs.len(), 1, "one tombstone");
+    let tomb = image(&tombs[0]);
+    let path = events_dir().join("item-tombstone.json");
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&tomb).expect("json") + "\n").expect("write the tombstone fixture");
+    }
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("tombstone fixture")).expect("json");
+    assert_eq!(fixture, tomb, "{} is not what the adapter writes: rerun with UPDATE_FIXTURES=1", path.display());
+    let ev: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("stream-insert-tombstone.json")).expect("fixture")).expect("json");
+    let change = &ev["Records"][0]["dynamodb"];
+    assert_eq!(change["NewImage"], tomb, "stream-insert-tombstone.json: run python3 events/generate.py");
+    assert_eq!(change["Keys"], json!({"pk": tomb["pk"], "sk": tomb["sk"]}), "stream-insert-tombstone.json: keys");
 
     // Every stream fixture's image is that item (events/generate.py was rerun).
     for name in ["stream-insert.json", "stream-remove-user.json", "stream-remove-ttl.json"] {

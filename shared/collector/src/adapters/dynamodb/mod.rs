@@ -7,6 +7,13 @@
 //! (`FeedbackSummary::with_feedback`, `RecordFacts::contribution`, `PlatformCounters::delta`).
 
 mod codec;
+
+/// Whether a stream record's partition key is a tombstone's (a delete of an archived line): the
+/// archiver erases on seeing one (functions/archiver).
+pub fn is_tombstone_partition(pk: &str) -> bool {
+    pk == codec::TOMB_PK
+}
+
 mod io;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
