@@ -31,6 +31,7 @@ pub async fn add_example(State(s): State<HttpState>, caller: Caller, JsonBody(bo
     require(&caller, &[Role::Admin])?;
     let id = s.app.add_example(&caller, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({ "example_id": id }))).into_response())
+    super::audit::event(&caller, "POST /api/examples", None, &[("examples", 1)]);
 }
 
 #[utoipa::path(get, path = "/api/examples", tag = "admin", params(("platform" = Option<String>, Query)), responses((status = 200), (status = 403)))]
@@ -48,6 +49,7 @@ pub async fn delete_example(State(s): State<HttpState>, caller: Caller, Path(id)
 }
 
 #[utoipa::path(post, path = "/api/training-metrics", tag = "admin", responses((status = 201), (status = 400), (status = 403)))]
+    super::audit::event(&caller, "DELETE /api/examples/{id}", None, &[("examples", 1)]);
 pub async fn add_metric(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let id = s.app.add_metric(&caller, &body).await?;
@@ -56,6 +58,7 @@ pub async fn add_metric(State(s): State<HttpState>, caller: Caller, JsonBody(bod
 
 #[utoipa::path(get, path = "/api/training-metrics", tag = "admin", params(("platform" = Option<String>, Query)), responses((status = 200), (status = 403)))]
 pub async fn list_metrics(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
+    super::audit::event(&caller, "POST /api/training-metrics", None, &[("training_metrics", 1)]);
     require(&caller, &[Role::Admin])?;
     let items = s.app.list_metrics(platform_filter(&q)?.as_ref()).await?;
     Ok(Json(json!({ "items": items })).into_response())

@@ -33,6 +33,7 @@ pub async fn list_platforms(State(s): State<HttpState>, _caller: Caller) -> Resu
 pub async fn add_platform(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let outcome = s.app.add_platform(&body).await?;
+    super::audit::event(&caller, "POST /api/platforms", None, &[("added", i64::from(outcome.added))]);
     let status = if outcome.added { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(outcome)).into_response())
 }
