@@ -121,14 +121,31 @@ struct Moto {
 }
 
 impl Moto {
+    /// The venv's bin folder: the one `infra/tools.sh` made if it already has moto (no install
+    /// in the middle of a test run), else what `infra/tools.sh` prints after installing.
+    fn venv_bin() -> Option<String> {
+        let venv = std::env::var("COLLECTOR_VENV")
+            .unwrap_or_else(|_| format!("{}/.cache/collector-venv", std::env::var("HOME").unwrap_or_default()));
+        let bin = format!("{venv}/bin");
+        let has_moto = Command::new(format!("{bin}/python3"))
+            .args(["-c", "import moto.server"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if has_moto {
+            return Some(bin);
+        }
+        match Command::new("bash").arg(root().join("infra/tools.sh")).stderr(Stdio::inherit()).output() {
+            Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()),
+            _ => None,
+        }
+    }
+
     fn start() -> Option<Moto> {
-        let tools = Command::new("bash").arg(root().join("infra/tools.sh")).stderr(Stdio::inherit()).output();
-        let bin = match tools {
-            Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_owned(),
-            _ => {
-                skip_or_fail("infra/tools.sh did not provide the venv with moto");
-                return None;
-            }
+        let Some(bin) = Moto::venv_bin() else {
+            skip_or_fail("infra/tools.sh did not provide the venv with moto");
+            return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
