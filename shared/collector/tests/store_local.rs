@@ -47,7 +47,33 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
+    }
+
+    /// A version 3 file (before export manifests) gains the manifest tables, empty, and keeps
+    /// its records.
+    #[tokio::test]
+    async fn a_version_3_file_is_migrated() {
+        use collector::domain::lineage::{HeldBy, HeldRecords};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let rec = interaction("alice", "n8n", at(0));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.insert_interaction(&rec).await.expect("insert");
+        }
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("DROP TABLE export_records; DROP TABLE exports; PRAGMA user_version = 3;"))
+            .expect("downgrade to version 3");
+        let store = SqliteStore::open(&path).expect("migrate");
+        assert!(store.get_linked(rec.id).await.expect("get").is_some());
+        assert!(store.list_exports(None, 10).await.expect("manifests").is_empty());
+        let m = collector::ports::conformance::manifest(1, false);
+        let mut held = HeldRecords::default();
+        held.add(&rec.user_id, rec.id);
+        store.record_export(&m, &held).await.expect("record");
+        let found = store.exports_holding(HeldBy::Record { id: rec.id, user: &rec.user_id }).await.expect("lookup");
+        assert_eq!(found.into_iter().collect::<Vec<_>>(), vec![m.export_id]);
     }
 
     /// A version 2 file (before admin-added platforms) gains the platforms table, empty, and
@@ -62,7 +88,9 @@ mod sqlite_only {
             store.insert_interaction(&rec).await.expect("insert");
         }
         rusqlite::Connection::open(&path)
-            .and_then(|c| c.execute_batch("DROP TABLE platforms; PRAGMA user_version = 2;"))
+            .and_then(|c| {
+                c.execute_batch("DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;")
+            })
             .expect("downgrade to version 2");
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.added_platforms().await.expect("platforms").is_empty());
@@ -84,7 +112,7 @@ mod sqlite_only {
         drop(SqliteStore::open(&path).expect("open"));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
+            "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
              ALTER TABLE archive_objects DROP COLUMN location; ALTER TABLE archive_objects DROP COLUMN state; \
              INSERT INTO archive_objects VALUES ('archive/platform=n8n/date=2026-01-05/r-0.jsonl.gz', 'n8n', \
                '2026-01-05', 'r', 3, 300, 100, 'STANDARD', '2026-02-05T00:00:00.000000000Z'); \

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords};
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
@@ -38,7 +39,7 @@ use crate::ports::{
     ScanQuery, StoreError,
 };
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const READERS: usize = 4;
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
@@ -216,8 +217,28 @@ CREATE TABLE platforms (
 ) STRICT;
 "#;
 
+/// Version 4: export manifests (CONTRACT section 4a). `exports` holds each manifest (JSON);
+/// `export_records` the records each export held, keyed by interaction (the lookup of a
+/// single-record delete) and indexed by user (a user's erasure), so a delete finds its exports
+/// without reading any manifest.
+const SCHEMA_V4: &str = r#"
+CREATE TABLE exports (
+    export_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    manifest TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE export_records (
+    interaction_id TEXT NOT NULL,
+    export_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (interaction_id, export_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX export_records_by_user ON export_records (user_id, export_id);
+"#;
+
 /// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The SQLite [`HotStore`]. Cheap to clone; clones share the connections and the writer thread.
 #[derive(Clone)]
@@ -500,6 +521,15 @@ impl Drop for Lease<'_> {
 fn added_platforms(tx: &Connection) -> Result<BTreeSet<Platform>, StoreError> {
     let names = collect(&mut tx.prepare_cached("SELECT platform FROM platforms").db()?, [], |r| r.get::<_, String>(0).db())?;
     names.iter().map(|n| parse_platform(n)).collect()
+}
+
+/// The condition on `export_records` for a record (its primary key) or a user
+/// (`export_records_by_user`), with its arguments.
+fn held_where(by: HeldBy<'_>) -> (&'static str, Vec<String>) {
+    match by {
+        HeldBy::Record { id, user } => ("interaction_id = ?1 AND user_id = ?2", vec![id_text(id), user.as_str().to_owned()]),
+        HeldBy::User(user) => ("user_id = ?1", vec![user.as_str().to_owned()]),
+    }
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -1461,6 +1491,82 @@ impl HotStore for SqliteStore {
             }
             tx.prepare_cached("INSERT INTO platforms (platform) VALUES (?1)").db()?.execute([p.as_str()]).db()?;
             Ok(PlatformAdded::Added)
+        })
+        .await
+    }
+
+    async fn record_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError> {
+        let (manifest, held) = (manifest.clone(), held.clone());
+        // One transaction: the manifest and every held record appear together.
+        self.write(move |tx| {
+            let export_id = id_text(manifest.export_id);
+            tx.prepare_cached("INSERT INTO exports (export_id, created_at, manifest) VALUES (?1, ?2, ?3)")
+                .db()?
+                .execute(params![export_id, ts(&manifest.created_at), to_json(&manifest)?])
+                .db()?;
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO export_records (interaction_id, export_id, user_id) VALUES (?1, ?2, ?3)")
+                .db()?;
+            for (user, ids) in held.by_user() {
+                for id in ids {
+                    stmt.execute(params![id_text(id), export_id, user.as_str()]).db()?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_exports(&self, before: Option<Id>, limit: u32) -> Result<Vec<ExportManifest>, StoreError> {
+        self.read(move |tx| {
+            let map = |r: &Row<'_>| from_json::<ExportManifest>(&r.get::<_, String>(0).db()?, "export manifest");
+            match before {
+                Some(b) => collect(
+                    &mut tx
+                        .prepare_cached("SELECT manifest FROM exports WHERE export_id < ?1 ORDER BY export_id DESC LIMIT ?2")
+                        .db()?,
+                    params![id_text(b), i64::from(limit)],
+                    map,
+                ),
+                None => collect(
+                    &mut tx.prepare_cached("SELECT manifest FROM exports ORDER BY export_id DESC LIMIT ?1").db()?,
+                    params![i64::from(limit)],
+                    map,
+                ),
+            }
+        })
+        .await
+    }
+
+    async fn export_manifest(&self, id: Id) -> Result<Option<ExportManifest>, StoreError> {
+        self.read(move |tx| {
+            let raw: Option<String> = tx
+                .prepare_cached("SELECT manifest FROM exports WHERE export_id = ?1")
+                .db()?
+                .query_row([id_text(id)], |r| r.get(0))
+                .optional()
+                .db()?;
+            raw.map(|m| from_json(&m, "export manifest")).transpose()
+        })
+        .await
+    }
+
+    async fn exports_holding(&self, by: HeldBy<'_>) -> Result<BTreeSet<Id>, StoreError> {
+        let (cond, args) = held_where(by);
+        let sql = format!("SELECT DISTINCT export_id FROM export_records WHERE {cond}");
+        self.read(move |tx| {
+            let ids = collect(&mut tx.prepare_cached(&sql).db()?, params_from_iter(args), |r| r.get::<_, String>(0).db())?;
+            ids.iter().map(|i| parse_id(i)).collect()
+        })
+        .await
+    }
+
+    async fn forget_held(&self, by: HeldBy<'_>) -> Result<(), StoreError> {
+        let (cond, args) = held_where(by);
+        let sql = format!("DELETE FROM export_records WHERE {cond}");
+        self.write(move |tx| {
+            tx.prepare_cached(&sql).db()?.execute(params_from_iter(args)).db()?;
+            Ok(())
         })
         .await
     }

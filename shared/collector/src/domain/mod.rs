@@ -10,6 +10,7 @@ pub(crate) mod fixtures;
 pub mod formats;
 pub mod input;
 pub mod json;
+pub mod lineage;
 pub mod platforms;
 pub mod records;
 pub mod stats;

@@ -29,6 +29,7 @@ use crate::domain::counters::PlatformCounters;
 use crate::domain::diff::diff;
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::json::canonical_hash;
+use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords, ManifestFilters, ManifestSplit};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
 };
@@ -54,7 +55,8 @@ macro_rules! hot_store_conformance {
                  case_validations_linked_and_unlinked, case_delete_interaction_cascades, case_delete_user,
                  case_examples, case_metrics, case_commit_archive, case_archive_lease, case_two_phase_rows,
                  case_delete_archived_and_compaction, case_archive_objects_order,
-                 case_counters_omit_zero_platforms, case_platforms_add_once_within_the_limit;
+                 case_counters_omit_zero_platforms, case_platforms_add_once_within_the_limit,
+                 case_export_manifests, case_exports_holding_many_records;
             arc: case_concurrent_inserts, case_concurrent_same_id, case_concurrent_platform_adds);
     };
     ($make:expr) => {
@@ -926,6 +928,119 @@ pub async fn race_platform_adds(stores: Vec<Arc<dyn HotStore>>) {
 
 pub async fn case_concurrent_platform_adds(store: Arc<dyn HotStore>) {
     race_platform_adds(vec![store.clone(), store]).await;
+}
+
+// -- export manifests (CONTRACT section 4a) ---------------------------------------------------------
+
+/// A manifest of `lines` lines, made now (its id is a fresh UUID v7, so later ones sort after).
+pub fn manifest(lines: u64, split: bool) -> ExportManifest {
+    let mut filter = crate::domain::export::ExportFilter { since: Some(at(0)), limit: Some(100), ..Default::default() };
+    if split {
+        filter.split = Some(crate::domain::formats::Split::Train);
+    }
+    ExportManifest {
+        export_id: Id::new(),
+        created_at: at(lines as i64),
+        caller: "root".into(),
+        platform: platform("n8n"),
+        format: "openai".into(),
+        filters: ManifestFilters::of(&filter),
+        split: ManifestSplit::of(&filter),
+        lines,
+        sha256: format!("{:064x}", lines),
+        bytes: lines * 100,
+    }
+}
+
+fn held(pairs: &[(&UserId, Id)]) -> HeldRecords {
+    let mut h = HeldRecords::default();
+    for (u, id) in pairs {
+        h.add(u, *id);
+    }
+    h
+}
+
+fn exports(ids: &[Id]) -> BTreeSet<Id> {
+    ids.iter().copied().collect()
+}
+
+pub async fn case_export_manifests(store: &dyn HotStore) {
+    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
+    let (a1, a2, b1) = (Id::new(), Id::new(), Id::new());
+    let m1 = manifest(3, false);
+    let m2 = manifest(2, true);
+    let m3 = manifest(1, false);
+    store.record_export(&m1, &held(&[(&alice, a1), (&alice, a2), (&bob, b1)])).await.expect("record 1");
+    store.record_export(&m2, &held(&[(&alice, a1)])).await.expect("record 2");
+    store.record_export(&m3, &HeldRecords::default()).await.expect("record 3");
+    assert!(
+        matches!(store.record_export(&m1, &HeldRecords::default()).await, Err(StoreError::Conflict(_))),
+        "an export id is recorded once"
+    );
+
+    // Read back whole (filters, split, times), newest first, paged.
+    assert_eq!(store.export_manifest(m2.export_id).await.expect("get"), Some(m2.clone()));
+    assert_eq!(store.export_manifest(Id::new()).await.expect("get unknown"), None);
+    assert_eq!(store.list_exports(None, 10).await.expect("list"), vec![m3.clone(), m2.clone(), m1.clone()]);
+    assert_eq!(store.list_exports(None, 2).await.expect("page 1"), vec![m3.clone(), m2.clone()]);
+    assert_eq!(store.list_exports(Some(m2.export_id), 2).await.expect("page 2"), vec![m1.clone()]);
+    assert!(store.list_exports(Some(m1.export_id), 2).await.expect("past the end").is_empty());
+
+    // Which exports hold a record, or a user.
+    let by_record = |id, user| HeldBy::Record { id, user };
+    assert_eq!(store.exports_holding(by_record(a1, &alice)).await.expect("a1"), exports(&[m1.export_id, m2.export_id]));
+    assert_eq!(store.exports_holding(by_record(a2, &alice)).await.expect("a2"), exports(&[m1.export_id]));
+    assert_eq!(store.exports_holding(by_record(b1, &bob)).await.expect("b1"), exports(&[m1.export_id]));
+    assert!(store.exports_holding(by_record(Id::new(), &alice)).await.expect("unknown").is_empty());
+    assert_eq!(store.exports_holding(HeldBy::User(&alice)).await.expect("alice"), exports(&[m1.export_id, m2.export_id]));
+    assert_eq!(store.exports_holding(HeldBy::User(&bob)).await.expect("bob"), exports(&[m1.export_id]));
+    assert!(store.exports_holding(HeldBy::User(&carol)).await.expect("carol").is_empty());
+
+    // Erasure of one record: it leaves every export; the user's others stay held.
+    store.forget_held(by_record(a1, &alice)).await.expect("forget a1");
+    assert!(store.exports_holding(by_record(a1, &alice)).await.expect("a1 gone").is_empty());
+    assert_eq!(store.exports_holding(HeldBy::User(&alice)).await.expect("alice"), exports(&[m1.export_id]));
+    store.forget_held(by_record(a1, &alice)).await.expect("forgetting twice is no error");
+    // Of a user: nothing of theirs is held any more; others are untouched.
+    store.forget_held(HeldBy::User(&alice)).await.expect("forget alice");
+    assert!(store.exports_holding(HeldBy::User(&alice)).await.expect("alice gone").is_empty());
+    assert!(store.exports_holding(by_record(a2, &alice)).await.expect("a2 gone").is_empty());
+    assert_eq!(store.exports_holding(HeldBy::User(&bob)).await.expect("bob stays"), exports(&[m1.export_id]));
+    // The manifests themselves do not change.
+    assert_eq!(store.list_exports(None, 10).await.expect("list"), vec![m3, m2, m1]);
+}
+
+/// An export of many records: one user with more ids than one DynamoDB item holds, and many
+/// users with one each. Every record is found, and erasures are exact.
+pub async fn case_exports_holding_many_records(store: &dyn HotStore) {
+    let big = user("importer");
+    let many: Vec<Id> = (0..20_000).map(|_| Id::new()).collect();
+    let users: Vec<UserId> = (0..120).map(|i| user(&format!("u{i}"))).collect();
+    let singles: Vec<Id> = users.iter().map(|_| Id::new()).collect();
+    let mut h = HeldRecords::default();
+    for id in &many {
+        h.add(&big, *id);
+    }
+    for (u, id) in users.iter().zip(&singles) {
+        h.add(u, *id);
+    }
+    let m = manifest(20_120, false);
+    store.record_export(&m, &h).await.expect("record");
+    let one = exports(&[m.export_id]);
+    for id in [many[0], many[7_999], many[8_000], many[19_999]] {
+        assert_eq!(store.exports_holding(HeldBy::Record { id, user: &big }).await.expect("held"), one);
+    }
+    assert_eq!(store.exports_holding(HeldBy::User(&big)).await.expect("big"), one);
+    assert_eq!(store.exports_holding(HeldBy::User(&users[119])).await.expect("u119"), one);
+    assert_eq!(store.exports_holding(HeldBy::Record { id: singles[57], user: &users[57] }).await.expect("u57"), one);
+
+    store.forget_held(HeldBy::Record { id: many[8_000], user: &big }).await.expect("forget one");
+    assert!(store.exports_holding(HeldBy::Record { id: many[8_000], user: &big }).await.expect("gone").is_empty());
+    assert_eq!(store.exports_holding(HeldBy::Record { id: many[8_001], user: &big }).await.expect("neighbour"), one);
+    store.forget_held(HeldBy::User(&big)).await.expect("forget the user");
+    assert!(store.exports_holding(HeldBy::User(&big)).await.expect("big gone").is_empty());
+    assert!(store.exports_holding(HeldBy::Record { id: many[19_999], user: &big }).await.expect("gone").is_empty());
+    assert_eq!(store.exports_holding(HeldBy::User(&users[0])).await.expect("others stay"), one);
 }
 
 // -- archive catalog ----------------------------------------------------------------------------------

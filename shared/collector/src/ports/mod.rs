@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::archive::{ArchiveObject, ClassPolicy};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords};
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
@@ -224,6 +225,29 @@ pub trait HotStore: Send + Sync {
     /// [`PlatformLimit::has_room`]. Concurrent adds from any number of processes never pass
     /// the limit and store a platform once.
     async fn add_platform(&self, p: &Platform, limit: &PlatformLimit) -> Result<PlatformAdded, StoreError>;
+
+    // -- export manifests (CONTRACT section 4a) ---------------------------------------------
+    /// Record an export's manifest with the records it held. Readers see the manifest only
+    /// once every held record is stored (written together, or the held ones first), so a
+    /// manifest never names fewer records than its export held. [`StoreError::Conflict`] if
+    /// the id is taken.
+    async fn record_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError>;
+
+    /// Manifests newest first (by export id, a UUID v7), strictly older than `before`, at most
+    /// `limit`.
+    async fn list_exports(&self, before: Option<Id>, limit: u32) -> Result<Vec<ExportManifest>, StoreError>;
+
+    /// One manifest (read consistently).
+    async fn export_manifest(&self, id: Id) -> Result<Option<ExportManifest>, StoreError>;
+
+    /// The exports with a manifest that hold the record, or any record of the user: an indexed
+    /// lookup whose cost follows what that record or user is held in, never the number of
+    /// manifests. Read consistently.
+    async fn exports_holding(&self, by: HeldBy<'_>) -> Result<BTreeSet<Id>, StoreError>;
+
+    /// Erasure: forget that any export held the record, or any of the user's records. The
+    /// manifests stay as they are (lines, hash and size describe a file that exists).
+    async fn forget_held(&self, by: HeldBy<'_>) -> Result<(), StoreError>;
 
     // -- archive catalog ----------------------------------------------------------------------
     // Objects are immutable. A row names an object by its `slot` (the key it was first written

@@ -13,6 +13,9 @@
 //!   there are (`n`), the item the add's transaction conditions on to hold `MAX_PLATFORMS`.
 //! - `LEASE` / `archive`: the archive run's lease; `TOMB` / `{slot}#{id}`: a tombstone (an
 //!   archived line that is no longer live).
+//! - `EXP` / `{export_id}`: an export's manifest (CONTRACT 4a); `XU#{user}` /
+//!   `{export_id}#{chunk}`: the user's records that export held (`ids`, a string set of up to
+//!   [`HELD_CHUNK`] ids), so the exports holding a user, or one of their records, are one Query.
 //!
 //! No item carries `expires_at`: TTL must never delete a record that has no archive line
 //! (CONTRACT 6a), so records leave the hot table only through the archive run or a delete.
@@ -30,6 +33,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::archive::{ArchiveObject, ObjectState, StorageClass};
 use crate::domain::counters::{PlatformCounters, RecordFacts};
+use crate::domain::lineage::ExportManifest;
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
 };
@@ -87,7 +91,20 @@ pub const ADDED_PLATFORMS_PK: &str = "PLAT";
 pub const PLATFORM_COUNT_PK: &str = "PLAT#N";
 pub const PLATFORM_COUNT_SK: &str = "N";
 pub const EXAMPLES_PK: &str = "EX";
+pub const EXPORTS_PK: &str = "EXP";
+/// Ids per held-records item: 8,000 ids of 36 bytes is about 290 KB, under the 400 KB item limit.
+pub const HELD_CHUNK: usize = 8_000;
 pub const METRICS_PK: &str = "MT";
+
+/// The partition of the export records a user's ids are held in.
+pub fn held_pk(user: &UserId) -> String {
+    format!("XU#{}", user.as_str())
+}
+
+/// A held-records item's sort key: `{export_id}#{chunk}` (5 digits).
+pub fn held_sk(export_id: Id, chunk: usize) -> String {
+    format!("{export_id}#{chunk:05}")
+}
 
 pub fn platform_shard_pk(platform: &Platform, shard: u32) -> String {
     format!("P#{}#{shard}", platform.as_str())
@@ -541,6 +558,46 @@ pub fn metric_item(m: &TrainingMetric) -> Result<Item, StoreError> {
 
 pub fn metric_from(item: &Item) -> Result<TrainingMetric, StoreError> {
     from_json(get_s(item, "doc")?, "training metric")
+}
+
+// -- export manifests -------------------------------------------------------------------------------------
+
+pub fn manifest_item(m: &ExportManifest) -> Result<Item, StoreError> {
+    Ok(HashMap::from([
+        ("pk".into(), s(EXPORTS_PK)),
+        ("sk".into(), s(m.export_id.to_string())),
+        ("doc".into(), s(to_json(m)?)),
+    ]))
+}
+
+pub fn manifest_from(item: &Item) -> Result<ExportManifest, StoreError> {
+    from_json(get_s(item, "doc")?, "export manifest")
+}
+
+/// The items holding `ids` (one user's, sorted) for an export: [`HELD_CHUNK`] ids each.
+pub fn held_items(export_id: Id, user: &UserId, ids: &[Id]) -> Vec<Item> {
+    ids.chunks(HELD_CHUNK)
+        .enumerate()
+        .map(|(i, chunk)| {
+            HashMap::from([
+                ("pk".into(), s(held_pk(user))),
+                ("sk".into(), s(held_sk(export_id, i))),
+                ("ids".into(), AttributeValue::Ss(chunk.iter().map(Id::to_string).collect())),
+            ])
+        })
+        .collect()
+}
+
+/// The export a held-records item belongs to (its sort key's id).
+pub fn held_export(item: &Item) -> Result<Id, StoreError> {
+    let sk = get_s(item, "sk")?;
+    sk.split_once('#').and_then(|(id, _)| Id::parse(id).ok()).ok_or_else(|| corrupt("held-records key"))
+}
+
+/// Whether a held-records item holds `id`.
+pub fn holds(item: &Item, id: Id) -> bool {
+    let id = id.to_string();
+    matches!(item.get("ids"), Some(AttributeValue::Ss(ids)) if ids.contains(&id))
 }
 
 /// A counter shard's values (absent attributes are zero).

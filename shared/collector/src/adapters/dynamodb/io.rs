@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, ReturnValue,
+    TransactWriteItem, Update, WriteRequest,
 };
 
 use super::codec::{Item, s};
@@ -426,6 +426,44 @@ impl Dynamo {
             requests.push(WriteRequest::builder().delete_request(del).build());
         }
         self.batch_write(table, requests).await
+    }
+
+    /// Put items unconditionally: batches of 25, up to `lanes` batches in flight, unprocessed
+    /// items retried with backoff.
+    pub async fn put_items(&self, table: &str, items: Vec<Item>, lanes: usize) -> Result<(), StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut batches: Vec<Vec<WriteRequest>> = Vec::new();
+        for item in items {
+            let put = build(PutRequest::builder().set_item(Some(item)).build())?;
+            match batches.last_mut() {
+                Some(b) if b.len() < BATCH_WRITE => b.push(WriteRequest::builder().put_request(put).build()),
+                _ => batches.push(vec![WriteRequest::builder().put_request(put).build()]),
+            }
+        }
+        futures::stream::iter(batches.into_iter().map(|b| self.batch_write(table, b)))
+            .buffer_unordered(lanes.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// DeleteItem under a condition; false when the condition failed.
+    pub async fn delete_if(&self, table: &str, key: Item, cond: &str, names: Names, values: Values) -> Result<bool, StoreError> {
+        let sent = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(cond)
+            .set_expression_attribute_names(nonempty(names))
+            .set_expression_attribute_values(nonempty(values))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(sdk_error("delete_item", &e)),
+        }
     }
 
     pub async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
