@@ -170,7 +170,8 @@ impl App {
             PlatformAdded::LimitReached => return Err(AppError::PlatformLimit { max: self.platforms.limit.max }),
         };
         self.platforms.learn([p.clone()]);
-        tracing::info!(platform = %p, added, "platform add");
+        // The slug is what an admin typed: not logged.
+        tracing::info!(added, "platform add");
         Ok(outcome(added))
     }
 }
