@@ -1,4 +1,4 @@
-//! Lambda function `curation`: Curated examples and training metrics (admin). Routes: `collector::http::groups::curation`.
+//! Lambda function `curation`: Curated examples and training metrics (admin), platforms (listed to anyone, added by an admin). Routes: `collector::http::groups::curation`.
 
 use collector::app::App;
 use collector::config::Config;
