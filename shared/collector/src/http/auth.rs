@@ -38,12 +38,24 @@ pub fn parse_groups(v: Option<&Value>) -> Vec<String> {
     }
 }
 
+/// The OAuth scope that makes a token the service role. A client-credentials token (the AI
+/// backend's, from the stack's Cognito app client; docs/DEPLOY.md) has no user and so no groups:
+/// it carries `scope`, space-separated (`"collector/service"`: resource server `collector`, scope
+/// `service`). Only the exact scope counts; admin is never granted by a scope.
+pub const SERVICE_SCOPE: &str = "collector/service";
+
+/// Whether the `scope` claim (a space-separated string, as issued and as API Gateway passes it)
+/// holds [`SERVICE_SCOPE`].
+fn has_service_scope(claims: &Map<String, Value>) -> bool {
+    claims.get("scope").and_then(Value::as_str).is_some_and(|s| s.split_whitespace().any(|x| x == SERVICE_SCOPE))
+}
+
 pub fn caller_from_claims(claims: &Map<String, Value>, groups_claim: &str) -> Option<Caller> {
     let sub = UserId::parse(claims.get("sub")?.as_str()?).ok()?;
     let groups = parse_groups(claims.get(groups_claim));
     let role = if groups.iter().any(|g| g == "admin") {
         Role::Admin
-    } else if groups.iter().any(|g| g == "service") {
+    } else if groups.iter().any(|g| g == "service") || has_service_scope(claims) {
         Role::Service
     } else {
         Role::User
@@ -172,6 +184,26 @@ mod tests {
         assert_eq!(c(json!({"sub": "a", "groups": "[other]"})), Some(Role::User));
     }
 
+    #[test]
+    fn the_service_scope_of_a_client_credentials_token_is_the_service_role() {
+        // A Cognito client-credentials access token: sub is the client id, no groups, the scope.
+        let c = |v: Value| caller_from_claims(v.as_object().unwrap(), "cognito:groups").map(|c| c.role);
+        let token = |scope: &str| json!({"sub": "4mk2clientid", "client_id": "4mk2clientid", "token_use": "access", "scope": scope});
+        assert_eq!(c(token("collector/service")), Some(Role::Service));
+        assert_eq!(c(token("openid collector/service other/x")), Some(Role::Service));
+        for not_it in ["collector/admin", "service", "collector/service2", "other/service", "", "collector/ service"] {
+            assert_eq!(c(token(not_it)), Some(Role::User), "{not_it:?}");
+        }
+        assert_eq!(c(json!({"sub": "a", "scope": ["collector/service"]})), Some(Role::User), "scope is a string claim");
+        // Groups still decide when present: an admin with the scope is an admin; the claim name
+        // is whatever COLLECTOR_GROUPS_CLAIM says.
+        assert_eq!(c(json!({"sub": "a", "scope": "collector/service", "cognito:groups": "[admin]"})), Some(Role::Admin));
+        let g = |v: Value| caller_from_claims(v.as_object().unwrap(), "roles").map(|c| c.role);
+        assert_eq!(g(json!({"sub": "a", "roles": "[service]"})), Some(Role::Service));
+        assert_eq!(g(json!({"sub": "a", "scope": "collector/service"})), Some(Role::Service));
+        assert_eq!(c(json!({"scope": "collector/service"})), None, "no sub, no identity");
+    }
+
     #[cfg(feature = "lambda")]
     #[test]
     fn claims_from_the_api_gateway_request_context() {
@@ -188,6 +220,12 @@ mod tests {
         let req = lambda_http::request::from_str(&event.to_string()).unwrap();
         let claims = request_context_claims(req.extensions()).unwrap();
         assert_eq!(caller_from_claims(&claims.0, "cognito:groups").unwrap().role, Role::Admin);
+        let mut machine = event.clone();
+        machine["requestContext"]["authorizer"]["jwt"] =
+            json!({"claims": {"sub": "4mk2clientid", "client_id": "4mk2clientid", "scope": "collector/service"}, "scopes": ["collector/service"]});
+        let req = lambda_http::request::from_str(&machine.to_string()).unwrap();
+        let claims = request_context_claims(req.extensions()).unwrap();
+        assert_eq!(caller_from_claims(&claims.0, "cognito:groups").unwrap().role, Role::Service);
         let mut anonymous = event.clone();
         anonymous["requestContext"].as_object_mut().unwrap().remove("authorizer");
         let req = lambda_http::request::from_str(&anonymous.to_string()).unwrap();
