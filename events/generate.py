@@ -132,6 +132,9 @@ HTTP = {
     "export": {
         "get-feedback-export": http_event("GET", "/api/feedback/export/{platform}", "admin", path="/api/feedback/export/n8n",
                                           query="format=openai", path_params={"platform": "n8n"}),
+        "get-exports": http_event("GET", "/api/exports", "admin", query="limit=20"),
+        "get-export": http_event("GET", "/api/exports/{export_id}", "admin", path=f"/api/exports/{ID}",
+                                 path_params={"export_id": ID}),
     },
     "readiness": {
         "get-feedback-readiness": http_event("GET", "/api/feedback/readiness/{platform}", "user",

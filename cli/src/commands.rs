@@ -417,7 +417,8 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let pb = spinner(e.output.is_some() && !e.json && std::io::stderr().is_terminal(), "exporting");
-    let (mut rx, summary) = app.export_counted(collector::app::ExportRequest { platform: platform.clone(), filter });
+    let req = collector::app::ExportRequest { platform: platform.clone(), filter };
+    let (mut rx, summary) = app.export_counted(req.clone());
     let (mut lines, mut bytes) = (0u64, 0u64);
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk.map_err(|e| anyhow::anyhow!(describe(e)))?;
@@ -429,6 +430,9 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     out.flush()?;
     pb.finish_and_clear();
     let summary = summary.await.context("the export ended without a summary")?;
+    // Every byte is written: its manifest (CONTRACT 4a), unless it wrote no line.
+    let manifest = app.record_export(collector::app::CLI_CALLER, &req, &summary).await.map_err(|e| anyhow::anyhow!(describe(e)))?;
+    let export_id = manifest.as_ref().map(|m| m.export_id.to_string());
     if let Some(path) = &e.rejects {
         let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
         for r in &summary.reject_samples {
@@ -440,7 +444,7 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     if e.json && e.output.is_some() {
         println!("{}", serde_json::json!({"platform": platform.as_str(), "format": summary.format, "lines": lines, "bytes": bytes,
             "rejected": summary.rejected, "duplicates": summary.duplicates, "archive_skipped_lines": summary.archive_skipped_lines,
-            "file": target}));
+            "file": target, "export_id": export_id, "sha256": summary.sha256}));
     } else if !e.json {
         // On stderr, so an export to stdout stays pure JSONL.
         eprintln!("wrote {lines} {} lines ({}) to {target}; left out {} duplicates and {} failing checks{}",
@@ -448,6 +452,12 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
             if summary.rejected.is_empty() { String::new() } else {
                 format!(" ({})", summary.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", "))
             });
+    }
+    // On stderr unless it is in the --json summary (with --json to stdout too, which has none).
+    if let Some(id) = &export_id
+        && !(e.json && e.output.is_some())
+    {
+        eprintln!("export id: {id} (sha256 {})", summary.sha256);
     }
     // Always on stderr when there are any (with --json to stdout too, which has no summary).
     if summary.archive_skipped_lines > 0 && !(e.json && e.output.is_some()) {

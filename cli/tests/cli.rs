@@ -239,3 +239,41 @@ fn export_reports_unreadable_archive_lines() {
     // Without archives, nothing to skip.
     assert!(!String::from_utf8_lossy(&run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]).stderr).contains("skipped"));
 }
+
+/// CONTRACT 4a: every export that writes a line records a manifest; the CLI prints its id (on
+/// stderr, and in `--json`), with the sha256 and size of the file it wrote. An export of no
+/// line records nothing.
+#[test]
+fn export_prints_its_manifest_id() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["demo", "--count", "60", "--json"]);
+    let out = d.join("n8n.jsonl");
+    let r = run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
+    let id = stderr.split("export id: ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("no id: {stderr}"));
+    let id = collector::domain::types::Id::parse(id).expect("a UUID");
+    let bytes = std::fs::read(&out).unwrap();
+    let summary = json(d, &["export", "n8n", "--split", "train", "--validation-fraction", "0.5", "-o", out.to_str().unwrap(), "--json"]);
+    let second = collector::domain::types::Id::parse(summary["export_id"].as_str().expect("export_id in --json")).expect("a UUID");
+    assert_eq!(summary["sha256"], hex::encode(sha2::Sha256::digest(std::fs::read(&out).unwrap())).as_str());
+    // Nothing to export: no manifest, no id.
+    let empty = run(d, &[], &["export", "zapier", "--since", "2999-01-01"]);
+    assert!(empty.status.success() && empty.stdout.is_empty());
+    assert!(!String::from_utf8_lossy(&empty.stderr).contains("export id"), "{}", String::from_utf8_lossy(&empty.stderr));
+
+    // The manifests, as the store holds them (newest first).
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let store = collector::adapters::sqlite::SqliteStore::open(&d.join("data/collector.sqlite3")).unwrap();
+    let all = rt.block_on(collector::ports::HotStore::list_exports(&store, None, 10)).unwrap();
+    assert_eq!(all.iter().map(|m| m.export_id).collect::<Vec<_>>(), vec![second, id]);
+    let first = &all[1];
+    assert_eq!((first.caller.as_str(), first.platform.as_str(), first.format.as_str()), ("cli", "n8n", "openai"));
+    assert_eq!(first.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+    assert_eq!((first.bytes, first.lines), (bytes.len() as u64, bytes.iter().filter(|b| **b == b'\n').count() as u64));
+    assert!(first.split.is_none());
+    let split = all[0].split.as_ref().expect("the second asked for a split");
+    assert_eq!((split.side.as_str(), split.validation_fraction), ("train", 0.5));
+}

@@ -174,7 +174,7 @@ fn every_event_file_is_a_request_lambda_http_accepts() {
             n += 1;
         }
     }
-    assert_eq!(n, 23, "one event per route");
+    assert_eq!(n, 25, "one event per route");
 }
 
 #[tokio::test]
@@ -318,6 +318,20 @@ async fn export_function() {
     let lines = r.lines();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["messages"][1]["content"], "Post new webhook leads to #sales on Slack");
+
+    // Its manifest (CONTRACT 4a), listed and read by id from the same function.
+    let id = r.headers["x-export-id"].to_str().expect("x-export-id").to_owned();
+    f.call("export", event("export", "get-exports").who(None)).await.expect(401, Some("unauthenticated"));
+    f.call("export", event("export", "get-exports").who(Some("user"))).await.expect(403, Some("forbidden"));
+    let list = f.call("export", event("export", "get-exports")).await.expect(200, None);
+    assert_eq!(list["items"][0]["export_id"], id.as_str());
+    assert_eq!(list["items"][0]["lines"], 1);
+    assert_eq!(list["next_cursor"], Value::Null);
+    let one = || event("export", "get-export").path(&format!("/api/exports/{id}"));
+    f.call("export", one().who(Some("user"))).await.expect(403, Some("forbidden"));
+    let m = f.call("export", one()).await.expect(200, None);
+    assert_eq!((m["export_id"].as_str(), m["bytes"].as_u64()), (Some(id.as_str()), Some(r.body.len() as u64)));
+    f.call("export", event("export", "get-export")).await.expect(404, Some("not_found"));
 }
 
 #[tokio::test]
@@ -330,6 +344,7 @@ async fn delete_function() {
     f.call("delete", one().who(Some("service"))).await.expect(403, Some("forbidden"));
     let r = f.call("delete", one()).await.expect(200, None);
     assert_eq!(r["deleted"]["interactions"], 1);
+    assert_eq!(r["affected_exports"], json!([]), "no export held it");
     f.call("delete", one()).await.expect(404, Some("not_found"));
 
     f.logged().await;
@@ -459,6 +474,13 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     assert_eq!(lines.len(), 53);
     assert_eq!(lines[0]["messages"][1]["content"], "archived 0");
     assert_eq!(lines[52]["messages"][1]["content"], "question 51");
+    // The 303 names the export's manifest, whose hash and size are the file's.
+    let id = r.headers["x-export-id"].to_str().expect("x-export-id").to_owned();
+    let m = f.call("export", event("export", "get-export").path(&format!("/api/exports/{id}"))).await.expect(200, None);
+    use sha2::Digest as _;
+    assert_eq!(m["sha256"], hex::encode(sha2::Sha256::digest(&body)).as_str());
+    assert_eq!((m["bytes"].as_u64(), m["lines"].as_u64()), (Some(body.len() as u64), Some(53)));
+    assert_eq!(m["filters"]["include_archived"], true);
     let keys = emu.s3().list_objects_v2().bucket(&stack.bucket).prefix("exports/").send().await.expect("list");
     assert_eq!(keys.contents().len(), 1);
     // STANDARD, not STANDARD_IA (which its size would pick): it expires in 7 days, and IA

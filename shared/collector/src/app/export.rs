@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, archive::for_each_line};
 use crate::domain::export::{self, ExportFilter, RecordView};
 use crate::domain::archive::ObjectState;
 use crate::domain::formats::{self, Format, Split};
+use crate::domain::lineage::HeldRecords;
 use crate::domain::records::FullRecord;
 use crate::domain::types::{Platform, UserId};
 use crate::ports::{Cursor, HotStore, Linked, ScanQuery};
@@ -47,6 +49,15 @@ pub struct ExportSummary {
     /// left out and logged; a corrupt gzip segment counts as one. Deleted records' lines are
     /// not counted (they would be left out anyway).
     pub archive_skipped_lines: u64,
+    /// Lowercase hex sha256 of every byte sent, in order (what a consumer that writes each
+    /// chunk as it comes serves).
+    pub sha256: String,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// The interactions that have a line in the output, by owner (curated examples are not
+    /// held): what the export's manifest stores.
+    #[serde(skip)]
+    pub held: HeldRecords,
 }
 
 /// What a right-of-access export (`GET /api/me/data`) could not include.
@@ -126,16 +137,19 @@ impl Pipeline {
     }
 }
 /// Buffers lines into chunks of about [`CHUNK`]; `false` from a send means the receiver is gone.
+/// Every chunk sent is hashed and counted on its way out.
 struct Chunker {
     tx: mpsc::Sender<Result<Bytes, AppError>>,
     buf: Vec<u8>,
     lines: u64,
     limit: Option<u64>,
+    digest: Sha256,
+    sent: u64,
 }
 
 impl Chunker {
     fn new(tx: mpsc::Sender<Result<Bytes, AppError>>, limit: Option<u64>) -> Chunker {
-        Chunker { tx, buf: Vec::with_capacity(CHUNK + CHUNK / 4), lines: 0, limit }
+        Chunker { tx, buf: Vec::with_capacity(CHUNK + CHUNK / 4), lines: 0, limit, digest: Sha256::new(), sent: 0 }
     }
     fn done(&self) -> bool {
         self.limit.is_some_and(|l| self.lines >= l)
@@ -159,8 +173,15 @@ impl Chunker {
         self.lines += w.written;
         Ok(w)
     }
+    /// The buffer as the next chunk out, hashed and counted.
+    fn take(&mut self) -> Bytes {
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + CHUNK / 4)));
+        self.digest.update(&chunk);
+        self.sent += chunk.len() as u64;
+        chunk
+    }
     fn take_if_full(&mut self) -> Option<Bytes> {
-        (self.buf.len() >= CHUNK).then(|| Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + CHUNK / 4))))
+        (self.buf.len() >= CHUNK).then(|| self.take())
     }
     async fn flush_if_full(&mut self) -> bool {
         match self.take_if_full() {
@@ -168,10 +189,13 @@ impl Chunker {
             None => true,
         }
     }
-    async fn finish(mut self) {
+    /// Send what is left; the sha256 (hex) and size of everything sent.
+    async fn finish(mut self) -> (String, u64) {
         if !self.buf.is_empty() {
-            let _ = self.tx.send(Ok(Bytes::from(std::mem::take(&mut self.buf)))).await;
+            let last = self.take();
+            let _ = self.tx.send(Ok(last)).await;
         }
+        (hex::encode(self.digest.finalize()), self.sent)
     }
     async fn fail(self, e: AppError) {
         let _ = self.tx.send(Err(e)).await;
@@ -221,6 +245,11 @@ impl Drop for PagesAhead {
 }
 
 impl App {
+    /// The filter an export runs with: the request's, with the configured per-line token limit.
+    pub(crate) fn effective_filter(&self, f: &ExportFilter) -> ExportFilter {
+        ExportFilter { max_tokens: self.config.export_max_tokens, ..f.clone() }
+    }
+
     /// Training lines for a platform: archived objects first (they are older), then hot records.
     pub fn export(&self, req: ExportRequest) -> LineStream {
         self.export_counted(req).0
@@ -234,12 +263,11 @@ impl App {
         tokio::spawn(async move {
             let mut out = Chunker::new(tx, req.filter.limit);
             let system = export::system_text(&app.config.export_system_prompt, req.platform.as_str());
-            let filter = ExportFilter { max_tokens: app.config.export_max_tokens, ..req.filter.clone() };
-            let mut pipe = Pipeline::new(system, filter);
+            let mut pipe = Pipeline::new(system, app.effective_filter(&req.filter));
             match app.produce_export(&req, &mut pipe, &mut out).await {
                 Ok(()) => {
                     pipe.summary.lines = out.lines;
-                    out.finish().await;
+                    (pipe.summary.sha256, pipe.summary.bytes) = out.finish().await;
                     let _ = done_tx.send(pipe.summary);
                 }
                 Err(e) => out.fail(e).await,
@@ -265,6 +293,8 @@ impl App {
                 let pending = obj.state == ObjectState::Pending;
                 // The object's lines, each ending in a newline (a line never holds a raw one).
                 let mut lines = Vec::new();
+                // Whose lines `lines` holds, in order: (owner, id, lines of that record).
+                let mut owners = Vec::new();
                 let mut candidates = Vec::new();
                 let unreadable = for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
                     if dead.contains(&rec.interaction_id) {
@@ -273,7 +303,8 @@ impl App {
                     if pending {
                         candidates.push(rec);
                     } else {
-                        pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                        let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                        owners.push((rec.user_id, rec.interaction_id, w.written));
                     }
                     Ok(())
                 })
@@ -281,7 +312,8 @@ impl App {
                 for rec in candidates {
                     let live = self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot);
                     if live {
-                        pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                        let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                        owners.push((rec.user_id, rec.interaction_id, w.written));
                     }
                 }
                 // Unreadable lines count unless they are known not to be live.
@@ -297,11 +329,15 @@ impl App {
                     };
                 }
                 pipe.summary.archive_skipped_lines += skipped;
+                let mut owner_of_line = owners.iter().flat_map(|(user, id, n)| std::iter::repeat_n((user, *id), *n as usize));
                 for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if out.done() {
                         return Ok(());
                     }
                     out.push_bytes(l);
+                    if let Some((user, id)) = owner_of_line.next() {
+                        pipe.summary.held.add(user, id);
+                    }
                     if !out.flush_if_full().await {
                         return Ok(());
                     }
@@ -314,6 +350,9 @@ impl App {
             for l in page? {
                 let rec = RecordView::hot(&l.interaction, &l.feedback, &l.validations, false);
                 let w = out.write_record(pipe, &rec)?;
+                if w.written > 0 {
+                    pipe.summary.held.add(&l.interaction.user_id, l.interaction.id);
+                }
                 if w.written < w.accepted {
                     // The limit is reached.
                     return Ok(());

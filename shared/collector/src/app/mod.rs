@@ -7,6 +7,7 @@ mod aws;
 mod error;
 mod export;
 mod ingest;
+mod lineage;
 mod platforms;
 mod removal;
 
@@ -19,6 +20,7 @@ pub use archive::{ArchiveReport, ArchivedObjectReport, HOUSEKEEPING_EVERY, LEASE
 pub use error::AppError;
 pub use export::{AccessSummary, ExportRequest, ExportSummary, LineStream, RejectSample};
 pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
+pub use lineage::CLI_CALLER;
 pub use platforms::{PlatformAddOutcome, REREAD_AT_MOST_EVERY};
 pub use removal::{DeletedCounts, Deletion};
 

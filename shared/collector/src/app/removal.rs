@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::archive::for_each_line;
 use super::{App, AppError};
+use crate::domain::lineage::HeldBy;
 use crate::domain::types::{Caller, Id, UserId};
 use crate::ports::{ArchivedEntry, HotDeleted};
 
@@ -29,44 +30,74 @@ impl DeletedCounts {
     }
 }
 
-/// A delete's answer: the counts, and how many archive objects still hold erased lines until
-/// the next archive run compacts them (`pending_erasure`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A delete's answer: the counts, how many archive objects still hold erased lines until the
+/// next archive run compacts them (`pending_erasure`), and the exports that held any deleted
+/// record (`affected_exports`, CONTRACT 4a), newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deletion {
     pub deleted: DeletedCounts,
     pub pending_erasure_objects: i64,
+    pub affected_exports: Vec<Id>,
 }
 
 impl App {
     /// Delete one interaction and everything linked to it. Owner or admin; someone else's: 404.
+    /// The exports that held it are looked up first, and it leaves their held records last
+    /// (lineage: `forget_erased`).
     pub async fn delete_interaction(&self, caller: &Caller, id: Id) -> Result<Deletion, AppError> {
         let mut out = Deletion::default();
         if let Some(l) = self.hot.get_linked(id).await? {
-            if !caller.can_access(&l.interaction.user_id) {
+            let owner = &l.interaction.user_id;
+            if !caller.can_access(owner) {
                 return Err(AppError::NotFound);
             }
+            let held = HeldBy::Record { id, user: owner };
+            out.affected_exports = self.affected_exports(held).await?;
             out.deleted.add_hot(self.hot.delete_interaction(id).await?);
+            self.forget_erased(held).await?;
             return Ok(out);
         }
         let entry = self.hot.archived_entry(id).await?.ok_or(AppError::NotFound)?;
         if !caller.can_access(&entry.user_id) {
             return Err(AppError::NotFound);
         }
+        let owner = entry.user_id.clone();
+        let held = HeldBy::Record { id, user: &owner };
+        out.affected_exports = self.affected_exports(held).await?;
         self.remove_archived(vec![entry], &mut out).await?;
         if out.deleted.interactions == 0 {
             // Deleted by someone else between the read and the write.
             return Err(AppError::NotFound);
         }
+        self.forget_erased(held).await?;
         Ok(out)
     }
 
-    /// Delete all of a user's data: hot records, unlinked validations, archived records.
+    /// Delete all of a user's data: hot records, unlinked validations, archived records; then
+    /// the records any export held of theirs (the manifests stay). Safe to repeat: a second
+    /// run finds and forgets whatever a failed first one left.
     pub async fn delete_user(&self, user: &UserId) -> Result<Deletion, AppError> {
         let mut out = Deletion::default();
+        let held = HeldBy::User(user);
+        out.affected_exports = self.affected_exports(held).await?;
         out.deleted.add_hot(self.hot.delete_user(user).await?);
         let entries = self.hot.archived_entries_of_user(user).await?;
         self.remove_archived(entries, &mut out).await?;
+        self.forget_erased(held).await?;
         Ok(out)
+    }
+
+    /// The exports that held the record or the user's records, newest first.
+    async fn affected_exports(&self, by: HeldBy<'_>) -> Result<Vec<Id>, AppError> {
+        Ok(self.hot.exports_holding(by).await?.into_iter().rev().collect())
+    }
+
+    /// After the data is gone: the exports' held records of it go too (the exported files exist
+    /// outside and the manifests keep their counts and hashes, but the store keeps no trace of
+    /// whose records they were). Run even when the lookup found none, so an export recorded
+    /// meanwhile keeps nothing of the deleted data either.
+    async fn forget_erased(&self, by: HeldBy<'_>) -> Result<(), AppError> {
+        Ok(self.hot.forget_held(by).await?)
     }
 
     /// Tombstone each archived record: gone from every read path when this returns; its line

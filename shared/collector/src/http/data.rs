@@ -53,9 +53,10 @@ pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Res
     Ok(deleted(&caller, "DELETE /api/me/data", None, d))
 }
 
-/// `{"deleted": {...}}`, plus `"pending_erasure": {"archive_objects": N}` when archived lines
-/// were tombstoned: they are unreadable now and leave the objects' bytes at the next archive
-/// run (within a minute under `collector serve`). Logged as an audit event.
+/// `{"deleted": {...}, "affected_exports": [export_id, ...]}` (the exports that held a deleted
+/// record, CONTRACT 4a; empty when none), plus `"pending_erasure": {"archive_objects": N}` when
+/// archived lines were tombstoned: they are unreadable now and leave the objects' bytes at the
+/// next archive run (within a minute under `collector serve`). Logged as an audit event.
 fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Deletion) -> Response {
     let c = &d.deleted;
     audit::event(
@@ -69,9 +70,10 @@ fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Delet
             ("examples", c.examples),
             ("archived_records", c.archived_records),
             ("pending_erasure_objects", d.pending_erasure_objects as i64),
+            ("affected_exports", d.affected_exports.len() as i64),
         ],
     );
-    let mut body = json!({ "deleted": d.deleted });
+    let mut body = json!({ "deleted": d.deleted, "affected_exports": d.affected_exports });
     if d.pending_erasure_objects > 0 {
         body["pending_erasure"] = json!({ "archive_objects": d.pending_erasure_objects });
     }

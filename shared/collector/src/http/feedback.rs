@@ -96,22 +96,33 @@ pub async fn export_platform(
         (_, Err(b)) => return Err(ApiError::Validation(b)),
     };
     let name = export::file_name(platform.as_str(), chrono::Utc::now());
-    let (rx, summary) = s.app.export_counted(ExportRequest { platform, filter });
-    spooled_export_response(&caller, rx, summary, &name).await
+    let req = ExportRequest { platform, filter };
+    let (rx, summary) = s.app.export_counted(req.clone());
+    spooled_export_response(&s, &caller, &req, rx, summary, &name).await
 }
 
 /// The counts of what was left out are response headers, and headers go first: so the export
 /// is spooled to a temporary file (memory stays flat), then streamed from it with
 /// `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons` (`reason=n, ...`),
 /// `X-Export-Duplicates` and `X-Archive-Skipped-Lines` (archive lines that could not be read).
+/// An export of at least one line records its manifest (CONTRACT 4a) before it is answered,
+/// with the sha256 and size of the spooled bytes (exactly what is served, inline or, on
+/// Lambda, from the bucket), and names it in `X-Export-Id`.
 async fn spooled_export_response(
+    s: &HttpState,
     caller: &Caller,
+    req: &ExportRequest,
     rx: LineStream,
     summary: tokio::sync::oneshot::Receiver<ExportSummary>,
     file_name: &str,
 ) -> Result<Response, ApiError> {
     let file = spool(rx).await?;
     let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
+    let spooled = file.metadata().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?.len();
+    if spooled != summary.bytes {
+        return Err(AppError::Internal(format!("export spool holds {spooled} bytes, {} were sent", summary.bytes)).into());
+    }
+    let manifest = s.app.record_export(caller.sub.as_str(), req, &summary).await?;
     super::audit::event(
         caller,
         "GET /api/feedback/export/{platform}",
@@ -138,12 +149,20 @@ async fn spooled_export_response(
             h.insert(name, v);
         }
     }
+    if let Some(m) = manifest
+        && let Ok(v) = HeaderValue::from_str(&m.export_id.to_string())
+    {
+        h.insert(EXPORT_ID, v);
+    }
     Ok(resp)
 }
 
 /// Archive lines an answer had to leave out because they could not be read (a bad line, a
 /// corrupt gzip segment): each one is logged by the archive reader.
 pub const ARCHIVE_SKIPPED: &str = "x-archive-skipped-lines";
+
+/// The id of the export's manifest (CONTRACT 4a); absent when the export wrote no line.
+pub const EXPORT_ID: &str = "x-export-id";
 
 /// A JSONL answer written to a temporary file to its end, so that what is known only at the
 /// end (counts) can go in its headers; an error before the end is a proper error answer.

@@ -10,7 +10,7 @@
 //! | `submit` | `POST /api/feedback/submit` |
 //! | `validate-log` | `POST /api/workflow/validate` |
 //! | `stats` | `GET /api/feedback/stats`, `GET /api/health`, `GET /openapi.json` |
-//! | `export` | `GET /api/feedback/export/{platform}` |
+//! | `export` | `GET /api/feedback/export/{platform}`, `GET /api/exports`, `GET /api/exports/{export_id}` |
 //! | `readiness` | `GET /api/feedback/readiness/{platform}` |
 //! | `delete` | `DELETE /api/feedback/data/{id}`, `DELETE /api/feedback/data`, `DELETE /api/me/data`, `GET /api/me/data` |
 //! | `curation` | `POST/GET /api/examples`, `DELETE /api/examples/{id}`, `POST/GET /api/training-metrics`, `POST/GET /api/platforms` |
@@ -34,7 +34,7 @@ use futures::StreamExt;
 
 use crate::domain::archive::{ClassPolicy, StorageClass};
 use super::error::ApiError;
-use super::{HttpState, admin, data, feedback, finish, interactions, meta_router, platforms};
+use super::{HttpState, admin, data, exports, feedback, finish, interactions, meta_router, platforms};
 
 /// The function names, in the order of the table above.
 pub const NAMES: [&str; 9] = ["log", "submit", "validate-log", "stats", "export", "readiness", "delete", "curation", "archive-run"];
@@ -79,11 +79,14 @@ pub fn stats(state: HttpState) -> Router {
     finish(meta_router().route("/api/feedback/stats", get(feedback::stats)), state)
 }
 
-/// Training export (admin). Large answers spill to the bucket ([`spill_large_jsonl`]).
+/// Training export (admin), and the exports' manifests. Large answers spill to the bucket
+/// ([`spill_large_jsonl`]).
 pub fn export(state: HttpState) -> Router {
     let r = Router::new()
         .route("/api/feedback/export/{platform}", get(feedback::export_platform))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), spill_large_jsonl));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), spill_large_jsonl))
+        .route("/api/exports", get(exports::list_exports))
+        .route("/api/exports/{export_id}", get(exports::get_export));
     finish(r, state)
 }
 
@@ -284,7 +287,7 @@ mod tests {
         ("submit", &[("POST", "/api/feedback/submit")]),
         ("validate-log", &[("POST", "/api/workflow/validate")]),
         ("stats", &[("GET", "/api/feedback/stats"), ("GET", "/api/health"), ("GET", "/openapi.json")]),
-        ("export", &[("GET", "/api/feedback/export/{platform}")]),
+        ("export", &[("GET", "/api/feedback/export/{platform}"), ("GET", "/api/exports"), ("GET", "/api/exports/{export_id}")]),
         ("readiness", &[("GET", "/api/feedback/readiness/{platform}")]),
         (
             "delete",

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod body;
 pub mod data;
 pub mod error;
+pub mod exports;
 pub mod feedback;
 pub mod groups;
 pub mod interactions;
@@ -93,6 +94,7 @@ impl HttpState {
         data::delete_one, data::delete_user, data::delete_me, data::my_data,
         admin::add_example, admin::list_examples, admin::delete_example, admin::add_metric, admin::list_metrics,
         platforms::list_platforms, platforms::add_platform,
+        exports::list_exports, exports::get_export,
     ),
     modifiers(&BearerAuth),
 )]
@@ -170,6 +172,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(feedback::router())
         .merge(data::router())
         .merge(admin::router())
-        .merge(platforms::router());
+        .merge(platforms::router())
+        .merge(exports::router());
     finish(all, state)
 }

@@ -1,0 +1,55 @@
+//! Dataset lineage (CONTRACT section 4a): an export's manifest is recorded by whoever served
+//! it (the HTTP route, the CLI) once every byte is out, and read back by admins. Deletes ask
+//! which exports held what they delete (`affected_exports`, in `removal`).
+
+use chrono::Utc;
+
+use super::{App, AppError, ExportRequest, ExportSummary};
+use crate::domain::lineage::{ExportManifest, ManifestFilters, ManifestSplit};
+use crate::domain::types::{Id, PageLimit};
+
+/// Who `collector export` records as the caller of its exports.
+pub const CLI_CALLER: &str = "cli";
+
+impl App {
+    /// Record the manifest of a finished export that was served whole (`summary` is the one its
+    /// stream ended with): the filters it ran with, its line count, the sha256 and size of the
+    /// bytes sent, and the records it held. An export of no lines records nothing (None).
+    pub async fn record_export(
+        &self,
+        caller: &str,
+        req: &ExportRequest,
+        summary: &ExportSummary,
+    ) -> Result<Option<ExportManifest>, AppError> {
+        if summary.lines == 0 {
+            return Ok(None);
+        }
+        let filter = self.effective_filter(&req.filter);
+        let manifest = ExportManifest {
+            export_id: Id::new(),
+            created_at: Utc::now(),
+            caller: caller.to_owned(),
+            platform: req.platform.clone(),
+            format: summary.format.to_owned(),
+            filters: ManifestFilters::of(&filter),
+            split: ManifestSplit::of(&filter),
+            lines: summary.lines,
+            sha256: summary.sha256.clone(),
+            bytes: summary.bytes,
+        };
+        self.hot.record_export(&manifest, &summary.held).await?;
+        Ok(Some(manifest))
+    }
+
+    /// Manifests newest first; `cursor` is the last export id of the previous page. The next
+    /// cursor is set when the page is full.
+    pub async fn list_exports(&self, limit: PageLimit, cursor: Option<Id>) -> Result<(Vec<ExportManifest>, Option<Id>), AppError> {
+        let items = self.hot.list_exports(cursor, limit.get()).await?;
+        let next = (items.len() as u32 == limit.get()).then(|| items.last().map(|m| m.export_id)).flatten();
+        Ok((items, next))
+    }
+
+    pub async fn export_manifest(&self, id: Id) -> Result<ExportManifest, AppError> {
+        self.hot.export_manifest(id).await?.ok_or(AppError::NotFound)
+    }
+}
