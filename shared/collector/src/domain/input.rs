@@ -75,9 +75,12 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An integer >= 0. JSON does not tell `5` from `5.0` (nor does JSON Schema's `integer`):
+    /// a number without a fraction is taken as the integer it is.
     pub fn opt_u64(&mut self, field: &str) -> Option<u64> {
         let v = self.get(field)?;
-        match v.as_u64() {
+        let integral = |f: f64| (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64);
+        match v.as_u64().or_else(|| v.as_f64().and_then(integral)) {
             Some(n) => Some(n),
             None => {
                 self.fail(field, "must be an integer >= 0");
@@ -476,7 +479,15 @@ impl NewMetric {
         let platform = f.platform();
         let model = f.req_str("model");
         let dataset_size = if f.has("dataset_size") {
-            f.opt_u64("dataset_size").map(|n| n as i64)
+            // Stored as a signed 64-bit integer: a larger count would come back negative.
+            match f.opt_u64("dataset_size").map(i64::try_from) {
+                Some(Ok(n)) => Some(n),
+                Some(Err(_)) => {
+                    f.fail("dataset_size", "must be an integer from 0 to 9223372036854775807");
+                    None
+                }
+                None => None,
+            }
         } else {
             f.fail("dataset_size", "is required");
             None
@@ -570,6 +581,22 @@ mod tests {
         let u = UserId::parse("u").unwrap();
         assert_eq!(a.content_hash(&u), b.content_hash(&u));
         assert_ne!(a.content_hash(&u), c.content_hash(&u));
+    }
+
+    #[test]
+    fn integers_may_be_written_as_numbers_without_a_fraction() {
+        let id = Id::new().to_string();
+        let fb = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.0})).unwrap();
+        assert_eq!(fb.sentiment_score, Some(4));
+        let bad = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.5}));
+        assert_eq!(fields(&bad.unwrap_err()), ["sentiment_score"]);
+        let metric = |size: Value| NewMetric::parse(&json!({"platform": "n8n", "model": "m", "dataset_size": size}));
+        assert_eq!(metric(json!(1200.0)).unwrap().dataset_size, 1200);
+        assert_eq!(metric(json!(i64::MAX)).unwrap().dataset_size, i64::MAX);
+        // Stored signed: a larger count would come back negative, so it is refused.
+        assert_eq!(fields(&metric(json!(i64::MAX as u64 + 1)).unwrap_err()), ["dataset_size"]);
+        assert_eq!(fields(&metric(json!(-1.0)).unwrap_err()), ["dataset_size"]);
+        assert_eq!(fields(&metric(json!(1e30)).unwrap_err()), ["dataset_size"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::types::{Id, Kind, Platform, UserId};
 use super::validators::Issue;
 use super::workflow::{PayloadError, StoredWorkflow};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FeedbackType {
     ThumbsUp,
@@ -161,11 +161,14 @@ pub struct IngestReceipt {
     pub stored_bytes: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Feedback {
+    #[schema(value_type = String, format = Uuid)]
     pub feedback_id: Id,
+    #[schema(value_type = String, format = Uuid)]
     pub interaction_id: Id,
     /// Who submitted it (the owner, or the service/admin acting for them).
+    #[schema(value_type = String)]
     pub submitted_by: UserId,
     pub feedback_type: FeedbackType,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,17 +176,22 @@ pub struct Feedback {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     pub corrected_workflow: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue_category: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ValidationLog {
+    #[schema(value_type = String, format = Uuid)]
     pub validation_id: Id,
+    #[schema(value_type = Option<String>, format = Uuid)]
     pub interaction_id: Option<Id>,
+    #[schema(value_type = String)]
     pub user_id: UserId,
+    #[schema(value_type = String)]
     pub platform: Platform,
     pub passed: bool,
     pub score: u32,
@@ -206,10 +214,13 @@ impl ValidationLog {
 }
 
 /// An interaction with everything linked to it: the API's record, an archive line, an access-export line.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FullRecord {
+    #[schema(value_type = String, format = Uuid)]
     pub interaction_id: Id,
+    #[schema(value_type = String)]
     pub user_id: UserId,
+    #[schema(value_type = String)]
     pub platform: Platform,
     pub kind: Kind,
     pub user_message: String,
@@ -277,9 +288,11 @@ impl FullRecord {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CuratedExample {
+    #[schema(value_type = String, format = Uuid)]
     pub example_id: Id,
+    #[schema(value_type = String)]
     pub platform: Platform,
     pub user_message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -290,6 +303,7 @@ pub struct CuratedExample {
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub usage_count: i64,
+    #[schema(value_type = String)]
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
 }
@@ -325,9 +339,11 @@ impl CuratedExample {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TrainingMetric {
+    #[schema(value_type = String, format = Uuid)]
     pub metric_id: Id,
+    #[schema(value_type = String)]
     pub platform: Platform,
     pub model: String,
     pub dataset_size: i64,
@@ -336,6 +352,7 @@ pub struct TrainingMetric {
     pub metrics: Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    #[schema(value_type = String)]
     pub created_by: UserId,
     pub created_at: DateTime<Utc>,
 }

@@ -89,7 +89,8 @@ pub struct UserId(pub(crate) String);
 
 impl UserId {
     pub fn parse(raw: &str) -> Result<UserId, String> {
-        if raw.is_empty() || raw.len() > 256 || raw.chars().any(char::is_control) {
+        // Characters, as the message says (not bytes: 256 letters of a non-Latin script pass).
+        if raw.is_empty() || raw.chars().count() > 256 || raw.chars().any(char::is_control) {
             Err("must be 1-256 characters without control characters".into())
         } else {
             Ok(UserId(raw.to_owned()))
@@ -157,7 +158,7 @@ impl PageLimit {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     Conversation,
@@ -191,6 +192,15 @@ mod tests {
         }
         for bad in ["", "N8N", "-x", "_x", "a b", "é", &"a".repeat(33), "a/b"] {
             assert!(Platform::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn user_id_bounds_count_characters() {
+        assert!(UserId::parse(&"é".repeat(256)).is_ok(), "256 characters, 512 bytes");
+        assert!(UserId::parse(&"a".repeat(257)).is_err());
+        for bad in ["", "a\u{0}b", "tab\there", "\u{85}"] {
+            assert!(UserId::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -7,7 +7,7 @@ use axum::routing::delete;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::HttpState;
+use super::{HttpState, openapi};
 use super::audit;
 use super::auth::require;
 use super::body::{Params, path_id};
@@ -24,8 +24,10 @@ pub fn router() -> Router<HttpState> {
 }
 
 /// Delete one interaction and everything linked to it (owner or admin).
-#[utoipa::path(delete, path = "/api/feedback/data/{interaction_id}", tag = "data", params(("interaction_id" = String, Path)),
-    responses((status = 200, body = crate::app::DeletedCounts), (status = 404)))]
+#[utoipa::path(delete, path = "/api/feedback/data/{interaction_id}", tag = "data", params(("interaction_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = openapi::DeleteAnswer),
+              (status = 403, description = "`forbidden`: users and admins only"),
+              (status = 404, description = "`not_found`: no such interaction, or someone else's")))]
 pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     require(&caller, &[Role::User, Role::Admin])?;
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
@@ -33,8 +35,10 @@ pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Pa
 }
 
 /// Delete all of a user's data (admin).
-#[utoipa::path(delete, path = "/api/feedback/data", tag = "data", params(("user_id" = String, Query)),
-    responses((status = 200, body = crate::app::DeletedCounts), (status = 400), (status = 403), (status = 404)))]
+#[utoipa::path(delete, path = "/api/feedback/data", tag = "data",
+    params(("user_id" = String, Query, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")),
+    responses((status = 200, body = openapi::DeleteAnswer, description = "what was deleted (zeros for a user with no data)"),
+              (status = 403, description = "`forbidden`: admin only")))]
 pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let user = q
@@ -46,7 +50,8 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
 }
 
 /// Delete all of the caller's data.
-#[utoipa::path(delete, path = "/api/me/data", tag = "data", responses((status = 200, body = crate::app::DeletedCounts), (status = 403)))]
+#[utoipa::path(delete, path = "/api/me/data", tag = "data",
+    responses((status = 200, body = openapi::DeleteAnswer), (status = 403, description = "`forbidden`: users only (services and admins have no data of their own)")))]
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     require(&caller, &[Role::User])?;
     let d = s.app.delete_user(&caller.sub).await?;
@@ -81,7 +86,11 @@ fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Delet
 }
 
 /// All of the caller's data as JSONL (right of access).
-#[utoipa::path(get, path = "/api/me/data", tag = "data", responses((status = 200, content_type = "application/jsonl"), (status = 403)))]
+#[utoipa::path(get, path = "/api/me/data", tag = "data",
+    responses((status = 200, content_type = "application/jsonl", body = String,
+               description = "every record of the caller, one per line; `X-Archive-Skipped-Lines` counts archived lines that could not be read"),
+              (status = 303, description = "on Lambda, an answer over 5 MiB: `Location` is a presigned URL to the file in the bucket"),
+              (status = 403, description = "`forbidden`: users only")))]
 pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     require(&caller, &[Role::User])?;
     // Spooled, so the count of the user's archived records that could not be read (known at

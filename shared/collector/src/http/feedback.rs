@@ -8,7 +8,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::HttpState;
+use super::{HttpState, openapi};
 use super::auth::require;
 use super::body::{JsonBody, OptJsonBody, Params};
 use super::error::ApiError;
@@ -31,7 +31,10 @@ fn platform_param(raw: &str) -> Result<Platform, ApiError> {
 }
 
 /// Feedback on an interaction (owner, admin, service).
-#[utoipa::path(post, path = "/api/feedback/submit", tag = "feedback", responses((status = 201), (status = 400), (status = 404)))]
+#[utoipa::path(post, path = "/api/feedback/submit", tag = "feedback", request_body = openapi::FeedbackInput,
+    responses((status = 201, body = openapi::FeedbackReceipt),
+              (status = 404, description = "`not_found`: no such interaction, or someone else's"),
+              (status = 409, description = "`conflict`: the interaction is archived")))]
 pub async fn submit(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, &body).await?;
     Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id}))).into_response())
@@ -44,15 +47,18 @@ pub async fn stats(State(s): State<HttpState>, _caller: Caller) -> Result<Respon
 }
 
 /// Training readiness of a platform.
-#[utoipa::path(get, path = "/api/feedback/readiness/{platform}", tag = "feedback", params(("platform" = String, Path)),
-    responses((status = 200, body = crate::domain::stats::Readiness), (status = 400)))]
+#[utoipa::path(get, path = "/api/feedback/readiness/{platform}", tag = "feedback", params(("platform" = openapi::KnownPlatform, Path)),
+    responses((status = 200, body = crate::domain::stats::Readiness)))]
 pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platform): Path<String>) -> Result<Response, ApiError> {
     Ok(Json(s.app.readiness(&platform_param(&platform)?).await?).into_response())
 }
 
 /// Archive now (admin); `dry_run` changes nothing.
 #[utoipa::path(post, path = "/api/feedback/archive", tag = "feedback",
-    responses((status = 200, body = crate::app::ArchiveReport), (status = 403), (status = 409)))]
+    request_body(content = Option<openapi::ArchiveInput>, description = "may be empty (then `{}`)"),
+    responses((status = 200, body = crate::app::ArchiveReport),
+              (status = 403, description = "`forbidden`: admin only"),
+              (status = 409, description = "`archiving_disabled` (`ENABLE_DATA_ARCHIVING=false`), or `archive_running`: another run holds the lease")))]
 pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(body): OptJsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let req = ArchiveRequest::parse(&body)?;
@@ -73,10 +79,18 @@ pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(bod
 
 /// Training data as JSONL (admin), streamed.
 #[utoipa::path(get, path = "/api/feedback/export/{platform}", tag = "feedback",
-    params(("platform" = String, Path), ("format" = Option<String>, Query), ("success_only" = Option<bool>, Query),
-           ("with_feedback_only" = Option<bool>, Query), ("include_archived" = Option<bool>, Query), ("since" = Option<String>, Query),
-           ("until" = Option<String>, Query), ("limit" = Option<u64>, Query), ("include_metadata" = Option<bool>, Query)),
-    responses((status = 200, content_type = "application/jsonl"), (status = 403)))]
+    params(("platform" = openapi::KnownPlatform, Path), ("format" = Option<openapi::ExportFormat>, Query),
+           ("split" = Option<openapi::ExportSplit>, Query, description = "only the `train` or `validation` side of a deterministic split by user"),
+           ("validation_fraction" = Option<f64>, Query, minimum = 0, maximum = 1, description = "the validation side's share (with `split`)"),
+           ("success_only" = Option<bool>, Query, description = "default true"), ("with_feedback_only" = Option<bool>, Query),
+           ("include_archived" = Option<bool>, Query), ("include_metadata" = Option<bool>, Query),
+           ("since" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "an RFC 3339 time (a YYYY-MM-DD date is taken too, as midnight UTC)"),
+           ("until" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "an RFC 3339 time (a YYYY-MM-DD date is taken too, as midnight UTC)"),
+           ("limit" = Option<u64>, Query, minimum = 1, maximum = 18446744073709551615_u64, description = "at most this many lines")),
+    responses((status = 200, content_type = "application/jsonl", body = String,
+               description = "one training example per line; `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons`, `X-Export-Duplicates`, `X-Archive-Skipped-Lines` count what went in and what was left out"),
+              (status = 303, description = "on Lambda, an export over 5 MiB: `Location` is a presigned URL to the file in the bucket"),
+              (status = 403, description = "`forbidden`: admin only")))]
 pub async fn export_platform(
     State(s): State<HttpState>,
     caller: Caller,

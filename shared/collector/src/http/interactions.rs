@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use super::HttpState;
+use super::{HttpState, openapi};
 use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
 use super::error::{ApiError, item_error};
@@ -26,9 +26,15 @@ pub fn router() -> Router<HttpState> {
 }
 
 /// Log one interaction.
-#[utoipa::path(post, path = "/api/interactions", tag = "interactions",
-    responses((status = 201, body = crate::domain::records::IngestReceipt), (status = 200, description = "replay of the same id and content"),
-              (status = 202, description = "collection disabled"), (status = 400), (status = 401), (status = 403), (status = 409)))]
+///
+/// A service or an admin names `user_id`; a user logs as themselves. `created_at` (service and
+/// admin only) must not be in the future.
+#[utoipa::path(post, path = "/api/interactions", tag = "interactions", request_body = openapi::InteractionInput,
+    responses((status = 201, body = crate::domain::records::IngestReceipt, description = "logged"),
+              (status = 200, body = crate::domain::records::IngestReceipt, description = "a replay: the same `interaction_id` with the same content"),
+              (status = 202, body = openapi::NotCollected, description = "`ENABLE_DATA_COLLECTION=false`: nothing is stored"),
+              (status = 403, description = "`forbidden`: a user named another `user_id`, or sent `created_at`"),
+              (status = 409, description = "`conflict`: the `interaction_id` is taken by other content")))]
 pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     Ok(match s.app.log_interaction(&caller, body).await? {
         IngestOutcome::Created(r) => (StatusCode::CREATED, Json(r)).into_response(),
@@ -38,7 +44,9 @@ pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBod
 }
 
 /// Log up to 100 interactions; each item fails alone.
-#[utoipa::path(post, path = "/api/interactions/batch", tag = "interactions", responses((status = 200), (status = 400), (status = 403)))]
+#[utoipa::path(post, path = "/api/interactions/batch", tag = "interactions", request_body = openapi::BatchInput,
+    responses((status = 200, body = openapi::BatchAnswer, description = "each item's own status, in order"),
+              (status = 403, description = "`forbidden`: service and admin only")))]
 pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     require(&caller, &[Role::Service, Role::Admin])?;
     let results = s.app.log_batch(&caller, body, item_error).await?;
@@ -46,8 +54,9 @@ pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body
 }
 
 /// The whole record with its feedback and validations.
-#[utoipa::path(get, path = "/api/interactions/{id}", tag = "interactions", params(("id" = String, Path)),
-    responses((status = 200), (status = 401), (status = 404)))]
+#[utoipa::path(get, path = "/api/interactions/{id}", tag = "interactions", params(("id" = uuid::Uuid, Path)),
+    responses((status = 200, body = crate::domain::records::FullRecord),
+              (status = 404, description = "`not_found`: no such interaction, or someone else's")))]
 pub async fn get_interaction(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let rec = s.app.get_interaction(&caller, path_id(&id)?).await?;
     Ok(Json(rec).into_response())
@@ -55,8 +64,13 @@ pub async fn get_interaction(State(s): State<HttpState>, caller: Caller, Path(id
 
 /// Newest first, `limit` 1..100, `cursor` from the previous page.
 #[utoipa::path(get, path = "/api/interactions", tag = "interactions",
-    params(("platform" = Option<String>, Query), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query), ("user_id" = Option<String>, Query)),
-    responses((status = 200), (status = 400), (status = 403)))]
+    params(("platform" = Option<openapi::KnownPlatform>, Query),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "page size (default 20)"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+           ("user_id" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
+            description = "whose records: any user for an admin; a user may only name themselves (else 403)")),
+    responses((status = 200, body = openapi::InteractionPage),
+              (status = 403, description = "`forbidden`: a user named another `user_id`, or a service listed")))]
 pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
     let platform = q.get("platform").and_then(|p| Platform::parse(p).map_err(|m| errors.push(FieldError::new("platform", m))).ok());
@@ -80,8 +94,13 @@ pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Param
 }
 
 /// Validate a workflow and log the result.
-#[utoipa::path(post, path = "/api/workflow/validate", tag = "validation",
-    responses((status = 200, body = crate::app::ValidationResult), (status = 400), (status = 403), (status = 404)))]
+///
+/// Without `interaction_id`, a service must name `user_id` (400 otherwise).
+#[utoipa::path(post, path = "/api/workflow/validate", tag = "validation", request_body = openapi::ValidateInput,
+    responses((status = 200, body = crate::app::ValidationResult),
+              (status = 403, description = "`forbidden`: a user named another `user_id`"),
+              (status = 404, description = "`not_found`: no such interaction, or someone else's"),
+              (status = 409, description = "`conflict`: the interaction is archived")))]
 pub async fn validate(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
     Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
 }

@@ -11,6 +11,7 @@ pub mod exports;
 pub mod feedback;
 pub mod groups;
 pub mod interactions;
+pub mod openapi;
 pub mod platforms;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use utoipa::OpenApi;
 
 use crate::app::App;
 use error::ApiError;
+use openapi::CommonResponses;
 
 /// What handlers share: the use cases and how to read identities.
 #[derive(Clone)]
@@ -87,7 +89,7 @@ impl HttpState {
 #[openapi(
     info(title = "collector", description = "Collects interactions, feedback and validations for fine-tuning."),
     paths(
-        health,
+        health, openapi_json,
         interactions::log_interaction, interactions::log_batch, interactions::get_interaction, interactions::list_interactions,
         interactions::validate,
         feedback::submit, feedback::stats, feedback::readiness, feedback::archive, feedback::export_platform,
@@ -96,7 +98,7 @@ impl HttpState {
         platforms::list_platforms, platforms::add_platform,
         exports::list_exports, exports::get_export,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
 )]
 pub struct ApiDoc;
 
@@ -113,24 +115,29 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// Liveness and which backend serves.
 fn new_parse_budget() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(body::PARSE_BUDGET_MIB as usize))
 }
 
-#[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200)))]
+/// Liveness and which backend serves.
+#[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200, body = openapi::Health)))]
 pub async fn health(State(s): State<HttpState>) -> Response {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()})).into_response()
 }
 
+/// This document (OpenAPI 3.1). It lists the configured platforms, so it is built from the
+/// state's config.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()), responses((status = 200, body = Object, description = "the OpenAPI document")))]
+pub async fn openapi_json(State(s): State<HttpState>) -> Response {
+    Json(openapi::document_json(&s.app.config)).into_response()
+}
+
 /// The public routes: health, the OpenAPI document and its UI.
 pub fn meta_router() -> Router<HttpState> {
-    let router = Router::new().route("/api/health", get(health));
+    // The UI (not in a lean Lambda build) reads the document from /openapi.json.
+    let router = Router::new().route("/api/health", get(health)).route("/openapi.json", get(openapi_json));
     #[cfg(feature = "swagger")]
-    let router = router.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()));
-    // Without the UI (a lean Lambda build) the document itself is still served.
-    #[cfg(not(feature = "swagger"))]
-    let router = router.route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let router = router.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     router
 }
 

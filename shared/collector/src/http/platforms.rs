@@ -25,7 +25,7 @@ pub async fn list_platforms(State(s): State<HttpState>, _caller: Caller) -> Resu
 
 /// Add a platform (admin): `{"platform": slug}`. 201 when added, 200 when already known;
 /// 409 `platform_limit` when the known platforms would pass `MAX_PLATFORMS`.
-#[utoipa::path(post, path = "/api/platforms", tag = "platforms",
+#[utoipa::path(post, path = "/api/platforms", tag = "platforms", request_body = super::openapi::PlatformInput,
     responses((status = 201, body = crate::app::PlatformAddOutcome, description = "added"),
               (status = 200, body = crate::app::PlatformAddOutcome, description = "already known (configured or added)"),
               (status = 400, description = "validation_failed: not a slug"), (status = 401), (status = 403),
