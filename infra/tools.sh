@@ -6,10 +6,12 @@
 #   aws-sam-cli   `sam validate --lint`, `sam build` (infra/sam-build.sh), `sam deploy`; in a venv of
 #                 its own (it pins other cfn-lint and boto versions than moto's), linked into
 #                 this one as `sam`
+#   schemathesis  fuzzes collector serve from its /openapi.json (infra/schemathesis.sh); its
+#                 dependencies resolve alongside moto's without changing any pinned version
 # Prints the venv's bin folder on stdout; put it first on PATH.
 set -euo pipefail
 VENV="${COLLECTOR_VENV:-$HOME/.cache/collector-venv}"
-PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.51.0")
+PACKAGES=("moto[server]==5.2.5" "cargo-lambda==1.9.2" "cfn-lint==1.51.0" "schemathesis==4.32.5")
 if [ ! -x "$VENV/bin/python3" ]; then
   python3 -m venv "$VENV" >&2
 fi
