@@ -118,6 +118,8 @@ fn skip_or_fail(why: &str) {
 struct Moto {
     child: Child,
     endpoint: String,
+    /// Its output; removed with it unless the test is failing.
+    log: PathBuf,
 }
 
 impl Moto {
@@ -159,7 +161,7 @@ impl Moto {
             .stderr(Stdio::from(std::fs::File::options().append(true).open(&log).expect("moto log")))
             .spawn()
             .expect("start moto");
-        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let moto = Moto { child, endpoint: format!("http://127.0.0.1:{port}"), log: log.clone() };
         for _ in 0..150 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(moto);
@@ -174,6 +176,9 @@ impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
     }
 }
 
