@@ -1042,6 +1042,10 @@ async fn scenario(run: &Run) {
             run.seed("curation", example, 201).await;
             // Archived lines, overflow payloads (the record, the curated example), usage counts.
             run.call(ev("export", "get-feedback-export").query("format=openai&include_archived=true"), 200).await;
+            // Its manifest (CONTRACT 4a): listed, and read back by id.
+            let list = run.call(ev("export", "get-exports"), 200).await.json();
+            let id = list["items"][0]["export_id"].as_str().unwrap_or("none").to_owned();
+            run.call(ev("export", "get-export").path(&format!("/api/exports/{id}")), 200).await;
             // Over 5 MiB: spilled to exports/ and answered 303 with a presigned URL.
             // (Answers of 110 KiB: a record over the export's token limit would be left out.)
             for i in 0..50u64 {
@@ -1063,6 +1067,9 @@ async fn scenario(run: &Run) {
             for i in 0..18u64 {
                 run.seed_conversation(&format!("01936f4e-7a00-7000-8000-0000000020{i:02}"), 300, 200 + i).await;
             }
+            // An export that holds alice's archived record (her large ones are over its token
+            // limit): deleting it names the export, whose manifest is read (CONTRACT 4a).
+            run.seed("export", ev("export", "get-feedback-export").query("format=openai&include_archived=true"), 200).await;
             // Right of access: hot, overflow and archived, over 5 MiB: spilled, 303.
             run.call(ev("delete", "get-me-data"), 303).await;
             // One hot record: its overflow objects go too.
@@ -1083,6 +1090,9 @@ async fn scenario(run: &Run) {
                 .field("workflow", big_workflow(12));
             run.seed("validate-log", unlinked, 200).await;
             run.call(ev("delete", "delete-feedback-data-user").query("user_id=bob"), 200).await;
+            if !run.recorded("dynamodb:BatchGetItem", "") {
+                run.problem("delete: no deleted record was in an export (affected_exports not exercised)".into());
+            }
             run.call(ev("delete", "delete-me-data"), 200).await;
             let keys = run.overflow_keys().await;
             if !keys.is_empty() {
