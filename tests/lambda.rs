@@ -16,7 +16,7 @@ use collector::testing::Emulator;
 use serde_json::{Value, json};
 
 /// The functions this test invokes (binary names; packages are `fn-{name}`).
-const FUNCTIONS: [&str; 6] = ["log", "submit", "validate-log", "stats", "export", "delete"];
+const FUNCTIONS: [&str; 7] = ["log", "submit", "validate-log", "stats", "export", "delete", "curation"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -260,6 +260,21 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
         );
         let r = fx.invoke("stats", &event("stats/get-feedback-stats.json")).await;
         assert_eq!(r.json()["overview"]["total_records"], 0);
+
+        // Platforms (CONTRACT 7a): log refuses one that is not known; an admin adds it on
+        // curation (another function, another process); log sees it once its re-read is due.
+        let mut ev = event("log/post-interactions.json");
+        set_body_field(&mut ev, "interaction_id", Value::Null);
+        set_body_field(&mut ev, "platform", "airflow".into());
+        let r = fx.invoke("log", &ev).await;
+        assert_eq!((r.status, r.json()["error"]["details"][0]["field"].clone()), (400, json!("platform")));
+        let r = fx.invoke("curation", &event("curation/post-platforms.json")).await;
+        assert_eq!((r.status, r.json()), (201, json!({"platform": "airflow", "added": true})));
+        tokio::time::sleep(collector::app::REREAD_AT_MOST_EVERY + Duration::from_millis(200)).await;
+        let r = fx.invoke("log", &ev).await;
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let r = fx.invoke("curation", &event("curation/get-platforms.json")).await;
+        assert_eq!(r.json()["items"][3]["platform"], "airflow");
     });
     match tokio::time::timeout(Duration::from_secs(600), result).await {
         Ok(Ok(())) => {}
