@@ -88,8 +88,8 @@ pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(bod
            ("until" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "an RFC 3339 time (a YYYY-MM-DD date is taken too, as midnight UTC)"),
            ("limit" = Option<u64>, Query, minimum = 1, maximum = 18446744073709551615_u64, description = "at most this many lines")),
     responses((status = 200, content_type = "application/jsonl", body = String,
-               description = "one training example per line; `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons`, `X-Export-Duplicates`, `X-Archive-Skipped-Lines` count what went in and what was left out"),
-              (status = 303, description = "on Lambda, an export over 5 MiB: `Location` is a presigned URL to the file in the bucket"),
+               description = "one training example per line; `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons`, `X-Export-Duplicates`, `X-Archive-Skipped-Lines` count what went in and what was left out; `X-Export-Id` names the export's manifest (`GET /api/exports/{export_id}`) when it wrote a line"),
+              (status = 303, description = "on Lambda, an export over 5 MiB: `Location` is a presigned URL to the file in the bucket (`X-Export-Id` and the counts as on a 200)"),
               (status = 403, description = "`forbidden`: admin only")))]
 pub async fn export_platform(
     State(s): State<HttpState>,

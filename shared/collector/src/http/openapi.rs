@@ -351,11 +351,15 @@ pub enum ExportSplit {
     Validation,
 }
 
-/// What a DELETE answers: counts, plus `pending_erasure` when archived lines were tombstoned
-/// (they leave the archive objects' bytes at the next archive run).
+/// What a DELETE answers: counts, the exports that held a deleted record (CONTRACT 4a), plus
+/// `pending_erasure` when archived lines were tombstoned (they leave the archive objects' bytes
+/// at the next archive run).
 #[derive(ToSchema)]
 pub struct DeleteAnswer {
     pub deleted: crate::app::DeletedCounts,
+    /// Ids of the exports (`GET /api/exports/{export_id}`) that held any deleted record, newest
+    /// first; empty when none did.
+    pub affected_exports: Vec<uuid::Uuid>,
     #[schema(required = false)]
     pub pending_erasure: Option<PendingErasure>,
 }
