@@ -245,6 +245,16 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
         let lines: Vec<Value> = String::from_utf8_lossy(&r.body).lines().map(|l| serde_json::from_str(l).expect("a JSONL line")).collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["messages"][1]["content"], "Post new webhook leads to #sales on Slack");
+        // Its manifest (CONTRACT 4a): named in X-Export-Id, listed with the body's hash.
+        let export_id = r.headers["x-export-id"].as_str().expect("X-Export-Id").to_owned();
+        let sha256 = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(&r.body))
+        };
+        let r = fx.invoke("export", &event("export/get-exports.json")).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let m = &r.json()["items"][0];
+        assert_eq!((m["export_id"].as_str(), m["sha256"].as_str(), m["lines"].as_u64()), (Some(export_id.as_str()), Some(sha256.as_str()), Some(1)));
 
         // delete: bob cannot see it; alice deletes it and everything linked.
         let mut ev = event("delete/delete-feedback-data-one.json");
@@ -258,6 +268,7 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
             r.json()["deleted"],
             json!({"interactions": 1, "feedback": 1, "validation_logs": 1, "examples": 0, "archived_records": 0})
         );
+        assert_eq!(r.json()["affected_exports"], json!([export_id]), "the export above held it");
         let r = fx.invoke("stats", &event("stats/get-feedback-stats.json")).await;
         assert_eq!(r.json()["overview"]["total_records"], 0);
 
