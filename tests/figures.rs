@@ -30,7 +30,7 @@ use collector::app::{App, ExportRequest};
 use collector::config::Config;
 use collector::domain::export::ExportFilter;
 use collector::domain::input::NewInteraction;
-use collector::domain::records::{FeedbackSummary, Interaction};
+use collector::domain::records::{FeedbackSummary, FullRecord, Interaction};
 use collector::domain::types::{Id, Kind, Platform, UserId};
 use collector::domain::workflow::{StoredWorkflow, compact};
 use collector::http::{self, HttpState};
@@ -421,6 +421,35 @@ fn ingest_cpu(report: &mut Report) {
         packed.stored_bytes(),
         packed.compressed
     ));
+    // What the older system stored for this workflow: hex of gzip level 9 (twice the gzip bytes).
+    // Stored bytes must stay at or under half of that (issue 16).
+    let text = compact(&wf);
+    let legacy_hex_bytes = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&text).expect("gzip");
+        2 * gz.finish().expect("gzip").len()
+    };
+    let mut row = Vec::new();
+    for level in 1..=9u32 {
+        use std::io::Write;
+        let c0 = thread_cpu_ns().unwrap_or(0);
+        let mut len = 0;
+        for _ in 0..50 {
+            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 3), flate2::Compression::new(level));
+            gz.write_all(&text).expect("gzip");
+            len = gz.finish().expect("gzip").len();
+        }
+        let us = thread_cpu_ns().unwrap_or(0).saturating_sub(c0) as f64 / 1e3 / 50.0;
+        row.push(format!("{level}: {len} B {us:.0} us"));
+    }
+    info(format!("gzip of the workflow by level (bytes, CPU per workflow): {}; older system stored {legacy_hex_bytes} B (hex of gzip-9)", row.join("; ")));
+    report.add(
+        "ingest_50kb_stored_bytes",
+        packed.stored_bytes() as f64,
+        Goal::AtMost((legacy_hex_bytes / 2) as f64),
+        "<= the older system's hex(gzip-9) bytes / 2",
+    );
     let user = UserId::parse("bench-user").expect("user");
     let iters = env_num("FIGURES_INGEST_ITERS", 2000) as u32;
     let warmup = (iters / 10).max(10);
@@ -594,10 +623,24 @@ fn server_throughput(report: &mut Report) {
     let total = env_num("FIGURES_SERVER_REQUESTS", 30_000);
     let clients = env_num("FIGURES_SERVER_CLIENTS", 64).max(1) as usize;
     println!("\n== 2. local server: {clients} keep-alive clients logging {total} interactions (POST /api/interactions)");
+    server_case(report, "server", 2, total, clients, 5000.0, None);
+}
+
+/// Issue 16's large case: 50 KB workflows (gzip-compressed on ingest), 32 connections.
+fn server_throughput_50kb(report: &mut Report) {
+    let total = env_num("FIGURES_SERVER50_REQUESTS", 10_000);
+    let clients = env_num("FIGURES_SERVER50_CLIENTS", 32).max(1) as usize;
+    println!("\n== 2b. local server, 50 KB workflows: {clients} keep-alive clients logging {total} interactions");
+    server_case(report, "server_50kb", 50, total, clients, 2500.0, Some(30.0));
+}
+
+/// `clients` keep-alive clients post `total` interactions with a `wf_kb` KB workflow each;
+/// figures are named `{name}_...`. `p99_goal`: ms, or None to show p99 without a goal.
+fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: u64, clients: usize, rate_goal: f64, p99_goal: Option<f64>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, base) = start_server(&dir.path().join("data"));
     let client_rt = runtime("figures-cli", 2);
-    let wf = realistic_workflow(2 * 1024, 7);
+    let wf = realistic_workflow(wf_kb * 1024, 7);
     let wf_text = Arc::new(serde_json::to_string(&wf).expect("wf"));
     info(format!("body: ~{} B each, workflow {} B ({} nodes); user tokens, one user per client", wf_text.len() + 330, wf_text.len(), wf["nodes"].as_array().map_or(0, Vec::len)));
     let client = reqwest::Client::builder()
@@ -658,7 +701,8 @@ fn server_throughput(report: &mut Report) {
     if !t.other.is_empty() {
         info(format!("non-201 answers: {:?}; e.g. {:?}", t.other, t.samples));
     }
-    report.add("server_logged_interactions_per_s", rate, Goal::AtLeast(5000.0), format!("{clients} clients, {total} requests, loopback"));
+    report.add(&format!("{name}_logged_interactions_per_s"), rate, Goal::AtLeast(rate_goal), format!("{clients} clients, {total} requests, loopback"));
+    report.add(&format!("{name}_p99_ms"), pct(0.99), p99_goal.map_or(Goal::Info, Goal::AtMost), format!("latency, {clients} clients"));
 
     // No lost record: the store counts exactly what was answered 201.
     let answered = warm.created + t.created;
@@ -676,8 +720,8 @@ fn server_throughput(report: &mut Report) {
     let stored = stats["overview"]["total_records"].as_i64().unwrap_or(-1);
     info(format!("201 answers (incl. {} warm-up) {answered}, stats total_records {stored}", warm.created));
     let non_201 = t.other.values().sum::<u64>() + warm.other.values().sum::<u64>();
-    report.add("server_non_201_answers", non_201 as f64, Goal::Exactly(0.0), "");
-    report.add("server_lost_records", answered as f64 - stored as f64, Goal::Exactly(0.0), "201s minus stats total_records");
+    report.add(&format!("{name}_non_201_answers"), non_201 as f64, Goal::Exactly(0.0), "");
+    report.add(&format!("{name}_lost_records"), answered as f64 - stored as f64, Goal::Exactly(0.0), "201s minus stats total_records");
     drop(client_rt);
     server.stop();
 }
@@ -1034,25 +1078,77 @@ fn archive_child(dir: &Path) {
     );
 }
 
+/// gzip levels on archive lines (the bench's records as the archive writes them): bytes against
+/// CPU, with the flate2 backend this build uses. Info only; it is how ARCHIVE_GZIP_LEVEL was chosen.
+fn archive_gzip_levels(base: chrono::DateTime<Utc>, wfs: &[StoredWorkflow]) {
+    use std::io::Write;
+    let mut lines = Vec::new();
+    for i in 0..10_000u64 {
+        let rec = export_record(i, base, wfs);
+        lines.extend(serde_json::to_vec(&FullRecord::build(&rec, vec![], vec![], true).expect("record")).expect("line"));
+        lines.push(b'\n');
+    }
+    let mut row = Vec::new();
+    for level in [1u32, 2, 3, 4, 6, 9] {
+        let c0 = thread_cpu_ns().unwrap_or(0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level));
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            gz.write_all(line).expect("gzip");
+        }
+        let out = gz.finish().expect("gzip");
+        let cpu = thread_cpu_ns().unwrap_or(0).saturating_sub(c0) as f64 / 1e9;
+        row.push(format!("{level}: {:.1}x, {:.0} MB/CPU-s", lines.len() as f64 / out.len() as f64, lines.len() as f64 / 1e6 / cpu.max(1e-9)));
+    }
+    info(format!("gzip of {:.1} MB of archive lines by level (ratio, raw MB per CPU-second): {}", lines.len() as f64 / 1e6, row.join("; ")));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy file");
+        }
+    }
+}
+
 fn archive_throughput(report: &mut Report) {
     let n = env_num("FIGURES_ARCHIVE_RECORDS", 360_000);
     println!("\n== 5. archive: {n} records older than the retention (about 2.9 KB of raw JSONL each), one run in a child process");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let data = dir.path().join("data");
-    let rt = runtime("figures-fil", 2);
-    let app = App::open_local(config_for(&data)).expect("open store");
-    let threshold = app.config.compression_threshold_bytes();
+    let threshold = config_for(Path::new("/nonexistent")).compression_threshold_bytes();
     let wfs: Arc<Vec<StoredWorkflow>> = Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 300 + s), threshold)).collect());
     // Spread over 8 days, 40 days back: several objects per run, as a daily run after a pause.
     let base = Utc::now() - chrono::Duration::days(40);
-    let per_day = (n / 8).max(1);
-    rt.block_on(fill(&app, 0, n, "archive store", move |i| {
-        let mut rec = export_record(i, base, &wfs);
-        rec.created_at = base - chrono::Duration::days((i / per_day) as i64) + chrono::Duration::milliseconds((i % per_day) as i64);
-        rec
-    }));
-    drop(app);
-    drop(rt);
+    archive_gzip_levels(base, &wfs);
+    // FIGURES_ARCHIVE_KEEP=DIR: the filled store is kept in DIR/seed (and reused when it is
+    // there: delete it after changing FIGURES_ARCHIVE_RECORDS); each run archives a copy in DIR/run.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let keep = std::env::var_os("FIGURES_ARCHIVE_KEEP").map(PathBuf::from);
+    let (seed, data) = match &keep {
+        Some(k) => (k.join("seed"), k.join("run")),
+        None => (tmp.path().join("data"), tmp.path().join("data")),
+    };
+    if keep.is_some() && seed.exists() {
+        info(format!("reusing the store in {} (FIGURES_ARCHIVE_KEEP)", seed.display()));
+    } else {
+        let rt = runtime("figures-fil", 2);
+        let app = App::open_local(config_for(&seed)).expect("open store");
+        let per_day = (n / 8).max(1);
+        let wfs = wfs.clone();
+        rt.block_on(fill(&app, 0, n, "archive store", move |i| {
+            let mut rec = export_record(i, base, &wfs);
+            rec.created_at = base - chrono::Duration::days((i / per_day) as i64) + chrono::Duration::milliseconds((i % per_day) as i64);
+            rec
+        }));
+        drop(app);
+        drop(rt);
+    }
+    if seed != data {
+        let _ = std::fs::remove_dir_all(&data);
+        copy_dir(&seed, &data);
+    }
     settle(&data);
     let exe = std::env::current_exe().expect("current exe");
     let out = std::process::Command::new(exe)
@@ -1079,6 +1175,9 @@ fn archive_throughput(report: &mut Report) {
     report.add("archive_raw_mb_per_s_wall", raw / 1e6 / secs, Goal::Info, "MB/s, wall clock");
     report.add("archive_peak_rss_mb", hwm_kb / 1024.0, Goal::AtMost(100.0), format!("child VmHWM, MiB, archiving {:.2} GB raw", raw / 1e9));
     report.add("archive_records_missing", n as f64 - records, Goal::Exactly(0.0), "");
+    if keep.is_some() {
+        let _ = std::fs::remove_dir_all(&data);
+    }
 }
 
 // -- main -----------------------------------------------------------------------------------------
@@ -1105,9 +1204,10 @@ fn main() {
     let mut report = Report::default();
     let mut noisy: Vec<(&str, f64)> = Vec::new();
     type Run = fn(&mut Report);
-    let figures: [(&str, Run); 5] = [
+    let figures: [(&str, Run); 6] = [
         ("ingest", ingest_cpu),
         ("server", server_throughput),
+        ("server50", server_throughput_50kb),
         ("stats", stats_scaling),
         ("export", export_scaling),
         ("archive", archive_throughput),

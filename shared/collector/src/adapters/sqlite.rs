@@ -304,9 +304,11 @@ impl SqliteStore {
         for _ in 0..READERS {
             let r = Connection::open(path).db()?;
             r.busy_timeout(BUSY_TIMEOUT).db()?;
-            // Readers scan (exports, archiving): a 16 MiB page cache each saves most re-reads.
+            // Readers scan (exports, archiving): a 4 MiB page cache each keeps the b-trees'
+            // interior pages; a scan reads each leaf once. (At 16 MiB, the readers' caches were
+            // about 57 MiB of an archive run's 114 MiB peak RSS: docs/PERFORMANCE.md.)
             // No mmap: mapped pages would count in RSS and grow with the database.
-            r.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -16384;")
+            r.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -4096;")
                 .db()?;
             r.set_prepared_statement_cache_capacity(64);
             readers.push(r);
@@ -334,8 +336,30 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_as(false, f).await
+    }
+
+    /// [`SqliteStore::write`] for a large write (an archive commit: thousands of rows): it runs
+    /// as its own transaction, between batches, not inside a batch's savepoint. Every page a
+    /// savepoint's write changes is first copied to its statement journal (a temp file past
+    /// 64 KiB), and pages freed inside a savepoint are still written to the WAL; on its own the
+    /// write skips both, which halves what it writes. Atomic the same way: kept exactly when
+    /// `f` returns Ok.
+    async fn write_alone<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write_as(true, f).await
+    }
+
+    async fn write_as<T, F>(&self, alone: bool, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = WriteJob { f: Some(f), out: None, reply, span: tracing::Span::current() };
+        let job = WriteJob { f: Some(f), out: None, reply, span: tracing::Span::current(), alone };
         let gone = || StoreError::Internal("the sqlite writer has stopped".into());
         let jobs = self.inner.jobs.as_ref().ok_or_else(gone)?;
         jobs.send(Box::new(job)).await.map_err(|_| gone())?;
@@ -377,6 +401,8 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answer the caller: `Ok` when the batch committed, else the batch's error.
     fn finish(self: Box<Self>, batch: Result<(), &StoreError>);
+    /// Runs as its own transaction, not in a batch ([`SqliteStore::write_alone`]).
+    fn alone(&self) -> bool;
 }
 
 struct WriteJob<F, T> {
@@ -384,6 +410,7 @@ struct WriteJob<F, T> {
     out: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     span: tracing::Span,
+    alone: bool,
 }
 
 impl<F, T> Job for WriteJob<F, T>
@@ -411,6 +438,10 @@ where
         // The caller may have gone away; the write stands either way.
         let _ = self.reply.send(answer);
     }
+
+    fn alone(&self) -> bool {
+        self.alone
+    }
 }
 
 fn copy_error(e: &StoreError) -> StoreError {
@@ -425,16 +456,56 @@ fn copy_error(e: &StoreError) -> StoreError {
 }
 
 fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Job>>) {
-    while let Some(first) = queue.blocking_recv() {
+    // A job that runs alone, taken from the queue while a batch was being gathered: it runs
+    // right after that batch, so the queue's order is kept.
+    let mut next: Option<Box<dyn Job>> = None;
+    loop {
+        let first = match next.take() {
+            Some(job) => job,
+            None => match queue.blocking_recv() {
+                Some(job) => job,
+                None => break,
+            },
+        };
+        if first.alone() {
+            run_alone(&conn, first);
+            continue;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
+                Ok(job) if job.alone() => {
+                    next = Some(job);
+                    break;
+                }
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
         run_batch(&conn, batch);
     }
+}
+
+/// One job in its own transaction: committed when it returns Ok, rolled back otherwise.
+fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        job.finish(Err(&e));
+        return;
+    }
+    let keep = job.run(conn);
+    let result = if conn.is_autocommit() {
+        // An I/O error made SQLite roll the transaction back.
+        Err(StoreError::Internal("sqlite transaction was rolled back".into()))
+    } else if keep {
+        exec(conn, "COMMIT")
+    } else {
+        // The job answers its own error.
+        exec(conn, "ROLLBACK")
+    };
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    job.finish(result.as_ref().map(|_| ()));
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
@@ -665,6 +736,16 @@ static INSERT_INTERACTION: LazyLock<String> = LazyLock::new(|| {
 
 static SELECT_INTERACTION: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {ICOLS} FROM interactions WHERE id = ?1"));
+
+/// The hot rows of a JSON list of ids, each with its number of links (after [`ICOLS`]).
+static SELECT_FOR_COMMIT: LazyLock<String> = LazyLock::new(|| {
+    let cols = ICOLS.split(',').map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    format!(
+        "SELECT {cols}, (SELECT count(*) FROM feedback f WHERE f.interaction_id = i.id) + \
+         (SELECT count(*) FROM validations v WHERE v.interaction_id = i.id) \
+         FROM json_each(?1) AS j CROSS JOIN interactions AS i ON i.id = j.value"
+    )
+});
 
 fn insert_interaction_row(tx: &Connection, rec: &Interaction) -> Result<bool, StoreError> {
     let wf = rec.workflow.as_ref();
@@ -1123,16 +1204,6 @@ fn delete_tombstones(tx: &Connection, slot: &str, ids: &[Id]) -> Result<(), Stor
     Ok(())
 }
 
-/// Links (feedback plus validations) of a hot interaction.
-fn link_count(conn: &Connection, id: Id) -> Result<i64, StoreError> {
-    conn.prepare_cached(
-        "SELECT (SELECT count(*) FROM feedback WHERE interaction_id = ?1) + \
-         (SELECT count(*) FROM validations WHERE interaction_id = ?1)",
-    )
-    .db()?
-    .query_row([id_text(id)], |r| r.get(0))
-    .db()
-}
 
 #[async_trait]
 impl HotStore for SqliteStore {
@@ -1655,28 +1726,63 @@ impl HotStore for SqliteStore {
         items: &[ArchiveItem],
     ) -> Result<Vec<Id>, StoreError> {
         let (lease, obj, items) = (lease.clone(), obj.clone(), items.to_vec());
-        // One transaction: the stubs, the tombstones and the flip commit together.
-        self.write(move |tx| {
+        // One transaction: the stubs, the tombstones and the flip commit together. Up to
+        // 20,000 records: alone, not in a batch's savepoint.
+        self.write_alone(move |tx| {
+            // Foreign keys checked at COMMIT, not after each statement (this transaction only; a
+            // violation still fails the commit). An immediate check makes every DELETE of an
+            // interaction a statement that may abort, which opens a statement journal: each page
+            // it changes is copied there first, and a page it frees is still written to the WAL
+            // (SQLite skips writing freed pages only with no savepoint or statement open). Its
+            // links are deleted before it, so no violation is expected.
+            tx.execute_batch("PRAGMA defer_foreign_keys = ON").db()?;
             check_lease(tx, &lease)?;
             let row = object_row(tx, &obj.slot)?.ok_or(StoreError::NotFound)?;
             let mut deltas: BTreeMap<Platform, PlatformCounters> = BTreeMap::new();
-            let mut tombstoned = Vec::new();
-            for item in items {
-                let current = match load_interaction(tx, item.id)? {
-                    Some(rec) if link_count(tx, item.id)? == item.links => Some(rec),
-                    _ => None,
-                };
-                let Some(rec) = current else {
-                    if archived_entry(tx, item.id)?.is_none_or(|e| e.object_key != obj.slot) {
-                        insert_tombstone(tx, &obj.slot, item.id)?;
-                        tombstoned.push(item.id);
+            // The items' hot rows with their link counts, read in one statement and moved as
+            // they come (one row in memory at a time); then their rows and links go in three
+            // set deletes. A record still hot with the line's number of links is the record the
+            // line was written from: it moves. Every other item is handled below.
+            let wanted: HashMap<Id, i64> = items.iter().map(|i| (i.id, i.links)).collect();
+            let all_ids = id_list(&items.iter().map(|i| i.id).collect::<Vec<_>>())?;
+            let mut moved: HashSet<Id> = HashSet::with_capacity(items.len());
+            {
+                let mut stmt = tx.prepare_cached(&SELECT_FOR_COMMIT).db()?;
+                let mut rows = stmt.query([&all_ids]).db()?;
+                let links_at = ICOLS.split(',').count();
+                while let Some(r) = rows.next().db()? {
+                    let rec = interaction_from_row(r)?;
+                    let links: i64 = r.get(links_at).db()?;
+                    if wanted.get(&rec.id) != Some(&links) || moved.contains(&rec.id) {
+                        continue;
                     }
+                    let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.slot);
+                    insert_entry(tx, &entry)?;
+                    deltas.entry(rec.platform.clone()).or_default().add(&delta);
+                    moved.insert(rec.id);
+                }
+            }
+            if !moved.is_empty() {
+                let list = id_list(&moved.iter().copied().collect::<Vec<_>>())?;
+                for sql in [
+                    "DELETE FROM feedback WHERE interaction_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM validations WHERE interaction_id IN (SELECT value FROM json_each(?1))",
+                    "DELETE FROM interactions WHERE id IN (SELECT value FROM json_each(?1))",
+                ] {
+                    tx.prepare_cached(sql).db()?.execute([&list]).db()?;
+                }
+            }
+            // Deleted or changed meanwhile: a tombstone in this slot, unless the record's entry
+            // already points here (a reconcile of a commit that went through).
+            let mut tombstoned = Vec::new();
+            for item in &items {
+                if moved.contains(&item.id) {
                     continue;
-                };
-                let (entry, delta) = ArchivedEntry::archiving(&rec, &obj.slot);
-                delete_hot(tx, item.id)?;
-                insert_entry(tx, &entry)?;
-                deltas.entry(rec.platform.clone()).or_default().add(&delta);
+                }
+                if archived_entry(tx, item.id)?.is_none_or(|e| e.object_key != obj.slot) {
+                    insert_tombstone(tx, &obj.slot, item.id)?;
+                    tombstoned.push(item.id);
+                }
             }
             if row.state == ObjectState::Pending {
                 tx.prepare_cached(

@@ -29,13 +29,17 @@ use crate::domain::input::ArchiveRequest;
 use crate::domain::records::FullRecord;
 use crate::domain::stats::{Overview, overview};
 use crate::domain::types::{Id, Platform};
-use crate::ports::{ArchiveItem, Cursor, Lease, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError};
+use crate::ports::{ArchiveItem, Cursor, Lease, Linked, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError};
 
 /// Raw JSONL bytes per object at most, so reading or rewriting one stays bounded.
 const MAX_RAW_BYTES_PER_OBJECT: i64 = 64 * 1024 * 1024;
 const SCAN_PAGE: u32 = 500;
 /// Compressed bytes go to the object writer in chunks of about this size.
 const OUT_CHUNK: usize = 256 * 1024;
+/// gzip level of archive objects, chosen by measurement (docs/PERFORMANCE.md, "Archive
+/// throughput"): on archive lines, zlib-rs at level 1 is several times faster than at the
+/// default 6 for somewhat larger objects, and compression was most of an archive run's CPU.
+const ARCHIVE_GZIP_LEVEL: u32 = 1;
 /// Compressed bytes are inflated this many at a time, which bounds one step's output
 /// (deflate expands at most about 1000x).
 const INFLATE_STEP: usize = 8 * 1024;
@@ -127,6 +131,8 @@ struct Pending {
     compressed_bytes: i64,
     gz: GzEncoder<Vec<u8>>,
     sink: Sink,
+    /// The line being written (reused).
+    line: Vec<u8>,
 }
 
 /// A finished object's facts, before it is recorded.
@@ -190,9 +196,27 @@ impl Pending {
             copied_lines: 0,
             raw_bytes: 0,
             compressed_bytes: 0,
-            gz: GzEncoder::new(Vec::with_capacity(OUT_CHUNK), Compression::default()),
+            gz: GzEncoder::new(Vec::with_capacity(OUT_CHUNK), Compression::new(ARCHIVE_GZIP_LEVEL)),
             sink,
+            line: Vec::new(),
         })
+    }
+
+    /// A hot record with its links, written as its `FullRecord` line straight from the stored
+    /// workflow text ([`archive::write_line`]): the workflow is not parsed into a `Value`.
+    async fn push_linked(&mut self, l: &Linked) -> Result<(), AppError> {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        archive::write_line(&mut line, &l.interaction, &l.feedback, &l.validations)?;
+        line.push(b'\n');
+        self.gz.write_all(&line).map_err(internal)?;
+        self.raw_bytes += line.len() as i64;
+        self.line = line;
+        self.items.push(ArchiveItem {
+            id: l.interaction.id,
+            links: (l.feedback.len() + l.validations.len()) as i64,
+        });
+        self.send_if_full().await
     }
 
     async fn push(&mut self, rec: &FullRecord) -> Result<(), AppError> {
@@ -725,8 +749,7 @@ impl App {
                         pending.insert(self.open_object(run, p, date, key).await?)
                     }
                 };
-                let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, true)?;
-                pe.push(&rec).await?;
+                pe.push_linked(&l).await?;
             }
             if short {
                 break;
@@ -1094,9 +1117,12 @@ mod tests {
         }
         let w = p.finish().await.expect("finish");
         assert_eq!(w.raw_bytes, raw.len() as i64);
+        // The same writes, one line at a time (zlib-rs's block boundaries follow the writes).
         assert_eq!(w.compressed_bytes, {
-            let mut gz = GzEncoder::new(Vec::new(), Compression::default());
-            gz.write_all(&raw).expect("gzip");
+            let mut gz = GzEncoder::new(Vec::new(), Compression::new(ARCHIVE_GZIP_LEVEL));
+            for line in raw.split_inclusive(|&b| b == b'\n') {
+                gz.write_all(line).expect("gzip");
+            }
             gz.finish().expect("gzip").len() as i64
         });
         assert!(objects.list("").await.expect("list").is_empty());

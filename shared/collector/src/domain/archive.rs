@@ -4,7 +4,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::counters::PlatformCounters;
+use super::records::{Feedback, Interaction, ValidationLog};
 use super::types::{Id, Platform};
+use super::workflow::{PayloadError, StoredWorkflow};
 
 /// Objects of this size and more go to STANDARD_IA; smaller ones to STANDARD (IA bills 128 KiB minimum).
 pub const IA_MIN_BYTES: i64 = 128 * 1024;
@@ -219,6 +221,123 @@ fn skip_ws(raw: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Append the archive line of `rec` with its links (no newline) to `out`: the bytes of
+/// `serde_json::to_vec(&FullRecord::build(rec, feedback, validations, true))`, field for field,
+/// without building the workflow's `Value`. The stored workflow is the compact JSON text ingest
+/// wrote with `serde_json` from the parsed value, which parsing and writing again gives back
+/// byte for byte (`float_roundtrip`, `preserve_order`; the export relies on the same), so it
+/// goes in as it is, once checked to be exactly one JSON value within serde_json's nesting limit:
+/// a damaged workflow fails the run here, as the parse did, rather than becoming an unreadable
+/// line. A test holds this to `FullRecord`'s own serialization, field order included.
+pub fn write_line(
+    out: &mut Vec<u8>,
+    rec: &Interaction,
+    feedback: &[Feedback],
+    validations: &[ValidationLog],
+) -> Result<(), PayloadError> {
+    let workflow = rec.workflow.as_ref().map(StoredWorkflow::json_str).transpose()?;
+    if let Some(text) = &workflow {
+        serde_json::from_str::<Checked>(text).map_err(|_| PayloadError::NotJson)?;
+    }
+    let s = &rec.summary;
+    let mut w = LineWriter { out, first: true };
+    w.field("interaction_id", &rec.id)?;
+    w.field("user_id", &rec.user_id)?;
+    w.field("platform", &rec.platform)?;
+    w.field("kind", &rec.kind)?;
+    w.field("user_message", &rec.user_message)?;
+    w.field("ai_response", &rec.ai_response)?;
+    w.field("intent", &rec.intent)?;
+    w.key("workflow");
+    w.out.extend_from_slice(workflow.as_deref().unwrap_or("null").as_bytes());
+    w.field("success", &rec.success)?;
+    w.field("error_message", &rec.error_message)?;
+    w.field("processing_time_ms", &rec.processing_time_ms)?;
+    w.field("model_version", &rec.model_version)?;
+    w.field("metadata", &rec.metadata)?;
+    w.field("training_consent", &rec.training_consent)?;
+    w.field("created_at", &rec.created_at)?;
+    w.field("has_feedback", &s.has_feedback())?;
+    w.field("last_feedback_type", &s.last_feedback_type)?;
+    w.field("positive_feedback", &s.positive_feedback)?;
+    w.field("negative_feedback", &s.negative_feedback)?;
+    w.field("archived", &true)?;
+    w.field("feedback", &feedback)?;
+    w.field("validations", &validations)?;
+    w.out.push(b'}');
+    Ok(())
+}
+
+/// A JSON text checked the way `serde_json` parses it into a `Value` (its nesting limit
+/// included) without building anything. (`IgnoredAny` skips containers without the nesting limit.)
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
+    }
+}
+
+/// The fields of one JSON object, written one after the other with serde_json.
+struct LineWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl LineWriter<'_> {
+    fn key(&mut self, name: &str) {
+        self.out.push(if std::mem::take(&mut self.first) { b'{' } else { b',' });
+        self.out.push(b'"');
+        // Field names are plain ASCII identifiers: nothing to escape.
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn field<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), PayloadError> {
+        self.key(name);
+        // Writing into a Vec does not fail, nor does serializing these types (string keys only).
+        serde_json::to_writer(&mut *self.out, value).map_err(|_| PayloadError::NotJson)
+    }
+}
+
 /// A new run id: sortable by time, unique.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &Id::new().0.simple().to_string()[24..])
@@ -238,6 +357,92 @@ mod tests {
         assert_eq!(ClassPolicy::BySize.pick(IA_MIN_BYTES), StorageClass::StandardIa);
         assert_eq!(ClassPolicy::Fixed(StorageClass::Standard).pick(IA_MIN_BYTES * 100), StorageClass::Standard);
         assert_eq!(ClassPolicy::Fixed(StorageClass::StandardIa).pick(0), StorageClass::StandardIa);
+    }
+
+    #[test]
+    fn an_archive_line_is_the_full_record_serialized() {
+        use crate::domain::fixtures;
+        use crate::domain::records::{FeedbackSummary, FeedbackType, FullRecord};
+        use crate::domain::types::{Kind, UserId};
+        use serde_json::{Map, Value, json};
+
+        let workflow = json!({"nodes": [{"name": "Start \"quoted\" \u{e9}\u{1f600}\n", "n": 1.5, "big": u64::MAX, "neg": i64::MIN,
+            "tiny": 5e-324, "f": 0.1, "e": [], "o": {}, "z": null, "b": true}], "connections": {"Start": {"main": [[]]}}, "notes": "compressible ".repeat(100)});
+        let base = Interaction {
+            id: Id::new(),
+            user_id: UserId::parse("u-1").unwrap(),
+            platform: Platform::parse("n8n").unwrap(),
+            kind: Kind::WorkflowGeneration,
+            user_message: "line\nbreak \u{7f} \u{1} tab\t \"q\" \\ \u{2028}".into(),
+            ai_response: Some("ok".into()),
+            intent: Some("create".into()),
+            workflow: Some(StoredWorkflow::pack(&workflow, u64::MAX)),
+            success: false,
+            error_message: Some("boom".into()),
+            processing_time_ms: Some(u64::MAX),
+            model_version: Some("m".into()),
+            metadata: Some(Map::from_iter([("client".to_string(), json!("web")), ("a".to_string(), json!([1, {"b": 2.25}]))])),
+            training_consent: false,
+            created_at: Utc::now(),
+            content_hash: "h".into(),
+            summary: FeedbackSummary {
+                feedback_count: 2,
+                last_feedback_type: Some(FeedbackType::ThumbsDown),
+                positive_feedback: 1,
+                negative_feedback: 1,
+                latest_negative: true,
+                good_validation: true,
+            },
+        };
+        let fb = vec![
+            fixtures::feedback(FeedbackType::ThumbsUp, None),
+            fixtures::feedback(FeedbackType::Edit, Some(json!({"nodes": [{"x": "y"}]}))),
+        ];
+        let v: crate::domain::records::ValidationLog = serde_json::from_value(json!({
+            "validation_id": Id::new(), "interaction_id": base.id, "user_id": "u-1", "platform": "n8n",
+            "passed": true, "score": 90, "errors": [], "warnings": [{"code": "c", "path": "/nodes/0", "message": "m"}],
+            "user_edited": false, "workflow": {"a": 1}, "duration_ms": 1.25, "created_at": Utc::now()}))
+        .unwrap();
+        let mut nan = v.clone();
+        nan.duration_ms = f64::NAN;
+        let compressed = Interaction { workflow: Some(StoredWorkflow::pack(&workflow, 0)), ..base.clone() };
+        assert!(compressed.workflow.as_ref().unwrap().compressed);
+        let bare = Interaction {
+            ai_response: None,
+            intent: None,
+            workflow: None,
+            error_message: None,
+            processing_time_ms: None,
+            model_version: None,
+            metadata: None,
+            summary: FeedbackSummary::default(),
+            ..base.clone()
+        };
+        let cases: [(&Interaction, &[Feedback], &[ValidationLog]); 4] =
+            [(&base, &fb, std::slice::from_ref(&v)), (&compressed, &fb[..1], &[]), (&bare, &[], &[]), (&bare, &[], &[v.clone(), nan])];
+        for (rec, fb, vs) in cases {
+            let want = serde_json::to_vec(&FullRecord::build(rec, fb.to_vec(), vs.to_vec(), true).unwrap()).unwrap();
+            let mut got = b"left alone".to_vec();
+            write_line(&mut got, rec, fb, vs).unwrap();
+            assert_eq!(String::from_utf8_lossy(&got[10..]), String::from_utf8_lossy(&want));
+            assert_eq!(&got[..10], b"left alone");
+        }
+
+        // A stored workflow that is not one JSON value fails the line, as the parse did.
+        let too_deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for bad in [&b"{\"a\":"[..], b"{} {}", b"", b"\xff", b"{\"a\" 1}", b"[1,]", too_deep.as_bytes()] {
+            let rec = Interaction { workflow: Some(StoredWorkflow { bytes: bad.to_vec(), compressed: false, original_bytes: bad.len() as i64 }), ..base.clone() };
+            assert_eq!(write_line(&mut Vec::new(), &rec, &[], &[]), Err(PayloadError::NotJson));
+            assert!(FullRecord::build(&rec, vec![], vec![], true).is_err());
+        }
+        let not_gzip = Interaction { workflow: Some(StoredWorkflow { bytes: b"xx".to_vec(), compressed: true, original_bytes: 2 }), ..base.clone() };
+        assert_eq!(write_line(&mut Vec::new(), &not_gzip, &[], &[]), Err(PayloadError::NotGzip));
+        // Nesting the parse accepts is accepted.
+        let deep: Value = serde_json::from_str(&format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100))).unwrap();
+        let rec = Interaction { workflow: Some(StoredWorkflow::pack(&deep, u64::MAX)), ..base.clone() };
+        let mut line = Vec::new();
+        write_line(&mut line, &rec, &[], &[]).unwrap();
+        assert_eq!(serde_json::from_slice::<FullRecord>(&line).unwrap().workflow, Some(deep));
     }
 
     #[test]
