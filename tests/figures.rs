@@ -8,14 +8,18 @@
 //! 2. local server interactions/s: the real router on 127.0.0.1:0 (in-process, its own 2-worker
 //!    runtime; or the `collector serve` binary given by FIGURES_SERVER_BIN), 64 keep-alive
 //!    clients, then stats must count exactly the 201s.
+//!    2b. the same with 50 KB workflows (gzip-compressed on ingest), 32 clients (issue 16).
 //! 3. stats time at 10k vs 1M records (same store, grown).
 //! 4. export MB/s and peak RSS at 20k vs 200k records, each export in a child process.
+//! 5. archive: raw MB per CPU-second and peak RSS archiving ~1 GB raw in a child process.
 //!
-//! Knobs (env): FIGURES_ONLY=ingest,server,stats,export; FIGURES_INGEST_ITERS (2000);
-//! FIGURES_SERVER_REQUESTS (30000); FIGURES_SERVER_CLIENTS (64); FIGURES_SERVER_BIN (unset);
+//! Knobs (env): FIGURES_ONLY=ingest,server,server50,stats,export,archive; FIGURES_INGEST_ITERS
+//! (2000); FIGURES_SERVER_REQUESTS (30000); FIGURES_SERVER_CLIENTS (64); FIGURES_SERVER50_REQUESTS
+//! (10000); FIGURES_SERVER50_CLIENTS (32); FIGURES_SERVER_BIN (unset);
 //! FIGURES_STATS_SMALL (10000); FIGURES_STATS_BIG (1000000); FIGURES_STATS_CALLS (200);
 //! FIGURES_EXPORT_SMALL (20000); FIGURES_EXPORT_BIG (200000); FIGURES_EXPORT_KEEP (unset: a
-//! directory to build the export store in and keep).
+//! directory to build the export store in and keep); FIGURES_ARCHIVE_RECORDS (360000);
+//! FIGURES_ARCHIVE_KEEP (unset: a directory; the filled store is kept in DIR/seed and reused).
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -11,10 +11,10 @@ use super::json::{JsonShape, MAX_DEPTH, MAX_JSON_COST, ShapeError};
 /// Inflated payloads larger than this are refused: a gzip bomb is a 400, not an OOM.
 pub const MAX_INFLATED_BYTES: u64 = 64 * 1024 * 1024;
 
-/// gzip level of stored workflows, chosen by measurement (docs/PERFORMANCE.md, "Ingest"): with
-/// zlib-rs, level 2 stores a 50 KB workflow in fewer bytes than miniz_oxide's level 1 did
-/// (dynamic Huffman codes; zlib-rs's level 1 uses fixed ones and stores ~15% more) and in less
-/// CPU. Higher levels cost 2-5x the CPU for 5-12% fewer bytes.
+/// gzip level of stored workflows, chosen by measurement (docs/PERFORMANCE.md, "Ingest, round
+/// 2"): with zlib-rs, level 2 stores a 50 KB workflow in 13% fewer bytes than miniz_oxide's
+/// level 1 did, at about the same CPU (zlib-rs's level 1 uses fixed Huffman codes and would
+/// store 13% more). Higher levels cost 1.4-4x the CPU for 4-14% fewer bytes.
 pub const GZIP_LEVEL: u32 = 2;
 
 /// A workflow as stored: compact JSON, gzip-compressed when it was over the threshold.
