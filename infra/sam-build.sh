@@ -10,7 +10,7 @@
 # .aws-sam/build/template.yaml for `sam deploy`. The check: every function of the template has
 # a bootstrap there, an arm64 (aarch64) ELF executable, at most 10 MiB (docs/AWS.md).
 #
-# Slow: about 25 minutes cold on 2 cores (ten fat-LTO release links), a few minutes warm. Not
+# Slow: 25-75 minutes cold on 2 cores (ten fat-LTO release links), a few minutes warm. Not
 # part of .ci/run (CI builds and tests the same code natively); run it before a deploy or after
 # a change to the build setup. Docker is not needed (no --use-container).
 set -euo pipefail
