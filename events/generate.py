@@ -139,6 +139,10 @@ HTTP = {
     "readiness": {
         "get-feedback-readiness": http_event("GET", "/api/feedback/readiness/{platform}", "user",
                                              path="/api/feedback/readiness/n8n", path_params={"platform": "n8n"}),
+        # The admin dashboard's static files: public, no authorizer.
+        "get-admin": http_event("GET", "/admin", None),
+        "get-admin-script": http_event("GET", "/admin/dashboard.js", None),
+        "get-admin-style": http_event("GET", "/admin/dashboard.css", None),
     },
     "delete": {
         "delete-feedback-data-one": http_event("DELETE", "/api/feedback/data/{interaction_id}", "user",

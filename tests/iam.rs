@@ -1033,6 +1033,10 @@ async fn scenario(run: &Run) {
         "readiness" => {
             run.seed_interaction(ALICE_SMALL, "alice", None, "small".into()).await;
             run.call(ev("readiness", "get-feedback-readiness"), 200).await;
+            // The admin dashboard's static files: no AWS call.
+            run.call(ev("readiness", "get-admin"), 200).await;
+            run.call(ev("readiness", "get-admin-script"), 200).await;
+            run.call(ev("readiness", "get-admin-style"), 200).await;
         }
         "export" => {
             run.seed_interaction(ALICE_OLD, "alice", Some(days_ago(60)), "old".into()).await;

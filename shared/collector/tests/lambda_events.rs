@@ -174,7 +174,7 @@ fn every_event_file_is_a_request_lambda_http_accepts() {
             n += 1;
         }
     }
-    assert_eq!(n, 25, "one event per route");
+    assert_eq!(n, 28, "one event per route");
 }
 
 #[tokio::test]
@@ -305,6 +305,14 @@ async fn stats_readiness_and_public_routes() {
     f.call("readiness", event("readiness", "get-feedback-readiness").path("/api/feedback/readiness/Bad!"))
         .await
         .expect(400, Some("validation_failed"));
+    // The admin dashboard: public (no authorizer on these routes), a strict policy.
+    for (name, ty) in [("get-admin", "text/html"), ("get-admin-script", "text/javascript"), ("get-admin-style", "text/css")] {
+        let r = f.call("readiness", event("readiness", name)).await;
+        assert_eq!(r.status, StatusCode::OK, "{name}");
+        let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(content_type.starts_with(ty), "{name}: {content_type}");
+        assert_eq!(r.headers["content-security-policy"], collector::http::dashboard::CONTENT_SECURITY_POLICY);
+    }
 }
 
 #[tokio::test]

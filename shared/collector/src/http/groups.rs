@@ -11,7 +11,7 @@
 //! | `validate-log` | `POST /api/workflow/validate` |
 //! | `stats` | `GET /api/feedback/stats`, `GET /api/health`, `GET /openapi.json` |
 //! | `export` | `GET /api/feedback/export/{platform}`, `GET /api/exports`, `GET /api/exports/{export_id}` |
-//! | `readiness` | `GET /api/feedback/readiness/{platform}` |
+//! | `readiness` | `GET /api/feedback/readiness/{platform}`, the admin dashboard (`GET /admin`, `/admin/dashboard.js`, `/admin/dashboard.css`, public) |
 //! | `delete` | `DELETE /api/feedback/data/{id}`, `DELETE /api/feedback/data`, `DELETE /api/me/data`, `GET /api/me/data` |
 //! | `curation` | `POST/GET /api/examples`, `DELETE /api/examples/{id}`, `POST/GET /api/training-metrics`, `POST/GET /api/platforms` |
 //! | `archive-run` | `POST /api/feedback/archive` |
@@ -34,7 +34,7 @@ use futures::StreamExt;
 
 use crate::domain::archive::{ClassPolicy, StorageClass};
 use super::error::ApiError;
-use super::{HttpState, admin, data, exports, feedback, finish, interactions, meta_router, platforms};
+use super::{HttpState, admin, dashboard, data, exports, feedback, finish, interactions, meta_router, platforms};
 
 /// The function names, in the order of the table above.
 pub const NAMES: [&str; 9] = ["log", "submit", "validate-log", "stats", "export", "readiness", "delete", "curation", "archive-run"];
@@ -90,9 +90,11 @@ pub fn export(state: HttpState) -> Router {
     finish(r, state)
 }
 
-/// Training readiness.
+/// Training readiness, and the admin dashboard's static page (which reads the API with the
+/// admin's token; the page itself holds no data).
 pub fn readiness(state: HttpState) -> Router {
-    finish(Router::new().route("/api/feedback/readiness/{platform}", get(feedback::readiness)), state)
+    let r = Router::new().route("/api/feedback/readiness/{platform}", get(feedback::readiness)).merge(dashboard::router());
+    finish(r, state)
 }
 
 /// Deletes and the right of access (function `delete`).
@@ -261,6 +263,8 @@ mod tests {
                 }
             }
         }
+        // The dashboard's page is served by a function but is not in the document (http::dashboard).
+        expected.extend(dashboard::PAGE_ROUTES.iter().map(|p| ("GET".to_owned(), (*p).to_owned())));
         expected.sort();
         let mut served: Vec<(String, String)> =
             ROUTES.iter().flat_map(|(_, rs)| rs.iter().map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))).collect();
@@ -270,6 +274,36 @@ mod tests {
         assert_eq!(before, served.len(), "a route is in two groups");
         assert_eq!(served, expected);
         assert_eq!(ROUTES.iter().map(|(n, _)| *n).collect::<Vec<_>>(), NAMES);
+    }
+
+    /// The dashboard's page, script and style come from the `readiness` function (and from the
+    /// whole router of `collector serve`) with their types and the strict policy, no identity
+    /// needed; no other function serves them.
+    #[tokio::test]
+    async fn the_readiness_function_and_the_local_router_serve_the_dashboard() {
+        use tower::ServiceExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_string_lossy().into_owned();
+        let config = crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
+        let state = HttpState::local(crate::app::App::open_local(config).expect("open"));
+        let get = |path: &str| axum::http::Request::get(path).body(Body::empty()).expect("request");
+        for (router, whose) in [(readiness(state.clone()), "readiness"), (super::super::router(state.clone()), "serve")] {
+            for (path, ty) in [
+                ("/admin", "text/html; charset=utf-8"),
+                ("/admin/dashboard.js", "text/javascript; charset=utf-8"),
+                ("/admin/dashboard.css", "text/css; charset=utf-8"),
+            ] {
+                let resp = router.clone().oneshot(get(path)).await.expect("infallible");
+                assert_eq!(resp.status(), StatusCode::OK, "{whose} {path}");
+                assert_eq!(resp.headers()[header::CONTENT_TYPE], ty, "{whose} {path}");
+                assert_eq!(resp.headers()[header::CONTENT_SECURITY_POLICY], dashboard::CONTENT_SECURITY_POLICY);
+                assert!(resp.headers().contains_key(header::CACHE_CONTROL));
+            }
+        }
+        for name in NAMES.iter().filter(|n| **n != "readiness") {
+            let resp = by_name(name, state.clone()).expect("a function").oneshot(get("/admin")).await.expect("infallible");
+            assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{name} does not serve the page");
+        }
     }
 
     /// The routes as template.yaml declares them (method, path), per function.
@@ -287,7 +321,15 @@ mod tests {
         ("validate-log", &[("POST", "/api/workflow/validate")]),
         ("stats", &[("GET", "/api/feedback/stats"), ("GET", "/api/health"), ("GET", "/openapi.json")]),
         ("export", &[("GET", "/api/feedback/export/{platform}"), ("GET", "/api/exports"), ("GET", "/api/exports/{export_id}")]),
-        ("readiness", &[("GET", "/api/feedback/readiness/{platform}")]),
+        (
+            "readiness",
+            &[
+                ("GET", "/api/feedback/readiness/{platform}"),
+                ("GET", "/admin"),
+                ("GET", "/admin/dashboard.js"),
+                ("GET", "/admin/dashboard.css"),
+            ],
+        ),
         (
             "delete",
             &[

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod dashboard;
 pub mod data;
 pub mod error;
 pub mod exports;
@@ -180,6 +181,7 @@ pub fn router(state: HttpState) -> Router {
         .merge(data::router())
         .merge(admin::router())
         .merge(platforms::router())
-        .merge(exports::router());
+        .merge(exports::router())
+        .merge(dashboard::router());
     finish(all, state)
 }
