@@ -77,6 +77,8 @@ def driver():
         "download.prompt_for_download": False,
         "download.directory_upgrade": True,
         "safebrowsing.enabled": False,
+        # Several downloads from this origin without asking (each test exports).
+        "profile.default_content_setting_values.automatic_downloads": 1,
     })
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
@@ -110,13 +112,21 @@ def open_page(drv, token=ADMIN_TOKEN, expect="accepted"):
     drv.get(BASE + "/admin")
     wait_for(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-auth") == "none")
     drv.find_element(By.ID, "token-input").send_keys(token)
-    drv.find_element(By.ID, "token-use").click()
+    click(drv, "token-use")
     try:
         wait_for(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-auth") not in (None, "", "none", "loading"))
     except TimeoutException:
         pytest.fail("the page never finished loading: " + drv.find_element(By.ID, "auth-status").text)
     auth = drv.find_element(By.TAG_NAME, "body").get_attribute("data-auth")
     assert auth == expect, drv.find_element(By.ID, "auth-status").text
+
+
+def click(drv, element_id):
+    """Click a button as a user would: scrolled into the middle of the view, clear of the sticky header."""
+    el = drv.find_element(By.ID, element_id)
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    el.click()
+    return el
 
 
 def value(el):
@@ -205,13 +215,13 @@ def test_a_gauge_per_platform_with_what_is_missing(driver):
     shot(driver, "readiness-gauges.png", driver.find_element(By.ID, "readiness"))
 
 
-def downloaded(before, timeout=WAIT):
-    """The one new finished file in the download folder."""
+def downloaded(timeout=WAIT):
+    """The one finished file in the (emptied) download folder."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        new = [f for f in DOWNLOADS.iterdir() if f.name not in before]
-        done = [f for f in new if not f.name.endswith((".crdownload", ".tmp"))]
-        if done and not any(f.name.endswith(".crdownload") for f in new):
+        files = list(DOWNLOADS.iterdir())
+        done = [f for f in files if not f.name.endswith((".crdownload", ".tmp"))]
+        if done and len(done) == len(files):
             assert len(done) == 1, done
             return done[0]
         time.sleep(0.2)
@@ -219,14 +229,16 @@ def downloaded(before, timeout=WAIT):
 
 
 def export_on_page(driver, platform, split=""):
-    before = {f.name for f in DOWNLOADS.iterdir()}
+    # Chromium overwrites a file of the same name: start from an empty folder.
+    for f in DOWNLOADS.iterdir():
+        f.unlink()
     Select(driver.find_element(By.ID, "export-platform")).select_by_value(platform)
     Select(driver.find_element(By.ID, "export-split")).select_by_value(split)
-    driver.find_element(By.ID, "export-download").click()
+    click(driver, "export-download")
     status = driver.find_element(By.ID, "export-status")
     wait_for(driver, lambda d: "ok" in status.get_attribute("class").split() or "bad" in status.get_attribute("class").split())
     assert "bad" not in status.get_attribute("class").split(), status.text
-    return downloaded(before), status
+    return downloaded(), status
 
 
 def test_an_export_downloads_with_its_options(driver):
@@ -249,8 +261,11 @@ def test_an_export_downloads_with_its_options(driver):
     wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, f'#exports-list tr[data-export-id="{export_id}"]'))
     manifest = api_json("/api/exports/" + export_id)
     assert manifest["lines"] == len(lines) and manifest["split"]["side"] == "train"
-    listed = [r.get_attribute("data-export-id") for r in driver.find_elements(By.CSS_SELECTOR, "#exports-list tbody tr[data-export-id]")]
-    assert listed == [m["export_id"] for m in api_json("/api/exports?limit=50")["items"]][: len(listed)]
+    # This test's own API call above made a newer one: the page lists it after a refresh.
+    newest = [m["export_id"] for m in api_json("/api/exports?limit=50")["items"]]
+    click(driver, "refresh")
+    listed_ids = "return [...document.querySelectorAll('#exports-list tbody tr[data-export-id]')].map(r => r.dataset.exportId)"
+    wait_for(driver, lambda d: d.execute_script(listed_ids) == newest)
     shot(driver, "03-export.png", driver.find_element(By.ID, "export"))
 
 
@@ -271,22 +286,22 @@ def test_a_users_data_is_shown_and_deleted_with_the_exports_that_held_it(driver)
     box = driver.find_element(By.ID, "user-id")
     box.clear()
     box.send_keys(user)
-    driver.find_element(By.ID, "user-lookup").click()
+    click(driver, "user-lookup")
     user_status = driver.find_element(By.ID, "user-status")
     wait_for(driver, lambda d: user_status.get_attribute("data-count") not in (None, ""))
     # The lookup pages through everything ("Load more" until the end).
     while driver.find_element(By.ID, "user-more").is_displayed():
         n = len(driver.find_elements(By.CSS_SELECTOR, "#user-records tbody tr"))
-        driver.find_element(By.ID, "user-more").click()
+        click(driver, "user-more")
         wait_for(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#user-records tbody tr")) > n)
     shown = [r.get_attribute("data-interaction-id") for r in driver.find_elements(By.CSS_SELECTOR, "#user-records tbody tr")]
     assert shown == [r["interaction_id"] for r in records]
     shot(driver, "04-user-lookup.png", driver.find_element(By.ID, "users"))
 
-    driver.find_element(By.ID, "user-delete").click()
+    click(driver, "user-delete")
     confirm = driver.find_element(By.ID, "user-delete-confirm")
     assert confirm.is_displayed() and user in confirm.text
-    confirm.click()
+    click(driver, "user-delete-confirm")
     wait_for(driver, lambda d: d.find_element(By.ID, "delete-result").is_displayed())
     wait_for(driver, lambda d: user_status.get_attribute("data-count") == "0")
     # Gone from the API.
