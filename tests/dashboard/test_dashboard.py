@@ -32,9 +32,14 @@ WAIT = 20
 
 # -- the API, read directly -----------------------------------------------------------------------
 
-def api(method, path, token=ADMIN_TOKEN):
+def api(method, path, token=ADMIN_TOKEN, body=None):
     """(status, headers, body bytes) of a call to the API."""
-    req = urllib.request.Request(BASE + path, method=method, headers={"Authorization": "Bearer " + token})
+    headers = {"Authorization": "Bearer " + token}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    req = urllib.request.Request(BASE + path, method=method, headers=headers, data=data)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, resp.headers, resp.read()
@@ -213,6 +218,25 @@ def test_a_gauge_per_platform_with_what_is_missing(driver):
                     assert f"needs {need - have:,} more" in li.text, li.text
             assert li.get_attribute("class") == ("met" if met else "missing"), (p, metric, li.text)
     shot(driver, "readiness-gauges.png", driver.find_element(By.ID, "readiness"))
+
+
+def test_the_archive_preview_is_a_dry_run(driver):
+    open_page(driver)
+    before = api_json("/api/feedback/stats")
+    click(driver, "archive-preview")
+    status = driver.find_element(By.ID, "archive-status")
+    wait_for(driver, lambda d: status.get_attribute("class") in ("status ok", "status bad"))
+    assert status.get_attribute("class") == "status ok", status.text
+    code, _, body = api("POST", "/api/feedback/archive", token=ADMIN_TOKEN, body={"dry_run": True})
+    assert code == 200, body[:300]
+    report = json.loads(body)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#archive-objects tbody tr")
+    assert len(rows) == len(report["archives"])
+    assert f"{report['archived_records']:,} would be archived" in status.text, status.text
+    # Nothing moved.
+    after = api_json("/api/feedback/stats")
+    assert after["overview"] == before["overview"] and after["storage"] == before["storage"]
+    shot(driver, "06-archive-preview.png", driver.find_element(By.ID, "archive"))
 
 
 def downloaded(timeout=WAIT):

@@ -96,8 +96,20 @@
   function formatUsd(n) {
     n = Number(n);
     if (n === 0) return "$0.00";
-    if (Math.abs(n) < 0.01) return "$" + n.toPrecision(2);
+    if (Math.abs(n) < 1) return "$" + String(Number(n.toPrecision(3)));
     return "$" + n.toFixed(2);
+  }
+
+  /// An RFC 3339 time, shorter: "2026-11-30 04:37:06Z" (the full value in the cell's title).
+  function formatTime(t) {
+    const m = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.\d+)?(Z|[+-]\d{2}:\d{2})?$/.exec(String(t || ""));
+    return m ? m[1] + " " + m[2] + (m[3] || "") : String(t || "-");
+  }
+
+  function timeCell(row, t) {
+    const td = cell(row, formatTime(t), "nowrap");
+    td.title = String(t || "");
+    return td;
   }
 
   function format(value, kind) {
@@ -368,8 +380,8 @@
       for (const m of page.items || []) {
         const tr = document.createElement("tr");
         tr.dataset.exportId = m.export_id;
-        cell(tr, m.export_id, "mono");
-        cell(tr, m.created_at);
+        cell(tr, m.export_id, "mono nowrap");
+        timeCell(tr, m.created_at);
         cell(tr, m.caller);
         cell(tr, m.platform);
         cell(tr, m.format);
@@ -469,8 +481,8 @@
   function userRow(item) {
     const tr = document.createElement("tr");
     tr.dataset.interactionId = item.interaction_id;
-    cell(tr, item.interaction_id, "mono");
-    cell(tr, item.created_at);
+    cell(tr, item.interaction_id, "mono nowrap");
+    timeCell(tr, item.created_at);
     cell(tr, item.platform);
     cell(tr, item.kind);
     cell(tr, item.success ? "yes" : "no");
@@ -570,6 +582,7 @@
       }
       if (affected.length === 0) list.appendChild(el("li", "none: no export held this user's records", "muted"));
       $("delete-result").hidden = false;
+      $("user-delete").disabled = true;
       // Read back: the user should have nothing left.
       state.userCursor = null;
       const tbody = $("user-records").querySelector("tbody");
