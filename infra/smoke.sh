@@ -69,6 +69,8 @@ expect "GET /api/health (public)" 200 && {
 }
 call GET /openapi.json "" noauth
 expect "GET /openapi.json (public)" 200
+call GET /admin "" noauth
+expect "GET /admin (the dashboard page, public, no data in it)" 200
 call GET /api/feedback/stats "" noauth
 expect "no token: 401" 401
 
