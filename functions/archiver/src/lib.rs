@@ -13,16 +13,22 @@
 //!   at once, so the deleted lines leave the objects' bytes within about a minute, as under
 //!   `collector serve`, not at the next daily run. When another run holds the lease it waits
 //!   [`BUSY_WAIT`] and reports the tombstones as failures, so Lambda redelivers them; a batch
-//!   dropped after its retries loses nothing (the next run compacts first anyway). The table
-//!   has no TTL and no item carries `expires_at` (docs/AWS.md, "Expiry"): records leave the hot
-//!   table only through an archive run or a delete, so nothing on the stream needs archiving.
-//!   A TTL removal, which means someone turned TTL on and a record may have left without an
-//!   archive line, is logged at error level for an alarm.
+//!   dropped after its retries loses nothing (the next run compacts first anyway).
+//! - **Stream, TTL removals**: the table has no TTL and no item this code writes carries
+//!   `expires_at` (docs/AWS.md, "Expiry"), so records leave the hot table only through an
+//!   archive run or a delete. Should TTL remove one anyway (an item written by an older
+//!   version, or a TTL someone turned on), it is put back from the event's old image and the
+//!   batch then runs an archive run, which archives it exactly once through the two-phase
+//!   commit ([`DynamoStore::recover_expired`]: once per event id, never for a delete). Each
+//!   removal is logged at warn level (keys only), since it means the table is misconfigured.
+//!   A removal that could not be handled is reported, with every TTL removal after it, as a
+//!   batch item failure, so Lambda delivers them again.
 use aws_lambda_events::dynamodb;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::streams::DynamoDbEventResponse;
 use std::time::Duration;
 
+use collector::adapters::dynamodb::{DynamoStore, Recovery};
 use collector::app::{App, AppError, ArchiveReport};
 use collector::domain::input::ArchiveRequest;
 use tokio::time::Instant;
@@ -84,13 +90,33 @@ pub fn run_deadline(deadline_ms: u64) -> Instant {
     Instant::now() + left
 }
 
+/// The function's handler: `table` is the app's own DynamoDB store (for the expiry recovery).
+pub async fn handle_aws(
+    app: &App,
+    table: &DynamoStore,
+    event: LambdaEvent<ArchiverEvent>,
+) -> Result<ArchiverResponse, lambda_runtime::Error> {
+    handle_with(app, Some(table), event, BUSY_WAIT).await
+}
+
+/// The handler over any store, without the expiry recovery (TTL removals are only logged).
 pub async fn handle(app: &App, event: LambdaEvent<ArchiverEvent>) -> Result<ArchiverResponse, lambda_runtime::Error> {
-    handle_waiting(app, event, BUSY_WAIT).await
+    handle_with(app, None, event, BUSY_WAIT).await
 }
 
 /// [`handle`], waiting `busy_wait` (instead of [`BUSY_WAIT`]) before a busy lease's redelivery.
 pub async fn handle_waiting(
     app: &App,
+    event: LambdaEvent<ArchiverEvent>,
+    busy_wait: Duration,
+) -> Result<ArchiverResponse, lambda_runtime::Error> {
+    handle_with(app, None, event, busy_wait).await
+}
+
+/// The handler: `table` (the app's DynamoDB store) enables the expiry recovery.
+pub async fn handle_with(
+    app: &App,
+    table: Option<&DynamoStore>,
     event: LambdaEvent<ArchiverEvent>,
     busy_wait: Duration,
 ) -> Result<ArchiverResponse, lambda_runtime::Error> {
@@ -126,32 +152,84 @@ pub async fn handle_waiting(
                 ttl_removes = c.ttl_removes,
                 "stream batch"
             );
+            let mut resp = DynamoDbEventResponse::default();
             if c.ttl_removes > 0 {
-                // Ids and counts only: never the old image's user text.
-                tracing::error!(
-                    ttl_removes = c.ttl_removes,
-                    "TTL removed hot items: the table must have no TTL (records may have left without an archive line)"
-                );
+                match table {
+                    Some(table) => {
+                        // Boxed: these futures are deep, and the handler's would be too big otherwise.
+                        let (restored, failed) = Box::pin(recover_expired(table, &batch)).await;
+                        resp.batch_item_failures.extend(failed);
+                        if restored > 0 {
+                            Box::pin(archive_recovered(app, run_deadline(event.context.deadline))).await;
+                        }
+                    }
+                    // Ids and counts only: never the old image's user text.
+                    None => tracing::error!(
+                        ttl_removes = c.ttl_removes,
+                        "TTL removed hot items and this store cannot put them back: the table must have no TTL"
+                    ),
+                }
             }
             if c.tombstones == 0 {
-                return Ok(ArchiverResponse::Stream(DynamoDbEventResponse::default()));
+                return Ok(ArchiverResponse::Stream(resp));
             }
             match app.compact_now().await {
                 Ok(Some(m)) => {
                     tracing::info!(compacted_objects = m.compacted_objects, erased_lines = m.erased_lines, "stream: erased deleted lines");
-                    Ok(ArchiverResponse::Stream(DynamoDbEventResponse::default()))
                 }
                 Ok(None) => {
                     tracing::info!(tombstones = c.tombstones, "stream: another run holds the lease; the tombstones will be redelivered");
                     tokio::time::sleep(busy_wait).await;
-                    Ok(ArchiverResponse::Stream(retry_tombstones(&batch)))
+                    resp.batch_item_failures.extend(retry_tombstones(&batch).batch_item_failures);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "stream: erasure failed; the tombstones will be redelivered");
-                    Ok(ArchiverResponse::Stream(retry_tombstones(&batch)))
+                    resp.batch_item_failures.extend(retry_tombstones(&batch).batch_item_failures);
                 }
             }
+            Ok(ArchiverResponse::Stream(resp))
         }
+    }
+}
+
+/// Put back the batch's TTL removals, in stream order; returns how many were put back and the
+/// failures to report: the first removal that failed and every TTL removal after it (Lambda
+/// redelivers from the first; a redelivered removal that was handled does nothing).
+pub async fn recover_expired(
+    table: &DynamoStore,
+    batch: &dynamodb::Event,
+) -> (usize, Vec<aws_lambda_events::streams::DynamoDbBatchItemFailure>) {
+    let mut restored = 0;
+    let mut failures = Vec::new();
+    for r in batch.records.iter().filter(|r| r.event_name == "REMOVE" && is_ttl_expiry(r)) {
+        if failures.is_empty() {
+            let image = r.change.old_image.clone().into();
+            match table.recover_expired(image, r.change.approximate_creation_date_time, &r.event_id).await {
+                Ok(outcome) => {
+                    restored += usize::from(outcome == Recovery::Restored);
+                    // Keys only: never the old image's user text.
+                    tracing::warn!(event_id = %r.event_id, pk = ?r.change.keys.get("pk"), outcome = ?outcome, "stream: TTL removed an item");
+                    continue;
+                }
+                Err(e) => tracing::error!(event_id = %r.event_id, error = %e, "stream: a TTL removal could not be handled; it will be redelivered"),
+            }
+        }
+        let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
+        failure.item_identifier = r.change.sequence_number.clone();
+        failures.push(failure);
+    }
+    (restored, failures)
+}
+
+/// After records were put back: one archive run takes them (best effort: they are hot and
+/// safe, and the schedule's next run takes them otherwise).
+async fn archive_recovered(app: &App, deadline: Instant) {
+    let req = ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
+    match app.archive(&req, Some(deadline), None).await {
+        Ok(report) => tracing::info!(archived_records = report.archived_records, complete = report.complete, "stream: archived put-back records"),
+        Err(AppError::ArchivingDisabled) => tracing::info!("stream: archiving is off; put-back records stay hot"),
+        Err(AppError::ArchiveRunning) => tracing::info!("stream: another run holds the lease; it or the next takes the put-back records"),
+        Err(e) => tracing::error!(error = %e, "stream: archive run after a put-back failed; the next run takes them"),
     }
 }
 

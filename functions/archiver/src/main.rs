@@ -6,6 +6,6 @@ use collector::config::Config;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let app = App::open_aws(Config::from_env()?).await?;
-    lambda_runtime::run(lambda_runtime::service_fn(|event| fn_archiver::handle(&app, event))).await
+    let (app, table) = App::open_aws_with_table(Config::from_env()?).await?;
+    lambda_runtime::run(lambda_runtime::service_fn(|event| fn_archiver::handle_aws(&app, &table, event))).await
 }

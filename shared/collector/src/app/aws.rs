@@ -22,6 +22,12 @@ impl App {
     /// take explicit `S3_ACCESS_KEY`/`S3_SECRET_KEY` and an `S3_ENDPOINT` (R2, MinIO), as the
     /// seed did; an endpoint switches S3 to path-style addressing, which those stores need.
     pub async fn open_aws(config: Config) -> Result<App, AppError> {
+        Ok(App::open_aws_with_table(config).await?.0)
+    }
+
+    /// [`App::open_aws`], also handing back the DynamoDB store itself, for the AWS-only work
+    /// of the archiver (the stream's expiry recovery).
+    pub async fn open_aws_with_table(config: Config) -> Result<(App, Arc<DynamoStore>), AppError> {
         let aws = config.aws().map_err(|e| AppError::Internal(e.to_string()))?;
         let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let region = base.region().cloned().unwrap_or_else(|| Region::new(FALLBACK_REGION));
@@ -33,14 +39,14 @@ impl App {
         let dynamodb = aws_sdk_dynamodb::Client::from_conf(ddb.build());
 
         let objects: Arc<dyn ObjectStore> = Arc::new(S3Store::new(s3_client(&base, &config, region), aws.bucket));
-        let hot = DynamoStore::new(
+        let hot = Arc::new(DynamoStore::new(
             dynamodb,
             aws.table_name,
             aws.archive_table_name,
             objects.clone(),
             config.data_retention_days,
-        );
-        Ok(App::new(config, Arc::new(hot), objects))
+        ));
+        Ok((App::new(config, hot.clone(), objects), hot))
     }
 }
 

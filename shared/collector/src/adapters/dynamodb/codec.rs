@@ -679,6 +679,33 @@ pub fn tombstone_item(slot: &str, id: Id) -> Item {
     item
 }
 
+// -- erasure markers and expiry recovery --------------------------------------------------------
+
+/// Erasure markers: `ERASE` / `U#{user}` (a user's delete; `until`, epoch ms, is when it counts
+/// as finished) and `ERASE` / `I#{id}` (an interaction deleted for good). The stream's expiry
+/// recovery (`expiry.rs`) puts nothing back that such a delete meant to remove.
+pub const ERASE_PK: &str = "ERASE";
+/// `RCV` / `{stream event id}`: a TTL removal the stream recovery has handled (redeliveries do nothing).
+pub const RECOVERED_PK: &str = "RCV";
+
+pub fn user_erasure_key(user: &UserId) -> Item {
+    HashMap::from([("pk".to_owned(), s(ERASE_PK)), ("sk".to_owned(), s(format!("U#{}", user.as_str())))])
+}
+
+pub fn interaction_erasure_key(id: Id) -> Item {
+    HashMap::from([("pk".to_owned(), s(ERASE_PK)), ("sk".to_owned(), s(interaction_pk(id)))])
+}
+
+pub fn user_erasure_item(user: &UserId, until: DateTime<Utc>) -> Item {
+    let mut item = user_erasure_key(user);
+    item.insert("until".into(), n(until.timestamp_millis()));
+    item
+}
+
+pub fn recovered_item(event_id: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(RECOVERED_PK)), ("sk".to_owned(), s(event_id))])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,10 @@ pub fn is_tombstone_partition(pk: &str) -> bool {
     pk == codec::TOMB_PK
 }
 
+mod expiry;
 mod io;
+
+pub use expiry::Recovery;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -509,10 +512,15 @@ impl DynamoStore {
             let (stub, delta) = replacement(&rec)?;
             let cond = hot_at(ver);
             let hkey = key(interaction_pk(id), INTERACTION_SK);
-            let mut tx = vec![match stub {
-                Some(item) => tx_put(self.table(), item, cond)?,
-                None => tx_delete(self.table(), hkey, cond)?,
-            }];
+            let mut tx = match stub {
+                Some(item) => vec![tx_put(self.table(), item, cond)?],
+                // Deleted for good: the marker keeps the stream's expiry recovery from putting
+                // back any of its items (expiry.rs).
+                None => vec![
+                    tx_delete(self.table(), hkey, cond)?,
+                    tx_put(self.table(), interaction_erasure_key(id), None)?,
+                ],
+            };
             tx.extend(self.counter_tx(&rec.platform, shard_of(id), &delta)?);
             let mut links = part.links;
             let rest = links.split_off(links.len().min(TX_LINKS));
@@ -588,8 +596,10 @@ impl DynamoStore {
     async fn classify(&self, slot: &str, item: ArchiveItem, reads: u32) -> Result<Step, StoreError> {
         let part = self.partition(item.id).await?;
         let head = match part.head {
-            // Links only ever grow: the same count is the record the line was written from.
-            Some(h) if is_hot(&h) && part.links.len() as i64 == item.links => h,
+            // Links only ever grow: the same count is the record the line was written from. A
+            // head counting more links than its partition holds is waiting for the stream's
+            // expiry recovery to put one back (expiry.rs): it stays hot until then.
+            Some(h) if is_hot(&h) && part.links.len() as i64 == item.links && !expiry::missing_links(&h, part.links.len())? => h,
             Some(h) if is_stub(&h) && get_s(&h, "object")? == slot => {
                 // Done by an earlier run; sweep links it may have left behind.
                 self.finish_removal(part.links, &[]).await?;
@@ -920,6 +930,10 @@ impl HotStore for DynamoStore {
     }
 
     async fn delete_user(&self, user: &UserId) -> Result<HotDeleted, StoreError> {
+        // First, so that no TTL removal of the user's items that this delete could miss is put
+        // back by the stream's expiry recovery (expiry.rs) while or after it runs.
+        let until = Utc::now() + chrono::Duration::from_std(expiry::ERASURE_WINDOW).unwrap_or(chrono::Duration::MAX);
+        self.db().put(self.table(), user_erasure_item(user, until)).await?;
         let mut total = HotDeleted::default();
         let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Prefix("I#".into()));
         for it in self.db().query_all(&spec).await? {
@@ -1352,6 +1366,7 @@ impl HotStore for DynamoStore {
             let mut tx = vec![tx_delete(self.table(), key(interaction_pk(id), INTERACTION_SK), cond)?];
             tx.extend(self.counter_tx(&entry.platform, shard_of(id), &entry.facts.contribution().negated())?);
             tx.push(tx_put(self.table(), tombstone_item(&entry.object_key, id), None)?);
+            tx.push(tx_put(self.table(), interaction_erasure_key(id), None)?);
             if self.db().transact(tx).await?.is_err() {
                 continue;
             }
