@@ -5,6 +5,7 @@
 //! The events are built from the items the adapter really wrote: each test reads the raw items
 //! of a record's partition, deletes them as TTL would (the emulator has no TTL sweeper to wait
 //! for), and wraps their old images in REMOVE records with the TTL service's `userIdentity`.
+//! Needs the emulator (`infra/emulator.sh start`).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -167,6 +168,8 @@ async fn totals(app: &App) -> (i64, i64) {
 #[tokio::test]
 async fn ttl_removed_records_come_back_and_are_archived_exactly_once() {
     let Some(aws) = aws().await else { return };
+    // Failpoints are process-global: every test here holds a scenario, so they run one at a time.
+    let _scenario = fail::FailScenario::setup();
     let with_links = record(&aws.app, "erin", "expired with feedback", true).await;
     let plain = record(&aws.app, "erin", "expired alone", false).await;
     let untouched = record(&aws.app, "frank", "never expired", false).await;
@@ -206,9 +209,39 @@ async fn ttl_removed_records_come_back_and_are_archived_exactly_once() {
     assert!(aws.app.hot.tombstoned_slots().await.expect("tombstones").is_empty(), "the held-back line was compacted away");
 }
 
+/// A batch that dies part-way (a failpoint before its second event) reports the rest for
+/// redelivery; the redelivered batch finishes the work without doing any of it twice.
+#[tokio::test]
+async fn a_batch_cut_short_is_finished_by_its_redelivery() {
+    let Some(aws) = aws().await else { return };
+    let scenario = fail::FailScenario::setup();
+    let a = record(&aws.app, "ivan", "first", true).await;
+    let b = record(&aws.app, "ivan", "second", false).await;
+    let mut images = expire(&aws, a).await;
+    images.extend(expire(&aws, b).await);
+    let event = removals(&images, true, 4);
+    // Passes the first event, fails the second once.
+    fail::cfg("expiry.before_event", "1*off->1*return->off").expect("failpoint");
+    let failed = deliver(&aws, &event).await;
+    assert_eq!(failed.len(), images.len() - 1, "the failed event and every one after it are handed back");
+    assert_eq!(failed.first().map(String::as_str), Some("50040001"));
+    for _ in 0..2 {
+        assert!(deliver(&aws, &event).await.is_empty());
+    }
+    scenario.teardown();
+    let lines = lines(&aws).await;
+    for id in [a, b] {
+        assert_eq!(lines.get(&id).map(Vec::len), Some(1), "{id}: exactly one archive line");
+    }
+    assert_eq!(lines[&a][0]["feedback"].as_array().map(Vec::len), Some(1));
+    assert_eq!(totals(&aws.app).await, (2, 2), "counters equal a recount");
+}
+
 #[tokio::test]
 async fn a_delete_is_never_undone_by_the_stream() {
     let Some(aws) = aws().await else { return };
+    // Failpoints are process-global: every test here holds a scenario, so they run one at a time.
+    let _scenario = fail::FailScenario::setup();
     // Expired before the user's delete, which therefore could not see it.
     let expired = record(&aws.app, "gina", "gina expired", true).await;
     let hot = record(&aws.app, "gina", "gina hot", true).await;
