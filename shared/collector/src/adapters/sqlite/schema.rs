@@ -1,0 +1,220 @@
+//! The database schema: the tables of each schema version and the migration that brings a
+//! file of any older version up to this build's (run by `SqliteStore::open`).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::codec::Db;
+use crate::ports::StoreError;
+
+const SCHEMA_VERSION: i64 = 4;
+
+const SCHEMA_V1: &str = r#"
+CREATE TABLE interactions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    user_message TEXT NOT NULL,
+    ai_response TEXT,
+    intent TEXT,
+    workflow BLOB,
+    workflow_compressed INTEGER NOT NULL,
+    workflow_original_bytes INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    error_message TEXT,
+    processing_time_ms INTEGER,
+    model_version TEXT,
+    metadata TEXT,
+    training_consent INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    feedback_count INTEGER NOT NULL,
+    last_feedback_type TEXT,
+    positive_feedback INTEGER NOT NULL,
+    negative_feedback INTEGER NOT NULL,
+    latest_negative INTEGER NOT NULL,
+    good_validation INTEGER NOT NULL
+) STRICT;
+CREATE INDEX interactions_by_platform ON interactions (platform, created_at, id);
+CREATE INDEX interactions_by_user ON interactions (user_id, created_at, id);
+CREATE INDEX interactions_by_time ON interactions (created_at, id);
+
+CREATE TABLE feedback (
+    feedback_id TEXT PRIMARY KEY,
+    interaction_id TEXT NOT NULL REFERENCES interactions (id),
+    submitted_by TEXT NOT NULL,
+    feedback_type TEXT NOT NULL,
+    sentiment_score INTEGER,
+    comment TEXT,
+    corrected_workflow TEXT,
+    issue_category TEXT,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX feedback_by_interaction ON feedback (interaction_id);
+
+CREATE TABLE validations (
+    validation_id TEXT PRIMARY KEY,
+    interaction_id TEXT REFERENCES interactions (id),
+    user_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    errors TEXT NOT NULL,
+    warnings TEXT NOT NULL,
+    diff TEXT,
+    user_edited INTEGER NOT NULL,
+    workflow TEXT NOT NULL,
+    original_workflow TEXT,
+    duration_ms REAL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX validations_by_interaction ON validations (interaction_id);
+CREATE INDEX validations_by_user ON validations (user_id, created_at);
+
+CREATE TABLE examples (
+    example_id TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    user_message TEXT NOT NULL,
+    workflow TEXT,
+    ai_response TEXT,
+    description TEXT,
+    tags TEXT NOT NULL,
+    usage_count INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX examples_by_platform ON examples (platform, created_at);
+
+CREATE TABLE metrics (
+    metric_id TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    model TEXT NOT NULL,
+    dataset_size INTEGER NOT NULL,
+    run_id TEXT,
+    metrics TEXT NOT NULL,
+    notes TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX metrics_by_platform ON metrics (platform, created_at);
+
+CREATE TABLE counters (
+    platform TEXT PRIMARY KEY,
+    total INTEGER NOT NULL DEFAULT 0,
+    archived INTEGER NOT NULL DEFAULT 0,
+    successful INTEGER NOT NULL DEFAULT 0,
+    with_feedback INTEGER NOT NULL DEFAULT 0,
+    positive_feedback INTEGER NOT NULL DEFAULT 0,
+    negative_feedback INTEGER NOT NULL DEFAULT 0,
+    quality INTEGER NOT NULL DEFAULT 0,
+    curated_examples INTEGER NOT NULL DEFAULT 0,
+    hot_bytes INTEGER NOT NULL DEFAULT 0,
+    archive_bytes INTEGER NOT NULL DEFAULT 0,
+    archived_raw_bytes INTEGER NOT NULL DEFAULT 0,
+    archive_objects INTEGER NOT NULL DEFAULT 0,
+    compressed_records INTEGER NOT NULL DEFAULT 0,
+    compression_saved_bytes INTEGER NOT NULL DEFAULT 0,
+    consented INTEGER NOT NULL DEFAULT 0,
+    consented_successful INTEGER NOT NULL DEFAULT 0,
+    consented_with_feedback INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+CREATE TABLE archive_objects (
+    object_key TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    date TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    record_count INTEGER NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    compressed_bytes INTEGER NOT NULL,
+    storage_class TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX archive_objects_by_platform ON archive_objects (platform, date);
+
+CREATE TABLE archived (
+    interaction_id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    platform TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    object_key TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    receipt_compressed INTEGER NOT NULL,
+    receipt_original_bytes INTEGER NOT NULL,
+    receipt_stored_bytes INTEGER NOT NULL,
+    facts TEXT NOT NULL
+) STRICT;
+CREATE INDEX archived_by_user ON archived (user_id, created_at);
+CREATE INDEX archived_by_object ON archived (object_key);
+"#;
+
+/// Version 2: the two-phase archive commit, tombstones and the archive lease. An archive row's
+/// `object_key` column is its slot (what `archived.object_key` and tombstones refer to);
+/// `location` is where its bytes are now (NULL: at the slot's key).
+const SCHEMA_V2: &str = r#"
+ALTER TABLE archive_objects ADD COLUMN location TEXT;
+ALTER TABLE archive_objects ADD COLUMN state TEXT NOT NULL DEFAULT 'committed';
+
+CREATE TABLE tombstones (
+    slot TEXT NOT NULL,
+    interaction_id TEXT NOT NULL,
+    PRIMARY KEY (slot, interaction_id)
+) STRICT;
+
+CREATE TABLE leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires_at TEXT NOT NULL
+) STRICT;
+"#;
+
+/// Version 3: platforms admins added (CONTRACT section 7a); the configured ones are not stored.
+const SCHEMA_V3: &str = r#"
+CREATE TABLE platforms (
+    platform TEXT PRIMARY KEY
+) STRICT;
+"#;
+
+/// Version 4: export manifests (CONTRACT section 4a). `exports` holds each manifest (JSON);
+/// `export_records` the records each export held, keyed by interaction (the lookup of a
+/// single-record delete) and indexed by user (a user's erasure), so a delete finds its exports
+/// without reading any manifest.
+const SCHEMA_V4: &str = r#"
+CREATE TABLE exports (
+    export_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    manifest TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE export_records (
+    interaction_id TEXT NOT NULL,
+    export_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    PRIMARY KEY (interaction_id, export_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX export_records_by_user ON export_records (user_id, export_id);
+"#;
+
+/// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;
+    match version {
+        older @ 0..SCHEMA_VERSION => {
+            for step in &MIGRATIONS[older as usize..] {
+                tx.execute_batch(step).db()?;
+            }
+            tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
+        }
+        SCHEMA_VERSION => {}
+        newer => {
+            return Err(StoreError::Internal(format!(
+                "the database has schema version {newer}, newer than this build's {SCHEMA_VERSION}"
+            )));
+        }
+    }
+    tx.commit().db()
+}
