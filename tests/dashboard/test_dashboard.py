@@ -118,6 +118,8 @@ def open_page(drv, token=ADMIN_TOKEN, expect="accepted"):
     wait_for(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-auth") == "none")
     drv.find_element(By.ID, "token-input").send_keys(token)
     click(drv, "token-use")
+    if expect == "none":
+        return
     try:
         wait_for(drv, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-auth") not in (None, "", "none", "loading"))
     except TimeoutException:
@@ -155,7 +157,12 @@ def test_the_page_is_served_with_a_strict_policy():
 
 
 def test_a_wrong_token_and_a_non_admin_token_are_named(driver):
-    open_page(driver, token="not-a-token", expect="refused")
+    # Not a JWT at all: said before any call.
+    open_page(driver, token="not a token", expect="none")
+    wait_for(driver, lambda d: "not a JWT" in d.find_element(By.ID, "auth-status").text)
+    # A JWT the server does not accept (signed with another secret).
+    forged = ADMIN_TOKEN.rsplit(".", 1)[0] + ".c2lnbmVkLWVsc2V3aGVyZQ"
+    open_page(driver, token=forged, expect="refused")
     status = driver.find_element(By.ID, "auth-status").text
     assert "401" in status and "token" in status.lower(), status
     shot(driver, "01-wrong-token.png")

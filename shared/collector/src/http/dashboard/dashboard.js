@@ -641,6 +641,11 @@
       setStatus($("auth-status"), "Paste a token first.", "bad");
       return;
     }
+    // A JWT is three base64url parts; anything else could not even be sent as a header.
+    if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(t)) {
+      setStatus($("auth-status"), "That is not a JWT (three base64url parts separated by dots). Paste the admin token itself.", "bad");
+      return;
+    }
     sessionStorage.setItem(TOKEN_KEY, t);
     loadAll();
   }
