@@ -24,9 +24,11 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$HERE" "pytest>=7,<10" "pytest-asyncio>=0.23,<2"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$HERE" "pytest>=7,<10" "pytest-asyncio>=0.23,<2" "mypy>=1.8,<2"
 
 cd "$HERE"
+# The package is typed (py.typed): keep it so.
+"$VENV/bin/python" -m mypy --strict --no-error-summary src/collector_client
 set +e
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
 rc=$?

@@ -85,6 +85,35 @@ class _Core:
             return None
 
 
+    def _settle(self, todo: List[int], attempts: List[int], results: Any) -> List[int]:
+        """Count a batch answer for the items ``todo`` (result ``index`` k is item ``todo[k]``);
+        return the items worth sending again (a 429/5xx item with attempts left)."""
+        status_of: Dict[int, int] = {}
+        for r in results if isinstance(results, list) else []:
+            if not isinstance(r, dict):
+                continue
+            try:
+                k, status = int(r.get("index", -1)), int(r.get("status", 0))
+            except (TypeError, ValueError):
+                continue
+            if 0 <= k < len(todo):
+                status_of[todo[k]] = status
+        again: List[int] = []
+        sent = failed = 0
+        for i in todo:
+            status = status_of.get(i, 0)
+            if 200 <= status < 300:
+                sent += 1
+            elif _retryable_item(status) and attempts[i] < self.max_attempts:
+                again.append(i)
+            else:
+                failed += 1
+        self._count(sent=sent, dropped_failed=failed)
+        if failed:
+            log.warning("collector batcher: %d interaction(s) refused or failed for good (dropped)", failed)
+        return again
+
+
 class Batcher(_Core):
     """A thread that sends interactions in batches.
 
@@ -251,30 +280,9 @@ class Batcher(_Core):
                 self._count(dropped_failed=len(todo))
                 log.warning("collector batcher: batch of %d failed (%s %s); dropped", len(todo), e.status, e.code)
                 return
-            sub = [dict(r, index=todo[int(r.get("index", -1))]) for r in results
-                   if isinstance(r, dict) and 0 <= int(r.get("index", -1)) < len(todo)]
-            again_local = self._outcome_subset(batch, attempts, todo, sub)
-            todo = again_local
+            todo = self._settle(todo, attempts, results)
             if todo:
                 self._stop.wait(self.retry_wait)
-
-    def _outcome_subset(self, batch: List[Dict[str, Any]], attempts: List[int], todo: List[int],
-                        results: List[Dict[str, Any]]) -> List[int]:
-        by_index = {r["index"]: r for r in results}
-        again: List[int] = []
-        sent = failed = 0
-        for i in todo:
-            status = int(by_index.get(i, {}).get("status", 0))
-            if 200 <= status < 300:
-                sent += 1
-            elif _retryable_item(status) and attempts[i] < self.max_attempts:
-                again.append(i)
-            else:
-                failed += 1
-        self._count(sent=sent, dropped_failed=failed)
-        if failed:
-            log.warning("collector batcher: %d interaction(s) refused or failed for good (dropped)", failed)
-        return again
 
 
 class AsyncBatcher(_Core):
@@ -396,21 +404,7 @@ class AsyncBatcher(_Core):
                 self._count(dropped_failed=len(todo))
                 log.warning("collector batcher: batch of %d failed (%s %s); dropped", len(todo), e.status, e.code)
                 return
-            mapped = [dict(r, index=todo[int(r.get("index", -1))]) for r in results
-                      if isinstance(r, dict) and 0 <= int(r.get("index", -1)) < len(todo)]
-            by_index = {r["index"]: r for r in mapped}
-            again: List[int] = []
-            sent = failed = 0
-            for i in todo:
-                status = int(by_index.get(i, {}).get("status", 0))
-                if 200 <= status < 300:
-                    sent += 1
-                elif _retryable_item(status) and attempts[i] < self.max_attempts:
-                    again.append(i)
-                else:
-                    failed += 1
-            self._count(sent=sent, dropped_failed=failed)
-            todo = again
+            todo = self._settle(todo, attempts, results)
             if todo:
                 await asyncio.sleep(self.retry_wait)
 

@@ -91,14 +91,15 @@ def _annotation_type(tp: Any) -> str:
     if isinstance(tp, type) and hasattr(tp, "__required_keys__"):
         return tp.__name__
     if tp in (str, int, float, bool):
-        return tp.__name__
+        return str(tp.__name__)
     return repr(tp)
 
 
 def _object_schema(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     """The object part of a schema (``allOf``'s first member carries the properties)."""
     if "allOf" in schema:
-        return schema["allOf"][0]
+        first: Mapping[str, Any] = schema["allOf"][0]
+        return first
     return schema
 
 
