@@ -41,6 +41,10 @@ use crate::domain::types::{Id, Kind, Platform, UserId};
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{ArchivedEntry, Lease, StoreError};
 
+mod keys;
+
+pub use keys::*;
+
 pub type Item = HashMap<String, AttributeValue>;
 
 /// Write shards of the platform index and of the counters.
@@ -56,101 +60,6 @@ pub const T_STUB: &str = "S";
 pub const INTERACTION_PAYLOAD: [&str; 7] = ["msg", "ai", "intent", "err", "model", "meta", "wf"];
 /// The same for feedback and validation items.
 pub const DOC_PAYLOAD: [&str; 1] = ["doc"];
-
-// -- keys -------------------------------------------------------------------------------------
-
-pub fn ts(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-pub fn interaction_pk(id: Id) -> String {
-    format!("I#{id}")
-}
-
-pub const INTERACTION_SK: &str = "A";
-
-pub fn feedback_sk(fb: &Feedback) -> String {
-    format!("F#{}#{}", ts(&fb.created_at), fb.feedback_id)
-}
-
-pub fn linked_validation_sk(v: &ValidationLog) -> String {
-    format!("V#{}#{}", ts(&v.created_at), v.validation_id)
-}
-
-pub fn unlinked_validation_pk(id: Id) -> String {
-    format!("V#{id}")
-}
-
-pub fn counter_pk(platform: &Platform, shard: u32) -> String {
-    format!("C#{}#{shard}", platform.as_str())
-}
-
-pub const COUNTER_SK: &str = "C";
-pub const REGISTRY_PK: &str = "REG";
-pub const ADDED_PLATFORMS_PK: &str = "PLAT";
-pub const PLATFORM_COUNT_PK: &str = "PLAT#N";
-pub const PLATFORM_COUNT_SK: &str = "N";
-pub const EXAMPLES_PK: &str = "EX";
-pub const EXPORTS_PK: &str = "EXP";
-/// Ids per held-records item: 8,000 ids of 36 bytes is about 290 KB, under the 400 KB item limit.
-pub const HELD_CHUNK: usize = 8_000;
-pub const METRICS_PK: &str = "MT";
-
-/// The partition of the export records a user's ids are held in.
-pub fn held_pk(user: &UserId) -> String {
-    format!("XU#{}", user.as_str())
-}
-
-/// A held-records item's sort key: `{export_id}#{chunk}` (5 digits).
-pub fn held_sk(export_id: Id, chunk: usize) -> String {
-    format!("{export_id}#{chunk:05}")
-}
-
-pub fn platform_shard_pk(platform: &Platform, shard: u32) -> String {
-    format!("P#{}#{shard}", platform.as_str())
-}
-
-pub fn user_pk(user: &UserId) -> String {
-    format!("U#{}", user.as_str())
-}
-
-pub fn object_pk(object_key: &str) -> String {
-    format!("O#{object_key}")
-}
-
-/// Sort key of a record in the platform index: `{created_at}#{id}`.
-pub fn position(created_at: &DateTime<Utc>, id: Id) -> String {
-    format!("{}#{id}", ts(created_at))
-}
-
-/// The archive table's sort key: `{YYYY-MM-DD}#{object_key}`.
-pub fn archive_sk(date: NaiveDate, object_key: &str) -> String {
-    format!("{}#{object_key}", date.format("%Y-%m-%d"))
-}
-
-/// A stable shard in 0..SHARDS from an id (FNV-1a over its bytes: v7 ids start with the time).
-pub fn shard_of(id: Id) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in id.0.as_bytes() {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h % SHARDS
-}
-
-pub const LEASE_PK: &str = "LEASE";
-pub const LEASE_SK: &str = "archive";
-pub const TOMB_PK: &str = "TOMB";
-
-/// A tombstone's sort key: `{slot}#{id}`, so one slot's tombstones are one `begins_with`.
-pub fn tombstone_sk(slot: &str, id: Id) -> String {
-    format!("{slot}#{id}")
-}
-
-/// The archive table's key of a slot's row.
-pub fn object_row_key(platform: &Platform, date: NaiveDate, slot: &str) -> Item {
-    HashMap::from([("platform".to_owned(), s(platform.as_str())), ("object".to_owned(), s(archive_sk(date, slot)))])
-}
 
 // -- attribute helpers --------------------------------------------------------------------------
 
@@ -707,44 +616,4 @@ pub fn recovered_item(event_id: &str) -> Item {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shards_spread_and_stay_in_range() {
-        let shards: std::collections::HashSet<u32> = (0..200).map(|_| shard_of(Id::new())).collect();
-        assert!(shards.len() > SHARDS as usize / 2);
-        assert!(shards.iter().all(|s| *s < SHARDS));
-    }
-
-    #[test]
-    fn rows_round_trip_and_old_rows_read_as_committed_in_their_own_slot() {
-        let p = Platform::parse("n8n").expect("platform");
-        let date = NaiveDate::from_ymd_opt(2026, 1, 5).expect("date");
-        let created = DateTime::<Utc>::from_timestamp(1_767_600_000, 0).expect("time");
-        let obj = ArchiveObject::pending(p, date, "archive/a.jsonl.gz".into(), "run-1", created);
-        let moved = ArchiveObject { object_key: "archive/b.jsonl.gz".into(), ..obj.clone() };
-        let item = object_item(&moved);
-        assert_eq!(item.get("object"), Some(&s("2026-01-05#archive/a.jsonl.gz")), "keyed by slot");
-        assert_eq!(object_from(&item).expect("row"), moved);
-        let mut old = object_item(&obj);
-        old.remove("slot");
-        old.remove("state");
-        let read = object_from(&old).expect("old row");
-        assert_eq!((read.slot.as_str(), read.state), ("archive/a.jsonl.gz", ObjectState::Committed));
-    }
-
-    #[test]
-    fn overflow_payload_round_trips() {
-        let mut item: Item = HashMap::from([
-            ("pk".into(), s("I#x")),
-            ("msg".into(), s("hello")),
-            ("wf".into(), AttributeValue::B(Blob::new(vec![0u8, 1, 255]))),
-        ]);
-        let before = item.clone();
-        let bytes = take_payload(&mut item, &INTERACTION_PAYLOAD).expect("take").expect("some");
-        assert_eq!(item.len(), 1);
-        restore_payload(&mut item, &bytes).expect("restore");
-        assert_eq!(item, before);
-    }
-}
+mod tests;
