@@ -27,7 +27,9 @@ async fn public_routes_and_401s() {
     let r = t.client.get(format!("{}/api/feedback/stats", t.base)).bearer_auth(other).send().await.unwrap();
     assert_eq!(r.status(), 401);
     // Expired.
-    let expired = collector::http::auth::mint_token(SECRET, "alice", &[], "cognito:groups", Some(std::time::Duration::ZERO)).unwrap();
+    let expired =
+        collector::http::auth::mint_token(SECRET, "alice", &[], "cognito:groups", Some(std::time::Duration::ZERO))
+            .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = t.client.get(format!("{}/api/feedback/stats", t.base)).bearer_auth(expired).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -65,18 +67,34 @@ async fn ingest_is_idempotent_and_conflicts_on_other_content() {
 #[tokio::test]
 async fn bad_input_lists_every_problem_and_stores_nothing() {
     let t = spawn_app(&[]).await;
-    let r = t.post("/api/interactions", A, json!({"platform": "Bad Slug!", "user_message": "", "processing_time_ms": -5, "metadata": "x"})).await;
+    let r = t
+        .post(
+            "/api/interactions",
+            A,
+            json!({"platform": "Bad Slug!", "user_message": "", "processing_time_ms": -5, "metadata": "x"}),
+        )
+        .await;
     r.expect(400, Some("validation_failed"));
-    let fields: Vec<String> = r.json()["error"]["details"].as_array().unwrap().iter().map(|d| d["field"].as_str().unwrap().to_owned()).collect();
+    let fields: Vec<String> = r.json()["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(fields, ["platform", "user_message", "processing_time_ms", "metadata"]);
-    t.raw(Method::POST, "/api/interactions", A, b"{not json".to_vec(), Some("application/json")).await.expect(400, Some("invalid_json"));
+    t.raw(Method::POST, "/api/interactions", A, b"{not json".to_vec(), Some("application/json"))
+        .await
+        .expect(400, Some("invalid_json"));
     // No Content-Type is fine when the body is JSON.
     let ok = serde_json::to_vec(&interaction("n8n", "no content type")).unwrap();
     t.raw(Method::POST, "/api/interactions", A, ok, None).await.expect(201, None);
     // Over 6 MiB, and nested deeper than 64.
     let big = format!("{{\"platform\":\"n8n\",\"user_message\":\"{}\"}}", "x".repeat(6 * 1024 * 1024 + 10));
-    t.raw(Method::POST, "/api/interactions", A, big.into_bytes(), Some("application/json")).await.expect(413, Some("payload_too_large"));
-    let deep = format!("{{\"platform\":\"n8n\",\"user_message\":\"x\",\"metadata\":{}1{}}}", "[".repeat(70), "]".repeat(70));
+    t.raw(Method::POST, "/api/interactions", A, big.into_bytes(), Some("application/json"))
+        .await
+        .expect(413, Some("payload_too_large"));
+    let deep =
+        format!("{{\"platform\":\"n8n\",\"user_message\":\"x\",\"metadata\":{}1{}}}", "[".repeat(70), "]".repeat(70));
     t.raw(Method::POST, "/api/interactions", A, deep.into_bytes(), None).await.expect(413, Some("payload_too_large"));
     assert_eq!(t.get("/api/feedback/stats", A).await.json()["overview"]["total_records"], 1);
 }
@@ -119,7 +137,9 @@ async fn batch_items_fail_alone() {
     assert_eq!(res[1]["error"]["code"], "validation_failed");
     t.post("/api/interactions/batch", A, json!({"interactions": []})).await.expect(403, Some("forbidden"));
     let many: Vec<Value> = (0..101).map(|_| json!({})).collect();
-    t.post("/api/interactions/batch", Who::Admin, json!({"interactions": many})).await.expect(400, Some("validation_failed"));
+    t.post("/api/interactions/batch", Who::Admin, json!({"interactions": many}))
+        .await
+        .expect(400, Some("validation_failed"));
 }
 
 /// Role x route: A never reads, changes or deletes B's data; roles get 401/403 as the contract says.
@@ -130,15 +150,31 @@ async fn authorization_matrix() {
     let a_id = t.log(A, interaction("n8n", "alice's")).await;
     let get_b = format!("/api/interactions/{b_id}");
     // Anonymous: 401 everywhere but the public routes.
-    for (m, p) in [(Method::GET, get_b.as_str()), (Method::POST, "/api/interactions"), (Method::GET, "/api/interactions"),
-                   (Method::POST, "/api/feedback/submit"), (Method::DELETE, "/api/me/data"), (Method::GET, "/api/feedback/export/n8n"),
-                   (Method::GET, "/api/feedback/readiness/n8n"), (Method::POST, "/api/workflow/validate"), (Method::GET, "/api/examples")] {
+    for (m, p) in [
+        (Method::GET, get_b.as_str()),
+        (Method::POST, "/api/interactions"),
+        (Method::GET, "/api/interactions"),
+        (Method::POST, "/api/feedback/submit"),
+        (Method::DELETE, "/api/me/data"),
+        (Method::GET, "/api/feedback/export/n8n"),
+        (Method::GET, "/api/feedback/readiness/n8n"),
+        (Method::POST, "/api/workflow/validate"),
+        (Method::GET, "/api/examples"),
+    ] {
         t.call(m.clone(), p, Who::Anon, Some(json!({}))).await.expect(401, Some("unauthenticated"));
     }
     // A on B's record: 404, never 403, never data.
     t.get(&get_b, A).await.expect(404, Some("not_found"));
-    t.post("/api/feedback/submit", A, json!({"interaction_id": b_id, "feedback_type": "thumbs_down"})).await.expect(404, Some("not_found"));
-    t.post("/api/workflow/validate", A, json!({"platform": "n8n", "workflow": n8n_workflow(2, 0), "interaction_id": b_id})).await.expect(404, Some("not_found"));
+    t.post("/api/feedback/submit", A, json!({"interaction_id": b_id, "feedback_type": "thumbs_down"}))
+        .await
+        .expect(404, Some("not_found"));
+    t.post(
+        "/api/workflow/validate",
+        A,
+        json!({"platform": "n8n", "workflow": n8n_workflow(2, 0), "interaction_id": b_id}),
+    )
+    .await
+    .expect(404, Some("not_found"));
     t.delete(&format!("/api/feedback/data/{b_id}"), A).await.expect(404, Some("not_found"));
     let listed = t.get("/api/interactions", A).await.json();
     assert!(listed["items"].as_array().unwrap().iter().all(|i| i["user_id"] == "alice"));
@@ -227,19 +263,34 @@ async fn validate_reports_errors_score_and_diff_and_logs_it() {
     let id = t.log(A, interaction("n8n", "v")).await;
     let mut wf = n8n_workflow(3, 0);
     wf["nodes"][2]["name"] = wf["nodes"][1]["name"].clone();
-    let r = t.post("/api/workflow/validate", A, json!({"platform": "n8n", "workflow": wf, "interaction_id": id,
-        "original_workflow": n8n_workflow(3, 0), "user_edited": true})).await.json();
+    let r = t
+        .post(
+            "/api/workflow/validate",
+            A,
+            json!({"platform": "n8n", "workflow": wf, "interaction_id": id,
+        "original_workflow": n8n_workflow(3, 0), "user_edited": true}),
+        )
+        .await
+        .json();
     assert_eq!(r["passed"], false);
     let codes: Vec<&str> = r["errors"].as_array().unwrap().iter().map(|e| e["code"].as_str().unwrap()).collect();
     assert!(codes.contains(&"duplicate_node_name"));
-    let want = 100 - 20 * r["errors"].as_array().unwrap().len() as i64 - 5 * r["warnings"].as_array().unwrap().len() as i64;
+    let want =
+        100 - 20 * r["errors"].as_array().unwrap().len() as i64 - 5 * r["warnings"].as_array().unwrap().len() as i64;
     assert_eq!(r["score"], want.max(0));
     assert_eq!(r["diff"]["modified"], json!(["/nodes/2/name"]));
     assert_eq!(r["interaction_id"], id);
     let rec = t.get(&format!("/api/interactions/{id}"), A).await.json();
     assert_eq!(rec["validations"].as_array().unwrap().len(), 1);
-    let ok = t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": {"trigger": {"app": "gmail", "event": "new"},
-        "actions": [{"app": "slack", "action": "send", "params": {}}]}})).await.json();
+    let ok = t
+        .post(
+            "/api/workflow/validate",
+            A,
+            json!({"platform": "zapier", "workflow": {"trigger": {"app": "gmail", "event": "new"},
+        "actions": [{"app": "slack", "action": "send", "params": {}}]}}),
+        )
+        .await
+        .json();
     assert_eq!((ok["passed"].clone(), ok["score"].clone(), ok["diff"].clone()), (json!(true), json!(100), Value::Null));
     let odd = t.post("/api/workflow/validate", A, json!({"platform": "n8n", "workflow": [1]})).await.json();
     assert_eq!(odd["errors"][0]["code"], "not_an_object");
@@ -254,8 +305,12 @@ async fn a_service_validation_names_its_user_and_leaves_with_their_data() {
     let e = t.post("/api/workflow/validate", Who::Service, json!({"platform": "zapier", "workflow": wf})).await;
     e.expect(400, Some("validation_failed"));
     assert_eq!(e.json()["error"]["details"][0]["field"], "user_id");
-    t.post("/api/workflow/validate", Who::Service, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"})).await.expect(200, None);
-    t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"})).await.expect(403, Some("forbidden"));
+    t.post("/api/workflow/validate", Who::Service, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"}))
+        .await
+        .expect(200, None);
+    t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": wf, "user_id": "carol"}))
+        .await
+        .expect(403, Some("forbidden"));
     let d = t.delete("/api/feedback/data?user_id=carol", Who::Admin).await.json();
     assert_eq!(d["deleted"]["validation_logs"], 1, "carol's validation left with her data");
 }
@@ -263,18 +318,52 @@ async fn a_service_validation_names_its_user_and_leaves_with_their_data() {
 #[tokio::test]
 async fn feedback_updates_the_summary_and_stats_add_up() {
     let t = spawn_app(&[]).await;
-    let ids = [t.log(A, interaction("n8n", "1")).await, t.log(A, interaction("n8n", "2")).await, t.log(B, interaction("make", "3")).await];
-    t.post("/api/feedback/submit", A, json!({"interaction_id": ids[0], "feedback_type": "thumbs_up", "sentiment_score": 5})).await.expect(201, None);
-    t.post("/api/feedback/submit", Who::Service, json!({"interaction_id": ids[2], "feedback_type": "report", "issue_category": "wrong_platform"})).await.expect(201, None);
-    t.post("/api/feedback/submit", A, json!({"interaction_id": ids[1], "feedback_type": "edit"})).await.expect(400, Some("validation_failed"));
-    t.post("/api/feedback/submit", A, json!({"interaction_id": uuid::Uuid::new_v4(), "feedback_type": "thumbs_up"})).await.expect(404, Some("not_found"));
+    let ids = [
+        t.log(A, interaction("n8n", "1")).await,
+        t.log(A, interaction("n8n", "2")).await,
+        t.log(B, interaction("make", "3")).await,
+    ];
+    t.post(
+        "/api/feedback/submit",
+        A,
+        json!({"interaction_id": ids[0], "feedback_type": "thumbs_up", "sentiment_score": 5}),
+    )
+    .await
+    .expect(201, None);
+    t.post(
+        "/api/feedback/submit",
+        Who::Service,
+        json!({"interaction_id": ids[2], "feedback_type": "report", "issue_category": "wrong_platform"}),
+    )
+    .await
+    .expect(201, None);
+    t.post("/api/feedback/submit", A, json!({"interaction_id": ids[1], "feedback_type": "edit"}))
+        .await
+        .expect(400, Some("validation_failed"));
+    t.post("/api/feedback/submit", A, json!({"interaction_id": uuid::Uuid::new_v4(), "feedback_type": "thumbs_up"}))
+        .await
+        .expect(404, Some("not_found"));
     let rec = t.get(&format!("/api/interactions/{}", ids[0]), A).await.json();
-    assert_eq!((rec["has_feedback"].clone(), rec["last_feedback_type"].clone(), rec["positive_feedback"].clone()), (json!(true), json!("thumbs_up"), json!(1)));
+    assert_eq!(
+        (rec["has_feedback"].clone(), rec["last_feedback_type"].clone(), rec["positive_feedback"].clone()),
+        (json!(true), json!("thumbs_up"), json!(1))
+    );
     assert_eq!(rec["feedback"][0]["sentiment_score"], 5);
     let s = t.get("/api/feedback/stats", A).await.json();
     let o = &s["overview"];
-    assert_eq!((o["total_records"].clone(), o["with_feedback"].clone(), o["positive_feedback"].clone(), o["negative_feedback"].clone()), (json!(3), json!(2), json!(1), json!(1)));
-    assert_eq!(o["total_records"].as_i64(), Some(o["active_records"].as_i64().unwrap() + o["archived_records"].as_i64().unwrap()));
+    assert_eq!(
+        (
+            o["total_records"].clone(),
+            o["with_feedback"].clone(),
+            o["positive_feedback"].clone(),
+            o["negative_feedback"].clone()
+        ),
+        (json!(3), json!(2), json!(1), json!(1))
+    );
+    assert_eq!(
+        o["total_records"].as_i64(),
+        Some(o["active_records"].as_i64().unwrap() + o["archived_records"].as_i64().unwrap())
+    );
     let sum: i64 = s["by_platform"].as_object().unwrap().values().map(|p| p["total"].as_i64().unwrap()).sum();
     assert_eq!(sum, 3);
     let hot: i64 = s["by_platform"].as_object().unwrap().values().map(|p| p["hot_bytes"].as_i64().unwrap()).sum();
@@ -286,10 +375,22 @@ async fn feedback_updates_the_summary_and_stats_add_up() {
 
 #[tokio::test]
 async fn readiness_follows_the_formula_at_the_threshold_edges() {
-    let t = spawn_app(&[("READINESS_MIN_TOTAL", "4"), ("READINESS_MIN_SUCCESSFUL", "3"), ("READINESS_MIN_FEEDBACK", "2"), ("READINESS_MIN_QUALITY", "2")]).await;
+    let t = spawn_app(&[
+        ("READINESS_MIN_TOTAL", "4"),
+        ("READINESS_MIN_SUCCESSFUL", "3"),
+        ("READINESS_MIN_FEEDBACK", "2"),
+        ("READINESS_MIN_QUALITY", "2"),
+    ])
+    .await;
     let empty = t.get("/api/feedback/readiness/zapier", A).await.json();
-    assert_eq!((empty["readiness_score"].clone(), empty["is_ready"].clone(), empty["status"].clone()), (json!(0), json!(false), json!("not_ready")));
-    assert_eq!(empty["thresholds"], json!({"total_examples": 4, "successful": 3, "with_feedback": 2, "quality_examples": 2, "min_score": 70}));
+    assert_eq!(
+        (empty["readiness_score"].clone(), empty["is_ready"].clone(), empty["status"].clone()),
+        (json!(0), json!(false), json!("not_ready"))
+    );
+    assert_eq!(
+        empty["thresholds"],
+        json!({"total_examples": 4, "successful": 3, "with_feedback": 2, "quality_examples": 2, "min_score": 70})
+    );
     let mut ids = vec![];
     for i in 0..3 {
         ids.push(t.log(A, interaction("zapier", &format!("z{i}"))).await);
@@ -311,9 +412,14 @@ async fn readiness_follows_the_formula_at_the_threshold_edges() {
     assert_eq!(r["metrics"]["quality_examples"], 1);
     // A passed validation scoring >= 80 makes a quality example.
     let wf = json!({"trigger": {"app": "a", "event": "b"}, "actions": [{"app": "c", "action": "d", "params": {}}]});
-    t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": wf, "interaction_id": ids[1]})).await.expect(200, None);
+    t.post("/api/workflow/validate", A, json!({"platform": "zapier", "workflow": wf, "interaction_id": ids[1]}))
+        .await
+        .expect(200, None);
     let r = t.get("/api/feedback/readiness/zapier", A).await.json();
-    assert_eq!((r["readiness_score"].clone(), r["is_ready"].clone(), r["status"].clone()), (json!(100), json!(true), json!("ready")));
+    assert_eq!(
+        (r["readiness_score"].clone(), r["is_ready"].clone(), r["status"].clone()),
+        (json!(100), json!(true), json!("ready"))
+    );
     t.get("/api/feedback/readiness/Bad!", A).await.expect(400, Some("validation_failed"));
 }
 
@@ -324,7 +430,12 @@ async fn export_is_jsonl_with_the_right_assistant_turn() {
     let drop = t.log(A, interaction("n8n", "drop me")).await;
     t.post("/api/feedback/submit", A, json!({"interaction_id": drop, "feedback_type": "thumbs_down"})).await;
     let fixed = t.log(A, interaction("n8n", "fix me")).await;
-    t.post("/api/feedback/submit", A, json!({"interaction_id": fixed, "feedback_type": "edit", "corrected_workflow": {"fixed": 1}})).await;
+    t.post(
+        "/api/feedback/submit",
+        A,
+        json!({"interaction_id": fixed, "feedback_type": "edit", "corrected_workflow": {"fixed": 1}}),
+    )
+    .await;
     let mut failed = interaction("n8n", "failed");
     failed["success"] = json!(false);
     t.log(A, failed).await;
@@ -344,10 +455,14 @@ async fn export_is_jsonl_with_the_right_assistant_turn() {
         assert!(l.get("metadata").is_none());
         assert_eq!(collector::domain::export::check_openai_line(&l.to_string()), Ok(()));
     }
-    assert_eq!(serde_json::from_str::<Value>(lines[0]["messages"][2]["content"].as_str().unwrap()).unwrap(), n8n_workflow(3, 0));
+    assert_eq!(
+        serde_json::from_str::<Value>(lines[0]["messages"][2]["content"].as_str().unwrap()).unwrap(),
+        n8n_workflow(3, 0)
+    );
     assert_eq!(lines[1]["messages"][2]["content"], "{\"fixed\":1}");
     assert_eq!(lines[2]["messages"][2]["content"], "Sure, here is how.");
-    let with_meta = t.get("/api/feedback/export/n8n?success_only=false&include_metadata=true&limit=10", Who::Admin).await.lines();
+    let with_meta =
+        t.get("/api/feedback/export/n8n?success_only=false&include_metadata=true&limit=10", Who::Admin).await.lines();
     assert_eq!(with_meta.len(), 4);
     assert_eq!(with_meta[0]["metadata"]["interaction_id"], keep);
     let fb_only = t.get("/api/feedback/export/n8n?with_feedback_only=true", Who::Admin).await.lines();
@@ -362,12 +477,20 @@ async fn deletes_cascade_and_touch_only_their_owner() {
     let t = spawn_app(&[]).await;
     let a = t.log(A, interaction("n8n", "a")).await;
     t.post("/api/feedback/submit", A, json!({"interaction_id": a, "feedback_type": "thumbs_up"})).await;
-    t.post("/api/workflow/validate", A, json!({"platform": "n8n", "workflow": n8n_workflow(2, 0), "interaction_id": a})).await;
+    t.post(
+        "/api/workflow/validate",
+        A,
+        json!({"platform": "n8n", "workflow": n8n_workflow(2, 0), "interaction_id": a}),
+    )
+    .await;
     let b = t.log(B, interaction("n8n", "b")).await;
     let before = t.get("/api/feedback/stats", A).await.json();
     let d = t.delete(&format!("/api/feedback/data/{a}"), A).await;
     d.expect(200, None);
-    assert_eq!(d.json()["deleted"], json!({"interactions": 1, "feedback": 1, "validation_logs": 1, "examples": 0, "archived_records": 0}));
+    assert_eq!(
+        d.json()["deleted"],
+        json!({"interactions": 1, "feedback": 1, "validation_logs": 1, "examples": 0, "archived_records": 0})
+    );
     t.get(&format!("/api/interactions/{a}"), A).await.expect(404, Some("not_found"));
     t.delete(&format!("/api/feedback/data/{a}"), A).await.expect(404, Some("not_found"));
     let after = t.get("/api/feedback/stats", A).await.json();
@@ -399,7 +522,9 @@ async fn log_old(t: &TestApp, user: &str, platform: &str, msg: &str, days: i64) 
 async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     let t = spawn_app(&[]).await;
     let old_a = log_old(&t, "alice", "n8n", "old alice", 40).await;
-    t.post("/api/feedback/submit", A, json!({"interaction_id": old_a, "feedback_type": "thumbs_up"})).await.expect(201, None);
+    t.post("/api/feedback/submit", A, json!({"interaction_id": old_a, "feedback_type": "thumbs_up"}))
+        .await
+        .expect(201, None);
     let old_b = log_old(&t, "bob", "n8n", "old bob", 40).await;
     log_old(&t, "bob", "make", "old make", 35).await;
     let fresh = t.log(A, interaction("n8n", "fresh")).await;
@@ -408,7 +533,11 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     let dry = t.post("/api/feedback/archive", Who::Admin, json!({"dry_run": true})).await.json();
     assert_eq!((dry["dry_run"].clone(), dry["archived_records"].clone()), (json!(true), json!(3)));
     assert_eq!(dry["archives"].as_array().unwrap().len(), 2, "one object per platform and day");
-    assert_eq!(t.get("/api/feedback/stats", A).await.json()["overview"], stats_before["overview"], "a dry run changes nothing");
+    assert_eq!(
+        t.get("/api/feedback/stats", A).await.json()["overview"],
+        stats_before["overview"],
+        "a dry run changes nothing"
+    );
 
     let run = t.post("/api/feedback/archive", Who::Admin, json!({})).await.json();
     assert_eq!(run["archived_records"], 3);
@@ -428,7 +557,10 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     assert!(first["feedback"].is_array() && first["validations"].is_array() && first["workflow"].is_object());
 
     let s = t.get("/api/feedback/stats", A).await.json();
-    assert_eq!((s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone()), (json!(4), json!(3)));
+    assert_eq!(
+        (s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone()),
+        (json!(4), json!(3))
+    );
     assert_eq!(s["storage"]["archive_objects"], 2);
     assert!(s["costs"]["without_archiving_monthly_usd"].as_f64() >= s["costs"]["total_monthly_usd"].as_f64());
     // Readiness still counts archived records.
@@ -437,7 +569,9 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     let rec = t.get(&format!("/api/interactions/{old_a}"), A).await.json();
     assert_eq!((rec["archived"].clone(), rec["positive_feedback"].clone()), (json!(true), json!(1)));
     t.get(&format!("/api/interactions/{old_a}"), B).await.expect(404, Some("not_found"));
-    t.post("/api/feedback/submit", A, json!({"interaction_id": old_a, "feedback_type": "thumbs_up"})).await.expect(409, Some("conflict"));
+    t.post("/api/feedback/submit", A, json!({"interaction_id": old_a, "feedback_type": "thumbs_up"}))
+        .await
+        .expect(409, Some("conflict"));
     // Replaying an archived id is still idempotent.
     let hot_only = t.get("/api/feedback/export/n8n", Who::Admin).await.lines();
     assert_eq!(hot_only.len(), 1);
@@ -455,10 +589,16 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     assert_eq!(all.len(), 2);
     assert!(t.get("/api/feedback/export/make?include_archived=true", Who::Admin).await.lines().is_empty());
     let s = t.get("/api/feedback/stats", A).await.json();
-    assert_eq!((s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone()), (json!(2), json!(1)));
+    assert_eq!(
+        (s["overview"]["total_records"].clone(), s["overview"]["archived_records"].clone()),
+        (json!(2), json!(1))
+    );
     // ... and leave the objects' bytes at the next run, which compacts before it archives.
     let run = t.post("/api/feedback/archive", Who::Admin, json!({})).await.json();
-    assert_eq!((run["maintenance"]["compacted_objects"].clone(), run["maintenance"]["erased_lines"].clone()), (json!(2), json!(2)));
+    assert_eq!(
+        (run["maintenance"]["compacted_objects"].clone(), run["maintenance"]["erased_lines"].clone()),
+        (json!(2), json!(2))
+    );
     assert_eq!(run["complete"], true);
     let s = t.get("/api/feedback/stats", A).await.json();
     assert_eq!(s["storage"]["archive_objects"], 1, "the make object had only bob's line");
@@ -473,14 +613,20 @@ async fn archive_then_export_with_include_archived_and_delete_from_archives() {
     }
     // Alice deletes her archived record.
     let d = t.delete(&format!("/api/feedback/data/{old_a}"), A).await.json()["deleted"].clone();
-    assert_eq!((d["interactions"].clone(), d["feedback"].clone(), d["archived_records"].clone()), (json!(1), json!(1), json!(1)));
+    assert_eq!(
+        (d["interactions"].clone(), d["feedback"].clone(), d["archived_records"].clone()),
+        (json!(1), json!(1), json!(1))
+    );
     t.get(&format!("/api/interactions/{old_a}"), A).await.expect(404, Some("not_found"));
     t.post("/api/feedback/archive", Who::Admin, json!({})).await.expect(200, None);
     assert_eq!(t.get("/api/feedback/stats", A).await.json()["storage"]["archive_objects"], 0);
     assert!(walk(&t.dir.path().join("data/archive-store")).is_empty(), "no object is left");
     t.get(&format!("/api/interactions/{fresh}"), A).await.expect(200, None);
     // A second run finds nothing more.
-    assert_eq!(t.post("/api/feedback/archive", Who::Admin, json!({"days_old": 30})).await.json()["archived_records"], 0);
+    assert_eq!(
+        t.post("/api/feedback/archive", Who::Admin, json!({"days_old": 30})).await.json()["archived_records"],
+        0
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -516,10 +662,16 @@ async fn listing_pages_newest_first_without_gaps() {
     let mut seen = vec![];
     let mut cursor: Option<String> = None;
     loop {
-        let path = match &cursor { Some(c) => format!("/api/interactions?limit=10&cursor={c}"), None => "/api/interactions?limit=10".into() };
+        let path = match &cursor {
+            Some(c) => format!("/api/interactions?limit=10&cursor={c}"),
+            None => "/api/interactions?limit=10".into(),
+        };
         let page = t.get(&path, A).await.json();
         seen.extend(page["items"].as_array().unwrap().iter().map(|i| i["interaction_id"].as_str().unwrap().to_owned()));
-        match page["next_cursor"].as_str() { Some(c) => cursor = Some(c.to_owned()), None => break }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
     }
     ids.reverse();
     assert_eq!(seen, ids);
@@ -536,23 +688,47 @@ async fn listing_pages_newest_first_without_gaps() {
 #[tokio::test]
 async fn examples_and_training_metrics() {
     let t = spawn_app(&[]).await;
-    let e = t.post("/api/examples", Who::Admin, json!({"platform": "n8n", "user_message": "ex", "workflow": n8n_workflow(2, 0), "tags": ["crm"]})).await;
+    let e = t
+        .post(
+            "/api/examples",
+            Who::Admin,
+            json!({"platform": "n8n", "user_message": "ex", "workflow": n8n_workflow(2, 0), "tags": ["crm"]}),
+        )
+        .await;
     e.expect(201, None);
     let id = e.json()["example_id"].as_str().unwrap().to_owned();
-    t.post("/api/examples", Who::Admin, json!({"platform": "n8n", "user_message": "ex"})).await.expect(400, Some("validation_failed"));
+    t.post("/api/examples", Who::Admin, json!({"platform": "n8n", "user_message": "ex"}))
+        .await
+        .expect(400, Some("validation_failed"));
     let list = t.get("/api/examples?platform=n8n", Who::Admin).await.json();
     assert_eq!(list["items"][0]["example_id"], id);
     assert_eq!(list["items"][0]["usage_count"], 0);
-    assert_eq!(t.get("/api/feedback/readiness/n8n", A).await.json()["metrics"]["quality_examples"], 1, "a curated example is a quality example");
+    assert_eq!(
+        t.get("/api/feedback/readiness/n8n", A).await.json()["metrics"]["quality_examples"],
+        1,
+        "a curated example is a quality example"
+    );
     t.delete(&format!("/api/examples/{id}"), Who::Admin).await.expect(200, None);
     t.delete(&format!("/api/examples/{id}"), Who::Admin).await.expect(404, Some("not_found"));
     assert!(t.get("/api/examples", Who::Admin).await.json()["items"].as_array().unwrap().is_empty());
     for (i, loss) in [0.9, 0.5].iter().enumerate() {
-        t.post("/api/training-metrics", Who::Admin, json!({"platform": "n8n", "model": "m", "dataset_size": 100 + i, "metrics": {"loss": loss}})).await.expect(201, None);
+        t.post(
+            "/api/training-metrics",
+            Who::Admin,
+            json!({"platform": "n8n", "model": "m", "dataset_size": 100 + i, "metrics": {"loss": loss}}),
+        )
+        .await
+        .expect(201, None);
     }
     let m = t.get("/api/training-metrics?platform=n8n", Who::Admin).await.json();
     assert_eq!(m["items"][0]["metrics"]["loss"], 0.5, "newest first");
-    t.post("/api/training-metrics", Who::Admin, json!({"platform": "n8n", "model": "m", "dataset_size": -1, "metrics": {"loss": "low"}})).await.expect(400, Some("validation_failed"));
+    t.post(
+        "/api/training-metrics",
+        Who::Admin,
+        json!({"platform": "n8n", "model": "m", "dataset_size": -1, "metrics": {"loss": "low"}}),
+    )
+    .await
+    .expect(400, Some("validation_failed"));
 }
 
 /// 64 clients logging at once lose nothing.

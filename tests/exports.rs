@@ -14,21 +14,36 @@ async fn a_corrected_workflow_is_one_dpo_pair_with_the_right_sides() {
     let t = spawn_app(&[]).await;
     let id = t.log(A, interaction("n8n", "fix this one")).await;
     t.log(A, interaction("n8n", "no correction")).await;
-    t.post("/api/feedback/submit", A, json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": {"fixed": true}})).await.expect(201, None);
+    t.post(
+        "/api/feedback/submit",
+        A,
+        json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": {"fixed": true}}),
+    )
+    .await
+    .expect(201, None);
     // A user-edited validation is a pair too.
     let other = t.log(A, interaction("n8n", "edited in the editor")).await;
-    t.post("/api/workflow/validate", A, json!({"platform": "n8n", "interaction_id": other, "user_edited": true,
-        "workflow": {"edited": 2}, "original_workflow": {"edited": 1}})).await.expect(200, None);
+    t.post(
+        "/api/workflow/validate",
+        A,
+        json!({"platform": "n8n", "interaction_id": other, "user_edited": true,
+        "workflow": {"edited": 2}, "original_workflow": {"edited": 1}}),
+    )
+    .await
+    .expect(200, None);
     let r = t.get("/api/feedback/export/n8n?format=openai_dpo", Who::Admin).await;
     r.expect(200, None);
     let lines = r.lines();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["input"]["messages"][1]["content"], "fix this one");
     assert_eq!(lines[0]["preferred_output"][0]["content"], "{\"fixed\":true}");
-    let generated: Value = serde_json::from_str(lines[0]["non_preferred_output"][0]["content"].as_str().unwrap()).unwrap();
+    let generated: Value =
+        serde_json::from_str(lines[0]["non_preferred_output"][0]["content"].as_str().unwrap()).unwrap();
     assert_eq!(generated, n8n_workflow(3, 0));
-    assert_eq!((lines[1]["preferred_output"][0]["content"].clone(), lines[1]["non_preferred_output"][0]["content"].clone()),
-        (json!("{\"edited\":2}"), json!("{\"edited\":1}")));
+    assert_eq!(
+        (lines[1]["preferred_output"][0]["content"].clone(), lines[1]["non_preferred_output"][0]["content"].clone()),
+        (json!("{\"edited\":2}"), json!("{\"edited\":1}"))
+    );
     assert_eq!(header(&r, "x-export-format"), "openai_dpo");
     assert_eq!(header(&r, "x-export-lines"), "2");
 }
@@ -84,14 +99,22 @@ async fn no_user_sits_on_both_sides_of_the_split() {
     let side = |split: &'static str| {
         let t = &t;
         async move {
-            t.get(&format!("/api/feedback/export/n8n?split={split}&validation_fraction=0.3&include_metadata=true"), Who::Admin).await.lines()
+            t.get(
+                &format!("/api/feedback/export/n8n?split={split}&validation_fraction=0.3&include_metadata=true"),
+                Who::Admin,
+            )
+            .await
+            .lines()
         }
     };
     let (train, validation) = (side("train").await, side("validation").await);
     assert_eq!(train.len() + validation.len(), 120);
     assert!(!validation.is_empty() && !train.is_empty());
     let users = |lines: &[Value]| -> std::collections::HashSet<String> {
-        lines.iter().map(|l| l["messages"][1]["content"].as_str().unwrap().split(' ').next().unwrap().to_owned()).collect()
+        lines
+            .iter()
+            .map(|l| l["messages"][1]["content"].as_str().unwrap().split(' ').next().unwrap().to_owned())
+            .collect()
     };
     assert!(users(&train).is_disjoint(&users(&validation)), "a user on both sides");
     assert_eq!(validation.len() % 3, 0, "a user's examples stay together");
@@ -104,7 +127,12 @@ async fn records_without_consent_are_never_exported() {
     let mut no = interaction("n8n", "do not train on me");
     no["training_consent"] = json!(false);
     let no_id = t.log(A, no).await;
-    t.post("/api/feedback/submit", A, json!({"interaction_id": no_id, "feedback_type": "edit", "corrected_workflow": {"x": 1}})).await;
+    t.post(
+        "/api/feedback/submit",
+        A,
+        json!({"interaction_id": no_id, "feedback_type": "edit", "corrected_workflow": {"x": 1}}),
+    )
+    .await;
     t.log(A, interaction("n8n", "fine")).await;
     for format in ["openai", "openai_dpo", "bedrock"] {
         let r = t.get(&format!("/api/feedback/export/n8n?format={format}&success_only=false"), Who::Admin).await;
@@ -128,11 +156,17 @@ async fn archived_records_export_in_every_format() {
     old["user_id"] = json!("alice");
     old["created_at"] = json!(days_ago(45));
     let id = t.log(Who::Service, old).await;
-    t.post("/api/feedback/submit", A, json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": {"better": 1}})).await;
+    t.post(
+        "/api/feedback/submit",
+        A,
+        json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": {"better": 1}}),
+    )
+    .await;
     t.post("/api/feedback/archive", Who::Admin, json!({})).await.expect(200, None);
     for format in ["openai", "openai_dpo", "bedrock"] {
         assert!(t.get(&format!("/api/feedback/export/n8n?format={format}"), Who::Admin).await.lines().is_empty());
-        let lines = t.get(&format!("/api/feedback/export/n8n?format={format}&include_archived=true"), Who::Admin).await.lines();
+        let lines =
+            t.get(&format!("/api/feedback/export/n8n?format={format}&include_archived=true"), Who::Admin).await.lines();
         assert_eq!(lines.len(), 1, "{format}");
     }
 }
@@ -141,7 +175,13 @@ async fn archived_records_export_in_every_format() {
 async fn curated_examples_are_exported_and_their_usage_counted() {
     let t = spawn_app(&[]).await;
     t.log(A, interaction("n8n", "a record")).await;
-    let ex = t.post("/api/examples", Who::Admin, json!({"platform": "n8n", "user_message": "curated ask", "workflow": {"curated": true}})).await;
+    let ex = t
+        .post(
+            "/api/examples",
+            Who::Admin,
+            json!({"platform": "n8n", "user_message": "curated ask", "workflow": {"curated": true}}),
+        )
+        .await;
     ex.expect(201, None);
     let lines = t.get("/api/feedback/export/n8n", Who::Admin).await.lines();
     let users: Vec<&str> = lines.iter().map(|l| l["messages"][1]["content"].as_str().unwrap()).collect();
@@ -164,7 +204,10 @@ async fn readiness_counts_what_the_export_would_produce() {
     let yes = t.log(A, interaction("make", "consent")).await;
     t.post("/api/feedback/submit", A, json!({"interaction_id": yes, "feedback_type": "thumbs_up"})).await;
     let r = t.get("/api/feedback/readiness/make", A).await.json();
-    assert_eq!(r["metrics"], json!({"total_examples": 1, "successful": 1, "with_feedback": 1, "quality_examples": 1, "positive_feedback_rate": 1.0}));
+    assert_eq!(
+        r["metrics"],
+        json!({"total_examples": 1, "successful": 1, "with_feedback": 1, "quality_examples": 1, "positive_feedback_rate": 1.0})
+    );
     // Storage statistics still count every record.
     assert_eq!(t.get("/api/feedback/stats", A).await.json()["overview"]["total_records"], 2);
 }
@@ -186,7 +229,9 @@ async fn a_poisoned_archive_line_is_skipped_and_reported_in_headers() {
     let rows = t.app.hot.list_archive_objects(None).await.expect("rows");
     let key = rows[0].object_key.clone();
     let mut raw = String::new();
-    flate2::read::GzDecoder::new(t.app.objects.get(&key).await.expect("get").as_slice()).read_to_string(&mut raw).expect("gzip");
+    flate2::read::GzDecoder::new(t.app.objects.get(&key).await.expect("get").as_slice())
+        .read_to_string(&mut raw)
+        .expect("gzip");
     let cut: String = raw
         .lines()
         .map(|l| if l.contains(&ids[1]) { format!("{}\n", &l[..l.len() / 2]) } else { format!("{l}\n") })
@@ -198,11 +243,16 @@ async fn a_poisoned_archive_line_is_skipped_and_reported_in_headers() {
 
     let r = t.get("/api/feedback/export/n8n?include_archived=true", Who::Admin).await;
     r.expect(200, None);
-    let mut asks: Vec<String> = r.lines().iter().map(|l| l["messages"][1]["content"].as_str().unwrap_or_default().to_owned()).collect();
+    let mut asks: Vec<String> =
+        r.lines().iter().map(|l| l["messages"][1]["content"].as_str().unwrap_or_default().to_owned()).collect();
     asks.sort();
     assert_eq!(asks, ["old 0", "old 2"]);
     assert_eq!(header(&r, "x-archive-skipped-lines"), "1");
-    assert_eq!(header(&t.get("/api/feedback/export/n8n", Who::Admin).await, "x-archive-skipped-lines"), "0", "no archive read");
+    assert_eq!(
+        header(&t.get("/api/feedback/export/n8n", Who::Admin).await, "x-archive-skipped-lines"),
+        "0",
+        "no archive read"
+    );
     let mine = t.get("/api/me/data", A).await;
     mine.expect(200, None);
     assert_eq!(mine.lines().len(), 2);

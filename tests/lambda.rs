@@ -93,7 +93,8 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("{}: not JSON: {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("{}: not JSON: {}", self.status, String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -110,7 +111,8 @@ impl Invoker {
         let status = resp.status();
         let text = resp.text().await.expect("invoke body");
         assert!(status.is_success(), "invoke {function}: {status}: {text}");
-        let out: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("invoke {function}: not a response: {text}"));
+        let out: Value =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("invoke {function}: not a response: {text}"));
         let raw = out["body"].as_str().unwrap_or_default();
         let body = if out["isBase64Encoded"] == true {
             use base64::Engine;
@@ -119,7 +121,8 @@ impl Invoker {
             raw.as_bytes().to_vec()
         };
         Answer {
-            status: out["statusCode"].as_u64().unwrap_or_else(|| panic!("invoke {function}: no statusCode: {text}")) as u16,
+            status: out["statusCode"].as_u64().unwrap_or_else(|| panic!("invoke {function}: no statusCode: {text}"))
+                as u16,
             headers: out["headers"].clone(),
             body,
         }
@@ -200,8 +203,12 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let logs = || watchers.iter().map(|w| format!("== {}\n{}", w.log.display(), w.log_tail())).collect::<Vec<_>>().join("\n");
-    let fx = Invoker { client: reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("client"), bases };
+    let logs =
+        || watchers.iter().map(|w| format!("== {}\n{}", w.log.display(), w.log_tail())).collect::<Vec<_>>().join("\n");
+    let fx = Invoker {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("client"),
+        bases,
+    };
 
     let result = tokio::spawn(async move {
         // log: the service logs alice's interaction.
@@ -242,7 +249,8 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
         let r = fx.invoke("export", &event("export/get-feedback-export.json")).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         assert_eq!(r.headers["content-type"], "application/jsonl");
-        let lines: Vec<Value> = String::from_utf8_lossy(&r.body).lines().map(|l| serde_json::from_str(l).expect("a JSONL line")).collect();
+        let lines: Vec<Value> =
+            String::from_utf8_lossy(&r.body).lines().map(|l| serde_json::from_str(l).expect("a JSONL line")).collect();
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0]["messages"][1]["content"], "Post new webhook leads to #sales on Slack");
         // Its manifest (CONTRACT 4a): named in X-Export-Id, listed with the body's hash.
@@ -254,7 +262,10 @@ async fn the_functions_under_cargo_lambda_over_the_emulator() {
         let r = fx.invoke("export", &event("export/get-exports.json")).await;
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let m = &r.json()["items"][0];
-        assert_eq!((m["export_id"].as_str(), m["sha256"].as_str(), m["lines"].as_u64()), (Some(export_id.as_str()), Some(sha256.as_str()), Some(1)));
+        assert_eq!(
+            (m["export_id"].as_str(), m["sha256"].as_str(), m["lines"].as_u64()),
+            (Some(export_id.as_str()), Some(sha256.as_str()), Some(1))
+        );
 
         // delete: bob cannot see it; alice deletes it and everything linked.
         let mut ev = event("delete/delete-feedback-data-one.json");

@@ -141,7 +141,12 @@ async fn old_record(app: &App, user: &str, days: i64) -> String {
 fn with_tests_lambda_rs_every_function_of_the_template_runs() {
     let template = std::fs::read_to_string(root().join("template.yaml")).expect("template.yaml");
     let lambda_rs = std::fs::read_to_string(root().join("tests/lambda.rs")).expect("tests/lambda.rs");
-    let others = lambda_rs.split("const FUNCTIONS").nth(1).and_then(|s| s.split(';').nth(1)).expect("lambda.rs FUNCTIONS").to_owned();
+    let others = lambda_rs
+        .split("const FUNCTIONS")
+        .nth(1)
+        .and_then(|s| s.split(';').nth(1))
+        .expect("lambda.rs FUNCTIONS")
+        .to_owned();
     for line in template.lines() {
         if let Some(binary) = line.trim().strip_prefix("Binary: ") {
             let here = FUNCTIONS.contains(&binary);
@@ -229,8 +234,12 @@ async fn readiness_archive_run_and_the_archiver_under_cargo_lambda() {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-    let logs = || watchers.iter().map(|w| format!("== {}\n{}", w.log.display(), w.log_tail())).collect::<Vec<_>>().join("\n");
-    let fx = Invoker { client: reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("client"), bases };
+    let logs =
+        || watchers.iter().map(|w| format!("== {}\n{}", w.log.display(), w.log_tail())).collect::<Vec<_>>().join("\n");
+    let fx = Invoker {
+        client: reqwest::Client::builder().timeout(Duration::from_secs(300)).build().expect("client"),
+        bases,
+    };
 
     let result = tokio::spawn(async move {
         // curation (any identity may list the platforms).
@@ -274,7 +283,10 @@ async fn readiness_archive_run_and_the_archiver_under_cargo_lambda() {
         let objects = app.hot.list_archive_objects(None).await.expect("objects");
         assert_eq!(objects.iter().map(|o| o.record_count).sum::<i64>(), 1, "bob's line alone is left");
         let admin = Caller { sub: UserId::parse("root").expect("id"), role: Role::Admin };
-        let rec = app.get_interaction(&admin, collector::domain::types::Id::parse(&bobs).expect("id")).await.expect("bob's record");
+        let rec = app
+            .get_interaction(&admin, collector::domain::types::Id::parse(&bobs).expect("id"))
+            .await
+            .expect("bob's record");
         assert!(rec.archived);
 
         // The schedule's tick runs an archive run to the invocation's deadline. `cargo lambda
@@ -284,10 +296,19 @@ async fn readiness_archive_run_and_the_archiver_under_cargo_lambda() {
         // deadline is the real one (functions/archiver/tests/handler.rs runs one through).
         old_record(&app, "carol", 45).await;
         let out = fx.invoke("archiver", &event("archiver/schedule.json")).await;
-        assert_eq!((out["dry_run"].clone(), out["complete"].clone(), out["archived_records"].clone()), (json!(false), json!(false), json!(0)), "{out}");
-        assert_eq!((out["before"]["active_records"].clone(), out["before"]["archived_records"].clone()), (json!(1), json!(1)), "carol hot, bob archived: {out}");
+        assert_eq!(
+            (out["dry_run"].clone(), out["complete"].clone(), out["archived_records"].clone()),
+            (json!(false), json!(false), json!(0)),
+            "{out}"
+        );
+        assert_eq!(
+            (out["before"]["active_records"].clone(), out["before"]["archived_records"].clone()),
+            (json!(1), json!(1)),
+            "carol hot, bob archived: {out}"
+        );
         // Carol's record goes with the next run (archive-run's own 20 s budget).
-        let (status, r) = fx.http("archive-run", &event_with_body("http/archive-run/post-feedback-archive.json", json!({}))).await;
+        let (status, r) =
+            fx.http("archive-run", &event_with_body("http/archive-run/post-feedback-archive.json", json!({}))).await;
         assert_eq!((status, r["archived_records"].clone(), r["complete"].clone()), (200, json!(1), json!(true)), "{r}");
         // A batch with nothing to act on (the filter would not even send it): no failures.
         let out = fx.invoke("archiver", &event("archiver/stream-insert.json")).await;

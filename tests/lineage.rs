@@ -26,7 +26,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 async fn export(t: &TestApp, query: &str) -> (Resp, Value) {
     let r = t.get(&format!("/api/feedback/export/n8n{query}"), Who::Admin).await;
     r.expect(200, None);
-    let id = header(&r, "x-export-id").unwrap_or_else(|| panic!("no X-Export-Id on an export of {} lines", r.lines().len()));
+    let id =
+        header(&r, "x-export-id").unwrap_or_else(|| panic!("no X-Export-Id on an export of {} lines", r.lines().len()));
     let m = t.get(&format!("/api/exports/{id}"), Who::Admin).await;
     m.expect(200, None);
     let m = m.json();
@@ -40,7 +41,11 @@ async fn export(t: &TestApp, query: &str) -> (Resp, Value) {
 }
 
 fn ids(v: &Value) -> Vec<String> {
-    v.as_array().unwrap_or_else(|| panic!("not a list: {v}")).iter().map(|x| x.as_str().expect("id").to_owned()).collect()
+    v.as_array()
+        .unwrap_or_else(|| panic!("not a list: {v}"))
+        .iter()
+        .map(|x| x.as_str().expect("id").to_owned())
+        .collect()
 }
 
 async fn lineage(t: &TestApp) {
@@ -75,7 +80,10 @@ async fn lineage(t: &TestApp) {
     assert_eq!(list["items"], json!([e2.clone(), e1.clone()]));
     assert_eq!(list["next_cursor"], Value::Null);
     let page = t.get("/api/exports?limit=1", Who::Admin).await.json();
-    assert_eq!((page["items"][0]["export_id"].as_str(), page["next_cursor"].as_str()), (Some(e2_id.as_str()), Some(e2_id.as_str())));
+    assert_eq!(
+        (page["items"][0]["export_id"].as_str(), page["next_cursor"].as_str()),
+        (Some(e2_id.as_str()), Some(e2_id.as_str()))
+    );
     let page = t.get(&format!("/api/exports?limit=1&cursor={e2_id}"), Who::Admin).await.json();
     assert_eq!(page["items"], json!([e1.clone()]));
     let last = t.get(&format!("/api/exports?limit=1&cursor={e1_id}"), Who::Admin).await.json();
@@ -96,7 +104,7 @@ async fn lineage(t: &TestApp) {
     // Deletes name the exports that held what they delete.
     let r = t.delete(&format!("/api/feedback/data/{b1}"), B).await;
     r.expect(200, None);
-    assert_eq!(ids(&r.json()["affected_exports"]), [e1_id.clone()], "bob's record was in the first only");
+    assert_eq!(ids(&r.json()["affected_exports"]), std::slice::from_ref(&e1_id), "bob's record was in the first only");
     let r = t.delete("/api/me/data", A).await;
     r.expect(200, None);
     assert_eq!(r.json()["deleted"]["interactions"], 2);

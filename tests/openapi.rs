@@ -189,10 +189,7 @@ async fn every_status_a_route_answers_is_documented_with_the_error_body() {
         if !public {
             assert!(responses.contains_key("401"), "{m} {path} lists 401");
             assert!(responses.contains_key("503"), "{m} {path} lists 503");
-            assert!(
-                responses["503"]["headers"].get("Retry-After").is_some(),
-                "{m} {path}: 503 documents Retry-After"
-            );
+            assert!(responses["503"]["headers"].get("Retry-After").is_some(), "{m} {path}: 503 documents Retry-After");
         }
         assert!(responses.contains_key("500"), "{m} {path} lists 500");
         if op.get("requestBody").is_some() {
@@ -206,7 +203,10 @@ async fn every_status_a_route_answers_is_documented_with_the_error_body() {
         }
         for (status, resp) in responses {
             if status.as_str() >= "400" {
-                assert_eq!(resp["content"]["application/json"]["schema"], error_ref, "{m} {path} {status}: the error body");
+                assert_eq!(
+                    resp["content"]["application/json"]["schema"], error_ref,
+                    "{m} {path} {status}: the error body"
+                );
             }
         }
 
@@ -251,7 +251,9 @@ async fn the_served_document_lists_the_configured_platforms() {
     let readiness = &doc["paths"]["/api/feedback/readiness/{platform}"]["get"]["parameters"][0];
     assert_eq!(readiness["schema"]["$ref"], "#/components/schemas/KnownPlatform", "{readiness}");
     // What the schema says the server takes, it takes; what it excludes, it refuses.
-    app.post("/api/interactions", Who::User("alice"), json!({"platform": "acme", "user_message": "hi"})).await.expect(201, None);
+    app.post("/api/interactions", Who::User("alice"), json!({"platform": "acme", "user_message": "hi"}))
+        .await
+        .expect(201, None);
     app.post("/api/interactions", Who::User("alice"), json!({"platform": "zapier", "user_message": "hi"}))
         .await
         .expect(400, Some("validation_failed"));

@@ -16,8 +16,14 @@ const A: Who = Who::User("alice");
 fn details(r: &Resp) -> (Vec<String>, String) {
     r.expect(400, Some("validation_failed"));
     let d = r.json()["error"]["details"].clone();
-    let fields = d.as_array().expect("details").iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect();
-    let message = d.as_array().expect("details").iter().find(|e| e["field"] == "platform").map(|e| e["message"].as_str().unwrap_or_default().to_owned());
+    let fields =
+        d.as_array().expect("details").iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect();
+    let message = d
+        .as_array()
+        .expect("details")
+        .iter()
+        .find(|e| e["field"] == "platform")
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned());
     (fields, message.unwrap_or_default())
 }
 
@@ -29,7 +35,12 @@ fn names_the_known(r: &Resp, known: &str) {
 }
 
 fn names(list: &Value) -> Vec<String> {
-    list["items"].as_array().expect("items").iter().map(|i| i["platform"].as_str().unwrap_or_default().to_owned()).collect()
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["platform"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 /// Serve `app` on a port of its own (another process on the same data).
@@ -45,7 +56,8 @@ async fn serve(app: App) -> String {
 
 fn config_with(dir: &std::path::Path, env: &[(&str, &str)]) -> Config {
     let data = dir.join("data").display().to_string();
-    let vars: std::collections::HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let vars: std::collections::HashMap<String, String> =
+        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_lookup(|k| match k {
         "COLLECTOR_DATA_DIR" => Some(data.clone()),
         "COLLECTOR_JWT_SECRET" => Some(SECRET.into()),
@@ -72,15 +84,29 @@ async fn every_request_naming_an_unknown_platform_is_refused_naming_the_known_on
     let mut svc = interaction("airflow", "x");
     svc["user_id"] = json!("alice");
     names_the_known(&t.post("/api/interactions", A, interaction("airflow", "x")).await, known);
-    names_the_known(&t.post("/api/workflow/validate", A, json!({"platform": "airflow", "workflow": {"a": 1}})).await, known);
-    names_the_known(&t.post("/api/examples", Who::Admin, json!({"platform": "airflow", "user_message": "m", "ai_response": "r"})).await, known);
-    names_the_known(&t.post("/api/training-metrics", Who::Admin, json!({"platform": "airflow", "model": "m", "dataset_size": 1})).await, known);
+    names_the_known(
+        &t.post("/api/workflow/validate", A, json!({"platform": "airflow", "workflow": {"a": 1}})).await,
+        known,
+    );
+    names_the_known(
+        &t.post("/api/examples", Who::Admin, json!({"platform": "airflow", "user_message": "m", "ai_response": "r"}))
+            .await,
+        known,
+    );
+    names_the_known(
+        &t.post("/api/training-metrics", Who::Admin, json!({"platform": "airflow", "model": "m", "dataset_size": 1}))
+            .await,
+        known,
+    );
     names_the_known(&t.get("/api/feedback/export/airflow", Who::Admin).await, known);
     names_the_known(&t.get("/api/feedback/readiness/airflow", A).await, known);
     names_the_known(&t.get("/api/interactions?platform=airflow", A).await, known);
     names_the_known(&t.get("/api/examples?platform=airflow", Who::Admin).await, known);
     names_the_known(&t.get("/api/training-metrics?platform=airflow", Who::Admin).await, known);
-    names_the_known(&t.post("/api/feedback/archive", Who::Admin, json!({"platform": "airflow", "dry_run": true})).await, known);
+    names_the_known(
+        &t.post("/api/feedback/archive", Who::Admin, json!({"platform": "airflow", "dry_run": true})).await,
+        known,
+    );
     // A batch item fails alone.
     let mut good = interaction("n8n", "ok");
     good["user_id"] = json!("alice");
@@ -88,7 +114,9 @@ async fn every_request_naming_an_unknown_platform_is_refused_naming_the_known_on
     assert_eq!((r["results"][0]["status"].as_u64(), r["results"][1]["status"].as_u64()), (Some(201), Some(400)));
     assert_eq!(r["results"][1]["error"]["details"][0]["field"], "platform");
     // Every problem at once: the unknown platform and the body's others.
-    let r = t.post("/api/interactions", A, json!({"platform": "airflow", "user_message": "", "processing_time_ms": -5})).await;
+    let r = t
+        .post("/api/interactions", A, json!({"platform": "airflow", "user_message": "", "processing_time_ms": -5}))
+        .await;
     assert_eq!(details(&r).0, ["platform", "user_message", "processing_time_ms"]);
     // A malformed slug is reported once, as a slug problem.
     let r = t.post("/api/interactions", A, json!({"platform": "Air Flow", "user_message": "x"})).await;
@@ -137,7 +165,13 @@ async fn admins_add_platforms_and_everyone_sees_them() {
 
     // The added platform works everywhere; it has no validator, so only the generic checks.
     let id = t.log(A, interaction("airflow", "schedule a DAG")).await;
-    let v = t.post("/api/workflow/validate", A, json!({"platform": "airflow", "workflow": {"dag": "x"}, "interaction_id": id})).await;
+    let v = t
+        .post(
+            "/api/workflow/validate",
+            A,
+            json!({"platform": "airflow", "workflow": {"dag": "x"}, "interaction_id": id}),
+        )
+        .await;
     v.expect(200, None);
     let v = v.json();
     assert_eq!((v["passed"].as_bool(), v["warnings"][0]["code"].as_str()), (Some(true), Some("unknown_platform")));
@@ -155,7 +189,8 @@ async fn the_openapi_document_describes_the_routes() {
     let t = spawn_app(&[]).await;
     let doc = t.get("/openapi.json", Who::Anon).await.json();
     let item = &doc["paths"]["/api/platforms"];
-    let codes = |op: &Value| op["responses"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let codes =
+        |op: &Value| op["responses"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
     let (post, get) = (codes(&item["post"]), codes(&item["get"]));
     for c in ["200", "201", "400", "401", "403", "409"] {
         assert!(post.iter().any(|p| p == c), "POST lacks {c}: {post:?}");
@@ -163,7 +198,10 @@ async fn the_openapi_document_describes_the_routes() {
     for c in ["200", "401"] {
         assert!(get.iter().any(|p| p == c), "GET lacks {c}: {get:?}");
     }
-    assert!(doc["components"]["schemas"]["PlatformList"].is_object() && doc["components"]["schemas"]["PlatformAddOutcome"].is_object());
+    assert!(
+        doc["components"]["schemas"]["PlatformList"].is_object()
+            && doc["components"]["schemas"]["PlatformAddOutcome"].is_object()
+    );
 }
 
 #[tokio::test]
@@ -204,10 +242,14 @@ async fn an_add_on_one_process_is_seen_by_another() {
     let other = App::open_local(config_with(t.dir.path(), &[])).expect("second process");
     let b = serve(other).await;
     t.post("/api/platforms", Who::Admin, json!({"platform": "airflow"})).await.expect(201, None);
-    call_at(&t, &b, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x"))).await.expect(201, None);
+    call_at(&t, &b, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x")))
+        .await
+        .expect(201, None);
 
     // B misses "tray" (and so has just read the store); A adds it; B sees it after a second.
-    call_at(&t, &b, Method::GET, "/api/feedback/readiness/tray", false, None).await.expect(400, Some("validation_failed"));
+    call_at(&t, &b, Method::GET, "/api/feedback/readiness/tray", false, None)
+        .await
+        .expect(400, Some("validation_failed"));
     t.post("/api/platforms", Who::Admin, json!({"platform": "tray"})).await.expect(201, None);
     tokio::time::sleep(collector::app::REREAD_AT_MOST_EVERY + std::time::Duration::from_millis(100)).await;
     call_at(&t, &b, Method::GET, "/api/feedback/readiness/tray", false, None).await.expect(200, None);
@@ -229,14 +271,17 @@ async fn data_of_a_platform_no_longer_known_stays_readable() {
     let old_id = t.log(Who::Service, old).await;
     let kept = t.log(A, interaction("zapier", "new zap")).await;
 
-    let narrowed = App::open_local(config_with(t.dir.path(), &[("PLATFORMS", "n8n,make")])).expect("restart with fewer platforms");
+    let narrowed =
+        App::open_local(config_with(t.dir.path(), &[("PLATFORMS", "n8n,make")])).expect("restart with fewer platforms");
     let base = serve(narrowed).await;
     let stats = call_at(&t, &base, Method::GET, "/api/feedback/stats", false, None).await.json();
     assert_eq!(stats["by_platform"]["zapier"]["total"], 2);
     call_at(&t, &base, Method::GET, &format!("/api/interactions/{kept}"), false, None).await.expect(200, None);
     let mine = call_at(&t, &base, Method::GET, "/api/interactions", false, None).await.json();
     assert_eq!(mine["items"].as_array().map(Vec::len), Some(2));
-    call_at(&t, &base, Method::GET, "/api/feedback/readiness/zapier", false, None).await.expect(400, Some("validation_failed"));
+    call_at(&t, &base, Method::GET, "/api/feedback/readiness/zapier", false, None)
+        .await
+        .expect(400, Some("validation_failed"));
     // A run without a platform archives every platform's old records, known or not.
     let run = call_at(&t, &base, Method::POST, "/api/feedback/archive", true, Some(json!({}))).await.json();
     assert_eq!(run["archived_records"], 1, "{run}");
@@ -245,7 +290,9 @@ async fn data_of_a_platform_no_longer_known_stays_readable() {
     let deleted = call_at(&t, &base, Method::DELETE, &format!("/api/feedback/data/{kept}"), false, None).await.json();
     assert_eq!(deleted["deleted"]["interactions"], 1);
     // Added back by an admin, it can be named again.
-    call_at(&t, &base, Method::POST, "/api/platforms", true, Some(json!({"platform": "zapier"}))).await.expect(201, None);
+    call_at(&t, &base, Method::POST, "/api/platforms", true, Some(json!({"platform": "zapier"})))
+        .await
+        .expect(201, None);
     let ready = call_at(&t, &base, Method::GET, "/api/feedback/readiness/zapier", false, None).await.json();
     assert_eq!(ready["metrics"]["total_examples"], 1);
 }
@@ -262,16 +309,25 @@ async fn two_lambdas_share_the_platforms_on_dynamodb() {
     let t = spawn_app(&[]).await;
     let lambda = |max: &str| {
         let objects = Arc::new(S3Store::new(emu.s3(), stack.bucket.clone()));
-        let hot = DynamoStore::new(emu.dynamodb(), stack.table.clone(), stack.archive_table.clone(), objects.clone(), 30);
+        let hot =
+            DynamoStore::new(emu.dynamodb(), stack.table.clone(), stack.archive_table.clone(), objects.clone(), 30);
         App::new(config_with(t.dir.path(), &[("MAX_PLATFORMS", max)]), Arc::new(hot), objects)
     };
     let curation = serve(lambda("5")).await;
     let log = serve(lambda("5")).await;
-    call_at(&t, &log, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x"))).await.expect(400, Some("validation_failed"));
-    call_at(&t, &curation, Method::POST, "/api/platforms", true, Some(json!({"platform": "airflow"}))).await.expect(201, None);
+    call_at(&t, &log, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x")))
+        .await
+        .expect(400, Some("validation_failed"));
+    call_at(&t, &curation, Method::POST, "/api/platforms", true, Some(json!({"platform": "airflow"})))
+        .await
+        .expect(201, None);
     tokio::time::sleep(collector::app::REREAD_AT_MOST_EVERY + std::time::Duration::from_millis(100)).await;
-    call_at(&t, &log, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x"))).await.expect(201, None);
-    call_at(&t, &log, Method::POST, "/api/platforms", true, Some(json!({"platform": "airflow"}))).await.expect(200, None);
+    call_at(&t, &log, Method::POST, "/api/interactions", false, Some(interaction("airflow", "x")))
+        .await
+        .expect(201, None);
+    call_at(&t, &log, Method::POST, "/api/platforms", true, Some(json!({"platform": "airflow"})))
+        .await
+        .expect(200, None);
     call_at(&t, &log, Method::POST, "/api/platforms", true, Some(json!({"platform": "tray"}))).await.expect(201, None);
     let r = call_at(&t, &curation, Method::POST, "/api/platforms", true, Some(json!({"platform": "zoho"}))).await;
     r.expect(409, Some("platform_limit"));

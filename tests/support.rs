@@ -26,13 +26,18 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, String::from_utf8_lossy(&self.body)))
     }
     pub fn code(&self) -> String {
         self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
     }
     pub fn lines(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.body).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("JSONL line")).collect()
+        String::from_utf8_lossy(&self.body)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("JSONL line"))
+            .collect()
     }
     /// Assert status and, for errors, the contract's error shape and code.
     pub fn expect(&self, status: u16, code: Option<&str>) -> &Self {
@@ -95,7 +100,14 @@ impl TestApp {
         Resp { status: r.status(), headers: r.headers().clone(), body: r.bytes().await.expect("body").to_vec() }
     }
 
-    pub async fn raw(&self, method: Method, path: &str, who: Who<'_>, body: Vec<u8>, content_type: Option<&str>) -> Resp {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        who: Who<'_>,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{}", self.base, path)).body(body);
         if let Who::User(u) = who {
             req = req.bearer_auth(token(u, &[]));

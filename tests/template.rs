@@ -85,14 +85,19 @@ fn the_stack_keeps_its_data() {
         kept(&t, table);
         let p = &t["Resources"][table]["Properties"];
         assert_eq!(p["DeletionProtectionEnabled"].as_bool(), Some(true), "{table}: deletion protection");
-        assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true), "{table}: PITR");
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+            Some(true),
+            "{table}: PITR"
+        );
         assert!(p.get("TimeToLiveSpecification").is_none(), "{table}: no TTL (CONTRACT 6a)");
     }
     assert_eq!(of_type(&t, "AWS::DynamoDB::Table").len(), 2, "a new table must be kept and protected too");
 
     kept(&t, "ArchiveBucket");
     let b = &t["Resources"]["ArchiveBucket"]["Properties"];
-    let sse = &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
+    let sse =
+        &b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
     assert!(matches!(sse.as_str(), Some("AES256" | "aws:kms")), "bucket encrypted at rest");
     for flag in ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"] {
         assert_eq!(b["PublicAccessBlockConfiguration"][flag].as_bool(), Some(true), "{flag}");
@@ -103,7 +108,10 @@ fn the_stack_keeps_its_data() {
 
     // TLS only, on the bucket and its objects.
     let policies = of_type(&t, "AWS::S3::BucketPolicy");
-    let (name, policy) = policies.iter().find(|(_, p)| target(&p["Properties"]["Bucket"]).as_deref() == Some("ArchiveBucket")).expect("a bucket policy");
+    let (name, policy) = policies
+        .iter()
+        .find(|(_, p)| target(&p["Properties"]["Bucket"]).as_deref() == Some("ArchiveBucket"))
+        .expect("a bucket policy");
     kept(&t, name);
     let tls = policy["Properties"]["PolicyDocument"]["Statement"]
         .as_sequence()
@@ -117,7 +125,8 @@ fn the_stack_keeps_its_data() {
     let res = tls["Resource"].as_sequence().expect("bucket and objects");
     assert!(res.iter().any(|r| target(r).as_deref() == Some("ArchiveBucket")), "the bucket itself");
     assert!(
-        res.iter().any(|r| tagged(r).is_some_and(|(tag, v)| tag == "Sub" && v.as_str() == Some("${ArchiveBucket.Arn}/*"))),
+        res.iter()
+            .any(|r| tagged(r).is_some_and(|(tag, v)| tag == "Sub" && v.as_str() == Some("${ArchiveBucket.Arn}/*"))),
         "its objects"
     );
 
@@ -125,8 +134,11 @@ fn the_stack_keeps_its_data() {
     kept(&t, "UserPool");
     assert_eq!(t["Resources"]["UserPool"]["Properties"]["DeletionProtection"].as_str(), Some("ACTIVE"));
     // And what makes it usable as an existing issuer later: groups, clients, scope, domain.
-    let cognito: Vec<String> =
-        resources(&t).into_iter().filter(|(_, r)| r["Type"].as_str().is_some_and(|ty| ty.starts_with("AWS::Cognito::"))).map(|(n, _)| n).collect();
+    let cognito: Vec<String> = resources(&t)
+        .into_iter()
+        .filter(|(_, r)| r["Type"].as_str().is_some_and(|ty| ty.starts_with("AWS::Cognito::")))
+        .map(|(n, _)| n)
+        .collect();
     assert!(cognito.len() >= 7, "{cognito:?}");
     for name in &cognito {
         kept(&t, name);
@@ -167,7 +179,8 @@ fn the_archiver_runs_alone_and_its_failures_raise_alarms() {
     assert_eq!(p["ReservedConcurrentExecutions"].as_i64(), Some(1));
 
     let events = p["Events"].as_mapping().unwrap();
-    let (schedule_name, schedule) = events.iter().find(|(_, e)| e["Type"].as_str() == Some("Schedule")).expect("a Schedule event");
+    let (schedule_name, schedule) =
+        events.iter().find(|(_, e)| e["Type"].as_str() == Some("Schedule")).expect("a Schedule event");
     let stream = events.values().find(|e| e["Type"].as_str() == Some("DynamoDB")).expect("the stream event");
 
     // The schedule: Lambda's async retries, then the on-failure destination.
@@ -197,9 +210,14 @@ fn the_archiver_runs_alone_and_its_failures_raise_alarms() {
     assert_eq!(s["BisectBatchOnFunctionError"].as_bool(), Some(true));
     assert!(s["MaximumRetryAttempts"].as_i64().is_some_and(|n| (0..=10).contains(&n)));
     assert_eq!(s["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
-    assert_eq!(s["FilterCriteria"]["Filters"].as_sequence().map(Vec::len), Some(2), "tombstone inserts and TTL removals");
+    assert_eq!(
+        s["FilterCriteria"]["Filters"].as_sequence().map(Vec::len),
+        Some(2),
+        "tombstone inserts and TTL removals"
+    );
     assert_eq!(s["DestinationConfig"]["OnFailure"]["Type"].as_str(), Some("SQS"));
-    let stream_queue = alarmed_queue(&t, &s["DestinationConfig"]["OnFailure"]["Destination"], "stream DestinationConfig");
+    let stream_queue =
+        alarmed_queue(&t, &s["DestinationConfig"]["OnFailure"]["Destination"], "stream DestinationConfig");
     assert_ne!(stream_queue, queue, "two queues: a failed run and a failed erasure need different remedies");
 }
 
@@ -209,7 +227,11 @@ fn every_function_keeps_its_logs_and_has_alarms() {
     let retention = |group: &str| {
         let g = &t["Resources"][group];
         assert_eq!(g["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{group}");
-        assert_eq!(target(&g["Properties"]["RetentionInDays"]).as_deref(), Some("LogRetentionDays"), "{group}: retention");
+        assert_eq!(
+            target(&g["Properties"]["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDays"),
+            "{group}: retention"
+        );
     };
     let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
     let alarm_on = |function: &str, metric: &str| {
@@ -225,7 +247,8 @@ fn every_function_keeps_its_logs_and_has_alarms() {
     let fns = functions(&t);
     assert!(fns.len() >= 10);
     for (logical, f) in &fns {
-        let group = target(&f["Properties"]["LoggingConfig"]["LogGroup"]).unwrap_or_else(|| panic!("{logical}: LoggingConfig.LogGroup"));
+        let group = target(&f["Properties"]["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{logical}: LoggingConfig.LogGroup"));
         retention(&group);
         assert!(alarm_on(logical, "Errors"), "{logical}: an alarm on Errors");
         // The archiver's throttles are by design (one execution; Lambda retries them).
@@ -237,7 +260,10 @@ fn every_function_keeps_its_logs_and_has_alarms() {
 
     let api = &t["Resources"]["HttpApi"]["Properties"];
     assert_eq!(target(&api["DefaultRouteSettings"]["ThrottlingRateLimit"]).as_deref(), Some("ApiThrottlingRateLimit"));
-    assert_eq!(target(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]).as_deref(), Some("ApiThrottlingBurstLimit"));
+    assert_eq!(
+        target(&api["DefaultRouteSettings"]["ThrottlingBurstLimit"]).as_deref(),
+        Some("ApiThrottlingBurstLimit")
+    );
     retention(&target(&api["AccessLogSettings"]["DestinationArn"]).expect("an access log"));
     assert!(alarms.iter().any(|(_, a)| a["Properties"]["Namespace"].as_str() == Some("AWS/ApiGateway")
         && a["Properties"]["MetricName"].as_str() == Some("5xx")));
@@ -256,9 +282,13 @@ fn no_policy_grants_a_wildcard_but_the_named_exceptions() {
     let mut statements: Vec<(String, &Yaml)> = Vec::new();
     for (logical, r) in resources(&t) {
         let docs: Vec<&Yaml> = match r["Type"].as_str() {
-            Some("AWS::Serverless::Function") => r["Properties"]["Policies"].as_sequence().map(|p| p.iter().collect()).unwrap_or_default(),
+            Some("AWS::Serverless::Function") => {
+                r["Properties"]["Policies"].as_sequence().map(|p| p.iter().collect()).unwrap_or_default()
+            }
             Some("AWS::S3::BucketPolicy" | "AWS::SQS::QueuePolicy") => vec![&r["Properties"]["PolicyDocument"]],
-            Some("AWS::IAM::Role" | "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy") => panic!("{logical}: a role or policy of our own: add it to this test"),
+            Some("AWS::IAM::Role" | "AWS::IAM::Policy" | "AWS::IAM::ManagedPolicy") => {
+                panic!("{logical}: a role or policy of our own: add it to this test")
+            }
             _ => continue,
         };
         for doc in docs {
@@ -284,7 +314,10 @@ fn no_policy_grants_a_wildcard_but_the_named_exceptions() {
         let wild_principal = st["Principal"].as_str() == Some("*");
         if wild_action || wild_resource || wild_principal {
             let excepted = WILDCARD_EXCEPTIONS.iter().any(|(name, _)| name == at);
-            assert!(excepted, "{at}: a * action, resource or principal; name the statement and the reason in WILDCARD_EXCEPTIONS");
+            assert!(
+                excepted,
+                "{at}: a * action, resource or principal; name the statement and the reason in WILDCARD_EXCEPTIONS"
+            );
             assert_eq!(st["Effect"].as_str(), Some("Deny"), "{at}: the exceptions are denials");
             used.insert(at.clone());
         }
@@ -383,10 +416,18 @@ fn scalar(v: &Yaml) -> String {
 fn every_setting_is_a_parameter_with_config_rs_defaults_and_bounds() {
     let vars = config_variables();
     assert!(vars.contains("DATA_RETENTION_DAYS") && vars.contains("EXPORT_MAX_TOKENS"), "{vars:?}");
-    let covered: BTreeSet<String> =
-        READERS.iter().map(|(v, _, _)| *v).chain(FIXED.iter().copied()).chain(LOCAL_ONLY.iter().copied()).map(str::to_owned).collect();
+    let covered: BTreeSet<String> = READERS
+        .iter()
+        .map(|(v, _, _)| *v)
+        .chain(FIXED.iter().copied())
+        .chain(LOCAL_ONLY.iter().copied())
+        .map(str::to_owned)
+        .collect();
     let missing: Vec<_> = vars.difference(&covered).collect();
-    assert!(missing.is_empty(), "config.rs reads {missing:?}: add a parameter (template.yaml, READERS here, docs/DEPLOY.md)");
+    assert!(
+        missing.is_empty(),
+        "config.rs reads {missing:?}: add a parameter (template.yaml, READERS here, docs/DEPLOY.md)"
+    );
 
     let t = template();
     let baseline = format!("{:?}", load(&[]).unwrap());
@@ -445,8 +486,14 @@ fn each_function_gets_the_settings_it_reads_and_no_others() {
         for (var, value) in env {
             let known = FIXED.contains(&var.as_str()) || READERS.iter().any(|(v, _, _)| v == var);
             assert!(known, "{logical}: {var} is set but not known to this test (READERS or FIXED)");
-            if ["DYNAMODB_ENDPOINT", "S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY"].contains(&var.as_str()) {
-                assert_eq!(value.as_str(), Some(""), "{logical}: {var} is empty on AWS (set only by sam local's env.json)");
+            if ["DYNAMODB_ENDPOINT", "S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY"]
+                .contains(&var.as_str())
+            {
+                assert_eq!(
+                    value.as_str(),
+                    Some(""),
+                    "{logical}: {var} is empty on AWS (set only by sam local's env.json)"
+                );
             }
         }
     }
@@ -499,7 +546,10 @@ fn samconfig_opts_into_beta_features_for_cargo_lambda_builds() {
         rest[..rest.find("\n[").unwrap_or(rest.len())].to_owned()
     };
     for name in ["default.global.parameters", "default.build.parameters"] {
-        assert!(section(name).lines().any(|l| l.replace(' ', "") == "beta_features=true"), "[{name}] beta_features = true");
+        assert!(
+            section(name).lines().any(|l| l.replace(' ', "") == "beta_features=true"),
+            "[{name}] beta_features = true"
+        );
     }
     assert!(section("default.deploy.parameters").contains("CAPABILITY_IAM"));
 }

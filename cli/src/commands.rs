@@ -14,7 +14,11 @@ use collector::http::{self, HttpState};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
-#[command(name = "collector", version, about = "Collects the data to fine-tune your own model: serve the API, inspect, archive, export.")]
+#[command(
+    name = "collector",
+    version,
+    about = "Collects the data to fine-tune your own model: serve the API, inspect, archive, export."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -144,8 +148,13 @@ pub async fn run(cli: Cli) -> std::process::ExitCode {
 /// Logs go to stderr so `--json` output on stdout stays clean.
 fn init_tracing(serving: bool) {
     let default = if serving { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 async fn dispatch(cli: Cli) -> Result<()> {
@@ -190,7 +199,8 @@ fn ensure_secret(config: &mut Config) -> Result<()> {
     let secret = match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => s.trim().to_owned(),
         _ => {
-            std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
             let s = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             write_private(&path, &s).with_context(|| format!("cannot write {}", path.display()))?;
             s
@@ -275,18 +285,50 @@ fn print_stats(s: &Stats, json: bool) -> Result<()> {
     }
     let o = &s.overview;
     println!("Records   {} total, {} active, {} archived", o.total_records, o.active_records, o.archived_records);
-    println!("Quality   {:.0}% successful, {:.0}% with feedback ({} positive, {} negative)", o.success_rate * 100.0, o.feedback_rate * 100.0, o.positive_feedback, o.negative_feedback);
-    println!("Storage   hot {}, archive {} in {} objects; compression saved {} on {} records",
-        s.storage.hot_human, s.storage.archive_human, s.storage.archive_objects, human_bytes(s.storage.compression_saved_bytes), s.storage.compressed_records);
-    println!("Costs     ${:.4}/month (hot ${:.4}, archive ${:.4}); without archiving ${:.4}; saving ${:.4} ({:.1}%)",
-        s.costs.total_monthly_usd, s.costs.hot_monthly_usd, s.costs.archive_monthly_usd, s.costs.without_archiving_monthly_usd, s.costs.savings_monthly_usd, s.costs.savings_percentage);
+    println!(
+        "Quality   {:.0}% successful, {:.0}% with feedback ({} positive, {} negative)",
+        o.success_rate * 100.0,
+        o.feedback_rate * 100.0,
+        o.positive_feedback,
+        o.negative_feedback
+    );
+    println!(
+        "Storage   hot {}, archive {} in {} objects; compression saved {} on {} records",
+        s.storage.hot_human,
+        s.storage.archive_human,
+        s.storage.archive_objects,
+        human_bytes(s.storage.compression_saved_bytes),
+        s.storage.compressed_records
+    );
+    println!(
+        "Costs     ${:.4}/month (hot ${:.4}, archive ${:.4}); without archiving ${:.4}; saving ${:.4} ({:.1}%)",
+        s.costs.total_monthly_usd,
+        s.costs.hot_monthly_usd,
+        s.costs.archive_monthly_usd,
+        s.costs.without_archiving_monthly_usd,
+        s.costs.savings_monthly_usd,
+        s.costs.savings_percentage
+    );
     if !s.by_platform.is_empty() {
         println!();
-        println!("{:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}  readiness", "platform", "total", "active", "archived", "successful", "feedback", "hot");
+        println!(
+            "{:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}  readiness",
+            "platform", "total", "active", "archived", "successful", "feedback", "hot"
+        );
         for (p, c) in &s.by_platform {
             let r = s.training_readiness.get(p);
-            println!("{:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}  {}{}", p, c.total, c.active, c.archived, c.successful, c.with_feedback, human_bytes(c.hot_bytes),
-                r.map_or(0, |r| r.readiness_score), if r.is_some_and(|r| r.is_ready) { " ready" } else { "" });
+            println!(
+                "{:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}  {}{}",
+                p,
+                c.total,
+                c.active,
+                c.archived,
+                c.successful,
+                c.with_feedback,
+                human_bytes(c.hot_bytes),
+                r.map_or(0, |r| r.readiness_score),
+                if r.is_some_and(|r| r.is_ready) { " ready" } else { "" }
+            );
         }
     }
     if !s.recommendations.is_empty() {
@@ -307,7 +349,10 @@ fn spinner(enabled: bool, msg: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new_spinner();
-    pb.set_style(ProgressStyle::with_template("{spinner} {msg} {pos} records [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos} records [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     pb.set_message(msg.to_owned());
     pb.enable_steady_tick(Duration::from_millis(120));
     pb
@@ -317,7 +362,8 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
     if a.stats_only {
         return print_stats(&app.stats().await?, a.json);
     }
-    let platform = a.platform.as_deref().map(Platform::parse).transpose().map_err(|m| anyhow::anyhow!("--platform: {m}"))?;
+    let platform =
+        a.platform.as_deref().map(Platform::parse).transpose().map_err(|m| anyhow::anyhow!("--platform: {m}"))?;
     let pb = spinner(!a.json && std::io::stderr().is_terminal(), if a.dry_run { "planning" } else { "archiving" });
     let progress = {
         let pb = pb.clone();
@@ -346,7 +392,11 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
     if m.compacted_objects + m.rolled_forward + m.rolled_back + m.swept_objects > 0 {
         text.push_str(&format!(
             "erased {} deleted lines from {} objects; reconciled {} interrupted objects ({} rolled back); swept {}\n",
-            m.erased_lines, m.compacted_objects, m.rolled_forward + m.rolled_back, m.rolled_back, m.swept_objects
+            m.erased_lines,
+            m.compacted_objects,
+            m.rolled_forward + m.rolled_back,
+            m.rolled_back,
+            m.swept_objects
         ));
     }
     if m.copied_unreadable_lines + m.dropped_corrupt_segments > 0 {
@@ -362,12 +412,21 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
         for o in &report.archives {
             text.push_str(&format!(
                 "  {} {} records, {} -> {} ({:.1}x, {})\n",
-                o.object_key, o.record_count, human_bytes(o.raw_bytes), human_bytes(o.compressed_bytes), o.compression_ratio, o.storage_class.as_str()
+                o.object_key,
+                o.record_count,
+                human_bytes(o.raw_bytes),
+                human_bytes(o.compressed_bytes),
+                o.compression_ratio,
+                o.storage_class.as_str()
             ));
         }
     }
     if let Some(path) = &a.log_file {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
         writeln!(f, "{} {}", chrono::Utc::now().to_rfc3339(), text.trim_end().replace('\n', "\n  "))?;
     }
     if a.json {
@@ -383,21 +442,33 @@ fn describe(e: collector::app::AppError) -> String {
     use collector::app::AppError;
     match e {
         AppError::ArchivingDisabled => "archiving is disabled (ENABLE_DATA_ARCHIVING=false)".into(),
-        AppError::Validation(d) => d.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; "),
+        AppError::Validation(d) => {
+            d.iter().map(|f| format!("{} {}", f.field, f.message)).collect::<Vec<_>>().join("; ")
+        }
         other => other.to_string(),
     }
 }
 
 async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     use collector::domain::formats::{Format, Split};
-    let format = Format::parse(&e.format).with_context(|| format!("--format {:?}: must be openai, openai_dpo or bedrock", e.format))?;
-    let split = e.split.as_deref().map(|s| Split::parse(s).with_context(|| format!("--split {s:?}: must be train or validation"))).transpose()?;
+    let format = Format::parse(&e.format)
+        .with_context(|| format!("--format {:?}: must be openai, openai_dpo or bedrock", e.format))?;
+    let split = e
+        .split
+        .as_deref()
+        .map(|s| Split::parse(s).with_context(|| format!("--split {s:?}: must be train or validation")))
+        .transpose()?;
     if !(0.0..=1.0).contains(&e.validation_fraction) {
         bail!("--validation-fraction {}: must be from 0 to 1", e.validation_fraction);
     }
     let platform = Platform::parse(&e.platform).map_err(|m| anyhow::anyhow!("platform: {m}"))?;
     let time = |name: &str, v: &Option<String>| -> Result<_> {
-        v.as_deref().map(|raw| export::parse_time_or_date(raw).with_context(|| format!("--{name} {raw:?}: expected RFC 3339 or YYYY-MM-DD"))).transpose()
+        v.as_deref()
+            .map(|raw| {
+                export::parse_time_or_date(raw)
+                    .with_context(|| format!("--{name} {raw:?}: expected RFC 3339 or YYYY-MM-DD"))
+            })
+            .transpose()
     };
     let filter = ExportFilter {
         success_only: !e.include_failed,
@@ -413,7 +484,9 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
         ..ExportFilter::default()
     };
     let mut out: Box<dyn Write> = match &e.output {
-        Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let pb = spinner(e.output.is_some() && !e.json && std::io::stderr().is_terminal(), "exporting");
@@ -431,10 +504,15 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     pb.finish_and_clear();
     let summary = summary.await.context("the export ended without a summary")?;
     // Every byte is written: its manifest (CONTRACT 4a), unless it wrote no line.
-    let manifest = app.record_export(collector::app::CLI_CALLER, &req, &summary).await.map_err(|e| anyhow::anyhow!(describe(e)))?;
+    let manifest = app
+        .record_export(collector::app::CLI_CALLER, &req, &summary)
+        .await
+        .map_err(|e| anyhow::anyhow!(describe(e)))?;
     let export_id = manifest.as_ref().map(|m| m.export_id.to_string());
     if let Some(path) = &e.rejects {
-        let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?);
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        );
         for r in &summary.reject_samples {
             writeln!(f, "{}", serde_json::to_string(r)?)?;
         }
@@ -442,16 +520,29 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     }
     let target = e.output.as_ref().map_or("stdout".to_owned(), |p| p.display().to_string());
     if e.json && e.output.is_some() {
-        println!("{}", serde_json::json!({"platform": platform.as_str(), "format": summary.format, "lines": lines, "bytes": bytes,
+        println!(
+            "{}",
+            serde_json::json!({"platform": platform.as_str(), "format": summary.format, "lines": lines, "bytes": bytes,
             "rejected": summary.rejected, "duplicates": summary.duplicates, "archive_skipped_lines": summary.archive_skipped_lines,
-            "file": target, "export_id": export_id, "sha256": summary.sha256}));
+            "file": target, "export_id": export_id, "sha256": summary.sha256})
+        );
     } else if !e.json {
         // On stderr, so an export to stdout stays pure JSONL.
-        eprintln!("wrote {lines} {} lines ({}) to {target}; left out {} duplicates and {} failing checks{}",
-            summary.format, human_bytes(bytes as i64), summary.duplicates, summary.rejected_total(),
-            if summary.rejected.is_empty() { String::new() } else {
-                format!(" ({})", summary.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", "))
-            });
+        eprintln!(
+            "wrote {lines} {} lines ({}) to {target}; left out {} duplicates and {} failing checks{}",
+            summary.format,
+            human_bytes(bytes as i64),
+            summary.duplicates,
+            summary.rejected_total(),
+            if summary.rejected.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    summary.rejected.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")
+                )
+            }
+        );
     }
     // On stderr unless it is in the --json summary (with --json to stdout too, which has none).
     if let Some(id) = &export_id

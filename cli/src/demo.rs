@@ -41,7 +41,8 @@ fn workflow(platform: &str, from: &str, to: &str, steps: u64) -> Value {
             "flow": (0..=steps).map(|i| json!({"id": i + 1, "module": format!("{}:{}", if i == 0 { from } else { to }, if i == 0 { "watch" } else { "create" }), "mapper": {"field": i}})).collect::<Vec<_>>()
         }),
         _ => {
-            let mut nodes = vec![json!({"name": "Trigger", "type": format!("n8n-nodes-base.{from}Trigger"), "parameters": {}})];
+            let mut nodes =
+                vec![json!({"name": "Trigger", "type": format!("n8n-nodes-base.{from}Trigger"), "parameters": {}})];
             let mut conns = serde_json::Map::new();
             for i in 0..steps {
                 let name = format!("Step {}", i + 1);
@@ -58,7 +59,10 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
     let service = Caller { sub: UserId::parse("demo-backend").map_err(anyhow::Error::msg)?, role: Role::Service };
     let pb = if !json_out && std::io::stderr().is_terminal() {
         let pb = ProgressBar::new(u64::from(count));
-        pb.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} interactions [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_bar()));
+        pb.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} interactions [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
         pb
     } else {
         ProgressBar::hidden()
@@ -94,12 +98,18 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
         logged += 1;
         let roll = rng.below(10);
         let fb = match roll {
-            0..=3 => Some(json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4 + rng.below(2)})),
-            4 => Some(json!({"interaction_id": id, "feedback_type": "thumbs_down", "issue_category": "missing_steps", "sentiment_score": 2})),
+            0..=3 => {
+                Some(json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4 + rng.below(2)}))
+            }
+            4 => Some(
+                json!({"interaction_id": id, "feedback_type": "thumbs_down", "issue_category": "missing_steps", "sentiment_score": 2}),
+            ),
             5 => {
                 let mut fixed = wf.clone();
                 fixed["corrected"] = json!(true);
-                Some(json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": fixed, "comment": "added the missing filter"}))
+                Some(
+                    json!({"interaction_id": id, "feedback_type": "edit", "corrected_workflow": fixed, "comment": "added the missing filter"}),
+                )
             }
             _ => None,
         };
@@ -108,7 +118,8 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
             feedback += 1;
         }
         if kind == "workflow_generation" && rng.below(3) == 0 {
-            app.validate_workflow(&service, &json!({"platform": platform, "workflow": wf, "interaction_id": id})).await?;
+            app.validate_workflow(&service, &json!({"platform": platform, "workflow": wf, "interaction_id": id}))
+                .await?;
             validations += 1;
         }
         pb.inc(1);

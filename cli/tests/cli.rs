@@ -7,8 +7,20 @@ use serde_json::Value;
 
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_collector"));
-    c.args(args).current_dir(dir).env("COLLECTOR_DATA_DIR", dir.join("data")).env("NO_COLOR", "1").env_remove("RUST_LOG");
-    for k in ["ENABLE_DATA_COLLECTION", "ENABLE_DATA_ARCHIVING", "DATA_RETENTION_DAYS", "COLLECTOR_BACKEND", "COLLECTOR_JWT_SECRET", "PLATFORMS", "MAX_PLATFORMS"] {
+    c.args(args)
+        .current_dir(dir)
+        .env("COLLECTOR_DATA_DIR", dir.join("data"))
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG");
+    for k in [
+        "ENABLE_DATA_COLLECTION",
+        "ENABLE_DATA_ARCHIVING",
+        "DATA_RETENTION_DAYS",
+        "COLLECTOR_BACKEND",
+        "COLLECTOR_JWT_SECRET",
+        "PLATFORMS",
+        "MAX_PLATFORMS",
+    ] {
         c.env_remove(k);
     }
     for (k, v) in env {
@@ -38,7 +50,10 @@ fn demo_stats_archive_export_as_a_newcomer_would() {
     let s = json(d, &["stats", "--json"]);
     let o = &s["overview"];
     assert_eq!(o["total_records"], 240);
-    assert_eq!(o["total_records"].as_i64(), Some(o["active_records"].as_i64().unwrap() + o["archived_records"].as_i64().unwrap()));
+    assert_eq!(
+        o["total_records"].as_i64(),
+        Some(o["active_records"].as_i64().unwrap() + o["archived_records"].as_i64().unwrap())
+    );
     let platforms = s["by_platform"].as_object().unwrap();
     assert_eq!(platforms.keys().collect::<Vec<_>>(), ["make", "n8n", "zapier"]);
     assert_eq!(platforms.values().map(|p| p["total"].as_i64().unwrap()).sum::<i64>(), 240);
@@ -145,10 +160,24 @@ fn export_formats_checks_and_rejects_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     ok(d, &["demo", "--count", "400", "--json"]);
-    for (name, format) in [("openai", Format::Openai), ("openai_dpo", Format::OpenaiDpo), ("bedrock", Format::Bedrock)] {
+    for (name, format) in [("openai", Format::Openai), ("openai_dpo", Format::OpenaiDpo), ("bedrock", Format::Bedrock)]
+    {
         let out = d.join(format!("{name}.jsonl"));
         let rejects = d.join(format!("{name}.rejects"));
-        let summary = json(d, &["export", "n8n", "--format", name, "-o", out.to_str().unwrap(), "--rejects", rejects.to_str().unwrap(), "--json"]);
+        let summary = json(
+            d,
+            &[
+                "export",
+                "n8n",
+                "--format",
+                name,
+                "-o",
+                out.to_str().unwrap(),
+                "--rejects",
+                rejects.to_str().unwrap(),
+                "--json",
+            ],
+        );
         let text = std::fs::read_to_string(&out).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert!(!lines.is_empty(), "{name}: the demo has corrections, so every format has lines");
@@ -161,7 +190,8 @@ fn export_formats_checks_and_rejects_file() {
     // Train and validation sides together are the whole export.
     let all = ok(d, &["export", "make"]).lines().count();
     let train = ok(d, &["export", "make", "--split", "train", "--validation-fraction", "0.5"]).lines().count();
-    let validation = ok(d, &["export", "make", "--split", "validation", "--validation-fraction", "0.5"]).lines().count();
+    let validation =
+        ok(d, &["export", "make", "--split", "validation", "--validation-fraction", "0.5"]).lines().count();
     assert_eq!(train + validation, all);
     let bad = run(d, &[], &["export", "make", "--format", "csv"]);
     assert!(!bad.status.success());
@@ -177,7 +207,12 @@ fn archive_answers_exit_code_3_while_another_run_holds_the_lease() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let store = collector::adapters::sqlite::SqliteStore::open(&d.join("data/collector.sqlite3")).unwrap();
     let lease = rt
-        .block_on(collector::ports::HotStore::acquire_lease(&store, "other", chrono::Utc::now(), std::time::Duration::from_secs(300)))
+        .block_on(collector::ports::HotStore::acquire_lease(
+            &store,
+            "other",
+            chrono::Utc::now(),
+            std::time::Duration::from_secs(300),
+        ))
         .unwrap()
         .expect("the lease is free");
     let out = run(d, &[], &["archive"]);
@@ -214,7 +249,11 @@ fn export_reports_unreadable_archive_lines() {
     while let Some(p) = objects.pop() {
         for e in std::fs::read_dir(&p).unwrap() {
             let path = e.unwrap().path();
-            if path.is_dir() { objects.push(path) } else if path.to_string_lossy().ends_with(".jsonl.gz") { files.push(path) }
+            if path.is_dir() {
+                objects.push(path)
+            } else if path.to_string_lossy().ends_with(".jsonl.gz") {
+                files.push(path)
+            }
         }
     }
     files.sort();
@@ -237,7 +276,10 @@ fn export_reports_unreadable_archive_lines() {
     assert_eq!(summary["archive_skipped_lines"], 1);
     assert_eq!(summary["lines"], std::fs::read_to_string(&out).unwrap().lines().count());
     // Without archives, nothing to skip.
-    assert!(!String::from_utf8_lossy(&run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]).stderr).contains("skipped"));
+    assert!(
+        !String::from_utf8_lossy(&run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]).stderr)
+            .contains("skipped")
+    );
 }
 
 /// CONTRACT 4a: every export that writes a line records a manifest; the CLI prints its id (on
@@ -253,16 +295,28 @@ fn export_prints_its_manifest_id() {
     let r = run(d, &[], &["export", "n8n", "-o", out.to_str().unwrap()]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let stderr = String::from_utf8_lossy(&r.stderr).into_owned();
-    let id = stderr.split("export id: ").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("no id: {stderr}"));
+    let id = stderr
+        .split("export id: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id: {stderr}"));
     let id = collector::domain::types::Id::parse(id).expect("a UUID");
     let bytes = std::fs::read(&out).unwrap();
-    let summary = json(d, &["export", "n8n", "--split", "train", "--validation-fraction", "0.5", "-o", out.to_str().unwrap(), "--json"]);
-    let second = collector::domain::types::Id::parse(summary["export_id"].as_str().expect("export_id in --json")).expect("a UUID");
+    let summary = json(
+        d,
+        &["export", "n8n", "--split", "train", "--validation-fraction", "0.5", "-o", out.to_str().unwrap(), "--json"],
+    );
+    let second = collector::domain::types::Id::parse(summary["export_id"].as_str().expect("export_id in --json"))
+        .expect("a UUID");
     assert_eq!(summary["sha256"], hex::encode(sha2::Sha256::digest(std::fs::read(&out).unwrap())).as_str());
     // Nothing to export: no manifest, no id.
     let empty = run(d, &[], &["export", "zapier", "--since", "2999-01-01"]);
     assert!(empty.status.success() && empty.stdout.is_empty());
-    assert!(!String::from_utf8_lossy(&empty.stderr).contains("export id"), "{}", String::from_utf8_lossy(&empty.stderr));
+    assert!(
+        !String::from_utf8_lossy(&empty.stderr).contains("export id"),
+        "{}",
+        String::from_utf8_lossy(&empty.stderr)
+    );
 
     // The manifests, as the store holds them (newest first).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

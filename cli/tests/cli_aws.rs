@@ -17,7 +17,14 @@ impl Aws {
     fn run(&self, dir: &Path, args: &[&str]) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_collector"));
         c.args(args).current_dir(dir).env("NO_COLOR", "1").env_remove("RUST_LOG");
-        for k in ["ENABLE_DATA_COLLECTION", "ENABLE_DATA_ARCHIVING", "DATA_RETENTION_DAYS", "S3_ACCESS_KEY", "S3_SECRET_KEY", "S3_REGION"] {
+        for k in [
+            "ENABLE_DATA_COLLECTION",
+            "ENABLE_DATA_ARCHIVING",
+            "DATA_RETENTION_DAYS",
+            "S3_ACCESS_KEY",
+            "S3_SECRET_KEY",
+            "S3_REGION",
+        ] {
             c.env_remove(k);
         }
         // Local data goes to a folder the assertions check stays empty.
@@ -47,7 +54,8 @@ impl Aws {
 
     fn archive_keys(&self) -> Vec<String> {
         let s3 = self.emu.s3();
-        let out = self.rt.block_on(s3.list_objects_v2().bucket(&self.stack.bucket).prefix("archive/").send()).expect("list");
+        let out =
+            self.rt.block_on(s3.list_objects_v2().bucket(&self.stack.bucket).prefix("archive/").send()).expect("list");
         out.contents().iter().filter_map(|o| o.key().map(str::to_owned)).collect()
     }
 }

@@ -89,8 +89,11 @@ fn gzip(chunks: impl IntoIterator<Item = Vec<u8>>) -> Vec<u8> {
 
 /// An interaction whose workflow comes as the older system's gzip hex.
 fn legacy_body(gz: &[u8]) -> Vec<u8> {
-    format!(r#"{{"user_id": "mallory", "platform": "n8n", "user_message": "import", "workflow_gzip_hex": "{}"}}"#, hex::encode(gz))
-        .into_bytes()
+    format!(
+        r#"{{"user_id": "mallory", "platform": "n8n", "user_message": "import", "workflow_gzip_hex": "{}"}}"#,
+        hex::encode(gz)
+    )
+    .into_bytes()
 }
 
 fn peak_rss_mib(pid: u32) -> u64 {

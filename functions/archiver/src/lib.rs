@@ -31,9 +31,9 @@ use std::time::Duration;
 use collector::adapters::dynamodb::{DynamoStore, Recovery};
 use collector::app::{App, AppError, ArchiveReport};
 use collector::domain::input::ArchiveRequest;
-use tokio::time::Instant;
 use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
 /// What invokes the archiver. Untagged: a stream batch has `Records`, a schedule event has
 /// `detail-type` and `source`; anything else fails to deserialize (an invocation error).
@@ -50,7 +50,8 @@ pub enum ArchiverEvent {
 #[serde(untagged)]
 pub enum ArchiverResponse {
     Stream(DynamoDbEventResponse),
-    Schedule(ArchiveReport),
+    /// Boxed: a report is much larger than the other answers.
+    Schedule(Box<ArchiveReport>),
     /// `ENABLE_DATA_ARCHIVING=false`: the schedule's tick does nothing (not an error, or every
     /// tick would alarm).
     Disabled {
@@ -138,7 +139,7 @@ pub async fn handle_with(
                     Err(e) => return Err(e.into()),
                 };
                 if report.complete || Instant::now() >= deadline {
-                    return Ok(ArchiverResponse::Schedule(report));
+                    return Ok(ArchiverResponse::Schedule(Box::new(report)));
                 }
             }
         }
@@ -175,10 +176,17 @@ pub async fn handle_with(
             }
             match app.compact_now().await {
                 Ok(Some(m)) => {
-                    tracing::info!(compacted_objects = m.compacted_objects, erased_lines = m.erased_lines, "stream: erased deleted lines");
+                    tracing::info!(
+                        compacted_objects = m.compacted_objects,
+                        erased_lines = m.erased_lines,
+                        "stream: erased deleted lines"
+                    );
                 }
                 Ok(None) => {
-                    tracing::info!(tombstones = c.tombstones, "stream: another run holds the lease; the tombstones will be redelivered");
+                    tracing::info!(
+                        tombstones = c.tombstones,
+                        "stream: another run holds the lease; the tombstones will be redelivered"
+                    );
                     tokio::time::sleep(busy_wait).await;
                     resp.batch_item_failures.extend(retry_tombstones(&batch).batch_item_failures);
                 }
@@ -211,7 +219,9 @@ pub async fn recover_expired(
                     tracing::warn!(event_id = %r.event_id, pk = ?r.change.keys.get("pk"), outcome = ?outcome, "stream: TTL removed an item");
                     continue;
                 }
-                Err(e) => tracing::error!(event_id = %r.event_id, error = %e, "stream: a TTL removal could not be handled; it will be redelivered"),
+                Err(e) => {
+                    tracing::error!(event_id = %r.event_id, error = %e, "stream: a TTL removal could not be handled; it will be redelivered")
+                }
             }
         }
         let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
@@ -226,9 +236,15 @@ pub async fn recover_expired(
 async fn archive_recovered(app: &App, deadline: Instant) {
     let req = ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
     match app.archive(&req, Some(deadline), None).await {
-        Ok(report) => tracing::info!(archived_records = report.archived_records, complete = report.complete, "stream: archived put-back records"),
+        Ok(report) => tracing::info!(
+            archived_records = report.archived_records,
+            complete = report.complete,
+            "stream: archived put-back records"
+        ),
         Err(AppError::ArchivingDisabled) => tracing::info!("stream: archiving is off; put-back records stay hot"),
-        Err(AppError::ArchiveRunning) => tracing::info!("stream: another run holds the lease; it or the next takes the put-back records"),
+        Err(AppError::ArchiveRunning) => {
+            tracing::info!("stream: another run holds the lease; it or the next takes the put-back records")
+        }
         Err(e) => tracing::error!(error = %e, "stream: archive run after a put-back failed; the next run takes them"),
     }
 }

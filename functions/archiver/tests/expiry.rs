@@ -124,8 +124,10 @@ fn removals(images: &[Item], ttl: bool, batch: u32) -> ArchiverEvent {
         .collect();
     let mut event: dynamodb::Event = serde_json::from_value(json!({ "Records": records })).expect("stream event");
     for (r, image) in event.records.iter_mut().zip(images) {
-        let old: HashMap<String, serde_dynamo::AttributeValue> = image.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-        r.change.keys = ["pk", "sk"].iter().map(|k| ((*k).to_owned(), old[*k].clone())).collect::<HashMap<_, _>>().into();
+        let old: HashMap<String, serde_dynamo::AttributeValue> =
+            image.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+        r.change.keys =
+            ["pk", "sk"].iter().map(|k| ((*k).to_owned(), old[*k].clone())).collect::<HashMap<_, _>>().into();
         r.change.old_image = old.into();
     }
     ArchiverEvent::Stream(event)
@@ -206,7 +208,10 @@ async fn ttl_removed_records_come_back_and_are_archived_exactly_once() {
     assert!(rec.archived);
     assert_eq!(rec.user_message, "expired with feedback");
     assert_eq!(totals(&aws.app).await, (3, 3), "counters equal a recount: three records, all archived");
-    assert!(aws.app.hot.tombstoned_slots().await.expect("tombstones").is_empty(), "the held-back line was compacted away");
+    assert!(
+        aws.app.hot.tombstoned_slots().await.expect("tombstones").is_empty(),
+        "the held-back line was compacted away"
+    );
 }
 
 /// A batch that dies part-way (a failpoint before its second event) reports the rest for

@@ -31,10 +31,14 @@ fn open(dir: &tempfile::TempDir, archiving: bool) -> App {
 #[test]
 fn events_pick_their_variant() {
     assert!(matches!(load("schedule.json"), ArchiverEvent::Schedule(_)));
-    for f in ["stream-insert.json", "stream-remove-user.json", "stream-remove-ttl.json", "stream-insert-tombstone.json"] {
+    for f in ["stream-insert.json", "stream-remove-user.json", "stream-remove-ttl.json", "stream-insert-tombstone.json"]
+    {
         assert!(matches!(load(f), ArchiverEvent::Stream(_)), "{f}");
     }
-    assert!(serde_json::from_str::<ArchiverEvent>(r#"{"hello": "world"}"#).is_err(), "anything else is an invocation error");
+    assert!(
+        serde_json::from_str::<ArchiverEvent>(r#"{"hello": "world"}"#).is_err(),
+        "anything else is an invocation error"
+    );
 }
 
 #[test]
@@ -46,7 +50,10 @@ fn ttl_removes_are_told_from_a_users_delete() {
     assert_eq!(counts("stream-insert.json"), StreamCounts { inserts: 1, ..Default::default() });
     assert_eq!(counts("stream-remove-user.json"), StreamCounts { removes: 1, ..Default::default() });
     assert_eq!(counts("stream-remove-ttl.json"), StreamCounts { ttl_removes: 1, ..Default::default() });
-    assert_eq!(counts("stream-insert-tombstone.json"), StreamCounts { inserts: 1, tombstones: 1, ..Default::default() });
+    assert_eq!(
+        counts("stream-insert-tombstone.json"),
+        StreamCounts { inserts: 1, tombstones: 1, ..Default::default() }
+    );
 }
 
 #[tokio::test]
@@ -58,7 +65,10 @@ async fn stream_batches_report_no_failures() {
         let ArchiverResponse::Stream(resp) = out else { panic!("{f}: not a stream response") };
         assert!(resp.batch_item_failures.is_empty());
         // The wire form Lambda reads.
-        assert_eq!(serde_json::to_value(ArchiverResponse::Stream(resp)).unwrap(), serde_json::json!({"batchItemFailures": []}));
+        assert_eq!(
+            serde_json::to_value(ArchiverResponse::Stream(resp)).unwrap(),
+            serde_json::json!({"batchItemFailures": []})
+        );
     }
 }
 
@@ -72,7 +82,9 @@ async fn the_schedule_runs_an_archive() {
     assert_eq!(report.archived_records, 0);
 
     let off = tempfile::tempdir().expect("tempdir");
-    let out = handle(&open(&off, false), LambdaEvent::new(load("schedule.json"), Context::default())).await.expect("no error");
+    let out = handle(&open(&off, false), LambdaEvent::new(load("schedule.json"), Context::default()))
+        .await
+        .expect("no error");
     assert_eq!(serde_json::to_value(out).unwrap(), serde_json::json!({"archiving_disabled": true}));
 }
 
@@ -80,7 +92,8 @@ async fn the_schedule_runs_an_archive() {
 async fn archived_record(app: &App, user: &str) -> String {
     let service = Caller { sub: UserId::parse("ai-backend").expect("id"), role: Role::Service };
     let created = (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339();
-    let body = serde_json::json!({"user_id": user, "platform": "n8n", "user_message": "archive me", "created_at": created});
+    let body =
+        serde_json::json!({"user_id": user, "platform": "n8n", "user_message": "archive me", "created_at": created});
     let id = match app.log_interaction(&service, body).await.expect("logged") {
         collector::app::IngestOutcome::Created(r) => r.interaction_id.to_string(),
         other => panic!("not created: {other:?}"),
@@ -100,7 +113,9 @@ async fn a_tombstone_on_the_stream_erases_the_deleted_lines_at_once() {
     assert_eq!(deleted.pending_erasure_objects, 1);
     assert_eq!(app.hot.tombstoned_slots().await.expect("slots").len(), 1);
 
-    let out = handle(&app, LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default())).await.expect("handled");
+    let out = handle(&app, LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default()))
+        .await
+        .expect("handled");
     let ArchiverResponse::Stream(resp) = out else { panic!("not a stream response") };
     assert!(resp.batch_item_failures.is_empty());
     assert!(app.hot.tombstoned_slots().await.expect("slots").is_empty(), "the deleted line left the object's bytes");
@@ -108,7 +123,10 @@ async fn a_tombstone_on_the_stream_erases_the_deleted_lines_at_once() {
     let objects = app.hot.list_archive_objects(None).await.expect("objects");
     assert_eq!(objects.iter().map(|o| o.record_count).sum::<i64>(), 1);
     let admin = Caller { sub: UserId::parse("root").expect("id"), role: Role::Admin };
-    let rec = app.get_interaction(&admin, collector::domain::types::Id::parse(&keep).expect("id")).await.expect("bob's record");
+    let rec = app
+        .get_interaction(&admin, collector::domain::types::Id::parse(&keep).expect("id"))
+        .await
+        .expect("bob's record");
     assert!(rec.archived);
 }
 
@@ -125,16 +143,22 @@ async fn a_tombstone_meeting_a_busy_lease_is_handed_back_for_redelivery() {
         .expect("lease")
         .expect("free");
 
-    let out = handle_waiting(&app, LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default()), std::time::Duration::ZERO)
-        .await
-        .expect("handled");
+    let out = handle_waiting(
+        &app,
+        LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default()),
+        std::time::Duration::ZERO,
+    )
+    .await
+    .expect("handled");
     let wire = serde_json::to_value(out).expect("json");
     assert_eq!(wire, serde_json::json!({"batchItemFailures": [{"itemIdentifier": "111100000000000000000004"}]}));
     assert_eq!(app.hot.tombstoned_slots().await.expect("slots").len(), 1, "nothing erased under another run's lease");
 
     // Redelivered once the lease is free: erased.
     app.hot.release_lease(&lease).await.expect("release");
-    let out = handle(&app, LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default())).await.expect("handled");
+    let out = handle(&app, LambdaEvent::new(load("stream-insert-tombstone.json"), Context::default()))
+        .await
+        .expect("handled");
     assert_eq!(serde_json::to_value(out).expect("json"), serde_json::json!({"batchItemFailures": []}));
     assert!(app.hot.tombstoned_slots().await.expect("slots").is_empty());
 }

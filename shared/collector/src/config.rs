@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use crate::domain::export::DEFAULT_SYSTEM_PROMPT;
 use crate::domain::platforms::{DEFAULT_MAX_PLATFORMS, DEFAULT_PLATFORMS, MAX_PLATFORMS_CEILING};
-use crate::domain::types::Platform;
 use crate::domain::stats::{Prices, Thresholds};
+use crate::domain::types::Platform;
 
 #[derive(Debug, thiserror::Error)]
 #[error("bad configuration: {var}={value:?}: {reason}")]
@@ -124,7 +124,11 @@ impl Config {
             },
             export_system_prompt: env.text("EXPORT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.into()),
             default_training_consent: env.bool("DEFAULT_TRAINING_CONSENT", true)?,
-            export_max_tokens: env.num("EXPORT_MAX_TOKENS", crate::domain::formats::DEFAULT_MAX_TOKENS, 1..=MAX_EXPORT_TOKENS)?,
+            export_max_tokens: env.num(
+                "EXPORT_MAX_TOKENS",
+                crate::domain::formats::DEFAULT_MAX_TOKENS,
+                1..=MAX_EXPORT_TOKENS,
+            )?,
             s3_endpoint: env.text("S3_ENDPOINT"),
             s3_access_key: env.text("S3_ACCESS_KEY"),
             s3_secret_key: env.text("S3_SECRET_KEY").map(Secret),
@@ -149,7 +153,9 @@ impl Config {
     /// The names and endpoints the AWS backend needs; a missing or malformed one is a
     /// [`ConfigError`] naming it (checked at start-up, when `COLLECTOR_BACKEND=aws`).
     pub fn aws(&self) -> Result<AwsSettings, ConfigError> {
-        let required = |var: &str, v: &Option<String>| v.clone().ok_or_else(|| bad(var, "", "is required when COLLECTOR_BACKEND=aws"));
+        let required = |var: &str, v: &Option<String>| {
+            v.clone().ok_or_else(|| bad(var, "", "is required when COLLECTOR_BACKEND=aws"))
+        };
         let endpoint = |var: &str, v: &Option<String>| match v {
             Some(url) if !(url.starts_with("http://") || url.starts_with("https://")) => {
                 Err(bad(var, url, "must be an http:// or https:// URL"))
@@ -193,7 +199,11 @@ fn platforms(raw: Option<String>) -> Result<Vec<Platform>, ConfigError> {
     let mut out: Vec<Platform> = Vec::new();
     for part in raw.split(',') {
         let p = Platform::parse(part.trim()).map_err(|m| {
-            let what = if part.trim().is_empty() { "must list platform slugs separated by commas, none empty".to_owned() } else { format!("each platform {m}") };
+            let what = if part.trim().is_empty() {
+                "must list platform slugs separated by commas, none empty".to_owned()
+            } else {
+                format!("each platform {m}")
+            };
             bad("PLATFORMS", &raw, &what)
         })?;
         if !out.contains(&p) {
@@ -280,7 +290,10 @@ mod tests {
         assert_eq!(load(&[("DATA_RETENTION_DAYS", "4000000000")]).unwrap_err().var, "DATA_RETENTION_DAYS");
         assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "3pm")]).unwrap_err().var, "COLLECTOR_ARCHIVE_AT");
         assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "off")]).unwrap().archive_at, None);
-        assert_eq!(load(&[("COLLECTOR_ARCHIVE_AT", "22:30")]).unwrap().archive_at, chrono::NaiveTime::from_hms_opt(22, 30, 0));
+        assert_eq!(
+            load(&[("COLLECTOR_ARCHIVE_AT", "22:30")]).unwrap().archive_at,
+            chrono::NaiveTime::from_hms_opt(22, 30, 0)
+        );
     }
 
     #[test]
@@ -326,8 +339,16 @@ mod tests {
             assert_eq!((e.var.as_str(), e.value.as_str()), (var, bad_value));
             assert!(e.to_string().contains("must be a number from"), "{var}={bad_value}: {e}");
         }
-        let c = load(&[("PRICE_HOT_GB_MONTH", "0"), ("READINESS_MIN_TOTAL", "1000000000"), ("COMPRESSION_THRESHOLD_KB", "0")]).unwrap();
-        assert_eq!((c.prices.hot_gb_month, c.thresholds.total_examples, c.compression_threshold_kb), (0.0, 1_000_000_000, 0));
+        let c = load(&[
+            ("PRICE_HOT_GB_MONTH", "0"),
+            ("READINESS_MIN_TOTAL", "1000000000"),
+            ("COMPRESSION_THRESHOLD_KB", "0"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.prices.hot_gb_month, c.thresholds.total_examples, c.compression_threshold_kb),
+            (0.0, 1_000_000_000, 0)
+        );
     }
 
     #[test]

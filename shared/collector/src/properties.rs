@@ -40,11 +40,37 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// Bodies shaped like the routes' own: their field names with any values, often plausible ones.
 fn body_like() -> impl Strategy<Value = Value> {
     let fields = prop::sample::select(vec![
-        "interaction_id", "user_id", "platform", "kind", "user_message", "ai_response", "intent", "workflow",
-        "workflow_gzip_hex", "success", "error_message", "processing_time_ms", "model_version", "metadata",
-        "created_at", "training_consent", "feedback_type", "sentiment_score", "comment", "corrected_workflow",
-        "issue_category", "original_workflow", "user_edited", "interactions", "tags", "description", "model",
-        "dataset_size", "metrics", "days_old", "dry_run",
+        "interaction_id",
+        "user_id",
+        "platform",
+        "kind",
+        "user_message",
+        "ai_response",
+        "intent",
+        "workflow",
+        "workflow_gzip_hex",
+        "success",
+        "error_message",
+        "processing_time_ms",
+        "model_version",
+        "metadata",
+        "created_at",
+        "training_consent",
+        "feedback_type",
+        "sentiment_score",
+        "comment",
+        "corrected_workflow",
+        "issue_category",
+        "original_workflow",
+        "user_edited",
+        "interactions",
+        "tags",
+        "description",
+        "model",
+        "dataset_size",
+        "metrics",
+        "days_old",
+        "dry_run",
     ]);
     let value = prop_oneof![
         json_value(),
@@ -57,7 +83,8 @@ fn body_like() -> impl Strategy<Value = Value> {
         Just(json!("2020-01-01T00:00:00Z")),
         Just(json!([{"platform": "n8n", "user_message": "x", "user_id": "u"}])),
     ];
-    prop::collection::vec((fields, value), 0..10).prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
+    prop::collection::vec((fields, value), 0..10)
+        .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
 }
 
 struct Harness {
@@ -91,7 +118,8 @@ fn bearer(sub: &str, group: Option<&str>) -> String {
 /// Send `body` to `path` as `who`; the status and the answer's JSON (if any).
 fn send(path: &str, who: &str, body: Vec<u8>) -> (StatusCode, Option<Value>) {
     let h = harness();
-    let req = Request::post(path).header("authorization", format!("Bearer {who}")).body(Body::from(body)).expect("request");
+    let req =
+        Request::post(path).header("authorization", format!("Bearer {who}")).body(Body::from(body)).expect("request");
     h.rt.block_on(async {
         let resp = h.router.clone().oneshot(req).await.expect("infallible");
         let status = resp.status();

@@ -47,7 +47,9 @@ impl Emulator {
             if std::env::var_os("CI").is_some() {
                 panic!("the AWS emulator does not answer at {endpoint}; CI must run `infra/emulator.sh start` first");
             }
-            eprintln!("SKIPPED: the AWS emulator does not answer at {endpoint}; run `infra/emulator.sh start` to run this test");
+            eprintln!(
+                "SKIPPED: the AWS emulator does not answer at {endpoint}; run `infra/emulator.sh start` to run this test"
+            );
             return None;
         }
         let sdk = aws_config::defaults(BehaviorVersion::latest())

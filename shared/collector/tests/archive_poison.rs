@@ -73,7 +73,8 @@ async fn seed(app: &App) -> Vec<Rec> {
     let mut out = Vec::new();
     for (u, user) in ["alice", "bob"].into_iter().enumerate() {
         for i in 0..PER_USER {
-            let created = day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
+            let created =
+                day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
             let message = format!("{user} #{i} {}", noise(300, (u * 1000 + i) as u64 + 11));
             let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
                               "created_at": created.to_rfc3339()});
@@ -136,7 +137,8 @@ async fn poison(app: &App, key: &str, id: Id) -> Vec<u8> {
     for line in raw_lines(app, key).await {
         let line = if line_id(&line) == Some(id) {
             let text = String::from_utf8(line).expect("utf-8");
-            let deep = text.replace("\"workflow\":null", &format!("\"workflow\":{}{}", "[".repeat(200), "]".repeat(200)));
+            let deep =
+                text.replace("\"workflow\":null", &format!("\"workflow\":{}{}", "[".repeat(200), "]".repeat(200)));
             assert_ne!(deep, text, "the workflow was replaced");
             bad = deep.into_bytes();
             bad.clone()
@@ -154,7 +156,8 @@ async fn poison(app: &App, key: &str, id: Id) -> Vec<u8> {
 /// The user messages an `include_archived` export holds, and its skipped-line count.
 async fn export(app: &App) -> (Vec<String>, u64) {
     let filter = ExportFilter { include_archived: true, ..ExportFilter::default() };
-    let (mut rx, summary) = app.export_counted(ExportRequest { platform: Platform::parse("n8n").expect("platform"), filter });
+    let (mut rx, summary) =
+        app.export_counted(ExportRequest { platform: Platform::parse("n8n").expect("platform"), filter });
     let mut bytes = Vec::new();
     while let Some(chunk) = rx.recv().await {
         bytes.extend_from_slice(&chunk.expect("the export does not fail"));
@@ -215,7 +218,11 @@ async fn a_bad_line_among_good_ones(b: Backend) {
 
     // Deletes of good records work: one by id (its owner), then all of bob's.
     let d = app.delete_interaction(&caller("alice", Role::User), alice[2].id).await.expect("delete by id");
-    assert_eq!((d.deleted.interactions, d.deleted.archived_records, d.deleted.feedback), (1, 1, 1), "feedback from the line");
+    assert_eq!(
+        (d.deleted.interactions, d.deleted.archived_records, d.deleted.feedback),
+        (1, 1, 1),
+        "feedback from the line"
+    );
     let d = app.delete_user(&UserId::parse("bob").expect("user")).await.expect("delete user");
     assert_eq!((d.deleted.archived_records, d.deleted.feedback), (PER_USER as i64, PER_USER.div_ceil(2) as i64));
     assert_eq!(d.pending_erasure_objects, 1);
@@ -224,10 +231,16 @@ async fn a_bad_line_among_good_ones(b: Backend) {
 
     // The next run's compaction erases them and copies the bad line as it is.
     let m = archive(&app).await.maintenance;
-    assert_eq!((m.compacted_objects, m.erased_lines, m.copied_unreadable_lines, m.dropped_corrupt_segments), (1, 1 + PER_USER as i64, 1, 0));
+    assert_eq!(
+        (m.compacted_objects, m.erased_lines, m.copied_unreadable_lines, m.dropped_corrupt_segments),
+        (1, 1 + PER_USER as i64, 1, 0)
+    );
     let key = the_object(&app).await;
     let lines = raw_lines(&app, &key).await;
-    assert_eq!(lines, vec![lines_of(&app, &key, alice[0].id).await, bad.clone(), lines_of(&app, &key, alice[3].id).await]);
+    assert_eq!(
+        lines,
+        vec![lines_of(&app, &key, alice[0].id).await, bad.clone(), lines_of(&app, &key, alice[3].id).await]
+    );
     let rows = app.hot.list_archive_objects(None).await.expect("rows");
     assert_eq!(rows[0].record_count, 3, "the row counts every line, the unreadable one too");
     for r in bob.iter().chain([&alice[2]]) {
@@ -281,7 +294,10 @@ async fn a_corrupt_gzip_tail(b: Backend) {
     let key = the_object(&app).await;
     let lines = raw_lines(&app, &key).await;
     let alice_served: Vec<&Rec> = in_order.iter().copied().filter(|r| r.user == "alice").collect();
-    assert_eq!(lines.iter().map(|l| line_id(l)).collect::<Vec<_>>(), alice_served.iter().map(|r| Some(r.id)).collect::<Vec<_>>());
+    assert_eq!(
+        lines.iter().map(|l| line_id(l)).collect::<Vec<_>>(),
+        alice_served.iter().map(|r| Some(r.id)).collect::<Vec<_>>()
+    );
     assert_eq!(export(&app).await, (messages(alice_served.iter().copied()), 0));
 }
 

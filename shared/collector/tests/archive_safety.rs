@@ -79,7 +79,8 @@ async fn seed(app: &App) -> Expected {
     let mut out = Expected::new();
     for (u, user) in USERS.iter().enumerate() {
         for i in 0..PER_USER {
-            let created = day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
+            let created =
+                day.and_hms_opt(10, 0, 0).expect("time").and_utc() + chrono::Duration::seconds((u * 100 + i) as i64);
             let message = format!("{user} #{i} {}", noise(48_000, (u * 1000 + i) as u64 + 7));
             let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
                               "created_at": created.to_rfc3339()});
@@ -157,7 +158,8 @@ async fn object_lines(objects: &dyn ObjectStore) -> HashMap<String, Vec<Value>> 
         let gz = objects.get(&key).await.expect("get");
         let mut text = String::new();
         flate2::read::GzDecoder::new(gz.as_slice()).read_to_string(&mut text).expect("gzip");
-        let lines = text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("line")).collect();
+        let lines =
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("line")).collect();
         out.insert(key, lines);
     }
     out
@@ -225,7 +227,11 @@ async fn crash_archive_then_rerun(b: Backend, point: &str, action: &str) {
     assert!(report.complete);
     check_settled(&app, &expected, &HashSet::new(), &[]).await;
     let counters = app.hot.counters().await.expect("counters");
-    assert_eq!(counters.values().map(|c| c.archived).sum::<i64>(), expected.len() as i64, "{point}: all archived after the rerun");
+    assert_eq!(
+        counters.values().map(|c| c.archived).sum::<i64>(),
+        expected.len() as i64,
+        "{point}: all archived after the rerun"
+    );
 }
 
 /// Archive cleanly, delete bob, stop the compaction at `point`, then rerun.
@@ -239,7 +245,8 @@ async fn crash_compaction_then_rerun(b: Backend, point: &str) {
     assert_eq!(deletion.deleted.feedback, PER_USER.div_ceil(3) as i64, "feedback counted from the lines");
     assert!(deletion.pending_erasure_objects >= 1);
     let deleted: HashSet<Id> = expected.iter().filter(|(_, (u, _))| u == "bob").map(|(id, _)| *id).collect();
-    let deleted_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    let deleted_text: Vec<String> =
+        expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
     expected.retain(|id, _| !deleted.contains(id));
     // Gone from every read path when the delete answers.
     assert!(access(&app, "bob").await.is_empty());
@@ -263,7 +270,8 @@ const ARCHIVE_POINTS: [(&str, &str); 4] = [
 ];
 /// DynamoDB commits in transactions of many records (three in these tests, through
 /// `commit.batch_records`, so a cut falls mid-commit); SQLite commits an object in one transaction.
-const DYNAMO_COMMIT_POINTS: [(&str, &str); 2] = [("commit.between_records", "5*off->return"), ("commit.before_flip", "return")];
+const DYNAMO_COMMIT_POINTS: [(&str, &str); 2] =
+    [("commit.between_records", "5*off->return"), ("commit.before_flip", "return")];
 const COMPACTION_POINTS: [&str; 3] = ["compact.before_upload", "compact.before_swap", "compact.after_swap"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,9 +349,14 @@ async fn everything_at_once(b: Backend) {
     let deleted_count = deletes.await.expect("deletes");
     // Bob's records that a delete caught while they moved are gone; a last delete takes the rest.
     let last = first.delete_user(&bob).await.expect("delete");
-    assert_eq!(deleted_count + last.deleted.interactions, PER_USER as i64, "each of bob's records deleted exactly once");
+    assert_eq!(
+        deleted_count + last.deleted.interactions,
+        PER_USER as i64,
+        "each of bob's records deleted exactly once"
+    );
     let deleted: HashSet<Id> = expected.iter().filter(|(_, (u, _))| u == "bob").map(|(id, _)| *id).collect();
-    let deleted_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    let deleted_text: Vec<String> =
+        expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
     expected.retain(|id, _| !deleted.contains(id));
     for (id, m) in fresh {
         expected.insert(id, ("alice".into(), m));
@@ -370,7 +383,6 @@ async fn aws_runs_deletes_and_ingest_at_once_keep_the_invariants() {
     scenario.teardown();
 }
 
-
 /// `collector serve` erases deleted archived lines by itself: its housekeeping task looks for
 /// tombstones every `HOUSEKEEPING_EVERY` (30 s, so within a minute of a delete); here with a
 /// 200 ms period, so the test takes a second.
@@ -388,7 +400,8 @@ async fn serve_erases_deleted_lines_by_itself() {
     let deletion = app.delete_user(&UserId::parse("bob").expect("user")).await.expect("delete");
     assert!(deletion.pending_erasure_objects >= 1);
     let deleted_at = std::time::Instant::now();
-    let bob_text: Vec<String> = expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
+    let bob_text: Vec<String> =
+        expected.values().filter(|(u, _)| u == "bob").map(|(_, m)| m[..40].to_owned()).collect();
     while !app.hot.tombstoned_slots().await.expect("tombstones").is_empty() {
         assert!(deleted_at.elapsed() < period * 50, "not erased by the housekeeping task");
         tokio::time::sleep(period / 2).await;

@@ -44,7 +44,10 @@ impl Ev {
                 ctx.remove("authorizer");
             }
             Some(w) => {
-                ctx.insert("authorizer".into(), json!({"jwt": {"claims": load(&format!("claims/{w}.json")), "scopes": null}}));
+                ctx.insert(
+                    "authorizer".into(),
+                    json!({"jwt": {"claims": load(&format!("claims/{w}.json")), "scopes": null}}),
+                );
             }
         }
         self
@@ -80,7 +83,8 @@ impl Ev {
     }
     /// Patch a field of the JSON body.
     fn field(mut self, name: &str, value: Value) -> Ev {
-        let mut body: Value = serde_json::from_str(self.0["body"].as_str().expect("event has a body")).expect("JSON body");
+        let mut body: Value =
+            serde_json::from_str(self.0["body"].as_str().expect("event has a body")).expect("JSON body");
         body[name] = value;
         self.0["body"] = body.to_string().into();
         self
@@ -95,7 +99,8 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|_| panic!("{}: not JSON: {}", self.status, String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|_| panic!("{}: not JSON: {}", self.status, String::from_utf8_lossy(&self.body)))
     }
     #[track_caller]
     fn expect(&self, status: u16, code: Option<&str>) -> Value {
@@ -104,7 +109,11 @@ impl Reply {
             assert_eq!(self.json()["error"]["code"], code);
             return self.json();
         }
-        if self.headers.get("content-type").is_some_and(|v| v == "application/json") { self.json() } else { Value::Null }
+        if self.headers.get("content-type").is_some_and(|v| v == "application/json") {
+            self.json()
+        } else {
+            Value::Null
+        }
     }
     fn lines(&self) -> Vec<Value> {
         String::from_utf8_lossy(&self.body)
@@ -306,7 +315,9 @@ async fn stats_readiness_and_public_routes() {
         .await
         .expect(400, Some("validation_failed"));
     // The admin dashboard: public (no authorizer on these routes), a strict policy.
-    for (name, ty) in [("get-admin", "text/html"), ("get-admin-script", "text/javascript"), ("get-admin-style", "text/css")] {
+    for (name, ty) in
+        [("get-admin", "text/html"), ("get-admin-script", "text/javascript"), ("get-admin-style", "text/css")]
+    {
         let r = f.call("readiness", event("readiness", name)).await;
         assert_eq!(r.status, StatusCode::OK, "{name}");
         let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -359,7 +370,9 @@ async fn delete_function() {
     let r = f.call("delete", event("delete", "get-me-data")).await;
     r.expect(200, None);
     assert_eq!(r.lines().len(), 1);
-    f.call("delete", event("delete", "delete-feedback-data-user").who(Some("user"))).await.expect(403, Some("forbidden"));
+    f.call("delete", event("delete", "delete-feedback-data-user").who(Some("user")))
+        .await
+        .expect(403, Some("forbidden"));
     let r = f.call("delete", event("delete", "delete-feedback-data-user")).await.expect(200, None);
     assert_eq!(r["deleted"]["interactions"], 1);
     let r = f.call("delete", event("delete", "delete-me-data")).await.expect(200, None);
@@ -375,14 +388,19 @@ async fn curation_and_archive_run_functions() {
     let ex = r["example_id"].as_str().expect("example_id").to_owned();
     let r = f.call("curation", event("curation", "get-examples")).await.expect(200, None);
     assert_eq!(r["items"].as_array().map(Vec::len), Some(1));
-    let r = f.call("curation", event("curation", "delete-example").path(&format!("/api/examples/{ex}"))).await.expect(200, None);
+    let r = f
+        .call("curation", event("curation", "delete-example").path(&format!("/api/examples/{ex}")))
+        .await
+        .expect(200, None);
     assert_eq!(r["deleted"]["examples"], 1);
     f.call("curation", event("curation", "delete-example")).await.expect(404, Some("not_found"));
     f.call("curation", event("curation", "post-training-metrics")).await.expect(201, None);
     let r = f.call("curation", event("curation", "get-training-metrics")).await.expect(200, None);
     assert_eq!(r["items"].as_array().map(Vec::len), Some(1));
 
-    f.call("archive-run", event("archive-run", "post-feedback-archive").who(Some("service"))).await.expect(403, Some("forbidden"));
+    f.call("archive-run", event("archive-run", "post-feedback-archive").who(Some("service")))
+        .await
+        .expect(403, Some("forbidden"));
     let r = f.call("archive-run", event("archive-run", "post-feedback-archive")).await.expect(200, None);
     assert_eq!(r["dry_run"], true);
 }
@@ -393,11 +411,13 @@ async fn curation_and_archive_run_functions() {
 async fn platforms_on_the_curation_function() {
     let f = Functions::new();
     let r = f.call("curation", event("curation", "get-platforms")).await.expect(200, None);
-    let names: Vec<&str> = r["items"].as_array().expect("items").iter().filter_map(|i| i["platform"].as_str()).collect();
+    let names: Vec<&str> =
+        r["items"].as_array().expect("items").iter().filter_map(|i| i["platform"].as_str()).collect();
     assert_eq!((names, r["max_platforms"].as_u64()), (vec!["n8n", "zapier", "make"], Some(32)));
     f.call("curation", event("curation", "get-platforms").who(None)).await.expect(401, Some("unauthenticated"));
 
-    let airflow = || event("log", "post-interactions").field("interaction_id", Value::Null).field("platform", json!("airflow"));
+    let airflow =
+        || event("log", "post-interactions").field("interaction_id", Value::Null).field("platform", json!("airflow"));
     let r = f.call("log", airflow()).await.expect(400, Some("validation_failed"));
     assert_eq!(r["error"]["details"][0]["field"], "platform");
     assert!(r["error"]["details"][0]["message"].as_str().is_some_and(|m| m.contains("make, n8n, zapier")), "{r}");
@@ -408,7 +428,9 @@ async fn platforms_on_the_curation_function() {
     assert_eq!(r, json!({"platform": "airflow", "added": true}));
     let r = f.call("curation", event("curation", "post-platforms")).await.expect(200, None);
     assert_eq!(r, json!({"platform": "airflow", "added": false}));
-    f.call("curation", event("curation", "post-platforms").field("platform", json!("Air Flow"))).await.expect(400, Some("validation_failed"));
+    f.call("curation", event("curation", "post-platforms").field("platform", json!("Air Flow")))
+        .await
+        .expect(400, Some("validation_failed"));
     f.call("log", airflow()).await.expect(201, None);
     let r = f.call("curation", event("curation", "get-platforms")).await.expect(200, None);
     assert_eq!(r["items"][3], json!({"platform": "airflow", "configured": false, "validator": false}));
@@ -478,7 +500,8 @@ async fn large_exports_spill_to_the_bucket_with_a_303() {
     assert!(r.headers["content-disposition"].to_str().unwrap_or("").contains("training_data_n8n_"));
     let (status, body) = http_get(&location).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body[..body.len().min(500)]));
-    let lines: Vec<Value> = String::from_utf8_lossy(&body).lines().map(|l| serde_json::from_str(l).expect("JSONL")).collect();
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&body).lines().map(|l| serde_json::from_str(l).expect("JSONL")).collect();
     assert_eq!(lines.len(), 53);
     assert_eq!(lines[0]["messages"][1]["content"], "archived 0");
     assert_eq!(lines[52]["messages"][1]["content"], "question 51");
@@ -517,7 +540,7 @@ async fn exports_that_escape_past_the_lambda_payload_spill_too() {
     let j = r.expect(303, None);
     let bytes = j["bytes"].as_u64().expect("bytes") as usize;
     assert!(bytes < groups::SPILL_OVER_BYTES && bytes > 3 * 1024 * 1024, "{j}");
-    let (status, body) = http_get(&j["location"].as_str().expect("location").to_owned()).await;
+    let (status, body) = http_get(j["location"].as_str().expect("location")).await;
     assert_eq!((status, body.len()), (200, bytes));
 }
 
@@ -543,9 +566,13 @@ async fn poisoned_archive(app: &App) -> (String, String) {
     assert_eq!(app.archive(&req, None, None).await.expect("archive").archived_records, 2);
     let key = app.hot.list_archive_objects(None).await.expect("rows")[0].object_key.clone();
     let mut raw = String::new();
-    flate2::read::GzDecoder::new(app.objects.get(&key).await.expect("get").as_slice()).read_to_string(&mut raw).expect("gzip");
-    let cut: String =
-        raw.lines().map(|l| if l.contains(&ids[1]) { format!("{}\n", &l[..l.len() / 2]) } else { format!("{l}\n") }).collect();
+    flate2::read::GzDecoder::new(app.objects.get(&key).await.expect("get").as_slice())
+        .read_to_string(&mut raw)
+        .expect("gzip");
+    let cut: String = raw
+        .lines()
+        .map(|l| if l.contains(&ids[1]) { format!("{}\n", &l[..l.len() / 2]) } else { format!("{l}\n") })
+        .collect();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(cut.as_bytes()).expect("gzip");
     let bytes = gz.finish().expect("gzip");
@@ -578,7 +605,9 @@ async fn http_get(url: &str) -> (u16, Vec<u8>) {
     let rest = url.strip_prefix("http://").expect("an http URL on the emulator");
     let (host, path) = rest.split_at(rest.find('/').expect("a path"));
     let mut conn = tokio::net::TcpStream::connect(host).await.expect("connect");
-    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes()).await.expect("send");
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
     let mut raw = Vec::new();
     conn.read_to_end(&mut raw).await.expect("read");
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("headers end");

@@ -17,8 +17,8 @@ mod dynamodb {
     use collector::domain::types::Id;
     use collector::domain::workflow::StoredWorkflow;
     use collector::ports::conformance::{
-        archive_object, at, bare_interaction, commit, example, expected_counters, feedback, interaction, items_of, metric,
-        noise, platform, take_lease, user, validation,
+        archive_object, at, bare_interaction, commit, example, expected_counters, feedback, interaction, items_of,
+        metric, noise, platform, take_lease, user, validation,
     };
     use collector::ports::{
         ArchiveItem, HotStore, Inserted, ListQuery, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError,
@@ -991,7 +991,9 @@ mod s3 {
     }
 
     /// The emulator, a fresh bucket, and a store on it through `client`; `None` when no emulator runs.
-    async fn s3_on_emulator(client: impl FnOnce(&Emulator) -> aws_sdk_s3::Client) -> Option<(Emulator, String, S3Store)> {
+    async fn s3_on_emulator(
+        client: impl FnOnce(&Emulator) -> aws_sdk_s3::Client,
+    ) -> Option<(Emulator, String, S3Store)> {
         let emu = Emulator::connect().await?;
         let bucket = emu.create_stack().await.bucket;
         let store = S3Store::new(client(&emu), bucket.clone());
@@ -1037,7 +1039,8 @@ mod s3 {
         };
         let key = "exports/0190-spill/training_data_n8n.jsonl";
         let bytes = object_bytes(PART_SIZE + 4096, 9);
-        let done = write_in_chunks_as(&store, key, &bytes, 1024 * 1024, ClassPolicy::Fixed(StorageClass::Standard)).await;
+        let done =
+            write_in_chunks_as(&store, key, &bytes, 1024 * 1024, ClassPolicy::Fixed(StorageClass::Standard)).await;
         assert_eq!(done, FinishedObject { bytes: bytes.len() as i64, storage_class: StorageClass::Standard });
         assert!(matches!(head_class(&emu, &bucket, key).await.as_deref(), None | Some("STANDARD")));
         assert!(store.get(key).await.expect("get") == bytes);

@@ -89,7 +89,9 @@ mod sqlite_only {
         }
         rusqlite::Connection::open(&path)
             .and_then(|c| {
-                c.execute_batch("DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;")
+                c.execute_batch(
+                    "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;",
+                )
             })
             .expect("downgrade to version 2");
         let store = SqliteStore::open(&path).expect("migrate");
@@ -126,7 +128,13 @@ mod sqlite_only {
         assert_eq!(rows[0].state, collector::domain::archive::ObjectState::Committed);
         assert_eq!(rows[0].object_key, rows[0].slot);
         assert!(store.tombstoned_slots().await.expect("tombstones").is_empty());
-        assert!(store.acquire_lease("t", chrono::Utc::now(), std::time::Duration::from_secs(5)).await.expect("lease").is_some());
+        assert!(
+            store
+                .acquire_lease("t", chrono::Utc::now(), std::time::Duration::from_secs(5))
+                .await
+                .expect("lease")
+                .is_some()
+        );
     }
 
     /// Two processes on one file (two stores here) add platforms at once: the limit holds.

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use collector::adapters::dynamodb::DynamoStore;
 use collector::adapters::s3::S3Store;
-use collector::domain::types::Id;
 use collector::domain::archive::ArchiveObject;
+use collector::domain::types::Id;
 use collector::ports::conformance::{archive_object, at, interaction};
 use collector::ports::{ArchiveItem, HotStore};
 use collector::testing::Emulator;
@@ -82,7 +82,11 @@ async fn stream_fixtures_hold_the_items_the_adapter_writes() {
 
     // A tombstone, as the delete of an archived record writes it: archive the record (lease,
     // pending row, commit), delete it, read the raw tombstone item back.
-    let lease = store.acquire_lease("fixture", chrono::Utc::now(), std::time::Duration::from_secs(60)).await.expect("lease").expect("free");
+    let lease = store
+        .acquire_lease("fixture", chrono::Utc::now(), std::time::Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("free");
     let obj = archive_object("n8n", rec.created_at.date_naive(), "run-fixture", 1, at(100));
     let row = ArchiveObject::pending(obj.platform.clone(), obj.date, obj.slot.clone(), &obj.run_id, obj.created_at);
     store.begin_archive(&lease, &row).await.expect("begin");
@@ -105,18 +109,24 @@ async fn stream_fixtures_hold_the_items_the_adapter_writes() {
     let tomb = image(&tombs[0]);
     let path = events_dir().join("item-tombstone.json");
     if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        std::fs::write(&path, serde_json::to_string_pretty(&tomb).expect("json") + "\n").expect("write the tombstone fixture");
+        std::fs::write(&path, serde_json::to_string_pretty(&tomb).expect("json") + "\n")
+            .expect("write the tombstone fixture");
     }
-    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("tombstone fixture")).expect("json");
+    let fixture: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("tombstone fixture")).expect("json");
     assert_eq!(fixture, tomb, "{} is not what the adapter writes: rerun with UPDATE_FIXTURES=1", path.display());
-    let ev: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join("stream-insert-tombstone.json")).expect("fixture")).expect("json");
+    let ev: Value = serde_json::from_str(
+        &std::fs::read_to_string(events_dir().join("stream-insert-tombstone.json")).expect("fixture"),
+    )
+    .expect("json");
     let change = &ev["Records"][0]["dynamodb"];
     assert_eq!(change["NewImage"], tomb, "stream-insert-tombstone.json: run python3 events/generate.py");
     assert_eq!(change["Keys"], json!({"pk": tomb["pk"], "sk": tomb["sk"]}), "stream-insert-tombstone.json: keys");
 
     // Every stream fixture's image is that item (events/generate.py was rerun).
     for name in ["stream-insert.json", "stream-remove-user.json", "stream-remove-ttl.json"] {
-        let ev: Value = serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).expect("fixture")).expect("json");
+        let ev: Value =
+            serde_json::from_str(&std::fs::read_to_string(events_dir().join(name)).expect("fixture")).expect("json");
         let change = &ev["Records"][0]["dynamodb"];
         let img = if change["NewImage"].is_object() { &change["NewImage"] } else { &change["OldImage"] };
         assert_eq!(img, &written, "{name}: run python3 events/generate.py");

@@ -55,11 +55,7 @@ fn segments(key: &str) -> Result<Vec<&str>, StoreError> {
         return Err(bad_key());
     }
     let segs: Vec<&str> = key.split('/').collect();
-    if segs.iter().all(|s| valid_segment(s)) {
-        Ok(segs)
-    } else {
-        Err(bad_key())
-    }
+    if segs.iter().all(|s| valid_segment(s)) { Ok(segs) } else { Err(bad_key()) }
 }
 
 fn valid_segment(s: &str) -> bool {
@@ -84,11 +80,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     File::open(dir).and_then(|d| d.sync_all()).map_err(io)
 }
 
@@ -98,11 +90,7 @@ fn create_staging(path: &Path) -> Result<(File, PathBuf), StoreError> {
         return Err(bad_key());
     };
     fs::create_dir_all(dir).map_err(io)?;
-    let staging = dir.join(format!(
-        "{HIDDEN}{}.tmp-{}",
-        name.to_string_lossy(),
-        uuid::Uuid::new_v4().simple()
-    ));
+    let staging = dir.join(format!("{HIDDEN}{}.tmp-{}", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
     let file = File::create(&staging).map_err(io)?;
     Ok((file, staging))
 }
@@ -157,9 +145,7 @@ impl FolderWriter {
             return Ok(());
         }
         let Some(mut file) = self.file.take() else {
-            return Err(StoreError::Internal(
-                "archive folder: writer failed earlier".into(),
-            ));
+            return Err(StoreError::Internal("archive folder: writer failed earlier".into()));
         };
         let block = self.buf.split().freeze();
         let file = blocking(move || {
@@ -177,27 +163,18 @@ impl ObjectWriter for FolderWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<(), StoreError> {
         self.written += chunk.len() as i64;
         self.buf.extend_from_slice(&chunk);
-        if self.buf.len() >= WRITE_BLOCK {
-            self.flush_block().await
-        } else {
-            Ok(())
-        }
+        if self.buf.len() >= WRITE_BLOCK { self.flush_block().await } else { Ok(()) }
     }
 
     async fn finish(mut self: Box<Self>) -> Result<FinishedObject, StoreError> {
         self.flush_block().await?;
         let Some(file) = self.file.take() else {
-            return Err(StoreError::Internal(
-                "archive folder: writer failed earlier".into(),
-            ));
+            return Err(StoreError::Internal("archive folder: writer failed earlier".into()));
         };
         self.done = true;
         let (root, staging, path) = (self.root.clone(), self.staging.clone(), self.path.clone());
         blocking(move || commit_staging(&root, file, &staging, &path)).await?;
-        Ok(FinishedObject {
-            bytes: self.written,
-            storage_class: self.class.pick(self.written),
-        })
+        Ok(FinishedObject { bytes: self.written, storage_class: self.class.pick(self.written) })
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
@@ -258,11 +235,7 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Resul
         if !valid_segment(&name) {
             continue;
         }
-        let key = if dir_key.is_empty() {
-            name
-        } else {
-            format!("{dir_key}/{name}")
-        };
+        let key = if dir_key.is_empty() { name } else { format!("{dir_key}/{name}") };
         let kind = entry.file_type().map_err(io)?;
         if kind.is_dir() {
             // Descend only where keys can still match the prefix.
@@ -279,12 +252,7 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Resul
 
 #[async_trait]
 impl ObjectStore for FolderStore {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        _storage_class: StorageClass,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, _storage_class: StorageClass) -> Result<(), StoreError> {
         // The storage class only means something in S3; the catalog records it.
         let path = self.path_of(key)?;
         let root = self.root.clone();
@@ -304,11 +272,7 @@ impl ObjectStore for FolderStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         // Start at the deepest whole directory the prefix names; it must be a valid key path.
         let (dir_key, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
-        let start = if dir_key.is_empty() {
-            self.root.clone()
-        } else {
-            self.path_of(dir_key)?
-        };
+        let start = if dir_key.is_empty() { self.root.clone() } else { self.path_of(dir_key)? };
         let dir_key = dir_key.to_owned();
         let prefix = prefix.to_owned();
         blocking(move || {
@@ -374,11 +338,7 @@ impl ObjectStore for FolderStore {
         Ok(futures::stream::try_unfold(file, read_chunk).boxed())
     }
 
-    async fn presigned_get(
-        &self,
-        key: &str,
-        _expires: Duration,
-    ) -> Result<Option<String>, StoreError> {
+    async fn presigned_get(&self, key: &str, _expires: Duration) -> Result<Option<String>, StoreError> {
         // A folder has no URL to hand out; the caller streams the object itself.
         check_key(key)?;
         Ok(None)
@@ -416,10 +376,7 @@ mod tests {
         drop(w);
         let mut files = Vec::new();
         all_files(dir.path(), &mut files);
-        assert!(
-            files.is_empty(),
-            "aborted and dropped writers leave nothing: {files:?}"
-        );
+        assert!(files.is_empty(), "aborted and dropped writers leave nothing: {files:?}");
 
         let mut w = store.writer(key, ClassPolicy::BySize).await.expect("writer");
         w.write(big.clone()).await.expect("write");
@@ -428,9 +385,6 @@ mod tests {
         let mut files = Vec::new();
         all_files(dir.path(), &mut files);
         assert_eq!(files, vec![dir.path().join(key)]);
-        assert_eq!(
-            fs::metadata(dir.path().join(key)).expect("meta").len(),
-            big.len() as u64 + 4
-        );
+        assert_eq!(fs::metadata(dir.path().join(key)).expect("meta").len(), big.len() as u64 + 4);
     }
 }

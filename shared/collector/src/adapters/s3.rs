@@ -43,18 +43,9 @@ impl S3Store {
         S3Store { client, bucket }
     }
 
-    async fn get_object(
-        &self,
-        key: &str,
-    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+    async fn get_object(&self, key: &str) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
         check_key(key)?;
-        self.client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| sdk_error("get", e))
+        self.client.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| sdk_error("get", e))
     }
 }
 
@@ -94,13 +85,10 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             ),
             _,
         )
-        | (_, Some(429 | 503)) => StoreError::Throttled {
-            retry_after: retry_after(),
-        },
-        (_, Some(s)) if s >= 500 => StoreError::Unavailable(format!(
-            "s3 {op}: {} (HTTP {s})",
-            code.as_deref().unwrap_or("no code")
-        )),
+        | (_, Some(429 | 503)) => StoreError::Throttled { retry_after: retry_after() },
+        (_, Some(s)) if s >= 500 => {
+            StoreError::Unavailable(format!("s3 {op}: {} (HTTP {s})", code.as_deref().unwrap_or("no code")))
+        }
         (c, s) => StoreError::Internal(format!(
             "s3 {op}: {} (HTTP {})",
             c.unwrap_or("no code"),
@@ -115,21 +103,9 @@ fn missing(op: &'static str, what: &'static str) -> StoreError {
 
 #[async_trait]
 impl ObjectStore for S3Store {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        storage_class: StorageClass,
-    ) -> Result<(), StoreError> {
+    async fn put(&self, key: &str, bytes: Vec<u8>, storage_class: StorageClass) -> Result<(), StoreError> {
         check_key(key)?;
-        put_object(
-            &self.client,
-            &self.bucket,
-            key,
-            storage_class,
-            ByteStream::from(bytes),
-        )
-        .await
+        put_object(&self.client, &self.bucket, key, storage_class, ByteStream::from(bytes)).await
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
@@ -147,20 +123,12 @@ impl ObjectStore for S3Store {
         let mut keys = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut req = self
-                .client
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .set_continuation_token(token.take());
+            let mut req = self.client.list_objects_v2().bucket(&self.bucket).set_continuation_token(token.take());
             if !prefix.is_empty() {
                 req = req.prefix(prefix);
             }
             let page = req.send().await.map_err(|e| sdk_error("list", e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
             match (page.is_truncated(), page.next_continuation_token()) {
                 (Some(true), Some(next)) => token = Some(next.to_owned()),
                 (Some(true), None) => return Err(missing("list", "a continuation token")),
@@ -173,14 +141,7 @@ impl ObjectStore for S3Store {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         check_key(key)?;
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(key).send().await {
             Ok(_) => Ok(()),
             Err(e) => match sdk_error("delete", e) {
                 StoreError::NotFound => Ok(()),
@@ -189,11 +150,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn writer(
-        &self,
-        key: &str,
-        class: ClassPolicy,
-    ) -> Result<Box<dyn ObjectWriter>, StoreError> {
+    async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
         check_key(key)?;
         Ok(Box::new(S3Writer {
             client: self.client.clone(),
@@ -219,15 +176,10 @@ impl ObjectStore for S3Store {
         Ok(chunks.boxed())
     }
 
-    async fn presigned_get(
-        &self,
-        key: &str,
-        expires: Duration,
-    ) -> Result<Option<String>, StoreError> {
+    async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
         check_key(key)?;
-        let config = PresigningConfig::expires_in(expires).map_err(|e| {
-            StoreError::Internal(format!("s3 presign: {}", DisplayErrorContext(&e)))
-        })?;
+        let config = PresigningConfig::expires_in(expires)
+            .map_err(|e| StoreError::Internal(format!("s3 presign: {}", DisplayErrorContext(&e))))?;
         let req = self
             .client
             .get_object()
@@ -273,9 +225,7 @@ impl S3Writer {
     fn check_open(&self) -> Result<(), StoreError> {
         match self.state {
             WriterState::Open => Ok(()),
-            _ => Err(StoreError::Internal(
-                "s3 write: the writer failed earlier".into(),
-            )),
+            _ => Err(StoreError::Internal("s3 write: the writer failed earlier".into())),
         }
     }
 
@@ -293,14 +243,8 @@ impl S3Writer {
                 .send()
                 .await
                 .map_err(|e| sdk_error("create multipart upload", e))?;
-            let upload_id = created
-                .upload_id()
-                .ok_or_else(|| missing("create multipart upload", "an upload id"))?;
-            self.upload = Some(Multipart {
-                upload_id: upload_id.to_owned(),
-                parts: Vec::new(),
-                class,
-            });
+            let upload_id = created.upload_id().ok_or_else(|| missing("create multipart upload", "an upload id"))?;
+            self.upload = Some(Multipart { upload_id: upload_id.to_owned(), parts: Vec::new(), class });
         }
         let Some(up) = self.upload.as_mut() else {
             return Err(StoreError::Internal("s3 upload part: no upload".into()));
@@ -319,9 +263,7 @@ impl S3Writer {
             .send()
             .await
             .map_err(|e| sdk_error("upload part", e))?;
-        let etag = out
-            .e_tag()
-            .ok_or_else(|| missing("upload part", "an ETag"))?;
+        let etag = out.e_tag().ok_or_else(|| missing("upload part", "an ETag"))?;
         up.parts.push(
             CompletedPart::builder()
                 .part_number(number)
@@ -337,9 +279,7 @@ impl S3Writer {
             return Err(StoreError::Internal("s3 complete: no upload".into()));
         };
         up.parts.sort_by_key(|p| p.part_number());
-        let parts = CompletedMultipartUpload::builder()
-            .set_parts(Some(up.parts.clone()))
-            .build();
+        let parts = CompletedMultipartUpload::builder().set_parts(Some(up.parts.clone())).build();
         self.client
             .complete_multipart_upload()
             .bucket(&self.bucket)
@@ -354,14 +294,7 @@ impl S3Writer {
 
     async fn put_whole(&mut self, class: StorageClass) -> Result<(), StoreError> {
         let body = self.buf.split().freeze();
-        put_object(
-            &self.client,
-            &self.bucket,
-            &self.key,
-            class,
-            ByteStream::from(body),
-        )
-        .await
+        put_object(&self.client, &self.bucket, &self.key, class, ByteStream::from(body)).await
     }
 
     /// Abort the multipart upload, if one was started. Idempotent.
@@ -405,12 +338,7 @@ async fn put_object(
     Ok(())
 }
 
-async fn abort_upload(
-    client: &Client,
-    bucket: &str,
-    key: &str,
-    upload_id: &str,
-) -> Result<(), StoreError> {
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
     client
         .abort_multipart_upload()
         .bucket(bucket)
@@ -442,11 +370,7 @@ impl ObjectWriter for S3Writer {
         self.check_open()?;
         let result = if let Some(class) = self.upload.as_ref().map(|up| up.class) {
             let last = self.buf.split().freeze();
-            let sent = if last.is_empty() {
-                Ok(())
-            } else {
-                self.upload_part(last).await
-            };
+            let sent = if last.is_empty() { Ok(()) } else { self.upload_part(last).await };
             match sent {
                 Ok(()) => self.complete().await.map(|()| class),
                 Err(e) => Err(e),
@@ -459,10 +383,7 @@ impl ObjectWriter for S3Writer {
             Ok(storage_class) => {
                 self.state = WriterState::Closed;
                 self.upload = None;
-                Ok(FinishedObject {
-                    bytes: self.written,
-                    storage_class,
-                })
+                Ok(FinishedObject { bytes: self.written, storage_class })
             }
             Err(e) => {
                 let e = self.fail(e).await;
@@ -490,11 +411,7 @@ impl Drop for S3Writer {
             );
             return;
         };
-        let (client, bucket, key) = (
-            self.client.clone(),
-            self.bucket.clone(),
-            std::mem::take(&mut self.key),
-        );
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), std::mem::take(&mut self.key));
         rt.spawn(async move {
             if let Err(e) = abort_upload(&client, &bucket, &key, &up.upload_id).await {
                 tracing::warn!(error = %e, "s3: aborting an abandoned multipart upload failed");
@@ -513,8 +430,7 @@ mod tests {
 
     /// moto never throttles, so the mapping is checked on hand-built responses.
     fn service_error(status: u16, code: Option<&str>, retry_after: Option<&str>) -> StoreError {
-        let mut meta =
-            ErrorMetadata::builder().message("The specified key archive/secret does not exist");
+        let mut meta = ErrorMetadata::builder().message("The specified key archive/secret does not exist");
         if let Some(c) = code {
             meta = meta.code(c);
         }
@@ -522,10 +438,7 @@ mod tests {
         if let Some(r) = retry_after {
             raw.headers_mut().insert("retry-after", r.to_owned());
         }
-        sdk_error(
-            "get",
-            SdkError::service_error(GetObjectError::generic(meta.build()), raw),
-        )
+        sdk_error("get", SdkError::service_error(GetObjectError::generic(meta.build()), raw))
     }
 
     #[test]
@@ -538,18 +451,9 @@ mod tests {
             service_error(503, None, None),
             StoreError::Throttled { retry_after } if retry_after == DEFAULT_RETRY_AFTER
         ));
-        assert!(matches!(
-            service_error(429, Some("TooManyRequests"), None),
-            StoreError::Throttled { .. }
-        ));
-        assert!(matches!(
-            service_error(404, Some("NoSuchKey"), None),
-            StoreError::NotFound
-        ));
-        assert!(matches!(
-            service_error(404, None, None),
-            StoreError::NotFound
-        ));
+        assert!(matches!(service_error(429, Some("TooManyRequests"), None), StoreError::Throttled { .. }));
+        assert!(matches!(service_error(404, Some("NoSuchKey"), None), StoreError::NotFound));
+        assert!(matches!(service_error(404, None, None), StoreError::NotFound));
         match service_error(404, Some("NoSuchBucket"), None) {
             StoreError::Internal(m) => {
                 assert_eq!(m, "s3 get: NoSuchBucket (HTTP 404)");
@@ -562,9 +466,6 @@ mod tests {
             }
             other => panic!("a 500 is retryable, got {other:?}"),
         }
-        assert!(matches!(
-            service_error(403, Some("AccessDenied"), None),
-            StoreError::Internal(_)
-        ));
+        assert!(matches!(service_error(403, Some("AccessDenied"), None), StoreError::Internal(_)));
     }
 }

@@ -129,8 +129,8 @@ mod tests;
 /// The property tests read objects with it (src/properties.rs).
 #[cfg(test)]
 pub(crate) use lines::ArchiveLines;
-pub(crate) use lines::for_each_line;
 use lines::Pending;
+pub(crate) use lines::for_each_line;
 
 /// Progress callback for long runs (the CLI draws a bar from it): records archived so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
@@ -302,7 +302,13 @@ impl App {
             run.keep_lease(self, false).await?;
             let page = self
                 .hot
-                .scan_platform(&ScanQuery { platform: p.clone(), after, since: None, until: Some(cutoff), limit: SCAN_PAGE })
+                .scan_platform(&ScanQuery {
+                    platform: p.clone(),
+                    after,
+                    since: None,
+                    until: Some(cutoff),
+                    limit: SCAN_PAGE,
+                })
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
@@ -341,7 +347,13 @@ impl App {
     }
 
     /// Phase one: the pending row, then the writer (none on a dry run).
-    async fn open_object(&self, run: &mut Run, p: &Platform, date: NaiveDate, key: String) -> Result<Pending, AppError> {
+    async fn open_object(
+        &self,
+        run: &mut Run,
+        p: &Platform,
+        date: NaiveDate,
+        key: String,
+    ) -> Result<Pending, AppError> {
         let Some(lease) = run.lease.clone() else {
             return Pending::open(self.objects.as_ref(), p.clone(), date, key, true).await;
         };

@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{App, AppError, archive::for_each_line};
-use crate::domain::export::{self, ExportFilter, RecordView};
 use crate::domain::archive::ObjectState;
+use crate::domain::export::{self, ExportFilter, RecordView};
 use crate::domain::formats::{self, Format, Split};
 use crate::domain::lineage::HeldRecords;
 use crate::domain::records::FullRecord;
@@ -118,7 +118,9 @@ impl Pipeline {
             if let Err(reason) = line.check(format, max_tokens) {
                 *summary.rejected.entry(reason.as_str()).or_default() += 1;
                 if summary.reject_samples.len() < MAX_REJECT_SAMPLES {
-                    summary.reject_samples.push(RejectSample { interaction_id: rec.interaction_id, reason: reason.as_str() });
+                    summary
+                        .reject_samples
+                        .push(RejectSample { interaction_id: rec.interaction_id, reason: reason.as_str() });
                 }
                 return;
             }
@@ -276,7 +278,12 @@ impl App {
         (rx, done_rx)
     }
 
-    async fn produce_export(&self, req: &ExportRequest, pipe: &mut Pipeline, out: &mut Chunker) -> Result<(), AppError> {
+    async fn produce_export(
+        &self,
+        req: &ExportRequest,
+        pipe: &mut Pipeline,
+        out: &mut Chunker,
+    ) -> Result<(), AppError> {
         // An unknown platform fails before the first line, so the answer is a proper 400.
         self.require_platform(&req.platform).await?;
         let f = &req.filter.clone();
@@ -284,7 +291,9 @@ impl App {
             for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
                 let day_start = obj.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
                 let day_end = day_start.map(|t| t + chrono::Duration::days(1));
-                if f.since.zip(day_end).is_some_and(|(s, e)| e <= s) || f.until.zip(day_start).is_some_and(|(u, s)| s >= u) {
+                if f.since.zip(day_end).is_some_and(|(s, e)| e <= s)
+                    || f.until.zip(day_start).is_some_and(|(u, s)| s >= u)
+                {
                     continue;
                 }
                 // Only live lines: a committed object's lines minus its tombstones; a pending
@@ -310,7 +319,8 @@ impl App {
                 })
                 .await?;
                 for rec in candidates {
-                    let live = self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot);
+                    let live =
+                        self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot);
                     if live {
                         let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
                         owners.push((rec.user_id, rec.interaction_id, w.written));
@@ -329,7 +339,8 @@ impl App {
                     };
                 }
                 pipe.summary.archive_skipped_lines += skipped;
-                let mut owner_of_line = owners.iter().flat_map(|(user, id, n)| std::iter::repeat_n((user, *id), *n as usize));
+                let mut owner_of_line =
+                    owners.iter().flat_map(|(user, id, n)| std::iter::repeat_n((user, *id), *n as usize));
                 for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
                     if out.done() {
                         return Ok(());

@@ -59,7 +59,8 @@ impl App {
         // A legacy payload is inflated off the async workers (it may take a second) and under
         // the inflation gate, held until the workflow is packed and stored (the end of this call).
         let (new, _inflation) = if body.get("workflow_gzip_hex").is_some() {
-            let permit = self.inflations.acquire().await.map_err(|_| AppError::Internal("inflation gate closed".into()))?;
+            let permit =
+                self.inflations.acquire().await.map_err(|_| AppError::Internal("inflation gate closed".into()))?;
             let parsed = tokio::task::spawn_blocking(move || NewInteraction::parse(body, now))
                 .await
                 .map_err(|e| AppError::Internal(format!("inflation task: {e}")))?;
@@ -130,8 +131,12 @@ impl App {
         let mut out = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             out.push(match self.log_interaction(caller, item).await {
-                Ok(IngestOutcome::Created(r)) => BatchItem { index, status: 201, interaction_id: Some(r.interaction_id), error: None },
-                Ok(IngestOutcome::Replayed(r)) => BatchItem { index, status: 200, interaction_id: Some(r.interaction_id), error: None },
+                Ok(IngestOutcome::Created(r)) => {
+                    BatchItem { index, status: 201, interaction_id: Some(r.interaction_id), error: None }
+                }
+                Ok(IngestOutcome::Replayed(r)) => {
+                    BatchItem { index, status: 200, interaction_id: Some(r.interaction_id), error: None }
+                }
                 Ok(IngestOutcome::NotCollected) => BatchItem { index, status: 202, interaction_id: None, error: None },
                 Err(e) => {
                     let (status, error) = to_error(&e);
@@ -154,7 +159,10 @@ impl App {
             }
             (None, Role::User, _) => None,
             (None, Role::Service, None) => {
-                return Err(AppError::field("user_id", "is required when a service logs a validation without interaction_id"));
+                return Err(AppError::field(
+                    "user_id",
+                    "is required when a service logs a validation without interaction_id",
+                ));
             }
             (None, _, named) => named,
         };
@@ -215,10 +223,16 @@ impl App {
     /// Archived: Conflict, since archived records are closed to new feedback and validations.
     async fn owner_of_hot(&self, caller: &Caller, id: Id) -> Result<crate::domain::types::UserId, AppError> {
         if let Some(l) = self.hot.get_linked(id).await? {
-            return if caller.can_access(&l.interaction.user_id) { Ok(l.interaction.user_id) } else { Err(AppError::NotFound) };
+            return if caller.can_access(&l.interaction.user_id) {
+                Ok(l.interaction.user_id)
+            } else {
+                Err(AppError::NotFound)
+            };
         }
         match self.hot.archived_entry(id).await? {
-            Some(e) if caller.can_access(&e.user_id) => Err(AppError::Conflict("interaction is archived; it takes no new feedback or validations")),
+            Some(e) if caller.can_access(&e.user_id) => {
+                Err(AppError::Conflict("interaction is archived; it takes no new feedback or validations"))
+            }
             _ => Err(AppError::NotFound),
         }
     }

@@ -43,7 +43,11 @@ impl App {
 
     /// Manifests newest first; `cursor` is the last export id of the previous page. The next
     /// cursor is set when the page is full.
-    pub async fn list_exports(&self, limit: PageLimit, cursor: Option<Id>) -> Result<(Vec<ExportManifest>, Option<Id>), AppError> {
+    pub async fn list_exports(
+        &self,
+        limit: PageLimit,
+        cursor: Option<Id>,
+    ) -> Result<(Vec<ExportManifest>, Option<Id>), AppError> {
         let items = self.hot.list_exports(cursor, limit.get()).await?;
         let next = (items.len() as u32 == limit.get()).then(|| items.last().map(|m| m.export_id)).flatten();
         Ok((items, next))

@@ -109,18 +109,13 @@ impl App {
             _ => return Err(AppError::Forbidden("listing is for a user's own records, or an admin's")),
         };
         self.require_platform_if(platform.as_ref()).await?;
-        let page = self
-            .hot
-            .list_interactions(&ListQuery { user_id, platform, before: cursor, limit: limit.get() })
-            .await?;
+        let page =
+            self.hot.list_interactions(&ListQuery { user_id, platform, before: cursor, limit: limit.get() }).await?;
         let next = (page.len() as u32 == limit.get())
             .then(|| page.last().map(|r| Cursor { created_at: r.created_at, id: r.id }))
             .flatten();
         // Listings carry the record without its links; GET by id gives them.
-        let items = page
-            .iter()
-            .map(|r| FullRecord::build(r, vec![], vec![], false))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items = page.iter().map(|r| FullRecord::build(r, vec![], vec![], false)).collect::<Result<Vec<_>, _>>()?;
         Ok((items, next))
     }
 

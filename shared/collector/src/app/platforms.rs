@@ -194,7 +194,10 @@ mod tests {
     }
 
     /// A store whose added platforms are `names`, counting its reads.
-    fn store(reads: &Arc<AtomicUsize>, names: &'static [&'static str]) -> impl Fn() -> std::future::Ready<Result<BTreeSet<Platform>, StoreError>> {
+    fn store(
+        reads: &Arc<AtomicUsize>,
+        names: &'static [&'static str],
+    ) -> impl Fn() -> std::future::Ready<Result<BTreeSet<Platform>, StoreError>> {
         let reads = reads.clone();
         move || {
             reads.fetch_add(1, Ordering::SeqCst);

@@ -115,7 +115,13 @@ pub struct ArchiveObject {
 
 impl ArchiveObject {
     /// A row for a new object at `key` (its slot), pending, sizes still zero.
-    pub fn pending(platform: Platform, date: NaiveDate, key: String, run_id: &str, now: DateTime<Utc>) -> ArchiveObject {
+    pub fn pending(
+        platform: Platform,
+        date: NaiveDate,
+        key: String,
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> ArchiveObject {
         ArchiveObject {
             slot: key.clone(),
             object_key: key,
@@ -132,7 +138,11 @@ impl ArchiveObject {
     }
 
     pub fn compression_ratio(&self) -> f64 {
-        if self.compressed_bytes == 0 { 0.0 } else { ((self.raw_bytes as f64 / self.compressed_bytes as f64) * 100.0).round() / 100.0 }
+        if self.compressed_bytes == 0 {
+            0.0
+        } else {
+            ((self.raw_bytes as f64 / self.compressed_bytes as f64) * 100.0).round() / 100.0
+        }
     }
 
     /// What adding this object adds to its platform's counters (records move separately).
@@ -381,7 +391,10 @@ mod tests {
             error_message: Some("boom".into()),
             processing_time_ms: Some(u64::MAX),
             model_version: Some("m".into()),
-            metadata: Some(Map::from_iter([("client".to_string(), json!("web")), ("a".to_string(), json!([1, {"b": 2.25}]))])),
+            metadata: Some(Map::from_iter([
+                ("client".to_string(), json!("web")),
+                ("a".to_string(), json!([1, {"b": 2.25}])),
+            ])),
             training_consent: false,
             created_at: Utc::now(),
             content_hash: "h".into(),
@@ -418,8 +431,12 @@ mod tests {
             summary: FeedbackSummary::default(),
             ..base.clone()
         };
-        let cases: [(&Interaction, &[Feedback], &[ValidationLog]); 4] =
-            [(&base, &fb, std::slice::from_ref(&v)), (&compressed, &fb[..1], &[]), (&bare, &[], &[]), (&bare, &[], &[v.clone(), nan])];
+        let cases: [(&Interaction, &[Feedback], &[ValidationLog]); 4] = [
+            (&base, &fb, std::slice::from_ref(&v)),
+            (&compressed, &fb[..1], &[]),
+            (&bare, &[], &[]),
+            (&bare, &[], &[v.clone(), nan]),
+        ];
         for (rec, fb, vs) in cases {
             let want = serde_json::to_vec(&FullRecord::build(rec, fb.to_vec(), vs.to_vec(), true).unwrap()).unwrap();
             let mut got = b"left alone".to_vec();
@@ -431,11 +448,21 @@ mod tests {
         // A stored workflow that is not one JSON value fails the line, as the parse did.
         let too_deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         for bad in [&b"{\"a\":"[..], b"{} {}", b"", b"\xff", b"{\"a\" 1}", b"[1,]", too_deep.as_bytes()] {
-            let rec = Interaction { workflow: Some(StoredWorkflow { bytes: bad.to_vec(), compressed: false, original_bytes: bad.len() as i64 }), ..base.clone() };
+            let rec = Interaction {
+                workflow: Some(StoredWorkflow {
+                    bytes: bad.to_vec(),
+                    compressed: false,
+                    original_bytes: bad.len() as i64,
+                }),
+                ..base.clone()
+            };
             assert_eq!(write_line(&mut Vec::new(), &rec, &[], &[]), Err(PayloadError::NotJson));
             assert!(FullRecord::build(&rec, vec![], vec![], true).is_err());
         }
-        let not_gzip = Interaction { workflow: Some(StoredWorkflow { bytes: b"xx".to_vec(), compressed: true, original_bytes: 2 }), ..base.clone() };
+        let not_gzip = Interaction {
+            workflow: Some(StoredWorkflow { bytes: b"xx".to_vec(), compressed: true, original_bytes: 2 }),
+            ..base.clone()
+        };
         assert_eq!(write_line(&mut Vec::new(), &not_gzip, &[], &[]), Err(PayloadError::NotGzip));
         // Nesting the parse accepts is accepted.
         let deep: Value = serde_json::from_str(&format!("{{\"a\":{}{}}}", "[".repeat(100), "]".repeat(100))).unwrap();
@@ -457,7 +484,9 @@ mod tests {
         let mut not_utf8 = format!("{{\"interaction_id\" : \"{id}\", \"user_message\":\"").into_bytes();
         not_utf8.extend([0xff, 0xfe, b'"', b'}']);
         assert_eq!(line_interaction_id(&not_utf8), want, "not UTF-8 further on");
-        let later = format!("{{\"workflow\":{{\"interaction_id\":\"{other}\"}},\"note\":\"\\\"interaction_id\\\":\\\"{other}\\\"\",\"interaction_id\":\"{id}\"}}");
+        let later = format!(
+            "{{\"workflow\":{{\"interaction_id\":\"{other}\"}},\"note\":\"\\\"interaction_id\\\":\\\"{other}\\\"\",\"interaction_id\":\"{id}\"}}"
+        );
         assert_eq!(line_interaction_id(later.as_bytes()), want, "nested and quoted ids are not the record's");
         for bad in [
             "not json at all".to_owned(),

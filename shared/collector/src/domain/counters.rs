@@ -182,10 +182,7 @@ impl RecordFacts {
     /// feedback or a passed validation scoring >= 80. (Curated examples are counted apart.)
     /// Only records with consent count: readiness counts what an export would produce.
     pub fn is_quality(&self) -> bool {
-        self.consent
-            && self.success
-            && !self.latest_negative
-            && (self.positive_feedback > 0 || self.good_validation)
+        self.consent && self.success && !self.latest_negative && (self.positive_feedback > 0 || self.good_validation)
     }
 
     pub fn contribution(&self) -> PlatformCounters {

@@ -3,9 +3,7 @@
 use serde_json::{Number, Value};
 
 /// Paths that changed from an original workflow to an edited one.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Diff {
     /// Pointers present only in the edited document (subtree roots only).
     pub added: Vec<String>,
@@ -92,9 +90,7 @@ fn numbers_equal(x: &Number, y: &Number) -> bool {
 
 /// i128 covers both i64 and u64 without loss.
 fn as_int(n: &Number) -> Option<i128> {
-    n.as_i64()
-        .map(i128::from)
-        .or_else(|| n.as_u64().map(i128::from))
+    n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from))
 }
 
 /// Appends an escaped pointer segment; returns the length to truncate back to.
@@ -118,11 +114,7 @@ mod tests {
 
     fn d(added: &[&str], removed: &[&str], modified: &[&str]) -> Diff {
         let v = |s: &[&str]| s.iter().map(|p| p.to_string()).collect();
-        Diff {
-            added: v(added),
-            removed: v(removed),
-            modified: v(modified),
-        }
+        Diff { added: v(added), removed: v(removed), modified: v(modified) }
     }
 
     #[test]
@@ -137,10 +129,7 @@ mod tests {
 
     #[test]
     fn added_removed_modified_keys() {
-        let r = diff(
-            &json!({"keep": 1, "gone": 2, "chg": "a"}),
-            &json!({"keep": 1, "chg": "b", "new": 3}),
-        );
+        let r = diff(&json!({"keep": 1, "gone": 2, "chg": "a"}), &json!({"keep": 1, "chg": "b", "new": 3}));
         assert_eq!(r, d(&["/new"], &["/gone"], &["/chg"]));
     }
 
@@ -176,10 +165,7 @@ mod tests {
 
     #[test]
     fn keys_are_escaped() {
-        let r = diff(
-            &json!({"a/b": 1, "c~d": {"e/~f": 1}}),
-            &json!({"a/b": 2, "c~d": {}, "~/": 0}),
-        );
+        let r = diff(&json!({"a/b": 1, "c~d": {"e/~f": 1}}), &json!({"a/b": 2, "c~d": {}, "~/": 0}));
         assert_eq!(r, d(&["/~0~1"], &["/c~0d/e~1~0f"], &["/a~1b"]));
     }
 
@@ -205,35 +191,17 @@ mod tests {
         assert!(diff(&parse("1"), &parse("1.0")).is_empty());
         assert!(diff(&parse("[0, -2]"), &parse("[0.0, -2.0]")).is_empty());
         assert!(diff(&parse("1e2"), &parse("100")).is_empty());
-        assert!(
-            diff(
-                &parse("18446744073709551615"),
-                &parse("18446744073709551615")
-            )
-            .is_empty()
-        );
+        assert!(diff(&parse("18446744073709551615"), &parse("18446744073709551615")).is_empty());
         assert_eq!(diff(&parse("1"), &parse("1.5")), d(&[], &[], &[""]));
-        assert_eq!(
-            diff(&parse("18446744073709551615"), &parse("-1")),
-            d(&[], &[], &[""])
-        );
+        assert_eq!(diff(&parse("18446744073709551615"), &parse("-1")), d(&[], &[], &[""]));
         // Integers compare exactly, even where f64 would round them together.
-        assert_eq!(
-            diff(&parse("9007199254740993"), &parse("9007199254740992")),
-            d(&[], &[], &[""])
-        );
-        assert_eq!(
-            diff(&json!({"v": "1"}), &json!({"v": 1})),
-            d(&[], &[], &["/v"])
-        );
+        assert_eq!(diff(&parse("9007199254740993"), &parse("9007199254740992")), d(&[], &[], &[""]));
+        assert_eq!(diff(&json!({"v": "1"}), &json!({"v": 1})), d(&[], &[], &["/v"]));
     }
 
     #[test]
     fn serializes_as_three_lists() {
         let v = serde_json::to_value(d(&["/a"], &[], &["/b"])).expect("serialize");
-        assert_eq!(
-            v,
-            json!({"added": ["/a"], "removed": [], "modified": ["/b"]})
-        );
+        assert_eq!(v, json!({"added": ["/a"], "removed": [], "modified": ["/b"]}));
     }
 }

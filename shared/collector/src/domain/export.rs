@@ -99,7 +99,12 @@ pub struct RecordView<'a> {
 
 impl<'a> RecordView<'a> {
     /// A hot record with its links, as [`FullRecord::build`] would see it.
-    pub fn hot(rec: &'a Interaction, feedback: &'a [Feedback], validations: &'a [ValidationLog], archived: bool) -> Self {
+    pub fn hot(
+        rec: &'a Interaction,
+        feedback: &'a [Feedback],
+        validations: &'a [ValidationLog],
+        archived: bool,
+    ) -> Self {
         RecordView {
             interaction_id: rec.id,
             user_id: &rec.user_id,
@@ -220,70 +225,12 @@ pub fn check_openai_line(line: &str) -> Result<(), &'static str> {
     if assistant { Ok(()) } else { Err("no assistant turn") }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::formats::{Format, candidates};
-    use serde_json::json;
-    use crate::domain::fixtures::{feedback, record};
-    use crate::domain::records::FeedbackType;
-
-    fn openai_line(r: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
-        candidates(r, Format::Openai, system, f).first().map(|c| c.line.to_string())
-    }
-
-
-    #[test]
-    fn assistant_turn_prefers_correction_then_workflow_then_response() {
-        let mut r = record(Kind::WorkflowGeneration);
-        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"nodes":[1.5,2]}"#));
-        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"a": 1}))));
-        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"b": 2}))));
-        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"b":2}"#));
-        assert_eq!(assistant_text(&record(Kind::Conversation)).as_deref(), Some("Here it is"));
-    }
-
-    #[test]
-    fn negative_latest_feedback_without_correction_is_left_out() {
-        let f = ExportFilter::default();
-        let mut r = record(Kind::WorkflowGeneration);
-        r.feedback.push(feedback(FeedbackType::ThumbsUp, None));
-        assert!(openai_line(&r, "sys", &f).is_some());
-        r.feedback.push(feedback(FeedbackType::ThumbsDown, None));
-        assert!(openai_line(&r, "sys", &f).is_none());
-        r.feedback.push(feedback(FeedbackType::Report, Some(json!({"fixed": true}))));
-        assert!(openai_line(&r, "sys", &f).is_some());
-    }
-
-    #[test]
-    fn filters_and_empty_assistant() {
-        let mut r = record(Kind::Conversation);
-        r.success = false;
-        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
-        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_some());
-        r.ai_response = Some("  ".into());
-        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_none());
-        let mut r = record(Kind::Conversation);
-        r.training_consent = false;
-        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
-    }
-
-    #[test]
-    fn lines_pass_the_cookbook_checks() {
-        let line = openai_line(&record(Kind::WorkflowGeneration), "sys", &ExportFilter { include_metadata: true, ..Default::default() }).unwrap();
-        assert_eq!(check_openai_line(&line), Ok(()));
-        let v: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["messages"][0]["role"], "system");
-        assert!(v["metadata"]["interaction_id"].is_string());
-        assert_eq!(check_openai_line(r#"{"messages":[{"role":"user","content":"x"}]}"#), Err("no assistant turn"));
-        assert_eq!(check_openai_line(r#"{"messages":[{"role":"bot","content":"x"}]}"#), Err("unknown role"));
-    }
-}
-
 /// Parse the export query (`format`, `success_only`, `with_feedback_only`, `include_archived`,
 /// `since`, `until`, `limit`, `include_metadata`, `split`, `validation_fraction`). Unknown
 /// parameters are ignored. `max_tokens` is configuration, not a query parameter.
-pub fn parse_query(params: &std::collections::HashMap<String, String>) -> Result<ExportFilter, Vec<super::types::FieldError>> {
+pub fn parse_query(
+    params: &std::collections::HashMap<String, String>,
+) -> Result<ExportFilter, Vec<super::types::FieldError>> {
     use super::formats::{Format, Split};
     use super::types::FieldError;
     let mut errors = Vec::new();
@@ -339,4 +286,68 @@ pub fn parse_time_or_date(raw: &str) -> Option<DateTime<Utc>> {
         return Some(t.with_timezone(&Utc));
     }
     chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::fixtures::{feedback, record};
+    use crate::domain::formats::{Format, candidates};
+    use crate::domain::records::FeedbackType;
+    use serde_json::json;
+
+    fn openai_line(r: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
+        candidates(r, Format::Openai, system, f).first().map(|c| c.line.to_string())
+    }
+
+    #[test]
+    fn assistant_turn_prefers_correction_then_workflow_then_response() {
+        let mut r = record(Kind::WorkflowGeneration);
+        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"nodes":[1.5,2]}"#));
+        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"a": 1}))));
+        r.feedback.push(feedback(FeedbackType::Edit, Some(json!({"b": 2}))));
+        assert_eq!(assistant_text(&r).as_deref(), Some(r#"{"b":2}"#));
+        assert_eq!(assistant_text(&record(Kind::Conversation)).as_deref(), Some("Here it is"));
+    }
+
+    #[test]
+    fn negative_latest_feedback_without_correction_is_left_out() {
+        let f = ExportFilter::default();
+        let mut r = record(Kind::WorkflowGeneration);
+        r.feedback.push(feedback(FeedbackType::ThumbsUp, None));
+        assert!(openai_line(&r, "sys", &f).is_some());
+        r.feedback.push(feedback(FeedbackType::ThumbsDown, None));
+        assert!(openai_line(&r, "sys", &f).is_none());
+        r.feedback.push(feedback(FeedbackType::Report, Some(json!({"fixed": true}))));
+        assert!(openai_line(&r, "sys", &f).is_some());
+    }
+
+    #[test]
+    fn filters_and_empty_assistant() {
+        let mut r = record(Kind::Conversation);
+        r.success = false;
+        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
+        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_some());
+        r.ai_response = Some("  ".into());
+        assert!(openai_line(&r, "s", &ExportFilter { success_only: false, ..Default::default() }).is_none());
+        let mut r = record(Kind::Conversation);
+        r.training_consent = false;
+        assert!(openai_line(&r, "s", &ExportFilter::default()).is_none());
+    }
+
+    #[test]
+    fn lines_pass_the_cookbook_checks() {
+        let line = openai_line(
+            &record(Kind::WorkflowGeneration),
+            "sys",
+            &ExportFilter { include_metadata: true, ..Default::default() },
+        )
+        .unwrap();
+        assert_eq!(check_openai_line(&line), Ok(()));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["messages"][0]["role"], "system");
+        assert!(v["metadata"]["interaction_id"].is_string());
+        assert_eq!(check_openai_line(r#"{"messages":[{"role":"user","content":"x"}]}"#), Err("no assistant turn"));
+        assert_eq!(check_openai_line(r#"{"messages":[{"role":"bot","content":"x"}]}"#), Err("unknown role"));
+    }
 }

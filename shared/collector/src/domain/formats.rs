@@ -177,7 +177,9 @@ impl Line<'_> {
                 if blank(self.system) || blank(self.user) {
                     return Err(Reject::EmptyContent);
                 }
-                estimate_tokens(self.assistant).max(estimate_tokens(rejected)) + estimate_tokens(self.system) + estimate_tokens(self.user)
+                estimate_tokens(self.assistant).max(estimate_tokens(rejected))
+                    + estimate_tokens(self.system)
+                    + estimate_tokens(self.user)
             }
         };
         if tokens > max_tokens { Err(Reject::TooManyTokens) } else { Ok(()) }
@@ -255,12 +257,24 @@ pub fn each_line(
     match format {
         Format::Openai | Format::Bedrock => {
             if let Some(assistant) = rec.assistant()? {
-                each(&Line { system, user: rec.user_message, assistant: &assistant, rejected: None, source: "interaction" });
+                each(&Line {
+                    system,
+                    user: rec.user_message,
+                    assistant: &assistant,
+                    rejected: None,
+                    source: "interaction",
+                });
             }
         }
         Format::OpenaiDpo => {
             for (preferred, rejected, source) in pairs_of(rec)? {
-                each(&Line { system, user: rec.user_message, assistant: &preferred, rejected: Some(&rejected), source });
+                each(&Line {
+                    system,
+                    user: rec.user_message,
+                    assistant: &preferred,
+                    rejected: Some(&rejected),
+                    source,
+                });
             }
         }
     }
@@ -343,7 +357,11 @@ fn check_chat(messages: Option<&Value>, max_tokens: u64) -> Result<(), Reject> {
 }
 
 fn check_dpo(line: &Value, max_tokens: u64) -> Result<(), Reject> {
-    let input = line.pointer("/input/messages").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or(Reject::NoMessages)?;
+    let input = line
+        .pointer("/input/messages")
+        .and_then(Value::as_array)
+        .filter(|m| !m.is_empty())
+        .ok_or(Reject::NoMessages)?;
     let side = |key: &str| -> Result<String, Reject> {
         let out = line.get(key).and_then(Value::as_array).filter(|a| a.len() == 1).ok_or(Reject::NoAssistantTurn)?;
         if out[0].get("role").and_then(Value::as_str) != Some("assistant") {
@@ -379,7 +397,8 @@ fn check_dpo(line: &Value, max_tokens: u64) -> Result<(), Reject> {
 fn check_bedrock(line: &Value, max_tokens: u64) -> Result<(), Reject> {
     let msgs = line.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty()).ok_or(Reject::NoMessages)?;
     let text_of = |m: &Value| -> Result<String, Reject> {
-        let parts = m.get("content").and_then(Value::as_array).filter(|p| !p.is_empty()).ok_or(Reject::NonStringContent)?;
+        let parts =
+            m.get("content").and_then(Value::as_array).filter(|p| !p.is_empty()).ok_or(Reject::NonStringContent)?;
         let mut s = String::new();
         for p in parts {
             s.push_str(p.get("text").and_then(Value::as_str).ok_or(Reject::NonStringContent)?);
@@ -495,7 +514,10 @@ mod tests {
             created_at: Utc::now(),
         });
         let pairs = dpo_pairs(&r);
-        assert_eq!(pairs, vec![(r#"{"edited":true}"#.to_owned(), r#"{"edited":false}"#.to_owned(), "user_edited_validation")]);
+        assert_eq!(
+            pairs,
+            vec![(r#"{"edited":true}"#.to_owned(), r#"{"edited":false}"#.to_owned(), "user_edited_validation")]
+        );
     }
 
     #[test]
@@ -503,7 +525,12 @@ mod tests {
         let mut r = record();
         r.feedback.push(edit(json!({"fixed": 1})));
         for f in [Format::Openai, Format::OpenaiDpo, Format::Bedrock] {
-            let c = candidates(&r, f, "You build n8n workflows.", &ExportFilter { include_metadata: true, ..Default::default() });
+            let c = candidates(
+                &r,
+                f,
+                "You build n8n workflows.",
+                &ExportFilter { include_metadata: true, ..Default::default() },
+            );
             assert_eq!(c.len(), 1, "{f:?}");
             assert_eq!(check(f, &c[0].line, DEFAULT_MAX_TOKENS), Ok(()), "{f:?}");
         }
@@ -513,10 +540,22 @@ mod tests {
     fn checks_reject_with_reasons() {
         let chat = |msgs: Value| json!({ "messages": msgs });
         assert_eq!(check(Format::Openai, &json!({}), 100), Err(Reject::NoMessages));
-        assert_eq!(check(Format::Openai, &chat(json!([{"role": "bot", "content": "x"}])), 100), Err(Reject::UnknownRole));
-        assert_eq!(check(Format::Openai, &chat(json!([{"role": "user", "content": 1}])), 100), Err(Reject::NonStringContent));
-        assert_eq!(check(Format::Openai, &chat(json!([{"role": "user", "content": " "}])), 100), Err(Reject::EmptyContent));
-        assert_eq!(check(Format::Openai, &chat(json!([{"role": "user", "content": "x"}])), 100), Err(Reject::NoAssistantTurn));
+        assert_eq!(
+            check(Format::Openai, &chat(json!([{"role": "bot", "content": "x"}])), 100),
+            Err(Reject::UnknownRole)
+        );
+        assert_eq!(
+            check(Format::Openai, &chat(json!([{"role": "user", "content": 1}])), 100),
+            Err(Reject::NonStringContent)
+        );
+        assert_eq!(
+            check(Format::Openai, &chat(json!([{"role": "user", "content": " "}])), 100),
+            Err(Reject::EmptyContent)
+        );
+        assert_eq!(
+            check(Format::Openai, &chat(json!([{"role": "user", "content": "x"}])), 100),
+            Err(Reject::NoAssistantTurn)
+        );
         let long = chat(json!([{"role": "user", "content": "x".repeat(401)}, {"role": "assistant", "content": "y"}]));
         assert_eq!(check(Format::Openai, &long, 100), Err(Reject::TooManyTokens));
         assert_eq!(check(Format::Openai, &long, 102), Ok(()));
@@ -525,8 +564,14 @@ mod tests {
         let a = |t: &str| json!({"role": "assistant", "content": [{"text": t}]});
         assert_eq!(check(Format::Bedrock, &bed(json!([u("hi"), a("yo")])), 100), Ok(()));
         assert_eq!(check(Format::Bedrock, &bed(json!([a("yo")])), 100), Err(Reject::FirstNotUser));
-        assert_eq!(check(Format::Bedrock, &bed(json!([u("hi"), u("again"), a("yo")])), 100), Err(Reject::NotAlternating));
-        assert_eq!(check(Format::Bedrock, &bed(json!([u("hi"), a("yo"), u("more")])), 100), Err(Reject::LastNotAssistant));
+        assert_eq!(
+            check(Format::Bedrock, &bed(json!([u("hi"), u("again"), a("yo")])), 100),
+            Err(Reject::NotAlternating)
+        );
+        assert_eq!(
+            check(Format::Bedrock, &bed(json!([u("hi"), a("yo"), u("more")])), 100),
+            Err(Reject::LastNotAssistant)
+        );
         assert_eq!(check(Format::Bedrock, &bed(json!([u("User: do it"), a("yo")])), 100), Err(Reject::ReservedString));
         let same = json!({"input": {"messages": [{"role": "user", "content": "q"}]},
             "preferred_output": [{"role": "assistant", "content": "a"}], "non_preferred_output": [{"role": "assistant", "content": "a"}]});
@@ -541,7 +586,12 @@ mod tests {
             for user in ["make a flow", " ", "User: do it", "caf\u{e9} \"quoted\"\n\t\u{1}", &long] {
                 for assistant in [r#"{"nodes":[1.5,2],"s":"a\"b\\c"}"#, "\n ", "Assistant: ok", &long] {
                     for rejected in [None, Some("other"), Some(assistant), Some("")] {
-                        out.push((system.to_owned(), user.to_owned(), assistant.to_owned(), rejected.map(str::to_owned)));
+                        out.push((
+                            system.to_owned(),
+                            user.to_owned(),
+                            assistant.to_owned(),
+                            rejected.map(str::to_owned),
+                        ));
                     }
                 }
             }
@@ -556,8 +606,13 @@ mod tests {
                 if (format == Format::OpenaiDpo) != rejected.is_some() {
                     continue;
                 }
-                let line =
-                    Line { system: &system, user: &user, assistant: &assistant, rejected: rejected.as_deref(), source: "interaction" };
+                let line = Line {
+                    system: &system,
+                    user: &user,
+                    assistant: &assistant,
+                    rejected: rejected.as_deref(),
+                    source: "interaction",
+                };
                 let mut text = Vec::new();
                 line.write(format, Some(&json!({"source": "interaction"})), &mut text);
                 let value: Value = serde_json::from_slice(&text).expect("a written line is JSON");
@@ -606,7 +661,8 @@ mod tests {
                 let view = RecordView::hot(&hot, &fb, &[], false);
                 for format in [Format::Openai, Format::OpenaiDpo, Format::Bedrock] {
                     let f = ExportFilter { include_metadata: true, ..Default::default() };
-                    let want: Vec<String> = candidates(&full, format, "sys", &f).iter().map(|c| c.line.to_string()).collect();
+                    let want: Vec<String> =
+                        candidates(&full, format, "sys", &f).iter().map(|c| c.line.to_string()).collect();
                     let mut got = Vec::new();
                     each_line(&view, format, "sys", &f, |l| {
                         let mut text = Vec::new();

@@ -79,7 +79,8 @@ impl<'a> Fields<'a> {
     /// a number without a fraction is taken as the integer it is.
     pub fn opt_u64(&mut self, field: &str) -> Option<u64> {
         let v = self.get(field)?;
-        let integral = |f: f64| (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64);
+        let integral =
+            |f: f64| (f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f)).then_some(f as u64);
         match v.as_u64().or_else(|| v.as_f64().and_then(integral)) {
             Some(n) => Some(n),
             None => {
@@ -458,7 +459,16 @@ impl NewExample {
         }
         let description = f.opt_str("description");
         let tags = f.opt_string_list("tags").unwrap_or_default();
-        f.finish(|| Some(NewExample { platform: platform?, user_message: user_message?, workflow, ai_response, description, tags }))
+        f.finish(|| {
+            Some(NewExample {
+                platform: platform?,
+                user_message: user_message?,
+                workflow,
+                ai_response,
+                description,
+                tags,
+            })
+        })
     }
 }
 
@@ -498,7 +508,9 @@ impl NewMetric {
             f.fail("metrics", "values must be numbers");
         }
         let notes = f.opt_str("notes");
-        f.finish(|| Some(NewMetric { platform: platform?, model: model?, dataset_size: dataset_size?, run_id, metrics, notes }))
+        f.finish(|| {
+            Some(NewMetric { platform: platform?, model: model?, dataset_size: dataset_size?, run_id, metrics, notes })
+        })
     }
 }
 
@@ -550,7 +562,11 @@ mod tests {
     fn defaults_and_hex_import() {
         let wf = json!({"nodes": []});
         let hex = hex::encode(workflow::gzip(&workflow::compact(&wf)));
-        let n = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi", "workflow_gzip_hex": hex}), Utc::now()).unwrap();
+        let n = NewInteraction::parse(
+            json!({"platform": "n8n", "user_message": "hi", "workflow_gzip_hex": hex}),
+            Utc::now(),
+        )
+        .unwrap();
         assert_eq!(n.kind, Kind::Conversation);
         assert!(n.success);
         assert_eq!(n.workflow, wf.as_object().cloned());
@@ -575,9 +591,15 @@ mod tests {
     #[test]
     fn content_hash_ignores_key_order_and_sees_changes() {
         let now = Utc::now();
-        let a = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi", "workflow": {"a": 1, "b": 2}}), now).unwrap();
-        let b = NewInteraction::parse(json!({"workflow": {"b": 2, "a": 1}, "user_message": "hi", "platform": "n8n"}), now).unwrap();
-        let c = NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi!", "workflow": {"a": 1, "b": 2}}), now).unwrap();
+        let a =
+            NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi", "workflow": {"a": 1, "b": 2}}), now)
+                .unwrap();
+        let b =
+            NewInteraction::parse(json!({"workflow": {"b": 2, "a": 1}, "user_message": "hi", "platform": "n8n"}), now)
+                .unwrap();
+        let c =
+            NewInteraction::parse(json!({"platform": "n8n", "user_message": "hi!", "workflow": {"a": 1, "b": 2}}), now)
+                .unwrap();
         let u = UserId::parse("u").unwrap();
         assert_eq!(a.content_hash(&u), b.content_hash(&u));
         assert_ne!(a.content_hash(&u), c.content_hash(&u));
@@ -586,9 +608,12 @@ mod tests {
     #[test]
     fn integers_may_be_written_as_numbers_without_a_fraction() {
         let id = Id::new().to_string();
-        let fb = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.0})).unwrap();
+        let fb =
+            NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.0}))
+                .unwrap();
         assert_eq!(fb.sentiment_score, Some(4));
-        let bad = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.5}));
+        let bad =
+            NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 4.5}));
         assert_eq!(fields(&bad.unwrap_err()), ["sentiment_score"]);
         let metric = |size: Value| NewMetric::parse(&json!({"platform": "n8n", "model": "m", "dataset_size": size}));
         assert_eq!(metric(json!(1200.0)).unwrap().dataset_size, 1200);
@@ -603,9 +628,13 @@ mod tests {
     fn feedback_rules() {
         let id = Id::new().to_string();
         let errs = NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "edit", "sentiment_score": 6,
-            "comment": "x".repeat(4001), "issue_category": "nope"})).unwrap_err();
+            "comment": "x".repeat(4001), "issue_category": "nope"}))
+        .unwrap_err();
         assert_eq!(fields(&errs), ["sentiment_score", "comment", "corrected_workflow", "issue_category"]);
-        assert!(NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 5})).is_ok());
+        assert!(
+            NewFeedback::parse(&json!({"interaction_id": id, "feedback_type": "thumbs_up", "sentiment_score": 5}))
+                .is_ok()
+        );
         assert_eq!(fields(&NewFeedback::parse(&json!({})).unwrap_err()), ["interaction_id", "feedback_type"]);
     }
 }

@@ -80,7 +80,10 @@ pub fn unknown(known: &BTreeSet<Platform>) -> FieldError {
     let names: Vec<&str> = known.iter().map(Platform::as_str).collect();
     FieldError::new(
         "platform",
-        format!("is not a known platform; known platforms: {} (an admin adds one with POST /api/platforms)", names.join(", ")),
+        format!(
+            "is not a known platform; known platforms: {} (an admin adds one with POST /api/platforms)",
+            names.join(", ")
+        ),
     )
 }
 
@@ -160,8 +163,12 @@ mod tests {
     fn the_list_puts_configured_first_then_added() {
         let configured: Vec<Platform> = ["n8n", "zapier", "make"].iter().map(|p| Platform::parse(p).unwrap()).collect();
         let l = PlatformList::new(&configured, &set(&["n8n", "airflow"]), 32);
-        let names: Vec<(&str, bool, bool)> = l.items.iter().map(|i| (i.platform.as_str(), i.configured, i.validator)).collect();
-        assert_eq!(names, [("n8n", true, true), ("zapier", true, true), ("make", true, true), ("airflow", false, false)]);
+        let names: Vec<(&str, bool, bool)> =
+            l.items.iter().map(|i| (i.platform.as_str(), i.configured, i.validator)).collect();
+        assert_eq!(
+            names,
+            [("n8n", true, true), ("zapier", true, true), ("make", true, true), ("airflow", false, false)]
+        );
     }
 
     #[test]

@@ -36,13 +36,7 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Thresholds {
-            total_examples: 50,
-            successful: 30,
-            with_feedback: 10,
-            quality_examples: 20,
-            min_score: 70,
-        }
+        Thresholds { total_examples: 50, successful: 30, with_feedback: 10, quality_examples: 20, min_score: 70 }
     }
 }
 
@@ -56,10 +50,7 @@ pub struct Prices {
 
 impl Default for Prices {
     fn default() -> Self {
-        Prices {
-            hot_gb_month: 0.25,
-            archive_gb_month: 0.0125,
-        }
+        Prices { hot_gb_month: 0.25, archive_gb_month: 0.0125 }
     }
 }
 
@@ -125,12 +116,7 @@ impl Requirement {
 
 fn requirements(m: &ReadinessMetrics, t: &Thresholds) -> [Requirement; 4] {
     [
-        Requirement {
-            singular: "example",
-            plural: "examples",
-            have: m.total_examples,
-            need: t.total_examples,
-        },
+        Requirement { singular: "example", plural: "examples", have: m.total_examples, need: t.total_examples },
         Requirement {
             singular: "successful example",
             plural: "successful examples",
@@ -195,10 +181,7 @@ pub fn readiness(platform: &str, c: &PlatformCounters, t: &Thresholds) -> Readin
         successful: c.consented_successful,
         with_feedback: c.consented_with_feedback,
         quality_examples: c.quality + c.curated_examples,
-        positive_feedback_rate: rate(
-            c.positive_feedback,
-            c.positive_feedback + c.negative_feedback,
-        ),
+        positive_feedback_rate: rate(c.positive_feedback, c.positive_feedback + c.negative_feedback),
     };
     let reqs = requirements(&metrics, t);
     // Zero thresholds would otherwise make an empty platform "ready": nothing to train on is never ready.
@@ -221,23 +204,13 @@ pub fn readiness(platform: &str, c: &PlatformCounters, t: &Thresholds) -> Readin
             recommendations.push(format!("no data collected yet for {platform}"));
         }
         for r in reqs.iter().filter(|r| !r.met()) {
-            recommendations.push(format!(
-                "needs {} (have {} of {})",
-                r.missing(),
-                r.have,
-                r.need
-            ));
+            recommendations.push(format!("needs {} (have {} of {})", r.missing(), r.have, r.need));
         }
         if !no_data && readiness_score < t.min_score {
-            recommendations.push(format!(
-                "score {readiness_score} is below the minimum of {}",
-                t.min_score
-            ));
+            recommendations.push(format!("score {readiness_score} is below the minimum of {}", t.min_score));
         }
     }
-    if c.positive_feedback + c.negative_feedback > 0
-        && metrics.positive_feedback_rate < LOW_POSITIVE_RATE
-    {
+    if c.positive_feedback + c.negative_feedback > 0 && metrics.positive_feedback_rate < LOW_POSITIVE_RATE {
         recommendations.push(format!(
             "positive feedback rate is {}: review negatively rated workflows before training",
             percent(metrics.positive_feedback_rate)
@@ -327,11 +300,7 @@ pub fn costs(hot_bytes: i64, archive_bytes: i64, archived_raw_bytes: i64, p: &Pr
     let total = hot + archive;
     let without = (hot_bytes as f64 + archived_raw_bytes as f64) / GB * p.hot_gb_month;
     let savings = without - total;
-    let percentage = if without == 0.0 {
-        0.0
-    } else {
-        (100.0 * savings / without).clamp(0.0, 100.0)
-    };
+    let percentage = if without == 0.0 { 0.0 } else { (100.0 * savings / without).clamp(0.0, 100.0) };
     // Round only the outputs, so totals are computed from exact parts.
     Costs {
         hot_monthly_usd: round6(hot),
@@ -377,10 +346,7 @@ pub struct Stats {
 fn platform_recommendation(platform: &str, c: &PlatformCounters, t: &Thresholds) -> String {
     let r = readiness(platform, c, t);
     if r.is_ready {
-        return format!(
-            "{platform}: ready for training (score {})",
-            r.readiness_score
-        );
+        return format!("{platform}: ready for training (score {})", r.readiness_score);
     }
     if r.metrics.total_examples <= 0 && r.metrics.quality_examples <= 0 {
         return format!("{platform}: no examples collected yet");
@@ -388,10 +354,7 @@ fn platform_recommendation(platform: &str, c: &PlatformCounters, t: &Thresholds)
     let reqs = requirements(&r.metrics, t);
     match largest_gap(&reqs) {
         Some(g) => format!("{platform}: needs {}", g.missing()),
-        None => format!(
-            "{platform}: score {} is below the minimum of {}",
-            r.readiness_score, t.min_score
-        ),
+        None => format!("{platform}: score {} is below the minimum of {}", r.readiness_score, t.min_score),
     }
 }
 
@@ -404,8 +367,7 @@ pub fn stats(
     let s = sum(all);
     let overview = overview_of(&s);
     // All-zero counters are what deleted platforms leave behind: not worth a row.
-    let live: Vec<(&String, &PlatformCounters)> =
-        all.iter().filter(|(_, c)| !c.is_zero()).collect();
+    let live: Vec<(&String, &PlatformCounters)> = all.iter().filter(|(_, c)| !c.is_zero()).collect();
 
     let by_platform = live
         .iter()
@@ -426,10 +388,7 @@ pub fn stats(
         .iter()
         .map(|(name, c)| {
             let r = readiness(name, c, t);
-            let brief = ReadinessBrief {
-                readiness_score: r.readiness_score,
-                is_ready: r.is_ready,
-            };
+            let brief = ReadinessBrief { readiness_score: r.readiness_score, is_ready: r.is_ready };
             ((*name).clone(), brief)
         })
         .collect();
@@ -453,10 +412,8 @@ pub fn stats(
             recommendations.push(platform_recommendation(name, c, t));
         }
         if overview.total_records > 0 && overview.feedback_rate < LOW_FEEDBACK_RATE {
-            recommendations.push(format!(
-                "feedback rate is {}: ask users to rate workflows",
-                percent(overview.feedback_rate)
-            ));
+            recommendations
+                .push(format!("feedback rate is {}: ask users to rate workflows", percent(overview.feedback_rate)));
         }
         // Lower bound: archiving also compresses, which only adds to this.
         let potential = s.hot_bytes as f64 / GB * (p.hot_gb_month - p.archive_gb_month);
@@ -468,15 +425,7 @@ pub fn stats(
         }
     }
 
-    Stats {
-        generated_at,
-        overview,
-        storage,
-        costs,
-        by_platform,
-        training_readiness,
-        recommendations,
-    }
+    Stats { generated_at, overview, storage, costs, by_platform, training_readiness, recommendations }
 }
 
 /// Binary units, one decimal above bytes: "0 B", "1.5 KiB", "3.2 MiB", "1.0 GiB".

@@ -27,9 +27,10 @@ impl Platform {
     pub fn parse(raw: &str) -> Result<Platform, String> {
         let ok = !raw.is_empty()
             && raw.len() <= 32
-            && raw.bytes().enumerate().all(|(i, b)| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && (b == b'_' || b == b'-'))
-            });
+            && raw
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| b.is_ascii_lowercase() || b.is_ascii_digit() || (i > 0 && (b == b'_' || b == b'-')));
         if ok {
             Ok(Platform(raw.to_owned()))
         } else {

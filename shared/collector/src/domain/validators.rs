@@ -30,9 +30,7 @@ pub struct Issue {
 }
 
 /// Outcome of validating one workflow.
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Report {
     pub errors: Vec<Issue>,
     pub warnings: Vec<Issue>,
@@ -68,30 +66,18 @@ impl Report {
 }
 
 fn issue(code: &str, path: String, message: impl Into<String>) -> Issue {
-    Issue {
-        code: code.to_owned(),
-        path,
-        message: message.into(),
-    }
+    Issue { code: code.to_owned(), path, message: message.into() }
 }
 
 /// Validate a workflow for a platform slug (already validated as ^[a-z0-9][a-z0-9_-]{0,31}$).
 pub fn validate(platform: &str, workflow: &Value) -> Report {
     let mut report = Report::default();
     let Some(root) = workflow.as_object() else {
-        report.error(
-            "not_an_object",
-            String::new(),
-            "workflow must be a JSON object",
-        );
+        report.error("not_an_object", String::new(), "workflow must be a JSON object");
         return report;
     };
     if root.is_empty() {
-        report.error(
-            "empty_workflow",
-            String::new(),
-            "workflow must not be empty",
-        );
+        report.error("empty_workflow", String::new(), "workflow must not be empty");
         return report;
     }
     match platform {
@@ -113,11 +99,8 @@ fn validate_n8n(report: &mut Report, root: &Map<String, Value>) {
     let nodes = root.get("nodes").and_then(Value::as_array);
     // Connections need the node names and nodes need the connected names, so
     // both are gathered first; the issues are then emitted in document order.
-    let names: HashSet<&str> = nodes
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.get("name").and_then(Value::as_str))
-        .collect();
+    let names: HashSet<&str> =
+        nodes.into_iter().flatten().filter_map(|n| n.get("name").and_then(Value::as_str)).collect();
     let mut connected = HashSet::new();
     let mut conn_report = Report::default();
     if let Some(conns) = root.get("connections") {
@@ -125,34 +108,21 @@ fn validate_n8n(report: &mut Report, root: &Map<String, Value>) {
     }
     let mut conn_report = Some(conn_report);
 
-    walk_fields(
-        report,
-        root,
-        "",
-        "workflow",
-        &["nodes", "connections"],
-        |report, field, value, path| match field {
-            "nodes" => check_n8n_nodes(report, value, path, &connected),
-            _ => report.extend(conn_report.take().unwrap_or_default()),
-        },
-    );
+    walk_fields(report, root, "", "workflow", &["nodes", "connections"], |report, field, value, path| match field {
+        "nodes" => check_n8n_nodes(report, value, path, &connected),
+        _ => report.extend(conn_report.take().unwrap_or_default()),
+    });
 }
 
 fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: &HashSet<&str>) {
     let Some(nodes) = non_empty_array(report, value, &path, "workflow field 'nodes'") else {
         return;
     };
-    let has_trigger = nodes.iter().any(|n| {
-        n.get("type")
-            .and_then(Value::as_str)
-            .is_some_and(|t| t.to_ascii_lowercase().contains("trigger"))
-    });
+    let has_trigger = nodes
+        .iter()
+        .any(|n| n.get("type").and_then(Value::as_str).is_some_and(|t| t.to_ascii_lowercase().contains("trigger")));
     if !has_trigger {
-        report.warn(
-            "no_trigger",
-            path.clone(),
-            "workflow should contain a trigger node",
-        );
+        report.warn("no_trigger", path.clone(), "workflow should contain a trigger node");
     }
     let several = nodes.len() > 1;
     let mut seen: HashSet<&str> = HashSet::new();
@@ -163,39 +133,24 @@ fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: 
             continue;
         };
         if is_absent(obj, "parameters") {
-            report.warn(
-                "missing_parameters",
-                node_path.clone(),
-                "node should have parameters",
-            );
+            report.warn("missing_parameters", node_path.clone(), "node should have parameters");
         }
         if several {
             // A node without a valid name cannot be judged; its name error suffices.
             if let Some(name) = obj.get("name").and_then(Value::as_str)
                 && !connected.contains(name)
             {
-                report.warn(
-                    "disconnected_node",
-                    node_path.clone(),
-                    "node should appear in at least one connection",
-                );
+                report.warn("disconnected_node", node_path.clone(), "node should appear in at least one connection");
             }
         }
-        walk_fields(
-            report,
-            obj,
-            &node_path,
-            "node",
-            &["name", "type"],
-            |report, field, value, path| {
-                let Some(s) = expect_str(report, value, path.clone(), "node", field) else {
-                    return;
-                };
-                if field == "name" && !seen.insert(s) {
-                    report.error("duplicate_node_name", path, "node name must be unique");
-                }
-            },
-        );
+        walk_fields(report, obj, &node_path, "node", &["name", "type"], |report, field, value, path| {
+            let Some(s) = expect_str(report, value, path.clone(), "node", field) else {
+                return;
+            };
+            if field == "name" && !seen.insert(s) {
+                report.error("duplicate_node_name", path, "node name must be unique");
+            }
+        });
     }
 }
 
@@ -210,39 +165,23 @@ fn check_n8n_connections<'a>(
 ) {
     let path = "/connections";
     let Some(sources) = value.as_object() else {
-        report.error(
-            "wrong_type",
-            path.to_owned(),
-            "workflow field 'connections' must be an object",
-        );
+        report.error("wrong_type", path.to_owned(), "workflow field 'connections' must be an object");
         return;
     };
     for (source, outputs) in sources {
         let source_path = child(path, source);
         connected.insert(source.as_str());
         if !names.contains(source.as_str()) {
-            report.error(
-                "unknown_node",
-                source_path.clone(),
-                "connection source must be an existing node name",
-            );
+            report.error("unknown_node", source_path.clone(), "connection source must be an existing node name");
         }
         let Some(outputs) = outputs.as_object() else {
-            report.error(
-                "wrong_type",
-                source_path,
-                "connection source entry must be an object",
-            );
+            report.error("wrong_type", source_path, "connection source entry must be an object");
             continue;
         };
         for (kind, slots) in outputs {
             let kind_path = child(&source_path, kind);
             let Some(slots) = slots.as_array() else {
-                report.error(
-                    "wrong_type",
-                    kind_path,
-                    "connection output list must be an array",
-                );
+                report.error("wrong_type", kind_path, "connection output list must be an array");
                 continue;
             };
             for (i, slot) in slots.iter().enumerate() {
@@ -251,22 +190,14 @@ fn check_n8n_connections<'a>(
                     Value::Null => continue,
                     Value::Array(targets) => targets,
                     _ => {
-                        report.error(
-                            "wrong_type",
-                            slot_path,
-                            "connection output must be an array or null",
-                        );
+                        report.error("wrong_type", slot_path, "connection output must be an array or null");
                         continue;
                     }
                 };
                 for (j, target) in targets.iter().enumerate() {
                     let target_path = index(&slot_path, j);
                     let Some(target) = target.as_object() else {
-                        report.error(
-                            "wrong_type",
-                            target_path,
-                            "connection target must be an object",
-                        );
+                        report.error("wrong_type", target_path, "connection target must be an object");
                         continue;
                     };
                     walk_fields(
@@ -276,18 +207,12 @@ fn check_n8n_connections<'a>(
                         "connection target",
                         &["node"],
                         |report, field, value, path| {
-                            let Some(name) =
-                                expect_str(report, value, path.clone(), "connection target", field)
-                            else {
+                            let Some(name) = expect_str(report, value, path.clone(), "connection target", field) else {
                                 return;
                             };
                             connected.insert(name);
                             if !names.contains(name) {
-                                report.error(
-                                    "unknown_node",
-                                    path,
-                                    "connection target must be an existing node name",
-                                );
+                                report.error("unknown_node", path, "connection target must be an existing node name");
                             }
                         },
                     );
@@ -300,137 +225,79 @@ fn check_n8n_connections<'a>(
 // ---------------------------------------------------------------- zapier
 
 fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
-    walk_fields(
-        report,
-        root,
-        "",
-        "workflow",
-        &["trigger", "actions"],
-        |report, field, value, path| {
-            if field == "trigger" {
-                let Some(trigger) = value.as_object() else {
-                    report.error(
-                        "wrong_type",
-                        path,
-                        "workflow field 'trigger' must be an object",
-                    );
-                    return;
-                };
-                walk_fields(
-                    report,
-                    trigger,
-                    &path,
-                    "trigger",
-                    &["app", "event"],
-                    |report, field, value, path| {
-                        expect_str(report, value, path, "trigger", field);
-                    },
-                );
-                return;
-            }
-            let Some(actions) = non_empty_array(report, value, &path, "workflow field 'actions'")
-            else {
+    walk_fields(report, root, "", "workflow", &["trigger", "actions"], |report, field, value, path| {
+        if field == "trigger" {
+            let Some(trigger) = value.as_object() else {
+                report.error("wrong_type", path, "workflow field 'trigger' must be an object");
                 return;
             };
-            for (i, action) in actions.iter().enumerate() {
-                let action_path = index(&path, i);
-                let Some(obj) = action.as_object() else {
-                    report.error("wrong_type", action_path, "action must be an object");
-                    continue;
-                };
-                if is_absent(obj, "params") {
-                    report.warn(
-                        "missing_parameters",
-                        action_path.clone(),
-                        "action should have params",
-                    );
-                }
-                walk_fields(
-                    report,
-                    obj,
-                    &action_path,
-                    "action",
-                    &["app", "action"],
-                    |report, field, value, path| {
-                        expect_str(report, value, path, "action", field);
-                    },
-                );
+            walk_fields(report, trigger, &path, "trigger", &["app", "event"], |report, field, value, path| {
+                expect_str(report, value, path, "trigger", field);
+            });
+            return;
+        }
+        let Some(actions) = non_empty_array(report, value, &path, "workflow field 'actions'") else {
+            return;
+        };
+        for (i, action) in actions.iter().enumerate() {
+            let action_path = index(&path, i);
+            let Some(obj) = action.as_object() else {
+                report.error("wrong_type", action_path, "action must be an object");
+                continue;
+            };
+            if is_absent(obj, "params") {
+                report.warn("missing_parameters", action_path.clone(), "action should have params");
             }
-        },
-    );
+            walk_fields(report, obj, &action_path, "action", &["app", "action"], |report, field, value, path| {
+                expect_str(report, value, path, "action", field);
+            });
+        }
+    });
 }
 
 // ---------------------------------------------------------------- make
 
 fn validate_make(report: &mut Report, root: &Map<String, Value>) {
-    walk_fields(
-        report,
-        root,
-        "",
-        "workflow",
-        &["flow"],
-        |report, _, value, path| {
-            let Some(flow) = non_empty_array(report, value, &path, "workflow field 'flow'") else {
-                return;
+    walk_fields(report, root, "", "workflow", &["flow"], |report, _, value, path| {
+        let Some(flow) = non_empty_array(report, value, &path, "workflow field 'flow'") else {
+            return;
+        };
+        // i128 holds every i64 and u64, so ids of either sign compare exactly.
+        let mut seen: HashSet<i128> = HashSet::new();
+        for (i, module) in flow.iter().enumerate() {
+            let module_path = index(&path, i);
+            let Some(obj) = module.as_object() else {
+                report.error("wrong_type", module_path, "module must be an object");
+                continue;
             };
-            // i128 holds every i64 and u64, so ids of either sign compare exactly.
-            let mut seen: HashSet<i128> = HashSet::new();
-            for (i, module) in flow.iter().enumerate() {
-                let module_path = index(&path, i);
-                let Some(obj) = module.as_object() else {
-                    report.error("wrong_type", module_path, "module must be an object");
-                    continue;
-                };
-                if is_absent(obj, "mapper") {
-                    report.warn(
-                        "missing_parameters",
-                        module_path.clone(),
-                        "module should have a mapper",
-                    );
-                }
-                walk_fields(
-                    report,
-                    obj,
-                    &module_path,
-                    "module",
-                    &["id", "module"],
-                    |report, field, value, path| {
-                        if field == "id" {
-                            let id = value
-                                .as_i64()
-                                .map(i128::from)
-                                .or_else(|| value.as_u64().map(i128::from));
-                            match id {
-                                None => report.error(
-                                    "wrong_type",
-                                    path,
-                                    "module field 'id' must be an integer",
-                                ),
-                                Some(id) if !seen.insert(id) => report.error(
-                                    "duplicate_module_id",
-                                    path,
-                                    "module id must be unique",
-                                ),
-                                Some(_) => {}
-                            }
-                            return;
+            if is_absent(obj, "mapper") {
+                report.warn("missing_parameters", module_path.clone(), "module should have a mapper");
+            }
+            walk_fields(report, obj, &module_path, "module", &["id", "module"], |report, field, value, path| {
+                if field == "id" {
+                    let id = value.as_i64().map(i128::from).or_else(|| value.as_u64().map(i128::from));
+                    match id {
+                        None => report.error("wrong_type", path, "module field 'id' must be an integer"),
+                        Some(id) if !seen.insert(id) => {
+                            report.error("duplicate_module_id", path, "module id must be unique")
                         }
-                        let Some(s) = expect_str(report, value, path.clone(), "module", field)
-                        else {
-                            return;
-                        };
-                        if !is_app_action(s) {
-                            report.error(
+                        Some(_) => {}
+                    }
+                    return;
+                }
+                let Some(s) = expect_str(report, value, path.clone(), "module", field) else {
+                    return;
+                };
+                if !is_app_action(s) {
+                    report.error(
                         "invalid_module",
                         path,
                         "module field 'module' must be 'app:action' with one colon and both parts non-empty",
                     );
-                        }
-                    },
-                );
-            }
-        },
-    );
+                }
+            });
+        }
+    });
 }
 
 fn is_app_action(s: &str) -> bool {
@@ -459,55 +326,28 @@ fn walk_fields<'a>(
     }
     for field in fields {
         if !obj.contains_key(*field) {
-            report.error(
-                "missing_field",
-                child(path, field),
-                format!("{what} field '{field}' is required"),
-            );
+            report.error("missing_field", child(path, field), format!("{what} field '{field}' is required"));
         }
     }
 }
 
 /// A required array: `wrong_type` if not an array, `empty_field` if empty.
-fn non_empty_array<'a>(
-    report: &mut Report,
-    value: &'a Value,
-    path: &str,
-    what: &str,
-) -> Option<&'a Vec<Value>> {
+fn non_empty_array<'a>(report: &mut Report, value: &'a Value, path: &str, what: &str) -> Option<&'a Vec<Value>> {
     let Some(items) = value.as_array() else {
-        report.error(
-            "wrong_type",
-            path.to_owned(),
-            format!("{what} must be an array"),
-        );
+        report.error("wrong_type", path.to_owned(), format!("{what} must be an array"));
         return None;
     };
     if items.is_empty() {
-        report.error(
-            "empty_field",
-            path.to_owned(),
-            format!("{what} must not be empty"),
-        );
+        report.error("empty_field", path.to_owned(), format!("{what} must not be empty"));
         return None;
     }
     Some(items)
 }
 
-fn expect_str<'a>(
-    report: &mut Report,
-    value: &'a Value,
-    path: String,
-    what: &str,
-    field: &str,
-) -> Option<&'a str> {
+fn expect_str<'a>(report: &mut Report, value: &'a Value, path: String, what: &str, field: &str) -> Option<&'a str> {
     let s = value.as_str();
     if s.is_none() {
-        report.error(
-            "wrong_type",
-            path,
-            format!("{what} field '{field}' must be a string"),
-        );
+        report.error("wrong_type", path, format!("{what} field '{field}' must be a string"));
     }
     s
 }

@@ -40,7 +40,9 @@ impl StoredWorkflow {
         let _ = serde_json::to_writer(&mut out, workflow);
         let original_bytes = out.written as i64;
         match out.gz.map(|w| w.into_inner().map_err(|_| ()).and_then(|gz| gz.finish().map_err(|_| ()))) {
-            Some(Ok(gz)) if (gz.len() as u64) < out.written => StoredWorkflow { bytes: gz, compressed: true, original_bytes },
+            Some(Ok(gz)) if (gz.len() as u64) < out.written => {
+                StoredWorkflow { bytes: gz, compressed: true, original_bytes }
+            }
             // Over the threshold but gzip does not help: store the text after all.
             Some(_) => StoredWorkflow { bytes: compact(workflow), compressed: false, original_bytes },
             None => StoredWorkflow { bytes: out.plain, compressed: false, original_bytes },
@@ -92,7 +94,10 @@ impl Write for PackWriter {
         self.plain.extend_from_slice(buf);
         if self.plain.len() as u64 > self.threshold {
             let plain = std::mem::take(&mut self.plain);
-            let mut gz = BufWriter::with_capacity(64 * 1024, GzEncoder::new(Vec::with_capacity(plain.len() / 4 + 64), Compression::new(GZIP_LEVEL)));
+            let mut gz = BufWriter::with_capacity(
+                64 * 1024,
+                GzEncoder::new(Vec::with_capacity(plain.len() / 4 + 64), Compression::new(GZIP_LEVEL)),
+            );
             gz.write_all(&plain)?;
             self.gz = Some(gz);
         }
@@ -142,10 +147,7 @@ pub fn inflate_limited(gz: &[u8], limit: u64) -> Result<Vec<u8>, PayloadError> {
 /// size is known), so a large payload takes its size in memory, not the next power of two.
 pub fn inflate_sized(gz: &[u8], expected: u64, limit: u64) -> Result<Vec<u8>, PayloadError> {
     let mut out = Vec::with_capacity(expected.min(limit) as usize);
-    GzDecoder::new(gz)
-        .take(limit + 1)
-        .read_to_end(&mut out)
-        .map_err(|_| PayloadError::NotGzip)?;
+    GzDecoder::new(gz).take(limit + 1).read_to_end(&mut out).map_err(|_| PayloadError::NotGzip)?;
     if out.len() as u64 > limit {
         return Err(PayloadError::TooLarge);
     }
@@ -209,7 +211,9 @@ mod tests {
     #[test]
     fn compresses_only_above_the_threshold_and_round_trips() {
         let threshold = 10 * 1024;
-        for (size, want_compressed) in [(threshold as usize - 1, false), (threshold as usize, false), (threshold as usize + 1, true)] {
+        for (size, want_compressed) in
+            [(threshold as usize - 1, false), (threshold as usize, false), (threshold as usize + 1, true)]
+        {
             let wf = workflow_of_size(size);
             assert_eq!(compact(&wf).len(), size);
             let s = StoredWorkflow::pack(&wf, threshold);
@@ -284,7 +288,8 @@ mod tests {
     #[test]
     fn pack_streams_past_the_threshold_and_falls_back_when_gzip_does_not_help() {
         // Incompressible text over the threshold stays plain.
-        let noise: String = (0..40_000u32).map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)).collect();
+        let noise: String =
+            (0..40_000u32).map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)).collect();
         let wf = json!({"n": noise});
         let s = StoredWorkflow::pack(&wf, 1024);
         assert_eq!(s.original_bytes, compact(&wf).len() as i64);

@@ -7,10 +7,10 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{HttpState, openapi};
 use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
 use super::error::ApiError;
+use super::{HttpState, openapi};
 use crate::domain::types::{Caller, FieldError, Platform, Role};
 
 pub fn router() -> Router<HttpState> {
@@ -28,7 +28,11 @@ fn platform_filter(q: &std::collections::HashMap<String, String>) -> Result<Opti
 
 #[utoipa::path(post, path = "/api/examples", tag = "admin", request_body = openapi::ExampleInput,
     responses((status = 201, body = openapi::ExampleReceipt), (status = 403, description = "`forbidden`: admin only")))]
-pub async fn add_example(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn add_example(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let id = s.app.add_example(&caller, &body).await?;
     super::audit::event(&caller, "POST /api/examples", None, &[("examples", 1)]);
@@ -37,7 +41,11 @@ pub async fn add_example(State(s): State<HttpState>, caller: Caller, JsonBody(bo
 
 #[utoipa::path(get, path = "/api/examples", tag = "admin", params(("platform" = Option<openapi::KnownPlatform>, Query)),
     responses((status = 200, body = openapi::ExampleList), (status = 403, description = "`forbidden`: admin only")))]
-pub async fn list_examples(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
+pub async fn list_examples(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let items = s.app.list_examples(platform_filter(&q)?.as_ref()).await?;
     Ok(Json(json!({ "items": items })).into_response())
@@ -46,7 +54,11 @@ pub async fn list_examples(State(s): State<HttpState>, caller: Caller, Params(q)
 #[utoipa::path(delete, path = "/api/examples/{id}", tag = "admin", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = openapi::ExampleDeleted), (status = 403, description = "`forbidden`: admin only"),
               (status = 404, description = "`not_found`: no such example")))]
-pub async fn delete_example(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_example(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     s.app.delete_example(path_id(&id)?).await?;
     super::audit::event(&caller, "DELETE /api/examples/{id}", None, &[("examples", 1)]);
@@ -55,7 +67,11 @@ pub async fn delete_example(State(s): State<HttpState>, caller: Caller, Path(id)
 
 #[utoipa::path(post, path = "/api/training-metrics", tag = "admin", request_body = openapi::MetricInput,
     responses((status = 201, body = openapi::MetricReceipt), (status = 403, description = "`forbidden`: admin only")))]
-pub async fn add_metric(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn add_metric(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let id = s.app.add_metric(&caller, &body).await?;
     super::audit::event(&caller, "POST /api/training-metrics", None, &[("training_metrics", 1)]);

@@ -48,7 +48,13 @@ mod tests {
         });
         let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
         assert!(text.contains("INFO") && text.contains("audit"), "{text}");
-        for want in ["sub=root", "role=\"admin\"", "route=\"DELETE /api/feedback/data\"", "subject=\"alice\"", "interactions=3 feedback=1"] {
+        for want in [
+            "sub=root",
+            "role=\"admin\"",
+            "route=\"DELETE /api/feedback/data\"",
+            "subject=\"alice\"",
+            "interactions=3 feedback=1",
+        ] {
             assert!(text.contains(want), "{want} missing: {text}");
         }
     }

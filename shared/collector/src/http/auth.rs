@@ -197,7 +197,10 @@ mod tests {
         assert_eq!(c(json!({"sub": "a", "scope": ["collector/service"]})), Some(Role::User), "scope is a string claim");
         // Groups still decide when present: an admin with the scope is an admin; the claim name
         // is whatever COLLECTOR_GROUPS_CLAIM says.
-        assert_eq!(c(json!({"sub": "a", "scope": "collector/service", "cognito:groups": "[admin]"})), Some(Role::Admin));
+        assert_eq!(
+            c(json!({"sub": "a", "scope": "collector/service", "cognito:groups": "[admin]"})),
+            Some(Role::Admin)
+        );
         let g = |v: Value| caller_from_claims(v.as_object().unwrap(), "roles").map(|c| c.role);
         assert_eq!(g(json!({"sub": "a", "roles": "[service]"})), Some(Role::Service));
         assert_eq!(g(json!({"sub": "a", "scope": "collector/service"})), Some(Role::Service));
@@ -221,8 +224,7 @@ mod tests {
         let claims = request_context_claims(req.extensions()).unwrap();
         assert_eq!(caller_from_claims(&claims.0, "cognito:groups").unwrap().role, Role::Admin);
         let mut machine = event.clone();
-        machine["requestContext"]["authorizer"]["jwt"] =
-            json!({"claims": {"sub": "4mk2clientid", "client_id": "4mk2clientid", "scope": "collector/service"}, "scopes": ["collector/service"]});
+        machine["requestContext"]["authorizer"]["jwt"] = json!({"claims": {"sub": "4mk2clientid", "client_id": "4mk2clientid", "scope": "collector/service"}, "scopes": ["collector/service"]});
         let req = lambda_http::request::from_str(&machine.to_string()).unwrap();
         let claims = request_context_claims(req.extensions()).unwrap();
         assert_eq!(caller_from_claims(&claims.0, "cognito:groups").unwrap().role, Role::Service);
@@ -242,7 +244,8 @@ mod tests {
         let mut expired = Map::new();
         expired.insert("sub".into(), "a".into());
         expired.insert("exp".into(), (chrono::Utc::now().timestamp() - 10).into());
-        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(b"s3cret")).unwrap();
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &expired, &EncodingKey::from_secret(b"s3cret"))
+            .unwrap();
         assert!(verify_token(&key, &t).is_none());
     }
 }

@@ -82,8 +82,7 @@ async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
 async fn read_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // Only the length limit is the caller's 413; a body that broke off is a bad request.
-        let over_limit = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        let over_limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if over_limit {
             ApiError::PayloadTooLarge("the body is over 6 MiB")
         } else {
@@ -100,7 +99,9 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
         Ok(()) => {}
         Err(ShapeError::TooDeep) => return Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
         Err(ShapeError::TooCostly) => {
-            return Err(ApiError::PayloadTooLarge("the body holds too many JSON values to parse within the memory limit"));
+            return Err(ApiError::PayloadTooLarge(
+                "the body holds too many JSON values to parse within the memory limit",
+            ));
         }
     }
     serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)

@@ -7,12 +7,12 @@ use axum::routing::delete;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{HttpState, openapi};
 use super::audit;
 use super::auth::require;
 use super::body::{Params, path_id};
 use super::error::ApiError;
 use super::feedback::{ARCHIVE_SKIPPED, spool, spooled_response};
+use super::{HttpState, openapi};
 use crate::app::{AppError, Deletion};
 use crate::domain::types::{Caller, FieldError, Role, UserId};
 
@@ -28,7 +28,11 @@ pub fn router() -> Router<HttpState> {
     responses((status = 200, body = openapi::DeleteAnswer),
               (status = 403, description = "`forbidden`: users and admins only"),
               (status = 404, description = "`not_found`: no such interaction, or someone else's")))]
-pub async fn delete_one(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete_one(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::User, Role::Admin])?;
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
     Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))
@@ -74,7 +78,7 @@ fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Delet
             ("validation_logs", c.validation_logs),
             ("examples", c.examples),
             ("archived_records", c.archived_records),
-            ("pending_erasure_objects", d.pending_erasure_objects as i64),
+            ("pending_erasure_objects", d.pending_erasure_objects),
             ("affected_exports", d.affected_exports.len() as i64),
         ],
     );
@@ -97,7 +101,9 @@ pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Respo
     // the end) goes in a header: `X-Archive-Skipped-Lines`.
     let (rx, summary) = s.app.access_export_counted(caller.sub.clone());
     let file = spool(rx).await?;
-    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("access export ended without a summary".into())))?;
+    let summary = summary
+        .await
+        .map_err(|_| ApiError::from(AppError::Internal("access export ended without a summary".into())))?;
     audit::event(&caller, "GET /api/me/data", None, &[("archive_skipped_lines", summary.archive_skipped_lines as i64)]);
     let mut resp = spooled_response(file, "my_data.jsonl");
     resp.headers_mut().insert(ARCHIVE_SKIPPED, HeaderValue::from(summary.archive_skipped_lines));

@@ -21,18 +21,24 @@ pub enum ApiError {
     MethodNotAllowed,
     Conflict(&'static str),
     /// Adding a platform would pass `MAX_PLATFORMS`.
-    PlatformLimit { max: u32 },
+    PlatformLimit {
+        max: u32,
+    },
     ArchivingDisabled,
     ArchiveRunning,
     PayloadTooLarge(&'static str),
-    Unavailable { retry_after: Duration },
+    Unavailable {
+        retry_after: Duration,
+    },
     Internal,
 }
 
 impl ApiError {
     pub fn status_and_body(&self) -> (StatusCode, Value) {
         let (status, code, message, details) = match self {
-            ApiError::InvalidJson => (StatusCode::BAD_REQUEST, "invalid_json", "the body is not valid JSON".into(), None),
+            ApiError::InvalidJson => {
+                (StatusCode::BAD_REQUEST, "invalid_json", "the body is not valid JSON".into(), None)
+            }
             ApiError::Validation(d) => (
                 StatusCode::BAD_REQUEST,
                 "validation_failed",
@@ -44,9 +50,12 @@ impl ApiError {
             }
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", (*m).into(), None),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such resource".into(), None),
-            ApiError::MethodNotAllowed => {
-                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method".into(), None)
-            }
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method".into(),
+                None,
+            ),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", (*m).into(), None),
             ApiError::PlatformLimit { max } => (
                 StatusCode::CONFLICT,
@@ -54,9 +63,12 @@ impl ApiError {
                 format!("there are already {max} platforms, the most MAX_PLATFORMS allows"),
                 None,
             ),
-            ApiError::ArchivingDisabled => {
-                (StatusCode::CONFLICT, "archiving_disabled", "archiving is disabled (ENABLE_DATA_ARCHIVING=false)".into(), None)
-            }
+            ApiError::ArchivingDisabled => (
+                StatusCode::CONFLICT,
+                "archiving_disabled",
+                "archiving is disabled (ENABLE_DATA_ARCHIVING=false)".into(),
+                None,
+            ),
             ApiError::ArchiveRunning => (
                 StatusCode::CONFLICT,
                 "archive_running",
@@ -67,7 +79,9 @@ impl ApiError {
             ApiError::Unavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is busy; retry shortly".into(), None)
             }
-            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side".into(), None),
+            ApiError::Internal => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side".into(), None)
+            }
         };
         let mut error = json!({"code": code, "message": message});
         if let Some(d) = details {

@@ -61,7 +61,11 @@ pub async fn list_exports(State(s): State<HttpState>, caller: Caller, Params(q):
               (status = 401, description = "`unauthenticated`: no identity"),
               (status = 403, description = "`forbidden`: admin only"),
               (status = 404, description = "`not_found`: no such export (or not a UUID)")))]
-pub async fn get_export(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_export(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     Ok(Json(s.app.export_manifest(path_id(&id)?).await?).into_response())
 }

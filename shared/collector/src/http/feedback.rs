@@ -8,10 +8,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::{HttpState, openapi};
 use super::auth::require;
 use super::body::{JsonBody, OptJsonBody, Params};
 use super::error::ApiError;
+use super::{HttpState, openapi};
 use crate::app::{AppError, ExportRequest, ExportSummary, LineStream};
 use crate::domain::export;
 use crate::domain::input::ArchiveRequest;
@@ -35,9 +35,14 @@ fn platform_param(raw: &str) -> Result<Platform, ApiError> {
     responses((status = 201, body = openapi::FeedbackReceipt),
               (status = 404, description = "`not_found`: no such interaction, or someone else's"),
               (status = 409, description = "`conflict`: the interaction is archived")))]
-pub async fn submit(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn submit(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, &body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id}))).into_response())
+    Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id})))
+        .into_response())
 }
 
 /// Storage statistics from maintained counters.
@@ -49,7 +54,11 @@ pub async fn stats(State(s): State<HttpState>, _caller: Caller) -> Result<Respon
 /// Training readiness of a platform.
 #[utoipa::path(get, path = "/api/feedback/readiness/{platform}", tag = "feedback", params(("platform" = openapi::KnownPlatform, Path)),
     responses((status = 200, body = crate::domain::stats::Readiness)))]
-pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platform): Path<String>) -> Result<Response, ApiError> {
+pub async fn readiness(
+    State(s): State<HttpState>,
+    _caller: Caller,
+    Path(platform): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(s.app.readiness(&platform_param(&platform)?).await?).into_response())
 }
 
@@ -59,7 +68,11 @@ pub async fn readiness(State(s): State<HttpState>, _caller: Caller, Path(platfor
     responses((status = 200, body = crate::app::ArchiveReport),
               (status = 403, description = "`forbidden`: admin only"),
               (status = 409, description = "`archiving_disabled` (`ENABLE_DATA_ARCHIVING=false`), or `archive_running`: another run holds the lease")))]
-pub async fn archive(State(s): State<HttpState>, caller: Caller, OptJsonBody(body): OptJsonBody) -> Result<Response, ApiError> {
+pub async fn archive(
+    State(s): State<HttpState>,
+    caller: Caller,
+    OptJsonBody(body): OptJsonBody,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let req = ArchiveRequest::parse(&body)?;
     let report = s.app.archive(&req, s.run_deadline(), None).await?;
@@ -131,10 +144,14 @@ async fn spooled_export_response(
     file_name: &str,
 ) -> Result<Response, ApiError> {
     let file = spool(rx).await?;
-    let summary = summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
-    let spooled = file.metadata().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?.len();
+    let summary =
+        summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
+    let spooled =
+        file.metadata().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?.len();
     if spooled != summary.bytes {
-        return Err(AppError::Internal(format!("export spool holds {spooled} bytes, {} were sent", summary.bytes)).into());
+        return Err(
+            AppError::Internal(format!("export spool holds {spooled} bytes, {} were sent", summary.bytes)).into()
+        );
     }
     let manifest = s.app.record_export(caller.sub.as_str(), req, &summary).await?;
     super::audit::event(

@@ -32,12 +32,13 @@ use axum::routing::{delete, get, post};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use crate::domain::archive::{ClassPolicy, StorageClass};
 use super::error::ApiError;
 use super::{HttpState, admin, dashboard, data, exports, feedback, finish, interactions, meta_router, platforms};
+use crate::domain::archive::{ClassPolicy, StorageClass};
 
 /// The function names, in the order of the table above.
-pub const NAMES: [&str; 9] = ["log", "submit", "validate-log", "stats", "export", "readiness", "delete", "curation", "archive-run"];
+pub const NAMES: [&str; 9] =
+    ["log", "submit", "validate-log", "stats", "export", "readiness", "delete", "curation", "archive-run"];
 
 /// The router of the function called `name`, if there is one.
 pub fn by_name(name: &str, state: HttpState) -> Option<Router> {
@@ -93,7 +94,8 @@ pub fn export(state: HttpState) -> Router {
 /// Training readiness, and the admin dashboard's static page (which reads the API with the
 /// admin's token; the page itself holds no data).
 pub fn readiness(state: HttpState) -> Router {
-    let r = Router::new().route("/api/feedback/readiness/{platform}", get(feedback::readiness)).merge(dashboard::router());
+    let r =
+        Router::new().route("/api/feedback/readiness/{platform}", get(feedback::readiness)).merge(dashboard::router());
     finish(r, state)
 }
 
@@ -256,8 +258,13 @@ mod tests {
         let doc = super::super::ApiDoc::openapi();
         let mut expected: Vec<(String, String)> = Vec::new();
         for (path, item) in &doc.paths.paths {
-            for (m, op) in [("GET", &item.get), ("POST", &item.post), ("DELETE", &item.delete), ("PUT", &item.put), ("PATCH", &item.patch)]
-            {
+            for (m, op) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("DELETE", &item.delete),
+                ("PUT", &item.put),
+                ("PATCH", &item.patch),
+            ] {
                 if op.is_some() {
                     expected.push((m.to_owned(), path.clone()));
                 }
@@ -284,10 +291,12 @@ mod tests {
         use tower::ServiceExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_string_lossy().into_owned();
-        let config = crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
+        let config =
+            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
         let state = HttpState::local(crate::app::App::open_local(config).expect("open"));
         let get = |path: &str| axum::http::Request::get(path).body(Body::empty()).expect("request");
-        for (router, whose) in [(readiness(state.clone()), "readiness"), (super::super::router(state.clone()), "serve")] {
+        for (router, whose) in [(readiness(state.clone()), "readiness"), (super::super::router(state.clone()), "serve")]
+        {
             for (path, ty) in [
                 ("/admin", "text/html; charset=utf-8"),
                 ("/admin/dashboard.js", "text/javascript; charset=utf-8"),
@@ -301,7 +310,8 @@ mod tests {
             }
         }
         for name in NAMES.iter().filter(|n| **n != "readiness") {
-            let resp = by_name(name, state.clone()).expect("a function").oneshot(get("/admin")).await.expect("infallible");
+            let resp =
+                by_name(name, state.clone()).expect("a function").oneshot(get("/admin")).await.expect("infallible");
             assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{name} does not serve the page");
         }
     }
@@ -320,7 +330,10 @@ mod tests {
         ("submit", &[("POST", "/api/feedback/submit")]),
         ("validate-log", &[("POST", "/api/workflow/validate")]),
         ("stats", &[("GET", "/api/feedback/stats"), ("GET", "/api/health"), ("GET", "/openapi.json")]),
-        ("export", &[("GET", "/api/feedback/export/{platform}"), ("GET", "/api/exports"), ("GET", "/api/exports/{export_id}")]),
+        (
+            "export",
+            &[("GET", "/api/feedback/export/{platform}"), ("GET", "/api/exports"), ("GET", "/api/exports/{export_id}")],
+        ),
         (
             "readiness",
             &[
@@ -375,8 +388,10 @@ mod tests {
             }
         }
         declared.sort();
-        let mut expected: Vec<(String, String, String)> =
-            ROUTES.iter().flat_map(|(n, rs)| rs.iter().map(|(m, p)| ((*n).to_owned(), (*m).to_owned(), (*p).to_owned()))).collect();
+        let mut expected: Vec<(String, String, String)> = ROUTES
+            .iter()
+            .flat_map(|(n, rs)| rs.iter().map(|(m, p)| ((*n).to_owned(), (*m).to_owned(), (*p).to_owned())))
+            .collect();
         expected.sort();
         assert_eq!(declared, expected);
     }

@@ -9,10 +9,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use super::{HttpState, openapi};
 use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
 use super::error::{ApiError, item_error};
+use super::{HttpState, openapi};
 use crate::app::IngestOutcome;
 use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, Role, UserId};
 use crate::ports::Cursor;
@@ -35,7 +35,11 @@ pub fn router() -> Router<HttpState> {
               (status = 202, body = openapi::NotCollected, description = "`ENABLE_DATA_COLLECTION=false`: nothing is stored"),
               (status = 403, description = "`forbidden`: a user named another `user_id`, or sent `created_at`"),
               (status = 409, description = "`conflict`: the `interaction_id` is taken by other content")))]
-pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn log_interaction(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     Ok(match s.app.log_interaction(&caller, body).await? {
         IngestOutcome::Created(r) => (StatusCode::CREATED, Json(r)).into_response(),
         IngestOutcome::Replayed(r) => (StatusCode::OK, Json(r)).into_response(),
@@ -47,7 +51,11 @@ pub async fn log_interaction(State(s): State<HttpState>, caller: Caller, JsonBod
 #[utoipa::path(post, path = "/api/interactions/batch", tag = "interactions", request_body = openapi::BatchInput,
     responses((status = 200, body = openapi::BatchAnswer, description = "each item's own status, in order"),
               (status = 403, description = "`forbidden`: service and admin only")))]
-pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn log_batch(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Service, Role::Admin])?;
     let results = s.app.log_batch(&caller, body, item_error).await?;
     Ok(Json(json!({ "results": results })).into_response())
@@ -57,7 +65,11 @@ pub async fn log_batch(State(s): State<HttpState>, caller: Caller, JsonBody(body
 #[utoipa::path(get, path = "/api/interactions/{id}", tag = "interactions", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = crate::domain::records::FullRecord),
               (status = 404, description = "`not_found`: no such interaction, or someone else's")))]
-pub async fn get_interaction(State(s): State<HttpState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn get_interaction(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let rec = s.app.get_interaction(&caller, path_id(&id)?).await?;
     Ok(Json(rec).into_response())
 }
@@ -71,9 +83,15 @@ pub async fn get_interaction(State(s): State<HttpState>, caller: Caller, Path(id
             description = "whose records: any user for an admin; a user may only name themselves (else 403)")),
     responses((status = 200, body = openapi::InteractionPage),
               (status = 403, description = "`forbidden`: a user named another `user_id`, or a service listed")))]
-pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
+pub async fn list_interactions(
+    State(s): State<HttpState>,
+    caller: Caller,
+    Params(q): Params,
+) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let platform = q.get("platform").and_then(|p| Platform::parse(p).map_err(|m| errors.push(FieldError::new("platform", m))).ok());
+    let platform = q
+        .get("platform")
+        .and_then(|p| Platform::parse(p).map_err(|m| errors.push(FieldError::new("platform", m))).ok());
     let limit = match q.get("limit") {
         None => PageLimit::DEFAULT,
         Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
@@ -81,11 +99,14 @@ pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Param
             PageLimit::DEFAULT
         }),
     };
-    let cursor = q.get("cursor").and_then(|c| decode_cursor(c).or_else(|| {
-        errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
-        None
-    }));
-    let user_id = q.get("user_id").and_then(|u| UserId::parse(u).map_err(|m| errors.push(FieldError::new("user_id", m))).ok());
+    let cursor = q.get("cursor").and_then(|c| {
+        decode_cursor(c).or_else(|| {
+            errors.push(FieldError::new("cursor", "is not a cursor this API issued"));
+            None
+        })
+    });
+    let user_id =
+        q.get("user_id").and_then(|u| UserId::parse(u).map_err(|m| errors.push(FieldError::new("user_id", m))).ok());
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
@@ -101,7 +122,11 @@ pub async fn list_interactions(State(s): State<HttpState>, caller: Caller, Param
               (status = 403, description = "`forbidden`: a user named another `user_id`"),
               (status = 404, description = "`not_found`: no such interaction, or someone else's"),
               (status = 409, description = "`conflict`: the interaction is archived")))]
-pub async fn validate(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn validate(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
 }
 

@@ -58,14 +58,26 @@ impl HttpState {
     /// Local serving: verify bearer JWTs with `COLLECTOR_JWT_SECRET`.
     pub fn local(app: App) -> HttpState {
         let jwt_key = app.config.jwt_secret.as_ref().map(|s| Arc::new(DecodingKey::from_secret(s.expose().as_bytes())));
-        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key, identity: Identity::BearerJwt, parse_budget: new_parse_budget() }
+        HttpState {
+            groups_claim: app.config.groups_claim.clone().into(),
+            app,
+            jwt_key,
+            identity: Identity::BearerJwt,
+            parse_budget: new_parse_budget(),
+        }
     }
 
     /// A Lambda function: API Gateway has verified the JWT; its claims come in the request
     /// context. Bearer headers are ignored.
     #[cfg(feature = "lambda")]
     pub fn lambda(app: App) -> HttpState {
-        HttpState { groups_claim: app.config.groups_claim.clone().into(), app, jwt_key: None, identity: Identity::ApiGateway, parse_budget: new_parse_budget() }
+        HttpState {
+            groups_claim: app.config.groups_claim.clone().into(),
+            app,
+            jwt_key: None,
+            identity: Identity::ApiGateway,
+            parse_budget: new_parse_budget(),
+        }
     }
 
     /// When an archive run started by a request must stop starting objects. On Lambda, API
@@ -123,7 +135,8 @@ fn new_parse_budget() -> Arc<tokio::sync::Semaphore> {
 /// Liveness and which backend serves.
 #[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200, body = openapi::Health)))]
 pub async fn health(State(s): State<HttpState>) -> Response {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()})).into_response()
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()}))
+        .into_response()
 }
 
 /// This document (OpenAPI 3.1). It lists the configured platforms, so it is built from the
@@ -138,7 +151,8 @@ pub fn meta_router() -> Router<HttpState> {
     // The UI (not in a lean Lambda build) reads the document from /openapi.json.
     let router = Router::new().route("/api/health", get(health)).route("/openapi.json", get(openapi_json));
     #[cfg(feature = "swagger")]
-    let router = router.merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
+    let router = router
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
     router
 }
 

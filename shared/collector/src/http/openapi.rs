@@ -108,7 +108,9 @@ pub struct InteractionInput {
     #[schema(value_type = KnownPlatform)]
     pub platform: String,
     /// Not blank.
-    #[schema(pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]")]
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub user_message: String,
     /// `conversation` when absent.
     pub kind: Option<crate::domain::types::Kind>,
@@ -268,7 +270,9 @@ pub struct ArchiveInput {
 pub struct ExampleInput {
     #[schema(value_type = KnownPlatform)]
     pub platform: String,
-    #[schema(pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]")]
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub user_message: String,
     #[schema(value_type = Option<Object>)]
     pub workflow: Option<Map<String, Value>>,
@@ -308,7 +312,9 @@ pub struct ExampleCount {
 pub struct MetricInput {
     #[schema(value_type = KnownPlatform)]
     pub platform: String,
-    #[schema(pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]")]
+    #[schema(
+        pattern = "[^\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+    )]
     pub model: String,
     #[schema(minimum = 0, maximum = 9223372036854775807_i64)]
     pub dataset_size: u64,
@@ -417,7 +423,10 @@ impl utoipa::Modify for CommonResponses {
     }
 }
 
-fn operation_mut<'a>(item: &'a mut utoipa::openapi::PathItem, method: &HttpMethod) -> Option<&'a mut utoipa::openapi::path::Operation> {
+fn operation_mut<'a>(
+    item: &'a mut utoipa::openapi::PathItem,
+    method: &HttpMethod,
+) -> Option<&'a mut utoipa::openapi::path::Operation> {
     match method {
         HttpMethod::Get => item.get.as_mut(),
         HttpMethod::Post => item.post.as_mut(),
@@ -441,7 +450,13 @@ fn add_common(op: &mut utoipa::openapi::path::Operation) {
             if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
                 let is_null = |s: &RefOr<Schema>| matches!(s, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
                 if let [a, b] = one.items.as_slice() {
-                    let inner = if is_null(a) { Some(b) } else if is_null(b) { Some(a) } else { None };
+                    let inner = if is_null(a) {
+                        Some(b)
+                    } else if is_null(b) {
+                        Some(a)
+                    } else {
+                        None
+                    };
                     if let Some(inner) = inner.cloned() {
                         content.schema = Some(inner);
                     }
@@ -455,7 +470,10 @@ fn add_common(op: &mut utoipa::openapi::path::Operation) {
     let takes_platform = params.iter().any(|p| p.parameter_in == ParameterIn::Path && p.name == "platform");
     let public = is_public(op);
     let mut add = |status: &str, description: &str| {
-        op.responses.responses.entry(status.to_owned()).or_insert_with(|| ResponseBuilder::new().description(description).into());
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| ResponseBuilder::new().description(description).into());
     };
     if takes_body {
         add("400", "`invalid_json` (the body is not JSON) or `validation_failed` (`details` lists every problem)");
@@ -488,7 +506,8 @@ fn require_one_of(components: &mut utoipa::openapi::Components, name: &str, fiel
     let Some(base) = components.schemas.remove(name) else { return };
     let mut any = AnyOfBuilder::new();
     for (field, ty) in fields {
-        any = any.item(ObjectBuilder::new().property(*field, ObjectBuilder::new().schema_type(ty.clone())).required(*field));
+        any = any
+            .item(ObjectBuilder::new().property(*field, ObjectBuilder::new().schema_type(ty.clone())).required(*field));
     }
     let all = utoipa::openapi::schema::AllOfBuilder::new().item(base).item(any);
     components.schemas.insert(name.to_owned(), all.into());
@@ -504,7 +523,9 @@ fn require_for_edit(components: &mut utoipa::openapi::Components) {
     let corrected = ObjectBuilder::new()
         .property("corrected_workflow", ObjectBuilder::new().schema_type(Type::Object))
         .required("corrected_workflow");
-    let all = utoipa::openapi::schema::AllOfBuilder::new().item(base).item(AnyOfBuilder::new().item(not_edit).item(corrected));
+    let all = utoipa::openapi::schema::AllOfBuilder::new()
+        .item(base)
+        .item(AnyOfBuilder::new().item(not_edit).item(corrected));
     components.schemas.insert("FeedbackInput".to_owned(), all.into());
 }
 
@@ -514,10 +535,8 @@ pub fn document(config: &Config) -> OpenApi {
     use utoipa::OpenApi as _;
     let mut doc = super::ApiDoc::openapi();
     let names: Vec<&str> = config.platforms.iter().map(|p| p.as_str()).collect();
-    let known = ObjectBuilder::new()
-        .schema_type(Type::String)
-        .enum_values(Some(names.clone()))
-        .description(Some(format!(
+    let known =
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.clone())).description(Some(format!(
             "A known platform: the configured ones ({}), or one an admin added (GET /api/platforms lists them all). \
              Any other slug answers 400 validation_failed.",
             names.join(", ")

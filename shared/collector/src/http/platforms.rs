@@ -30,7 +30,11 @@ pub async fn list_platforms(State(s): State<HttpState>, _caller: Caller) -> Resu
               (status = 200, body = crate::app::PlatformAddOutcome, description = "already known (configured or added)"),
               (status = 400, description = "validation_failed: not a slug"), (status = 401), (status = 403),
               (status = 409, description = "platform_limit: MAX_PLATFORMS reached")))]
-pub async fn add_platform(State(s): State<HttpState>, caller: Caller, JsonBody(body): JsonBody) -> Result<Response, ApiError> {
+pub async fn add_platform(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
     require(&caller, &[Role::Admin])?;
     let outcome = s.app.add_platform(&body).await?;
     super::audit::event(&caller, "POST /api/platforms", None, &[("added", i64::from(outcome.added))]);

@@ -27,9 +27,9 @@ use serde_json::{Map, Value, json};
 use crate::domain::archive::{ArchiveObject, ClassPolicy, ObjectState, StorageClass, object_key};
 use crate::domain::counters::PlatformCounters;
 use crate::domain::diff::diff;
-use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::json::canonical_hash;
 use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords, ManifestFilters, ManifestSplit};
+use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
 };
@@ -826,7 +826,8 @@ pub async fn case_examples(store: &dyn HotStore) {
     store.increment_example_usage(&[e1.example_id, e3.example_id, Id::new()]).await.expect("usage");
     store.increment_example_usage(&[e1.example_id]).await.expect("usage");
     store.increment_example_usage(&[]).await.expect("usage");
-    let usage: Vec<i64> = store.list_examples(Some(&platform("n8n"))).await.expect("list").iter().map(|e| e.usage_count).collect();
+    let usage: Vec<i64> =
+        store.list_examples(Some(&platform("n8n"))).await.expect("list").iter().map(|e| e.usage_count).collect();
     assert_eq!(usage, vec![1, 2], "newest (e3) first");
 }
 
@@ -908,7 +909,9 @@ pub async fn race_platform_adds(stores: Vec<Arc<dyn HotStore>>) {
         let store = stores[i % stores.len()].clone();
         let limit = limit.clone();
         let name = if i % 4 == 0 { "same".to_owned() } else { format!("p{i}") };
-        tasks.push(tokio::spawn(async move { (name.clone(), store.add_platform(&platform(&name), &limit).await.expect("add")) }));
+        tasks.push(tokio::spawn(async move {
+            (name.clone(), store.add_platform(&platform(&name), &limit).await.expect("add"))
+        }));
     }
     let mut outcomes = Vec::new();
     for t in tasks {
@@ -992,7 +995,10 @@ pub async fn case_export_manifests(store: &dyn HotStore) {
     assert_eq!(store.exports_holding(by_record(a2, &alice)).await.expect("a2"), exports(&[m1.export_id]));
     assert_eq!(store.exports_holding(by_record(b1, &bob)).await.expect("b1"), exports(&[m1.export_id]));
     assert!(store.exports_holding(by_record(Id::new(), &alice)).await.expect("unknown").is_empty());
-    assert_eq!(store.exports_holding(HeldBy::User(&alice)).await.expect("alice"), exports(&[m1.export_id, m2.export_id]));
+    assert_eq!(
+        store.exports_holding(HeldBy::User(&alice)).await.expect("alice"),
+        exports(&[m1.export_id, m2.export_id])
+    );
     assert_eq!(store.exports_holding(HeldBy::User(&bob)).await.expect("bob"), exports(&[m1.export_id]));
     assert!(store.exports_holding(HeldBy::User(&carol)).await.expect("carol").is_empty());
 
@@ -1047,7 +1053,11 @@ pub async fn case_exports_holding_many_records(store: &dyn HotStore) {
 
 /// The archive lease, taken fresh (a test holds it for a minute).
 pub async fn take_lease(store: &dyn HotStore) -> Lease {
-    store.acquire_lease("conformance", Utc::now(), Duration::from_secs(60)).await.expect("lease").expect("lease is free")
+    store
+        .acquire_lease("conformance", Utc::now(), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("lease is free")
 }
 
 /// What the archiver would commit for these records as they are now (their current link counts).
@@ -1196,7 +1206,8 @@ pub async fn case_archive_lease(store: &dyn HotStore) {
 
     // An expired lease is free again.
     store.release_lease(&second).await.expect("release");
-    let short = store.acquire_lease("short", Utc::now(), Duration::from_millis(1)).await.expect("acquire").expect("free");
+    let short =
+        store.acquire_lease("short", Utc::now(), Duration::from_millis(1)).await.expect("acquire").expect("free");
     tokio::time::sleep(Duration::from_millis(20)).await;
     let after = store.acquire_lease("next", Utc::now(), ttl).await.expect("acquire").expect("expired lease is free");
     assert!(after.token > short.token);
@@ -1431,7 +1442,13 @@ pub async fn write_in_chunks(objects: &dyn ObjectStore, key: &str, bytes: &[u8],
 }
 
 /// [`write_in_chunks`] with a storage-class policy.
-pub async fn write_in_chunks_as(objects: &dyn ObjectStore, key: &str, bytes: &[u8], chunk: usize, class: ClassPolicy) -> FinishedObject {
+pub async fn write_in_chunks_as(
+    objects: &dyn ObjectStore,
+    key: &str,
+    bytes: &[u8],
+    chunk: usize,
+    class: ClassPolicy,
+) -> FinishedObject {
     let mut w = objects.writer(key, class).await.expect("writer");
     for piece in bytes.chunks(chunk.max(1)) {
         w.write(Bytes::copy_from_slice(piece)).await.expect("write");
@@ -1509,10 +1526,9 @@ pub async fn case_object_writer_class_by_size(objects: &dyn ObjectStore) {
 pub async fn case_object_writer_fixed_class(objects: &dyn ObjectStore) {
     use crate::domain::archive::IA_MIN_BYTES;
     let ia = IA_MIN_BYTES as usize;
-    for (run, len, class) in [
-        ("big-standard", 3 * ia, StorageClass::Standard),
-        ("small-ia", 10, StorageClass::StandardIa),
-    ] {
+    for (run, len, class) in
+        [("big-standard", 3 * ia, StorageClass::Standard), ("small-ia", 10, StorageClass::StandardIa)]
+    {
         let k = key("make", 8, run);
         let bytes = object_bytes(len, len as u64 + 1);
         let done = write_in_chunks_as(objects, &k, &bytes, 50_000, ClassPolicy::Fixed(class)).await;

@@ -52,7 +52,10 @@ impl StoreError {
 pub enum Inserted {
     New,
     /// The id was taken (hot or archived): the stored content hash and receipt, nothing written.
-    Existing { content_hash: String, receipt: crate::domain::records::IngestReceipt },
+    Existing {
+        content_hash: String,
+        receipt: crate::domain::records::IngestReceipt,
+    },
 }
 
 /// Keyset position in a listing: (created_at, id).
@@ -255,7 +258,8 @@ pub trait HotStore: Send + Sync {
     // (`object_key`: compaction writes a new object and swaps the row in one write).
 
     /// Take the archive lease if it is free or expired; None when another holder has it.
-    async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError>;
+    async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration)
+    -> Result<Option<Lease>, StoreError>;
     /// Extend a held lease; None when it was taken over (the holder must stop writing).
     async fn renew_lease(&self, lease: &Lease, now: DateTime<Utc>, ttl: Duration) -> Result<Option<Lease>, StoreError>;
     /// Give the lease up (a no-op when it was taken over).
@@ -273,7 +277,12 @@ pub trait HotStore: Send + Sync {
     /// Then the row becomes `obj` (committed, with its sizes) and the object's contribution is
     /// counted. Idempotent: a rerun counts items stubbed to this slot as done and a committed row
     /// once. Returns the ids that were tombstoned. Fenced like every run write.
-    async fn commit_archive(&self, lease: &Lease, obj: &ArchiveObject, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError>;
+    async fn commit_archive(
+        &self,
+        lease: &Lease,
+        obj: &ArchiveObject,
+        items: &[ArchiveItem],
+    ) -> Result<Vec<Id>, StoreError>;
 
     /// Roll a pending row back (its object was never written): the row goes. Refused with
     /// [`StoreError::Conflict`] when the row is committed.
@@ -283,7 +292,12 @@ pub trait HotStore: Send + Sync {
     async fn list_archive_objects(&self, platform: Option<&Platform>) -> Result<Vec<ArchiveObject>, StoreError>;
 
     /// The row of one slot (read consistently).
-    async fn archive_object(&self, platform: &Platform, date: NaiveDate, slot: &str) -> Result<Option<ArchiveObject>, StoreError>;
+    async fn archive_object(
+        &self,
+        platform: &Platform,
+        date: NaiveDate,
+        slot: &str,
+    ) -> Result<Option<ArchiveObject>, StoreError>;
 
     async fn archived_entry(&self, id: Id) -> Result<Option<ArchivedEntry>, StoreError>;
     async fn archived_entries_of_user(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError>;
@@ -322,7 +336,12 @@ pub trait HotStore: Send + Sync {
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Write the whole object durably (a reader never sees a partial one).
-    async fn put(&self, key: &str, bytes: Vec<u8>, storage_class: crate::domain::archive::StorageClass) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        storage_class: crate::domain::archive::StorageClass,
+    ) -> Result<(), StoreError>;
     async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError>;
     /// Keys under a prefix, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;

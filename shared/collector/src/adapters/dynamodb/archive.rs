@@ -26,7 +26,13 @@ impl DynamoStore {
             // Links only ever grow: the same count is the record the line was written from. A
             // head counting more links than its partition holds is waiting for the stream's
             // expiry recovery to put one back (expiry.rs): it stays hot until then.
-            Some(h) if is_hot(&h) && part.links.len() as i64 == item.links && !expiry::missing_links(&h, part.links.len())? => h,
+            Some(h)
+                if is_hot(&h)
+                    && part.links.len() as i64 == item.links
+                    && !expiry::missing_links(&h, part.links.len())? =>
+            {
+                h
+            }
             Some(h) if is_stub(&h) && get_s(&h, "object")? == slot => {
                 // Done by an earlier run; sweep links it may have left behind.
                 self.finish_removal(part.links, &[]).await?;

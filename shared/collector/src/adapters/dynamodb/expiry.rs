@@ -174,7 +174,9 @@ impl DynamoStore {
         match self.db().transact(all).await? {
             Ok(()) => Ok(Recovery::Erased),
             Err(codes) if failed_at(&codes, 0) => Ok(Recovery::AlreadyHandled),
-            Err(codes) => Err(StoreError::Internal(format!("expiry recovery: transaction cancelled: {}", codes.join(",")))),
+            Err(codes) => {
+                Err(StoreError::Internal(format!("expiry recovery: transaction cancelled: {}", codes.join(","))))
+            }
         }
     }
 
@@ -235,7 +237,10 @@ impl DynamoStore {
         let table = self.table();
         for _ in 0..VERSION_ATTEMPTS {
             let head = self.head(id).await?;
-            let mut tx = vec![tx_put(table, recovered_item(event_id), not_exists())?, tx_put(table, image.clone(), not_exists())?];
+            let mut tx = vec![
+                tx_put(table, recovered_item(event_id), not_exists())?,
+                tx_put(table, image.clone(), not_exists())?,
+            ];
             match &head {
                 Some(h) if is_stub(h) => {
                     return Ok(match self.mark_handled(event_id, Vec::new()).await? {
@@ -250,12 +255,22 @@ impl DynamoStore {
                         key(interaction_pk(id), INTERACTION_SK),
                         "SET #ver = :ver1".to_owned(),
                         Names::from([("#ver".to_owned(), "ver".to_owned()), ("#t".to_owned(), "t".to_owned())]),
-                        Values::from([(":ver".to_owned(), n(ver)), (":ver1".to_owned(), n(ver + 1)), (":hot".to_owned(), s(T_HOT))]),
+                        Values::from([
+                            (":ver".to_owned(), n(ver)),
+                            (":ver1".to_owned(), n(ver + 1)),
+                            (":hot".to_owned(), s(T_HOT)),
+                        ]),
                         Some("#ver = :ver AND #t = :hot"),
                     )?);
                 }
                 // Its head expired too: it comes back in its own event (checked there).
-                None => tx.push(tx_check(table, key(interaction_pk(id), INTERACTION_SK), "attribute_not_exists(pk)", Names::new(), Values::new())?),
+                None => tx.push(tx_check(
+                    table,
+                    key(interaction_pk(id), INTERACTION_SK),
+                    "attribute_not_exists(pk)",
+                    Names::new(),
+                    Values::new(),
+                )?),
             }
             tx.push(interaction_not_erased(table, id)?);
             let codes = match self.db().transact(tx).await? {

@@ -448,7 +448,14 @@ impl Dynamo {
     }
 
     /// DeleteItem under a condition; false when the condition failed.
-    pub async fn delete_if(&self, table: &str, key: Item, cond: &str, names: Names, values: Values) -> Result<bool, StoreError> {
+    pub async fn delete_if(
+        &self,
+        table: &str,
+        key: Item,
+        cond: &str,
+        names: Names,
+        values: Values,
+    ) -> Result<bool, StoreError> {
         let sent = self
             .client
             .delete_item()

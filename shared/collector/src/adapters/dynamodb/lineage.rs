@@ -16,7 +16,9 @@ impl DynamoStore {
     /// The held-records items of a user (keys only), or those of the user that hold a record.
     async fn held_of(&self, by: HeldBy<'_>) -> Result<Vec<Item>, StoreError> {
         match by {
-            HeldBy::User(user) => self.db().query_all(&QuerySpec::table(self.table(), held_pk(user)).only(&["pk", "sk"])).await,
+            HeldBy::User(user) => {
+                self.db().query_all(&QuerySpec::table(self.table(), held_pk(user)).only(&["pk", "sk"])).await
+            }
             HeldBy::Record { id, user } => {
                 let items = self.db().query_all(&QuerySpec::table(self.table(), held_pk(user))).await?;
                 Ok(items.into_iter().filter(|i| holds(i, id)).collect())
@@ -72,7 +74,10 @@ impl DynamoStore {
         for item in items {
             let k = io::key_of(&item, ["pk", "sk"]);
             let one = Values::from([(":id".to_owned(), AttributeValue::Ss(vec![id.to_string()]))]);
-            let left = self.db().update(self.table(), k.clone(), "DELETE #ids :id", ids.clone(), one, "attribute_exists(pk)").await?;
+            let left = self
+                .db()
+                .update(self.table(), k.clone(), "DELETE #ids :id", ids.clone(), one, "attribute_exists(pk)")
+                .await?;
             if left.is_some_and(|l| !l.contains_key("ids")) {
                 self.db().delete_if(self.table(), k, "attribute_not_exists(#ids)", ids.clone(), Values::new()).await?;
             }

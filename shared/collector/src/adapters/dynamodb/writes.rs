@@ -110,10 +110,9 @@ impl DynamoStore {
                 Some(item) => vec![tx_put(self.table(), item, cond)?],
                 // Deleted for good: the marker keeps the stream's expiry recovery from putting
                 // back any of its items (expiry.rs).
-                None => vec![
-                    tx_delete(self.table(), hkey, cond)?,
-                    tx_put(self.table(), interaction_erasure_key(id), None)?,
-                ],
+                None => {
+                    vec![tx_delete(self.table(), hkey, cond)?, tx_put(self.table(), interaction_erasure_key(id), None)?]
+                }
             };
             tx.extend(self.counter_tx(&rec.platform, shard_of(id), &delta)?);
             let mut links = part.links;

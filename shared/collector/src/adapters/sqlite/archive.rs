@@ -119,7 +119,7 @@ pub(super) async fn renew_lease(
             .db()?
             .execute(params![LEASE_NAME, lease.token, ts(&expires)])
             .db()?;
-        Ok((n == 1).then(|| ArchiveLease { expires_at: expires, ..lease }))
+        Ok((n == 1).then_some(ArchiveLease { expires_at: expires, ..lease }))
     })
     .await
 }

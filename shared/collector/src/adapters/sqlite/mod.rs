@@ -223,7 +223,7 @@ impl HotStore for SqliteStore {
     }
 
     async fn added_platforms(&self) -> Result<BTreeSet<Platform>, StoreError> {
-        self.read(|tx| added_platforms(tx)).await
+        self.read(added_platforms).await
     }
 
     async fn add_platform(&self, p: &Platform, limit: &PlatformLimit) -> Result<PlatformAdded, StoreError> {

@@ -104,10 +104,7 @@ impl Pending {
         self.gz.write_all(&line).map_err(internal)?;
         self.raw_bytes += line.len() as i64;
         self.line = line;
-        self.items.push(ArchiveItem {
-            id: l.interaction.id,
-            links: (l.feedback.len() + l.validations.len()) as i64,
-        });
+        self.items.push(ArchiveItem { id: l.interaction.id, links: (l.feedback.len() + l.validations.len()) as i64 });
         self.send_if_full().await
     }
 
@@ -116,10 +113,8 @@ impl Pending {
         line.push(b'\n');
         self.gz.write_all(&line).map_err(internal)?;
         self.raw_bytes += line.len() as i64;
-        self.items.push(ArchiveItem {
-            id: rec.interaction_id,
-            links: (rec.feedback.len() + rec.validations.len()) as i64,
-        });
+        self.items
+            .push(ArchiveItem { id: rec.interaction_id, links: (rec.feedback.len() + rec.validations.len()) as i64 });
         self.send_if_full().await
     }
 
@@ -210,7 +205,11 @@ pub(crate) enum Line {
     Record(Box<FullRecord>),
     /// A line that does not read as a record: its number in the object (from 1), its bytes as
     /// stored (compaction copies them) and its id when it can still be found. Already logged.
-    Bad { number: u64, raw: Vec<u8>, id: Option<Id> },
+    Bad {
+        number: u64,
+        raw: Vec<u8>,
+        id: Option<Id>,
+    },
 }
 
 /// An archive object's records, one at a time, read through the store's streamed reader and
@@ -244,10 +243,7 @@ pub(crate) struct ArchiveLines {
 }
 
 impl ArchiveLines {
-    pub(crate) async fn open(
-        objects: &dyn ObjectStore,
-        key: &str,
-    ) -> Result<ArchiveLines, AppError> {
+    pub(crate) async fn open(objects: &dyn ObjectStore, key: &str) -> Result<ArchiveLines, AppError> {
         Ok(ArchiveLines {
             stream: objects.reader(key).await?,
             gz: GzDecoder::new(Vec::new()),
@@ -284,7 +280,9 @@ impl ArchiveLines {
                 Some(i) => Some((i, i + 1)),
                 // The last line may lack its newline, unless the stream is corrupt: then it is
                 // cut, part of the unreadable segment.
-                None if self.ended && self.corrupt.is_none() && !unread.is_empty() => Some((unread.len(), unread.len())),
+                None if self.ended && self.corrupt.is_none() && !unread.is_empty() => {
+                    Some((unread.len(), unread.len()))
+                }
                 None => None,
             };
             if let Some((end, next)) = line_end {

@@ -8,8 +8,8 @@ use std::time::Duration as StdDuration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use super::{HOUSEKEEPING_EVERY, LEASE_TTL, LEASE_WAIT_MAX, Maintenance, Run};
 use super::lines::{ArchiveLines, Line, Pending};
+use super::{HOUSEKEEPING_EVERY, LEASE_TTL, LEASE_WAIT_MAX, Maintenance, Run};
 use crate::app::{App, AppError};
 use crate::domain::archive::{self, ArchiveObject, ObjectState, StorageClass};
 use crate::domain::input::ArchiveRequest;
@@ -46,7 +46,8 @@ impl App {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Started after today's time: the first run is tomorrow's, not one at every restart.
-        let mut last_daily = self.config.archive_at.filter(|at| Utc::now().time() >= *at).map(|_| Utc::now().date_naive());
+        let mut last_daily =
+            self.config.archive_at.filter(|at| Utc::now().time() >= *at).map(|_| Utc::now().date_naive());
         loop {
             tick.tick().await;
             match self.hot.tombstoned_slots().await {
@@ -81,7 +82,12 @@ impl App {
         }
     }
 
-    pub(super) async fn take_lease(&self, holder: &str, wait: bool, deadline: Option<Instant>) -> Result<Lease, AppError> {
+    pub(super) async fn take_lease(
+        &self,
+        holder: &str,
+        wait: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Lease, AppError> {
         let give_up = deadline.unwrap_or_else(|| Instant::now() + LEASE_WAIT_MAX);
         loop {
             if let Some(lease) = self.hot.acquire_lease(holder, Utc::now(), LEASE_TTL).await? {
@@ -151,9 +157,10 @@ impl App {
         while let Some(line) = lines.next_line().await? {
             count += 1;
             match line {
-                Line::Record(rec) => {
-                    items.push(ArchiveItem { id: rec.interaction_id, links: (rec.feedback.len() + rec.validations.len()) as i64 })
-                }
+                Line::Record(rec) => items.push(ArchiveItem {
+                    id: rec.interaction_id,
+                    links: (rec.feedback.len() + rec.validations.len()) as i64,
+                }),
                 // A line no reader can serve must not replace its record: a link count no record
                 // has makes the commit leave the record hot and tombstone the line (the next
                 // compaction erases it). A line without a known id stays, read by no one.
@@ -161,7 +168,12 @@ impl App {
                 Line::Bad { id: None, .. } => {}
             }
         }
-        Ok(Some(ObjectContents { items, lines: count, raw_bytes: lines.raw_bytes, compressed_bytes: lines.compressed_bytes }))
+        Ok(Some(ObjectContents {
+            items,
+            lines: count,
+            raw_bytes: lines.raw_bytes,
+            compressed_bytes: lines.compressed_bytes,
+        }))
     }
 
     /// Rewrite every object that has tombstones without those lines: the new object under a new

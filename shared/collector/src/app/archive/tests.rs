@@ -67,15 +67,9 @@ async fn a_large_object_streams_out_and_back() {
         p.push(r).await.expect("push");
     }
     let w = p.finish().await.expect("finish");
-    assert!(
-        w.compressed_bytes > 4 * OUT_CHUNK as i64,
-        "several chunks were streamed"
-    );
+    assert!(w.compressed_bytes > 4 * OUT_CHUNK as i64, "several chunks were streamed");
     assert_eq!(w.storage_class, StorageClass::StandardIa);
-    assert_eq!(
-        objects.get(KEY).await.expect("get").len() as i64,
-        w.compressed_bytes
-    );
+    assert_eq!(objects.get(KEY).await.expect("get").len() as i64, w.compressed_bytes);
     let back = read_all(&objects, KEY).await.expect("read");
     assert_eq!(
         back.iter().map(|r| r.interaction_id).collect::<Vec<_>>(),
@@ -146,10 +140,7 @@ async fn blank_lines_and_a_missing_last_newline_are_fine() {
     let mut raw = serde_json::to_vec(&a).expect("json");
     raw.extend(b"\n\n  \n");
     raw.extend(serde_json::to_vec(&b).expect("json"));
-    objects
-        .put(KEY, gzip(&raw), StorageClass::Standard)
-        .await
-        .expect("put");
+    objects.put(KEY, gzip(&raw), StorageClass::Standard).await.expect("put");
     assert_eq!(read_all(&objects, KEY).await.expect("read"), vec![a, b]);
 }
 

@@ -19,7 +19,12 @@ fn counters(total: i64, successful: i64, with_feedback: i64, quality: i64) -> Pl
 
 #[test]
 fn readiness_counts_only_consenting_records() {
-    let c = PlatformCounters { consented: 10, consented_successful: 5, consented_with_feedback: 2, ..counters(50, 30, 10, 0) };
+    let c = PlatformCounters {
+        consented: 10,
+        consented_successful: 5,
+        consented_with_feedback: 2,
+        ..counters(50, 30, 10, 0)
+    };
     let r = ready(c);
     assert_eq!((r.metrics.total_examples, r.metrics.successful, r.metrics.with_feedback), (10, 5, 2));
 }
@@ -44,10 +49,7 @@ fn total_49_rounds_to_100_but_is_not_ready() {
     assert_eq!(r.readiness_score, 100);
     assert!(!r.is_ready);
     assert_eq!(r.status, ReadinessStatus::AlmostReady);
-    assert_eq!(
-        r.recommendations,
-        vec!["needs 1 more example (have 49 of 50)"]
-    );
+    assert_eq!(r.recommendations, vec!["needs 1 more example (have 49 of 50)"]);
 }
 
 #[test]
@@ -87,10 +89,7 @@ fn score_70_with_a_count_short_is_almost_ready() {
     assert_eq!(r.status, ReadinessStatus::AlmostReady);
     assert_eq!(
         r.recommendations,
-        vec![
-            "needs 2 more examples with feedback (have 8 of 10)",
-            "needs 20 more quality examples (have 0 of 20)",
-        ]
+        vec!["needs 2 more examples with feedback (have 8 of 10)", "needs 20 more quality examples (have 0 of 20)",]
     );
     // One quality example short: 99, still not ready.
     let r = ready(counters(50, 30, 10, 19));
@@ -108,34 +107,21 @@ fn status_boundary_between_49_and_50() {
     let r = ready(counters(50, 29, 0, 0));
     assert_eq!(r.readiness_score, 49);
     assert_eq!(r.status, ReadinessStatus::NotReady);
-    assert!(
-        r.recommendations
-            .iter()
-            .any(|s| s == "score 49 is below the minimum of 70")
-    );
+    assert!(r.recommendations.iter().any(|s| s == "score 49 is below the minimum of 70"));
 }
 
 #[test]
 fn min_score_above_100_blocks_readiness() {
-    let t = Thresholds {
-        min_score: 101,
-        ..Thresholds::default()
-    };
+    let t = Thresholds { min_score: 101, ..Thresholds::default() };
     let r = readiness("n8n", &counters(50, 30, 10, 20), &t);
     assert_eq!(r.readiness_score, 100);
     assert!(!r.is_ready);
-    assert_eq!(
-        r.recommendations,
-        vec!["score 100 is below the minimum of 101"]
-    );
+    assert_eq!(r.recommendations, vec!["score 100 is below the minimum of 101"]);
 }
 
 #[test]
 fn curated_examples_count_as_quality() {
-    let c = PlatformCounters {
-        curated_examples: 5,
-        ..counters(50, 30, 10, 15)
-    };
+    let c = PlatformCounters { curated_examples: 5, ..counters(50, 30, 10, 15) };
     let r = ready(c);
     assert_eq!(r.metrics.quality_examples, 20);
     assert!(r.is_ready);
@@ -143,21 +129,12 @@ fn curated_examples_count_as_quality() {
 
 #[test]
 fn zero_thresholds_count_as_met() {
-    let t = Thresholds {
-        total_examples: 0,
-        successful: 0,
-        with_feedback: 0,
-        quality_examples: 0,
-        min_score: 70,
-    };
+    let t = Thresholds { total_examples: 0, successful: 0, with_feedback: 0, quality_examples: 0, min_score: 70 };
     let r = readiness("n8n", &counters(3, 0, 0, 0), &t);
     assert_eq!(r.readiness_score, 100);
     assert!(r.is_ready);
     // Only the quality threshold zero: that quarter is full with no quality examples.
-    let t = Thresholds {
-        quality_examples: 0,
-        ..Thresholds::default()
-    };
+    let t = Thresholds { quality_examples: 0, ..Thresholds::default() };
     let r = readiness("n8n", &counters(50, 30, 10, 0), &t);
     assert_eq!(r.readiness_score, 100);
     assert!(r.is_ready);
@@ -167,13 +144,7 @@ fn zero_thresholds_count_as_met() {
 fn empty_platform_is_zeros_and_not_ready() {
     for t in [
         Thresholds::default(),
-        Thresholds {
-            total_examples: 0,
-            successful: 0,
-            with_feedback: 0,
-            quality_examples: 0,
-            min_score: 0,
-        },
+        Thresholds { total_examples: 0, successful: 0, with_feedback: 0, quality_examples: 0, min_score: 0 },
     ] {
         let r = readiness("zapier", &PlatformCounters::default(), &t);
         assert_eq!(r.platform, "zapier");
@@ -196,18 +167,10 @@ fn empty_platform_is_zeros_and_not_ready() {
 
 #[test]
 fn positive_feedback_rate_and_hint() {
-    let c = PlatformCounters {
-        positive_feedback: 1,
-        negative_feedback: 3,
-        ..counters(50, 30, 10, 20)
-    };
+    let c = PlatformCounters { positive_feedback: 1, negative_feedback: 3, ..counters(50, 30, 10, 20) };
     let r = ready(c);
     assert_eq!(r.metrics.positive_feedback_rate, 0.25);
-    assert!(
-        r.recommendations
-            .iter()
-            .any(|s| s.starts_with("positive feedback rate is 25%"))
-    );
+    assert!(r.recommendations.iter().any(|s| s.starts_with("positive feedback rate is 25%")));
 }
 
 #[test]
@@ -218,40 +181,12 @@ fn readiness_json_shape() {
                                "quality_examples": 20, "min_score": 70});
     assert_eq!(v["thresholds"], t);
     let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        [
-            "platform",
-            "readiness_score",
-            "is_ready",
-            "status",
-            "metrics",
-            "thresholds",
-            "recommendations"
-        ]
-    );
-    let mkeys: Vec<&str> = v["metrics"]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(
-        mkeys,
-        [
-            "total_examples",
-            "successful",
-            "with_feedback",
-            "quality_examples",
-            "positive_feedback_rate"
-        ]
-    );
+    assert_eq!(keys, ["platform", "readiness_score", "is_ready", "status", "metrics", "thresholds", "recommendations"]);
+    let mkeys: Vec<&str> = v["metrics"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(mkeys, ["total_examples", "successful", "with_feedback", "quality_examples", "positive_feedback_rate"]);
     let ready_v = serde_json::to_value(ReadinessStatus::Ready).unwrap();
     let not_v = serde_json::to_value(ReadinessStatus::NotReady).unwrap();
-    assert_eq!(
-        (ready_v, not_v),
-        (serde_json::json!("ready"), serde_json::json!("not_ready"))
-    );
+    assert_eq!((ready_v, not_v), (serde_json::json!("ready"), serde_json::json!("not_ready")));
 }
 
 const GIB: i64 = 1 << 30;
@@ -283,18 +218,12 @@ fn costs_percentage_zero_without_and_clamped() {
     assert_eq!(c.without_archiving_monthly_usd, 0.0);
     assert_eq!(c.savings_percentage, 0.0);
     // Archive dearer than hot: negative savings, percentage clamped at 0.
-    let dear = Prices {
-        hot_gb_month: 0.01,
-        archive_gb_month: 1.0,
-    };
+    let dear = Prices { hot_gb_month: 0.01, archive_gb_month: 1.0 };
     let c = costs(0, GIB, GIB, &dear);
     assert!(c.savings_monthly_usd < 0.0);
     assert_eq!(c.savings_percentage, 0.0);
     // Nonsense negative price: savings exceed `without`, clamped at 100.
-    let odd = Prices {
-        hot_gb_month: 0.25,
-        archive_gb_month: -1.0,
-    };
+    let odd = Prices { hot_gb_month: 0.25, archive_gb_month: -1.0 };
     let c = costs(0, GIB, GIB, &odd);
     assert_eq!(c.savings_percentage, 100.0);
 }
@@ -357,10 +286,7 @@ fn stats_invariants() {
     assert_eq!(*o, overview(&all));
 
     assert_eq!(s.by_platform.keys().collect::<Vec<_>>(), ["make", "n8n"]);
-    assert_eq!(
-        s.training_readiness.keys().collect::<Vec<_>>(),
-        ["make", "n8n"]
-    );
+    assert_eq!(s.training_readiness.keys().collect::<Vec<_>>(), ["make", "n8n"]);
     let add = |f: fn(&PlatformStats) -> i64| s.by_platform.values().map(f).sum::<i64>();
     assert_eq!(add(|p| p.total), o.total_records);
     assert_eq!(add(|p| p.active), o.active_records);
@@ -375,57 +301,28 @@ fn stats_invariants() {
 
     assert_eq!(s.storage.hot_human, "2.0 GiB");
     assert_eq!(s.storage.archive_human, "256.0 MiB");
-    assert_eq!(
-        s.costs,
-        costs(2 * GIB + 4096, GIB / 4, GIB, &Prices::default())
-    );
+    assert_eq!(s.costs, costs(2 * GIB + 4096, GIB / 4, GIB, &Prices::default()));
     assert!((0.0..=100.0).contains(&s.costs.savings_percentage));
 
-    assert_eq!(
-        s.training_readiness["n8n"],
-        ReadinessBrief {
-            readiness_score: 100,
-            is_ready: true
-        }
-    );
+    assert_eq!(s.training_readiness["n8n"], ReadinessBrief { readiness_score: 100, is_ready: true });
     assert!(!s.training_readiness["make"].is_ready);
     assert_eq!(s.generated_at, now);
 }
 
 #[test]
 fn stats_recommendations() {
-    let s = stats(
-        &sample(),
-        &Thresholds::default(),
-        &Prices::default(),
-        Utc::now(),
-    );
-    assert_eq!(
-        s.recommendations[0],
-        "make: needs 10 more examples with feedback"
-    );
+    let s = stats(&sample(), &Thresholds::default(), &Prices::default(), Utc::now());
+    assert_eq!(s.recommendations[0], "make: needs 10 more examples with feedback");
     assert_eq!(s.recommendations[1], "n8n: ready for training (score 100)");
-    assert!(
-        !s.recommendations
-            .iter()
-            .any(|r| r.starts_with("feedback rate")),
-        "12/70 is above 10%"
-    );
-    assert!(
-        s.recommendations
-            .iter()
-            .any(|r| r.starts_with("archiving the 2.0 GiB hot store would save"))
-    );
+    assert!(!s.recommendations.iter().any(|r| r.starts_with("feedback rate")), "12/70 is above 10%");
+    assert!(s.recommendations.iter().any(|r| r.starts_with("archiving the 2.0 GiB hot store would save")));
 
     let mut all = BTreeMap::new();
     all.insert("n8n".to_string(), counters(50, 30, 2, 19));
     let s = stats(&all, &Thresholds::default(), &Prices::default(), Utc::now());
     assert_eq!(
         s.recommendations,
-        vec![
-            "n8n: needs 8 more examples with feedback",
-            "feedback rate is 4%: ask users to rate workflows"
-        ]
+        vec!["n8n: needs 8 more examples with feedback", "feedback rate is 4%: ask users to rate workflows"]
     );
 }
 
@@ -448,30 +345,13 @@ fn empty_stats() {
 
 #[test]
 fn stats_json_shape() {
-    let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    let v = serde_json::to_value(stats(
-        &sample(),
-        &Thresholds::default(),
-        &Prices::default(),
-        now,
-    ))
-    .unwrap();
+    let now = DateTime::parse_from_rfc3339("2024-05-01T12:00:00Z").unwrap().with_timezone(&Utc);
+    let v = serde_json::to_value(stats(&sample(), &Thresholds::default(), &Prices::default(), now)).unwrap();
     assert_eq!(v["generated_at"], "2024-05-01T12:00:00Z");
-    let keys =
-        |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(
         keys(&v),
-        [
-            "generated_at",
-            "overview",
-            "storage",
-            "costs",
-            "by_platform",
-            "training_readiness",
-            "recommendations"
-        ]
+        ["generated_at", "overview", "storage", "costs", "by_platform", "training_readiness", "recommendations"]
     );
     assert_eq!(
         keys(&v["overview"]),
@@ -511,26 +391,12 @@ fn stats_json_shape() {
             "prices"
         ]
     );
-    assert_eq!(
-        keys(&v["costs"]["prices"]),
-        ["hot_gb_month", "archive_gb_month"]
-    );
+    assert_eq!(keys(&v["costs"]["prices"]), ["hot_gb_month", "archive_gb_month"]);
     assert_eq!(
         keys(&v["by_platform"]["n8n"]),
-        [
-            "total",
-            "active",
-            "archived",
-            "successful",
-            "with_feedback",
-            "hot_bytes",
-            "archive_bytes"
-        ]
+        ["total", "active", "archived", "successful", "with_feedback", "hot_bytes", "archive_bytes"]
     );
-    assert_eq!(
-        keys(&v["training_readiness"]["n8n"]),
-        ["readiness_score", "is_ready"]
-    );
+    assert_eq!(keys(&v["training_readiness"]["n8n"]), ["readiness_score", "is_ready"]);
 }
 
 #[test]

@@ -5,10 +5,7 @@ use super::*;
 use serde_json::json;
 
 fn codes(issues: &[Issue]) -> Vec<(&str, &str)> {
-    issues
-        .iter()
-        .map(|i| (i.code.as_str(), i.path.as_str()))
-        .collect()
+    issues.iter().map(|i| (i.code.as_str(), i.path.as_str())).collect()
 }
 
 fn n8n_ok() -> Value {
@@ -81,20 +78,11 @@ fn unknown_platform_warns_only() {
 #[test]
 fn n8n_missing_and_wrong_sections() {
     let r = validate("n8n", &json!({"name": "x"}));
-    assert_eq!(
-        codes(&r.errors),
-        [
-            ("missing_field", "/nodes"),
-            ("missing_field", "/connections")
-        ]
-    );
+    assert_eq!(codes(&r.errors), [("missing_field", "/nodes"), ("missing_field", "/connections")]);
     assert!(r.warnings.is_empty());
 
     let r = validate("n8n", &json!({"nodes": {}, "connections": []}));
-    assert_eq!(
-        codes(&r.errors),
-        [("wrong_type", "/nodes"), ("wrong_type", "/connections")]
-    );
+    assert_eq!(codes(&r.errors), [("wrong_type", "/nodes"), ("wrong_type", "/connections")]);
 
     let r = validate("n8n", &json!({"nodes": [], "connections": {}}));
     assert_eq!(codes(&r.errors), [("empty_field", "/nodes")]);
@@ -143,18 +131,8 @@ fn n8n_duplicate_names_flag_later_ones() {
             "connections": {"A": {"main": [[{"node": "B"}]]}}
         }),
     );
-    assert_eq!(
-        codes(&r.errors),
-        [
-            ("duplicate_node_name", "/nodes/1/name"),
-            ("duplicate_node_name", "/nodes/3/name"),
-        ]
-    );
-    assert!(
-        r.errors
-            .iter()
-            .all(|i| i.message == "node name must be unique")
-    );
+    assert_eq!(codes(&r.errors), [("duplicate_node_name", "/nodes/1/name"), ("duplicate_node_name", "/nodes/3/name"),]);
+    assert!(r.errors.iter().all(|i| i.message == "node name must be unique"));
     assert!(r.warnings.is_empty());
 }
 
@@ -175,10 +153,7 @@ fn n8n_unknown_nodes_in_connections_with_escaping() {
     );
     assert_eq!(
         codes(&r.errors),
-        [
-            ("unknown_node", "/connections/Start/main/0/1/node"),
-            ("unknown_node", "/connections/No~1de~0"),
-        ]
+        [("unknown_node", "/connections/Start/main/0/1/node"), ("unknown_node", "/connections/No~1de~0"),]
     );
     // Messages never echo user values.
     for i in &r.errors {
@@ -278,13 +253,7 @@ fn n8n_missing_connections_leaves_nodes_disconnected() {
     wf.as_object_mut().map(|o| o.remove("connections"));
     let r = validate("n8n", &wf);
     assert_eq!(codes(&r.errors), [("missing_field", "/connections")]);
-    assert_eq!(
-        codes(&r.warnings),
-        [
-            ("disconnected_node", "/nodes/0"),
-            ("disconnected_node", "/nodes/1")
-        ]
-    );
+    assert_eq!(codes(&r.warnings), [("disconnected_node", "/nodes/0"), ("disconnected_node", "/nodes/1")]);
 }
 
 #[test]
@@ -297,18 +266,9 @@ fn issues_follow_document_order() {
             "nodes": [{"type": "x.trigger", "name": 1, "parameters": {}}]
         }),
     );
-    assert_eq!(
-        codes(&r.errors),
-        [
-            ("unknown_node", "/connections/Ghost"),
-            ("wrong_type", "/nodes/0/name")
-        ]
-    );
+    assert_eq!(codes(&r.errors), [("unknown_node", "/connections/Ghost"), ("wrong_type", "/nodes/0/name")]);
     // Within an object, present fields in key order, then absent ones.
-    let r = validate(
-        "zapier",
-        &json!({"actions": [{"action": 1}], "trigger": {"event": 2, "app": 3}}),
-    );
+    let r = validate("zapier", &json!({"actions": [{"action": 1}], "trigger": {"event": 2, "app": 3}}));
     assert_eq!(
         codes(&r.errors),
         [
@@ -323,23 +283,11 @@ fn issues_follow_document_order() {
 #[test]
 fn zapier_rules() {
     let r = validate("zapier", &json!({"name": "z"}));
-    assert_eq!(
-        codes(&r.errors),
-        [("missing_field", "/trigger"), ("missing_field", "/actions")]
-    );
+    assert_eq!(codes(&r.errors), [("missing_field", "/trigger"), ("missing_field", "/actions")]);
     let r = validate("zapier", &json!({"trigger": [], "actions": {}}));
-    assert_eq!(
-        codes(&r.errors),
-        [("wrong_type", "/trigger"), ("wrong_type", "/actions")]
-    );
+    assert_eq!(codes(&r.errors), [("wrong_type", "/trigger"), ("wrong_type", "/actions")]);
     let r = validate("zapier", &json!({"trigger": {"app": "a"}, "actions": []}));
-    assert_eq!(
-        codes(&r.errors),
-        [
-            ("missing_field", "/trigger/event"),
-            ("empty_field", "/actions")
-        ]
-    );
+    assert_eq!(codes(&r.errors), [("missing_field", "/trigger/event"), ("empty_field", "/actions")]);
     let r = validate(
         "zapier",
         &json!({
@@ -349,11 +297,7 @@ fn zapier_rules() {
     );
     assert_eq!(
         codes(&r.errors),
-        [
-            ("wrong_type", "/actions/0"),
-            ("wrong_type", "/actions/2/app"),
-            ("missing_field", "/actions/2/action"),
-        ]
+        [("wrong_type", "/actions/0"), ("wrong_type", "/actions/2/app"), ("missing_field", "/actions/2/action"),]
     );
     assert_eq!(codes(&r.warnings), [("missing_parameters", "/actions/1")]);
 }
@@ -412,10 +356,7 @@ fn score_floors_at_zero() {
     assert_eq!(r.score(), 0);
     assert!(!r.passed());
 
-    let r = Report {
-        errors: vec![],
-        warnings: vec![issue("w", String::new(), "m"); 3],
-    };
+    let r = Report { errors: vec![], warnings: vec![issue("w", String::new(), "m"); 3] };
     assert!(r.passed());
     assert_eq!(r.score(), 85);
 }
