@@ -7,7 +7,8 @@
 # Env: COLLECTOR_BIN (default $CARGO_TARGET_DIR/release/collector, built if missing),
 #      CARGO_TARGET_DIR (default ~/.cache/collector-target),
 #      COLLECTOR_CLIENT_VENV (default ~/.cache/collector-client-venv),
-#      COLLECTOR_CLIENT_LAMBDA=0 skips the Lambda test.
+#      COLLECTOR_CLIENT_LAMBDA=1 runs the Lambda test too (cheap once `cargo test --workspace`
+#      has built the functions; it starts the moto emulator if it is down, never stops it).
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"

@@ -256,3 +256,27 @@ async def test_async_client_round_trip(server: Server, user_id: str) -> None:
             lines = [line async for line in ex.aiter_lines()]
         assert lines and ex.export_id
         assert (await a.get_export(ex.export_id))["lines"] == len(lines)
+
+
+def test_archived_records_are_read_exported_and_erased(admin: Client, service: Client, user_id: str) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    old = (datetime.now(timezone.utc) - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    body = {"user_id": user_id, "platform": "zapier", "user_message": "an old one", "ai_response": "Use Zapier.",
+            "created_at": old}
+    iid = service.log_interaction(body)["interaction_id"]  # type: ignore[typeddict-item,arg-type]
+    report = admin.archive({"days_old": 1, "platform": "zapier", "wait": True})
+    assert report["dry_run"] is False and report["complete"] is True
+    assert report["archived_records"] >= 1
+    assert any(a["platform"] == "zapier" and a["record_count"] >= 1 for a in report["archives"])
+    assert admin.get_interaction(iid)["archived"] is True
+    with admin.export("zapier", include_archived=True) as ex:
+        held = [r for r in ex.iter_records() if r["messages"][1]["content"] == "an old one"]
+    assert len(held) >= 1 and ex.export_id and ex.archive_skipped_lines == 0
+    answer = admin.delete_user_data(user_id)
+    assert answer["deleted"]["interactions"] == 1 and answer["deleted"]["archived_records"] == 1
+    assert answer["pending_erasure"] == {"archive_objects": 1}
+    assert ex.export_id in answer["affected_exports"]
+    with pytest.raises(ApiError) as e:
+        admin.get_interaction(iid)
+    assert e.value.status == 404
