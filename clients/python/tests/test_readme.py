@@ -34,3 +34,10 @@ def test_readme_quick_start_runs(server: Server, admin: Client) -> None:
     rec = admin.get_interaction(iid)
     assert rec["user_id"] == "alice" and rec["positive_feedback"] == 1
     assert total_records(admin) == before["total_records"] + 1
+
+
+def test_every_python_block_of_the_readme_compiles() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 5
+    for block in blocks:
+        compile(block, "README.md", "exec")

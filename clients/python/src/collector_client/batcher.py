@@ -307,6 +307,7 @@ class AsyncBatcher(_Core):
         self.retry_wait = retry_wait
         self._queue: "asyncio.Queue[Dict[str, Any]]" = asyncio.Queue(maxsize=max_queue)
         self._closed = False
+        self._in_flight = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     def log_interaction(self, interaction: Mapping[str, Any]) -> Optional[str]:
@@ -329,7 +330,7 @@ class AsyncBatcher(_Core):
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() + getattr(self, "_in_flight", 0)
+        return self._queue.qsize() + self._in_flight
 
     async def flush(self) -> None:
         """Wait until everything queued so far was sent or dropped."""
