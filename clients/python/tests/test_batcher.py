@@ -42,7 +42,7 @@ def test_sends_everything_in_batches_of_at_most_100(server: Server, service: Cli
         with Batcher(c, flush_interval=0.2) as b:
             started = time.monotonic()
             ids = [b.log_interaction(item(user_id, i)) for i in range(250)]
-            assert time.monotonic() - started < 1.0, "queuing 250 took too long"
+            assert time.monotonic() - started < 2.0, "queuing 250 took too long"
             assert all(ids) and len(set(ids)) == 250
             assert b.flush(timeout=20)
             assert (b.sent, b.dropped, b.pending) == (250, 0, 0)
@@ -94,7 +94,7 @@ def test_a_full_queue_drops_without_blocking(server: Server, service: Client, us
             t = time.monotonic()
             results.append(b.log_interaction(item(user_id, i)))
             slowest = max(slowest, time.monotonic() - t)
-        assert slowest < 0.05, f"log_interaction blocked for {slowest:.3f}s"
+        assert slowest < 0.25, f"log_interaction blocked for {slowest:.3f}s"
         assert [r is not None for r in results] == [True] * 5 + [False] * 3
         assert b.stats.dropped_queue_full == 3 and b.pending == 6
         release.set()
