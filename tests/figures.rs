@@ -103,10 +103,14 @@ fn main() {
     let goals = report.figures.iter().filter(|f| !matches!(f.goal, Goal::Info)).count();
     let missed = report.figures.iter().filter(|f| !f.pass()).count();
     println!("total time {:.1} s; {goals} goals checked, {missed} missed", started.elapsed().as_secs_f64());
-    let loud: Vec<String> = noisy.iter().filter(|(_, o)| *o > 0.10).map(|(n, o)| format!("{n} ({:.0}%)", o * 100.0)).collect();
+    let loud: Vec<String> =
+        noisy.iter().filter(|(_, o)| *o > 0.10).map(|(n, o)| format!("{n} ({:.0}%)", o * 100.0)).collect();
     if loud.is_empty() {
         println!("machine was quiet (other processes < 10% of the CPUs during every figure)");
     } else {
-        println!("WARNING: other processes used > 10% of the CPUs during: {}; rerun on a quiet machine", loud.join(", "));
+        println!(
+            "WARNING: other processes used > 10% of the CPUs during: {}; rerun on a quiet machine",
+            loud.join(", ")
+        );
     }
 }

@@ -39,7 +39,8 @@ pub(crate) fn archive_gzip_levels(base: chrono::DateTime<Utc>, wfs: &[StoredWork
     let mut lines = Vec::new();
     for i in 0..10_000u64 {
         let rec = export_record(i, base, wfs);
-        lines.extend(serde_json::to_vec(&FullRecord::build(&rec, vec![], vec![], true).expect("record")).expect("line"));
+        lines
+            .extend(serde_json::to_vec(&FullRecord::build(&rec, vec![], vec![], true).expect("record")).expect("line"));
         lines.push(b'\n');
     }
     let mut row = Vec::new();
@@ -51,9 +52,17 @@ pub(crate) fn archive_gzip_levels(base: chrono::DateTime<Utc>, wfs: &[StoredWork
         }
         let out = gz.finish().expect("gzip");
         let cpu = thread_cpu_ns().unwrap_or(0).saturating_sub(c0) as f64 / 1e9;
-        row.push(format!("{level}: {:.1}x, {:.0} MB/CPU-s", lines.len() as f64 / out.len() as f64, lines.len() as f64 / 1e6 / cpu.max(1e-9)));
+        row.push(format!(
+            "{level}: {:.1}x, {:.0} MB/CPU-s",
+            lines.len() as f64 / out.len() as f64,
+            lines.len() as f64 / 1e6 / cpu.max(1e-9)
+        ));
     }
-    info(format!("gzip of {:.1} MB of archive lines by level (ratio, raw MB per CPU-second): {}", lines.len() as f64 / 1e6, row.join("; ")));
+    info(format!(
+        "gzip of {:.1} MB of archive lines by level (ratio, raw MB per CPU-second): {}",
+        lines.len() as f64 / 1e6,
+        row.join("; ")
+    ));
 }
 
 pub(crate) fn copy_dir(from: &Path, to: &Path) {
@@ -70,9 +79,12 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 
 pub(crate) fn archive_throughput(report: &mut Report) {
     let n = env_num("FIGURES_ARCHIVE_RECORDS", 360_000);
-    println!("\n== 5. archive: {n} records older than the retention (about 2.9 KB of raw JSONL each), one run in a child process");
+    println!(
+        "\n== 5. archive: {n} records older than the retention (about 2.9 KB of raw JSONL each), one run in a child process"
+    );
     let threshold = config_for(Path::new("/nonexistent")).compression_threshold_bytes();
-    let wfs: Arc<Vec<StoredWorkflow>> = Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 300 + s), threshold)).collect());
+    let wfs: Arc<Vec<StoredWorkflow>> =
+        Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 300 + s), threshold)).collect());
     // Spread over 8 days, 40 days back: several objects per run, as a daily run after a pause.
     let base = Utc::now() - chrono::Duration::days(40);
     archive_gzip_levels(base, &wfs);
@@ -93,7 +105,8 @@ pub(crate) fn archive_throughput(report: &mut Report) {
         let wfs = wfs.clone();
         rt.block_on(fill(&app, 0, n, "archive store", move |i| {
             let mut rec = export_record(i, base, &wfs);
-            rec.created_at = base - chrono::Duration::days((i / per_day) as i64) + chrono::Duration::milliseconds((i % per_day) as i64);
+            rec.created_at = base - chrono::Duration::days((i / per_day) as i64)
+                + chrono::Duration::milliseconds((i % per_day) as i64);
             rec
         }));
         drop(app);
@@ -111,12 +124,13 @@ pub(crate) fn archive_throughput(report: &mut Report) {
         .output()
         .expect("run archive child");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT "))
-        .unwrap_or_else(|| panic!("archive child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    let line = stdout.lines().find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT ")).unwrap_or_else(|| {
+        panic!("archive child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+    });
     let f: Vec<f64> = line.split_whitespace().map(|x| x.parse().expect("child result field")).collect();
-    let [raw, compressed, records, objects, secs, cpu_secs, base_kb, hwm_kb] = f[..] else { panic!("child result: {line}") };
+    let [raw, compressed, records, objects, secs, cpu_secs, base_kb, hwm_kb] = f[..] else {
+        panic!("child result: {line}")
+    };
     info(format!(
         "{records} records into {objects} objects: {:.0} MB raw JSONL -> {:.0} MB gzip in {secs:.1} s wall, {cpu_secs:.1} CPU-s ({:.2} cores busy); child peak RSS {:.1} MiB (after open {:.1} MiB)",
         raw / 1e6,
@@ -125,9 +139,19 @@ pub(crate) fn archive_throughput(report: &mut Report) {
         hwm_kb / 1024.0,
         base_kb / 1024.0
     ));
-    report.add("archive_raw_mb_per_cpu_s", raw / 1e6 / cpu_secs, Goal::AtLeast(80.0), "raw JSONL MB (10^6 B) per CPU-second, all threads");
+    report.add(
+        "archive_raw_mb_per_cpu_s",
+        raw / 1e6 / cpu_secs,
+        Goal::AtLeast(80.0),
+        "raw JSONL MB (10^6 B) per CPU-second, all threads",
+    );
     report.add("archive_raw_mb_per_s_wall", raw / 1e6 / secs, Goal::Info, "MB/s, wall clock");
-    report.add("archive_peak_rss_mb", hwm_kb / 1024.0, Goal::AtMost(100.0), format!("child VmHWM, MiB, archiving {:.2} GB raw", raw / 1e9));
+    report.add(
+        "archive_peak_rss_mb",
+        hwm_kb / 1024.0,
+        Goal::AtMost(100.0),
+        format!("child VmHWM, MiB, archiving {:.2} GB raw", raw / 1e9),
+    );
     report.add("archive_records_missing", n as f64 - records, Goal::Exactly(0.0), "");
     if keep.is_some() {
         let _ = std::fs::remove_dir_all(&data);

@@ -38,16 +38,23 @@ impl Rng {
 }
 
 pub(crate) const WORDS: &[&str] = &[
-    "customer", "order", "invoice", "email", "slack", "channel", "sheet", "row", "update", "create", "lookup", "status",
-    "pending", "shipped", "refund", "total", "amount", "currency", "date", "filter", "merge", "split", "batch", "retry",
-    "webhook", "payload", "header", "token", "api", "response", "items", "map", "reduce", "json", "parse", "format",
-    "notify", "team", "owner", "priority", "ticket", "crm", "lead", "contact", "company", "deal", "stage", "won", "lost",
-    "const", "return", "await", "let", "if", "else", "for", "of", "=>", "{{", "}}", "$json", "$node", "input",
+    "customer", "order", "invoice", "email", "slack", "channel", "sheet", "row", "update", "create", "lookup",
+    "status", "pending", "shipped", "refund", "total", "amount", "currency", "date", "filter", "merge", "split",
+    "batch", "retry", "webhook", "payload", "header", "token", "api", "response", "items", "map", "reduce", "json",
+    "parse", "format", "notify", "team", "owner", "priority", "ticket", "crm", "lead", "contact", "company", "deal",
+    "stage", "won", "lost", "const", "return", "await", "let", "if", "else", "for", "of", "=>", "{{", "}}", "$json",
+    "$node", "input",
 ];
 
 pub(crate) const NODE_TYPES: &[&str] = &[
-    "n8n-nodes-base.httpRequest", "n8n-nodes-base.code", "n8n-nodes-base.set", "n8n-nodes-base.if",
-    "n8n-nodes-base.slack", "n8n-nodes-base.googleSheets", "n8n-nodes-base.merge", "n8n-nodes-base.splitInBatches",
+    "n8n-nodes-base.httpRequest",
+    "n8n-nodes-base.code",
+    "n8n-nodes-base.set",
+    "n8n-nodes-base.if",
+    "n8n-nodes-base.slack",
+    "n8n-nodes-base.googleSheets",
+    "n8n-nodes-base.merge",
+    "n8n-nodes-base.splitInBatches",
 ];
 
 /// An n8n-shaped workflow of at least `target` bytes of compact JSON: varied nodes (ids,
@@ -155,7 +162,13 @@ pub(crate) async fn futures_join<T: Send + 'static>(tasks: Vec<tokio::task::Join
 
 /// Insert `n` records straight into the hot store from `tasks` concurrent tasks, `make(i)`
 /// building record i. Prints progress; returns the rate (records/s).
-pub(crate) async fn fill(app: &App, from: u64, to: u64, what: &str, make: impl Fn(u64) -> Interaction + Send + Sync + 'static) -> f64 {
+pub(crate) async fn fill(
+    app: &App,
+    from: u64,
+    to: u64,
+    what: &str,
+    make: impl Fn(u64) -> Interaction + Send + Sync + 'static,
+) -> f64 {
     const TASKS: u64 = 8;
     let make = Arc::new(make);
     let done = Arc::new(AtomicU64::new(0));
@@ -184,7 +197,11 @@ pub(crate) async fn fill(app: &App, from: u64, to: u64, what: &str, make: impl F
             tokio::time::sleep(Duration::from_millis(250)).await;
             let d = done.load(Ordering::Relaxed);
             if d >= next && d < n {
-                info(format!("{what}: {}/{to} ({:.0} inserts/s)", from + d, d as f64 / started.elapsed().as_secs_f64()));
+                info(format!(
+                    "{what}: {}/{to} ({:.0} inserts/s)",
+                    from + d,
+                    d as f64 / started.elapsed().as_secs_f64()
+                ));
                 next = (d / step + 1) * step;
             }
         }
@@ -201,7 +218,8 @@ pub(crate) async fn fill(app: &App, from: u64, to: u64, what: &str, make: impl F
 
 pub(crate) fn small_record(i: u64, base: chrono::DateTime<Utc>) -> Interaction {
     const PLATFORMS: [&str; 3] = ["n8n", "zapier", "make"];
-    let wf = StoredWorkflow { bytes: br#"{"nodes":[{"name":"Start"}]}"#.to_vec(), compressed: false, original_bytes: 28 };
+    let wf =
+        StoredWorkflow { bytes: br#"{"nodes":[{"name":"Start"}]}"#.to_vec(), compressed: false, original_bytes: 28 };
     Interaction {
         id: Id::new(),
         user_id: UserId::parse(&format!("user-{}", i % 500)).expect("user"),

@@ -54,10 +54,13 @@ pub(crate) fn export_child(dir: &Path) {
     });
     // Resident set at a quarter, half, three quarters and the end of the stream: flat or growing?
     let at = |q: u64| rss.iter().find(|(b, _)| *b * 4 >= bytes * q).map_or(0, |(_, kb)| *kb);
-    let timeline = format!("{}/{}/{}/{}", at(1), at(2), at(3), status_kb(Path::new("/proc/self"), "VmRSS:").unwrap_or(0));
+    let timeline =
+        format!("{}/{}/{}/{}", at(1), at(2), at(3), status_kb(Path::new("/proc/self"), "VmRSS:").unwrap_or(0));
     let cpu_secs = tasks_cpu_ns(Path::new("/proc/self"), any_thread).saturating_sub(cpu0) as f64 / 1e9;
     let hwm_kb = status_kb(Path::new("/proc/self"), "VmHWM:").unwrap_or(0);
-    println!("FIGURES_CHILD_RESULT {bytes} {lines} {secs} {base_kb} {hwm_kb} {cpu_secs} {timeline} {chunks} {max_chunk}");
+    println!(
+        "FIGURES_CHILD_RESULT {bytes} {lines} {secs} {base_kb} {hwm_kb} {cpu_secs} {timeline} {chunks} {max_chunk}"
+    );
 }
 
 pub(crate) fn run_export_child(dir: &Path) -> ChildResult {
@@ -68,13 +71,19 @@ pub(crate) fn run_export_child(dir: &Path) -> ChildResult {
         .output()
         .expect("run export child");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT "))
-        .unwrap_or_else(|| panic!("export child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr)));
+    let line = stdout.lines().find_map(|l| l.strip_prefix("FIGURES_CHILD_RESULT ")).unwrap_or_else(|| {
+        panic!("export child failed ({}): {stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+    });
     let f: Vec<&str> = line.split_whitespace().collect();
     let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).expect("child result field");
-    ChildResult { bytes: num(0) as u64, lines: num(1) as u64, secs: num(2), base_kb: num(3) as u64, hwm_kb: num(4) as u64, cpu_secs: num(5), rss_timeline: f.get(6).map_or(String::new(), |t| t.to_string()),
+    ChildResult {
+        bytes: num(0) as u64,
+        lines: num(1) as u64,
+        secs: num(2),
+        base_kb: num(3) as u64,
+        hwm_kb: num(4) as u64,
+        cpu_secs: num(5),
+        rss_timeline: f.get(6).map_or(String::new(), |t| t.to_string()),
         chunks: num(7) as u64,
         max_chunk: num(8) as u64,
     }
@@ -105,7 +114,9 @@ pub(crate) fn export_record(i: u64, base: chrono::DateTime<Utc>, wfs: &[StoredWo
 pub(crate) fn export_scaling(report: &mut Report) {
     let small = env_num("FIGURES_EXPORT_SMALL", 20_000);
     let big = env_num("FIGURES_EXPORT_BIG", 200_000).max(small);
-    println!("\n== 4. export (training JSONL, all records, success_only=false) at {small} and {big} records; each export in a child process");
+    println!(
+        "\n== 4. export (training JSONL, all records, success_only=false) at {small} and {big} records; each export in a child process"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     // FIGURES_EXPORT_KEEP=PATH: build the store in PATH/data (must not exist yet) and keep it, to
     // re-run just the export child on it: FIGURES_CHILD=export FIGURES_CHILD_DIR=PATH/data.
@@ -115,7 +126,8 @@ pub(crate) fn export_scaling(report: &mut Report) {
     let app = App::open_local(config_for(&data)).expect("open store");
     let threshold = app.config.compression_threshold_bytes();
     // 16 different ~2 KB workflows, stored as ingest stores them (below the gzip threshold).
-    let wfs: Arc<Vec<StoredWorkflow>> = Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 100 + s), threshold)).collect());
+    let wfs: Arc<Vec<StoredWorkflow>> =
+        Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 100 + s), threshold)).collect());
     info(format!("records carry ~{} B workflows (compressed: {})", wfs[0].original_bytes, wfs[0].compressed));
     let base = Utc::now() - chrono::Duration::days(5);
     let mut results = Vec::new();
@@ -136,7 +148,8 @@ pub(crate) fn export_scaling(report: &mut Report) {
             r.hwm_kb as f64 / 1024.0,
             r.base_kb as f64 / 1024.0
         ));
-        let mib: Vec<String> = r.rss_timeline.split('/').map(|kb| format!("{:.1}", kb.parse::<f64>().unwrap_or(0.0) / 1024.0)).collect();
+        let mib: Vec<String> =
+            r.rss_timeline.split('/').map(|kb| format!("{:.1}", kb.parse::<f64>().unwrap_or(0.0) / 1024.0)).collect();
         info(format!(
             "  child RSS at 1/4, 1/2, 3/4, end of the stream: {} MiB; {} chunks received, mean {:.0} KB, largest {:.0} KB",
             mib.join(", "),
@@ -150,10 +163,20 @@ pub(crate) fn export_scaling(report: &mut Report) {
         results.push((n, r, mb_s));
     }
     for (n, r, mb_s) in &results {
-        report.add(&format!("export_mb_per_s_at_{}", short(*n)), *mb_s, Goal::AtLeast(100.0), format!("MB = 10^6 B; {:.0} MB out", r.bytes as f64 / 1e6));
+        report.add(
+            &format!("export_mb_per_s_at_{}", short(*n)),
+            *mb_s,
+            Goal::AtLeast(100.0),
+            format!("MB = 10^6 B; {:.0} MB out", r.bytes as f64 / 1e6),
+        );
     }
     for (n, r, _) in &results {
-        report.add(&format!("export_peak_rss_mb_at_{}", short(*n)), r.hwm_kb as f64 / 1024.0, Goal::Info, "child VmHWM, MiB");
+        report.add(
+            &format!("export_peak_rss_mb_at_{}", short(*n)),
+            r.hwm_kb as f64 / 1024.0,
+            Goal::Info,
+            "child VmHWM, MiB",
+        );
     }
     if let [(n1, a, _), (n2, b, _)] = &results[..] {
         report.add(

@@ -13,9 +13,15 @@ use serde_json::Value;
 use crate::{data::*, procfs::*, report::*};
 
 pub(crate) fn ingest_cpu(report: &mut Report) {
-    println!("\n== 1. ingest CPU per 50 KB workflow (parse body, NewInteraction::parse, content_hash, pack; no storage)");
+    println!(
+        "\n== 1. ingest CPU per 50 KB workflow (parse body, NewInteraction::parse, content_hash, pack; no storage)"
+    );
     let wf = realistic_workflow(50 * 1024, 42);
-    let body = serde_json::to_vec(&interaction_body(&wf, "Build me a flow that syncs new orders to the CRM and tells the team on Slack")).expect("body");
+    let body = serde_json::to_vec(&interaction_body(
+        &wf,
+        "Build me a flow that syncs new orders to the CRM and tells the team on Slack",
+    ))
+    .expect("body");
     let wf_len = compact(&wf).len();
     let threshold = config_for(Path::new("/nonexistent")).compression_threshold_bytes();
     let packed = StoredWorkflow::pack(&wf, threshold);
@@ -41,14 +47,18 @@ pub(crate) fn ingest_cpu(report: &mut Report) {
         let c0 = thread_cpu_ns().unwrap_or(0);
         let mut len = 0;
         for _ in 0..50 {
-            let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 3), flate2::Compression::new(level));
+            let mut gz =
+                flate2::write::GzEncoder::new(Vec::with_capacity(text.len() / 3), flate2::Compression::new(level));
             gz.write_all(&text).expect("gzip");
             len = gz.finish().expect("gzip").len();
         }
         let us = thread_cpu_ns().unwrap_or(0).saturating_sub(c0) as f64 / 1e3 / 50.0;
         row.push(format!("{level}: {len} B {us:.0} us"));
     }
-    info(format!("gzip of the workflow by level (bytes, CPU per workflow): {}; older system stored {legacy_hex_bytes} B (hex of gzip-9)", row.join("; ")));
+    info(format!(
+        "gzip of the workflow by level (bytes, CPU per workflow): {}; older system stored {legacy_hex_bytes} B (hex of gzip-9)",
+        row.join("; ")
+    ));
     report.add(
         "ingest_50kb_stored_bytes",
         packed.stored_bytes() as f64,
@@ -107,10 +117,18 @@ pub(crate) fn ingest_cpu(report: &mut Report) {
         per(step_ns[3])
     ));
     if let (Some(lo), Some(hi)) = (batch_ms.first(), batch_ms.last()) {
-        info(format!("CPU ms/op over 10 batches: min {lo:.3}, median {:.3}, max {hi:.3}", batch_ms[batch_ms.len() / 2]));
+        info(format!(
+            "CPU ms/op over 10 batches: min {lo:.3}, median {:.3}, max {hi:.3}",
+            batch_ms[batch_ms.len() / 2]
+        ));
     }
     match cpu_ms {
         Some(c) => report.add("ingest_cpu_per_50kb_workflow_ms", c, Goal::AtMost(2.0), "thread CPU time, mean"),
-        None => report.add("ingest_cpu_per_50kb_workflow_ms", wall_ms, Goal::AtMost(2.0), "wall time of a 1-thread loop, mean"),
+        None => report.add(
+            "ingest_cpu_per_50kb_workflow_ms",
+            wall_ms,
+            Goal::AtMost(2.0),
+            "wall time of a 1-thread loop, mean",
+        ),
     }
 }

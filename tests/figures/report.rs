@@ -73,7 +73,9 @@ pub(crate) fn info(msg: impl AsRef<str>) {
 
 pub(crate) fn env_num(var: &str, default: u64) -> u64 {
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => v.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{var}={v:?} is not a number")),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().replace('_', "").parse().unwrap_or_else(|_| panic!("{var}={v:?} is not a number"))
+        }
         _ => default,
     }
 }

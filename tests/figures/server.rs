@@ -75,7 +75,9 @@ pub(crate) fn start_server(data_dir: &Path) -> (Server, String) {
         let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
         let _ = axum::serve(listener, router).await;
     });
-    info(format!("server: in-process router on its own runtime (2 workers, like `collector serve` here) at http://{addr}"));
+    info(format!(
+        "server: in-process router on its own runtime (2 workers, like `collector serve` here) at http://{addr}"
+    ));
     (Server::InProcess { rt, _app: app }, format!("http://{addr}"))
 }
 
@@ -87,7 +89,14 @@ pub(crate) struct Tally {
     pub(crate) latencies_us: Vec<u32>,
 }
 
-pub(crate) async fn post_many(client: reqwest::Client, url: String, tok: String, wf_text: Arc<String>, who: usize, n: u64) -> Tally {
+pub(crate) async fn post_many(
+    client: reqwest::Client,
+    url: String,
+    tok: String,
+    wf_text: Arc<String>,
+    who: usize,
+    n: u64,
+) -> Tally {
     let mut t = Tally::default();
     for k in 0..n {
         let body = format!(
@@ -95,7 +104,8 @@ pub(crate) async fn post_many(client: reqwest::Client, url: String, tok: String,
             900 + k % 1000
         );
         let t0 = Instant::now();
-        let res = client.post(&url).bearer_auth(&tok).header("content-type", "application/json").body(body).send().await;
+        let res =
+            client.post(&url).bearer_auth(&tok).header("content-type", "application/json").body(body).send().await;
         match res {
             Ok(r) => {
                 let status = r.status().as_u16();
@@ -106,12 +116,17 @@ pub(crate) async fn post_many(client: reqwest::Client, url: String, tok: String,
                 } else {
                     *t.other.entry(status.to_string()).or_default() += 1;
                     if t.samples.len() < 3 {
-                        t.samples.push(format!("{status}: {}", bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()));
+                        t.samples.push(format!(
+                            "{status}: {}",
+                            bytes.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+                        ));
                     }
                 }
             }
             Err(e) => {
-                *t.other.entry(format!("transport error ({})", if e.is_timeout() { "timeout" } else { "other" })).or_default() += 1;
+                *t.other
+                    .entry(format!("transport error ({})", if e.is_timeout() { "timeout" } else { "other" }))
+                    .or_default() += 1;
                 if t.samples.len() < 3 {
                     t.samples.push(e.to_string());
                 }
@@ -124,7 +139,9 @@ pub(crate) async fn post_many(client: reqwest::Client, url: String, tok: String,
 pub(crate) fn server_throughput(report: &mut Report) {
     let total = env_num("FIGURES_SERVER_REQUESTS", 30_000);
     let clients = env_num("FIGURES_SERVER_CLIENTS", 64).max(1) as usize;
-    println!("\n== 2. local server: {clients} keep-alive clients logging {total} interactions (POST /api/interactions)");
+    println!(
+        "\n== 2. local server: {clients} keep-alive clients logging {total} interactions (POST /api/interactions)"
+    );
     server_case(report, "server", 2, total, clients, 5000.0, None);
 }
 
@@ -138,13 +155,26 @@ pub(crate) fn server_throughput_50kb(report: &mut Report) {
 
 /// `clients` keep-alive clients post `total` interactions with a `wf_kb` KB workflow each;
 /// figures are named `{name}_...`. `p99_goal`: ms, or None to show p99 without a goal.
-pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: u64, clients: usize, rate_goal: f64, p99_goal: Option<f64>) {
+pub(crate) fn server_case(
+    report: &mut Report,
+    name: &str,
+    wf_kb: usize,
+    total: u64,
+    clients: usize,
+    rate_goal: f64,
+    p99_goal: Option<f64>,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, base) = start_server(&dir.path().join("data"));
     let client_rt = runtime("figures-cli", 2);
     let wf = realistic_workflow(wf_kb * 1024, 7);
     let wf_text = Arc::new(serde_json::to_string(&wf).expect("wf"));
-    info(format!("body: ~{} B each, workflow {} B ({} nodes); user tokens, one user per client", wf_text.len() + 330, wf_text.len(), wf["nodes"].as_array().map_or(0, Vec::len)));
+    info(format!(
+        "body: ~{} B each, workflow {} B ({} nodes); user tokens, one user per client",
+        wf_text.len() + 330,
+        wf_text.len(),
+        wf["nodes"].as_array().map_or(0, Vec::len)
+    ));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients * 2)
         .timeout(Duration::from_secs(30))
@@ -159,10 +189,14 @@ pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: 
             let tasks: Vec<_> = per
                 .iter()
                 .enumerate()
-                .map(|(i, &n)| tokio::spawn(post_many(client.clone(), url.clone(), toks[i].clone(), wf_text.clone(), i, n)))
+                .map(|(i, &n)| {
+                    tokio::spawn(post_many(client.clone(), url.clone(), toks[i].clone(), wf_text.clone(), i, n))
+                })
                 .collect();
             let mut all = Tally::default();
-            let joined = tokio::time::timeout(Duration::from_secs(600), futures_join(tasks)).await.expect("server run took over 10 minutes");
+            let joined = tokio::time::timeout(Duration::from_secs(600), futures_join(tasks))
+                .await
+                .expect("server run took over 10 minutes");
             for t in joined {
                 all.created += t.created;
                 for (k, v) in t.other {
@@ -177,7 +211,8 @@ pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: 
 
     // Warm-up: open every connection, fill caches.
     let (warm, _) = run(vec![10; clients]);
-    let per: Vec<u64> = (0..clients as u64).map(|i| total / clients as u64 + u64::from(i < total % clients as u64)).collect();
+    let per: Vec<u64> =
+        (0..clients as u64).map(|i| total / clients as u64 + u64::from(i < total % clients as u64)).collect();
     let srv0 = server.cpu_ns();
     let cli0 = tasks_cpu_ns(Path::new("/proc/self"), is_client_thread);
     let (mut t, elapsed) = run(per);
@@ -186,7 +221,9 @@ pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: 
     let secs = elapsed.as_secs_f64();
     let rate = t.created as f64 / secs;
     t.latencies_us.sort_unstable();
-    let pct = |p: f64| t.latencies_us.get(((t.latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| {
+        t.latencies_us.get(((t.latencies_us.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0) as f64 / 1000.0
+    };
     info(format!(
         "{} x 201 in {secs:.2} s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         t.created,
@@ -203,8 +240,18 @@ pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: 
     if !t.other.is_empty() {
         info(format!("non-201 answers: {:?}; e.g. {:?}", t.other, t.samples));
     }
-    report.add(&format!("{name}_logged_interactions_per_s"), rate, Goal::AtLeast(rate_goal), format!("{clients} clients, {total} requests, loopback"));
-    report.add(&format!("{name}_p99_ms"), pct(0.99), p99_goal.map_or(Goal::Info, Goal::AtMost), format!("latency, {clients} clients"));
+    report.add(
+        &format!("{name}_logged_interactions_per_s"),
+        rate,
+        Goal::AtLeast(rate_goal),
+        format!("{clients} clients, {total} requests, loopback"),
+    );
+    report.add(
+        &format!("{name}_p99_ms"),
+        pct(0.99),
+        p99_goal.map_or(Goal::Info, Goal::AtMost),
+        format!("latency, {clients} clients"),
+    );
 
     // No lost record: the store counts exactly what was answered 201.
     let answered = warm.created + t.created;
@@ -223,7 +270,12 @@ pub(crate) fn server_case(report: &mut Report, name: &str, wf_kb: usize, total: 
     info(format!("201 answers (incl. {} warm-up) {answered}, stats total_records {stored}", warm.created));
     let non_201 = t.other.values().sum::<u64>() + warm.other.values().sum::<u64>();
     report.add(&format!("{name}_non_201_answers"), non_201 as f64, Goal::Exactly(0.0), "");
-    report.add(&format!("{name}_lost_records"), answered as f64 - stored as f64, Goal::Exactly(0.0), "201s minus stats total_records");
+    report.add(
+        &format!("{name}_lost_records"),
+        answered as f64 - stored as f64,
+        Goal::Exactly(0.0),
+        "201s minus stats total_records",
+    );
     drop(client_rt);
     server.stop();
 }

@@ -49,7 +49,10 @@ pub(crate) fn stats_scaling(report: &mut Report) {
     rt.block_on(fill(&app, 0, small, "stats store", move |i| small_record(i, base)));
     settle(&dir.path().join("data"));
     let (m_small, p90_small, n_small, r_small) = time_stats(&rt, &app, calls);
-    info(format!("at {n_small} records: median {m_small:.3} ms, p90 {p90_small:.3} ms (round medians {})", fmt_ms(&r_small)));
+    info(format!(
+        "at {n_small} records: median {m_small:.3} ms, p90 {p90_small:.3} ms (round medians {})",
+        fmt_ms(&r_small)
+    ));
     let fill_started = Instant::now();
     rt.block_on(fill(&app, small, big, "stats store", move |i| small_record(i, base)));
     let fill_secs = fill_started.elapsed().as_secs_f64();
@@ -63,7 +66,12 @@ pub(crate) fn stats_scaling(report: &mut Report) {
     info(format!("store file {:.0} MB", db as f64 / 1e6));
     report.add(&format!("stats_ms_at_{}", short(n_small as u64)), m_small, Goal::Info, "median");
     report.add(&format!("stats_ms_at_{}", short(n_big as u64)), m_big, Goal::Info, "median");
-    report.add("stats_time_ratio_big_over_small", m_big / m_small, Goal::AtMost(1.5), format!("{} / {}", short(n_big as u64), short(n_small as u64)));
+    report.add(
+        "stats_time_ratio_big_over_small",
+        m_big / m_small,
+        Goal::AtMost(1.5),
+        format!("{} / {}", short(n_big as u64), short(n_small as u64)),
+    );
     drop(app);
     drop(rt);
 }
