@@ -16,15 +16,14 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
 use crate::domain::archive::{ClassPolicy, StorageClass};
+// Staging files start with `HIDDEN`: `list` skips them and keys may not use it.
+use crate::ports::keys::{HIDDEN, bad_key, check_key, key_segments, valid_segment};
 use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, StoreError};
 
 /// A streamed write goes to disk in blocks of about this size.
 const WRITE_BLOCK: usize = 256 * 1024;
 /// A reader yields chunks of this size.
 const READ_CHUNK: usize = 64 * 1024;
-
-/// Staging files start with this; `list` skips them and keys may not use it.
-const HIDDEN: char = '.';
 
 pub struct FolderStore {
     root: PathBuf,
@@ -37,33 +36,11 @@ impl FolderStore {
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         let mut path = self.root.clone();
-        for seg in segments(key)? {
+        for seg in key_segments(key)? {
             path.push(seg);
         }
         Ok(path)
     }
-}
-
-/// Refuse keys the folder store would refuse, so every adapter accepts the same keys.
-pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
-    segments(key).map(|_| ())
-}
-
-/// A key's segments: relative, `/`-separated, none empty or hidden (which rules out `.` and `..`).
-fn segments(key: &str) -> Result<Vec<&str>, StoreError> {
-    if key.is_empty() {
-        return Err(bad_key());
-    }
-    let segs: Vec<&str> = key.split('/').collect();
-    if segs.iter().all(|s| valid_segment(s)) { Ok(segs) } else { Err(bad_key()) }
-}
-
-fn valid_segment(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with(HIDDEN) && !s.contains(['\\', '\0'])
-}
-
-fn bad_key() -> StoreError {
-    StoreError::Internal("invalid object key".into())
 }
 
 fn io(e: std::io::Error) -> StoreError {

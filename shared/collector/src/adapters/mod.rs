@@ -11,6 +11,8 @@ pub mod fs;
 pub mod sqlite;
 
 #[cfg(feature = "aws")]
+pub mod aws_errors;
+#[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod s3;

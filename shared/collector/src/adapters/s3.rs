@@ -24,14 +24,13 @@ use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPa
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::fs::check_key;
+use super::aws_errors;
 use crate::domain::archive::{ClassPolicy, StorageClass};
+use crate::ports::keys::check_key;
 use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, StoreError};
 
 /// Multipart part size: S3 wants at least 5 MiB for every part but the last.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
-/// When S3 throttles without saying for how long.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub struct S3Store {
     client: Client,
@@ -53,48 +52,12 @@ fn s3_class(class: StorageClass) -> aws_sdk_s3::types::StorageClass {
     aws_sdk_s3::types::StorageClass::from(class.as_str())
 }
 
-/// One SDK failure as a [`StoreError`]: throttling and 5xx are retryable, a missing key is
-/// `NotFound`, the rest is internal. Only the operation, code and status are kept.
+/// One SDK failure as a [`StoreError`] (`adapters::aws_errors`, shared with DynamoDB).
 fn sdk_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
     op: &'static str,
     e: SdkError<E, HttpResponse>,
 ) -> StoreError {
-    let status = e.raw_response().map(|r| r.status().as_u16());
-    let code = e.code().map(str::to_owned);
-    if matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) {
-        // The connector's own message (refused, DNS, timeout) names no key or data.
-        return StoreError::Unavailable(format!("s3 {op}: {}", DisplayErrorContext(&e)));
-    }
-    let retry_after = || {
-        e.raw_response()
-            .and_then(|r| r.headers().get("retry-after"))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs)
-    };
-    match (code.as_deref(), status) {
-        (Some("NoSuchKey"), _) | (None | Some("NotFound"), Some(404)) => StoreError::NotFound,
-        (
-            Some(
-                "SlowDown"
-                | "Throttling"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "TooManyRequests"
-                | "ServiceUnavailable"
-                | "RequestThrottled",
-            ),
-            _,
-        )
-        | (_, Some(429 | 503)) => StoreError::Throttled { retry_after: retry_after() },
-        (_, Some(s)) if s >= 500 => {
-            StoreError::Unavailable(format!("s3 {op}: {} (HTTP {s})", code.as_deref().unwrap_or("no code")))
-        }
-        (c, s) => StoreError::Internal(format!(
-            "s3 {op}: {} (HTTP {})",
-            c.unwrap_or("no code"),
-            s.map_or_else(|| "none".to_owned(), |s| s.to_string())
-        )),
-    }
+    aws_errors::store_error("s3", op, &e)
 }
 
 fn missing(op: &'static str, what: &'static str) -> StoreError {
@@ -417,55 +380,5 @@ impl Drop for S3Writer {
                 tracing::warn!(error = %e, "s3: aborting an abandoned multipart upload failed");
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use aws_sdk_s3::error::ErrorMetadata;
-    use aws_sdk_s3::operation::get_object::GetObjectError;
-    use aws_sdk_s3::primitives::SdkBody;
-
-    use super::*;
-
-    /// moto never throttles, so the mapping is checked on hand-built responses.
-    fn service_error(status: u16, code: Option<&str>, retry_after: Option<&str>) -> StoreError {
-        let mut meta = ErrorMetadata::builder().message("The specified key archive/secret does not exist");
-        if let Some(c) = code {
-            meta = meta.code(c);
-        }
-        let mut raw = HttpResponse::new(status.try_into().expect("status"), SdkBody::empty());
-        if let Some(r) = retry_after {
-            raw.headers_mut().insert("retry-after", r.to_owned());
-        }
-        sdk_error("get", SdkError::service_error(GetObjectError::generic(meta.build()), raw))
-    }
-
-    #[test]
-    fn errors_map_to_store_errors_without_s3_text() {
-        assert!(matches!(
-            service_error(503, Some("SlowDown"), Some("7")),
-            StoreError::Throttled { retry_after } if retry_after == Duration::from_secs(7)
-        ));
-        assert!(matches!(
-            service_error(503, None, None),
-            StoreError::Throttled { retry_after } if retry_after == DEFAULT_RETRY_AFTER
-        ));
-        assert!(matches!(service_error(429, Some("TooManyRequests"), None), StoreError::Throttled { .. }));
-        assert!(matches!(service_error(404, Some("NoSuchKey"), None), StoreError::NotFound));
-        assert!(matches!(service_error(404, None, None), StoreError::NotFound));
-        match service_error(404, Some("NoSuchBucket"), None) {
-            StoreError::Internal(m) => {
-                assert_eq!(m, "s3 get: NoSuchBucket (HTTP 404)");
-            }
-            other => panic!("a missing bucket is a deployment error, got {other:?}"),
-        }
-        match service_error(500, Some("InternalError"), None) {
-            StoreError::Unavailable(m) => {
-                assert!(!m.contains("secret"), "S3's message is not kept")
-            }
-            other => panic!("a 500 is retryable, got {other:?}"),
-        }
-        assert!(matches!(service_error(403, Some("AccessDenied"), None), StoreError::Internal(_)));
     }
 }

@@ -23,6 +23,7 @@ use crate::domain::types::{Id, Platform, UserId};
 
 #[cfg(feature = "test-suite")]
 pub mod conformance;
+pub mod keys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

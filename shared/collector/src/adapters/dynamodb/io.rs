@@ -1,6 +1,6 @@
 //! DynamoDB calls with the mechanics every caller needs: pagination, retries of unprocessed
-//! batch items and of transaction conflicts, and the one mapping from SDK errors to
-//! [`StoreError`] (codes only: no item data ever reaches a message).
+//! batch items and of transaction conflicts; SDK errors map to [`StoreError`] through
+//! `adapters::aws_errors`, shared with S3 (codes only: no item data ever reaches a message).
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -14,22 +14,15 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::codec::{Item, s};
+use crate::adapters::aws_errors;
 use crate::ports::StoreError;
 
 /// What a caller should wait after DynamoDB throttled us past the SDK's own retries.
-pub const THROTTLED_RETRY_AFTER: Duration = Duration::from_secs(1);
+pub const THROTTLED_RETRY_AFTER: Duration = aws_errors::DEFAULT_RETRY_AFTER;
 /// Our own retries (unprocessed batch items, transaction conflicts), exponential from 25 ms.
 const RETRIES: u32 = 8;
 const BATCH_WRITE: usize = 25;
 const BATCH_GET: usize = 100;
-
-const THROTTLE_CODES: [&str; 5] = [
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "ThrottlingError",
-    "ProvisionedThroughputExceeded",
-];
 
 fn throttled() -> StoreError {
     StoreError::Throttled { retry_after: THROTTLED_RETRY_AFTER }
@@ -42,32 +35,12 @@ pub async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(ms + jitter)).await;
 }
 
-/// Map an SDK error: throttling to [`StoreError::Throttled`], transport to `Unavailable`,
-/// anything else to `Internal`, naming the operation and the error code only.
+/// Map an SDK error (`adapters::aws_errors`, shared with S3).
 pub fn sdk_error<E>(op: &'static str, e: &SdkError<E, HttpResponse>) -> StoreError
 where
-    E: ProvideErrorMetadata,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    match e {
-        SdkError::ServiceError(se) => {
-            let status = se.raw().status().as_u16();
-            let code = se.err().code().unwrap_or("unknown");
-            if THROTTLE_CODES.contains(&code) {
-                throttled()
-            } else if code == "ResourceNotFoundException" {
-                StoreError::Unavailable(format!("dynamodb {op}: table not found"))
-            } else if status >= 500 {
-                StoreError::Unavailable(format!("dynamodb {op}: {code} (HTTP {status})"))
-            } else {
-                StoreError::Internal(format!("dynamodb {op}: {code} (HTTP {status})"))
-            }
-        }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            StoreError::Unavailable(format!("dynamodb {op}: no answer"))
-        }
-        SdkError::ResponseError(_) => StoreError::Unavailable(format!("dynamodb {op}: unreadable response")),
-        _ => StoreError::Internal(format!("dynamodb {op}: request failed")),
-    }
+    aws_errors::store_error("dynamodb", op, e)
 }
 
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -397,7 +370,7 @@ impl Dynamo {
                     if codes.iter().any(|c| c == "ConditionalCheckFailed") {
                         return Ok(Err(codes));
                     }
-                    if codes.iter().any(|c| THROTTLE_CODES.contains(&c.as_str())) {
+                    if codes.iter().any(|c| aws_errors::is_throttle_code(c)) {
                         return Err(throttled());
                     }
                     if !codes.iter().any(|c| c == "TransactionConflict") {
