@@ -236,6 +236,8 @@ def lambda_gateway(server: Server) -> Iterator[Gateway]:
                     "--archive-table", f"{name}-archive", "--bucket", name],
                    env=dict(os.environ, **aws), check=True, capture_output=True, timeout=120)
 
+    # The repository's one target folder (never a new ./target): the functions CI's cargo test built.
+    target_dir = os.environ.get("CARGO_TARGET_DIR") or str(Path.home() / ".cache" / "collector-target")
     with tempfile.TemporaryDirectory(prefix="collector-client-lambda-") as tmp:
         env_file = Path(tmp) / "functions.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in {
@@ -254,7 +256,8 @@ def lambda_gateway(server: Server) -> Iterator[Gateway]:
                     proc = subprocess.Popen(
                         ["cargo", "lambda", "watch", "--package", f"fn-{function}", "--ignore-changes", "--quiet",
                          "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--env-file", str(env_file)],
-                        cwd=REPO_ROOT, env=dict(os.environ, PATH=path), stdin=subprocess.DEVNULL, stdout=log,
+                        cwd=REPO_ROOT, env=dict(os.environ, PATH=path, CARGO_TARGET_DIR=target_dir),
+                        stdin=subprocess.DEVNULL, stdout=log,
                         stderr=subprocess.STDOUT, start_new_session=True)
                 watchers.append((proc, log_path))
                 bases[function] = f"http://127.0.0.1:{port}"
