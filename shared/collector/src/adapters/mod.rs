@@ -6,6 +6,7 @@
 //!
 //! The AWS path: [`dynamodb`] for the same, on DynamoDB, and [`s3`] for archive objects.
 
+pub mod encoding;
 pub mod fs;
 #[cfg(feature = "local")]
 pub mod sqlite;

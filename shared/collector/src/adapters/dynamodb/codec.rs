@@ -37,13 +37,15 @@ use crate::domain::lineage::ExportManifest;
 use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, TrainingMetric, ValidationLog,
 };
-use crate::domain::types::{Id, Kind, Platform, UserId};
+use crate::domain::types::{Id, Kind, UserId};
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{ArchivedEntry, Lease, StoreError};
 
 mod keys;
 
 pub use keys::*;
+// Value encoding shared with the SQLite store.
+pub use crate::adapters::encoding::{corrupt, from_json, parse_id, parse_platform, parse_ts, parse_user, to_json};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -73,10 +75,6 @@ pub fn n(v: impl std::fmt::Display) -> AttributeValue {
 
 pub fn b(v: bool) -> AttributeValue {
     AttributeValue::Bool(v)
-}
-
-pub fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("dynamodb item holds an unreadable {what}"))
 }
 
 pub fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
@@ -120,30 +118,6 @@ fn put_opt(item: &mut Item, name: &str, v: &Option<String>) {
     if let Some(v) = v {
         item.insert(name.into(), s(v.clone()));
     }
-}
-
-pub fn parse_ts(raw: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt("timestamp"))
-}
-
-pub fn parse_id(raw: &str) -> Result<Id, StoreError> {
-    Id::parse(raw).map_err(|_| corrupt("id"))
-}
-
-fn parse_user(raw: &str) -> Result<UserId, StoreError> {
-    UserId::parse(raw).map_err(|_| corrupt("user id"))
-}
-
-pub fn parse_platform(raw: &str) -> Result<Platform, StoreError> {
-    Platform::parse(raw).map_err(|_| corrupt("platform"))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(StoreError::internal)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(raw: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(raw).map_err(|_| corrupt(what))
 }
 
 /// Estimated stored size of an item (names plus values), as DynamoDB counts it.

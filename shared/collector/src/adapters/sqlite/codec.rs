@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rusqlite::{ErrorCode, Row};
 
-use crate::domain::types::{Id, Platform, UserId};
+use crate::domain::types::Id;
 use crate::ports::StoreError;
 
 /// What a caller should wait when another process holds the write lock past the busy timeout.
@@ -47,46 +46,18 @@ pub(super) fn db_error(e: rusqlite::Error) -> StoreError {
     StoreError::Internal(format!("sqlite: {e}"))
 }
 
-pub(super) fn corrupt(what: &str) -> StoreError {
-    StoreError::Internal(format!("sqlite store holds an unreadable {what}"))
-}
+// -- value encoding (shared with the DynamoDB store: adapters::encoding) ------------------------
 
-// -- value encoding -------------------------------------------------------------------------
-
-pub(super) fn ts(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-pub(super) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt("timestamp"))
-}
+pub(super) use crate::adapters::encoding::{
+    corrupt, from_json, parse_id, parse_platform, parse_ts, parse_user, to_json, ts,
+};
 
 pub(super) fn id_text(id: Id) -> String {
     id.to_string()
 }
 
-pub(super) fn parse_id(s: &str) -> Result<Id, StoreError> {
-    Id::parse(s).map_err(|_| corrupt("id"))
-}
-
-pub(super) fn parse_user(s: &str) -> Result<UserId, StoreError> {
-    UserId::parse(s).map_err(|_| corrupt("user id"))
-}
-
-pub(super) fn parse_platform(s: &str) -> Result<Platform, StoreError> {
-    Platform::parse(s).map_err(|_| corrupt("platform"))
-}
-
-pub(super) fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(StoreError::internal)
-}
-
 pub(super) fn opt_json<T: serde::Serialize>(v: Option<&T>) -> Result<Option<String>, StoreError> {
     v.map(to_json).transpose()
-}
-
-pub(super) fn from_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|_| corrupt(what))
 }
 
 pub(super) fn opt_from_json<T: serde::de::DeserializeOwned>(

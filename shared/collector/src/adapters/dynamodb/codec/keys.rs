@@ -9,9 +9,7 @@ use super::{Item, SHARDS, s};
 use crate::domain::records::{Feedback, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
 
-pub fn ts(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
+pub use crate::adapters::encoding::ts;
 
 pub fn interaction_pk(id: Id) -> String {
     format!("I#{id}")

@@ -1,6 +1,7 @@
 //! Tests of the item layout: keys, shards, and each record's item and back.
 
 use super::*;
+use crate::domain::types::Platform;
 
 #[test]
 fn shards_spread_and_stay_in_range() {
