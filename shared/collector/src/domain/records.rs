@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::counters::RecordFacts;
+use super::counters::{PlatformCounters, RecordFacts};
 use super::diff::Diff;
 use super::types::{Id, Kind, Platform, UserId};
 use super::validators::Issue;
@@ -81,6 +81,22 @@ impl FeedbackSummary {
     }
 }
 
+/// A feedback or a linked validation being added to a hot interaction.
+#[derive(Debug, Clone, Copy)]
+pub enum NewLink<'a> {
+    Feedback(&'a Feedback),
+    Validation(&'a ValidationLog),
+}
+
+/// What adding a link changes: the interaction's new summary, and the delta its platform's
+/// counters take (the record's contribution after, less before). Both hot stores write exactly
+/// this, in the same transaction as the link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkChange {
+    pub summary: FeedbackSummary,
+    pub counters: PlatformCounters,
+}
+
 /// An interaction as the hot store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
@@ -108,6 +124,17 @@ pub struct Interaction {
 const RECORD_OVERHEAD_BYTES: i64 = 256;
 
 impl Interaction {
+    /// The change adding `link` makes to this (hot) record.
+    pub fn linking(&self, link: NewLink<'_>) -> LinkChange {
+        let summary = match link {
+            NewLink::Feedback(fb) => self.summary.with_feedback(fb),
+            NewLink::Validation(v) => self.summary.with_validation(v),
+        };
+        let before = self.facts(false).contribution();
+        let after = self.facts_with(&summary, false).contribution();
+        LinkChange { summary, counters: PlatformCounters::delta(&before, &after) }
+    }
+
     /// Stored size: what this record costs in the hot store (its text, payload and overhead).
     pub fn stored_bytes(&self) -> i64 {
         let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() as i64);
@@ -122,16 +149,21 @@ impl Interaction {
     }
 
     pub fn facts(&self, archived: bool) -> RecordFacts {
+        self.facts_with(&self.summary, archived)
+    }
+
+    /// [`Self::facts`] as if the record's summary were `summary`.
+    fn facts_with(&self, summary: &FeedbackSummary, archived: bool) -> RecordFacts {
         let wf = self.workflow.as_ref();
         let compressed = wf.is_some_and(|w| w.compressed);
         RecordFacts {
             success: self.success,
             archived,
-            positive_feedback: self.summary.positive_feedback,
-            negative_feedback: self.summary.negative_feedback,
-            feedback_count: self.summary.feedback_count,
-            latest_negative: self.summary.latest_negative,
-            good_validation: self.summary.good_validation,
+            positive_feedback: summary.positive_feedback,
+            negative_feedback: summary.negative_feedback,
+            feedback_count: summary.feedback_count,
+            latest_negative: summary.latest_negative,
+            good_validation: summary.good_validation,
             stored_bytes: self.stored_bytes(),
             consent: self.training_consent,
             compressed,
@@ -363,6 +395,36 @@ mod tests {
 
     fn fb(t: FeedbackType, corrected: bool) -> Feedback {
         super::super::fixtures::feedback(t, corrected.then(|| serde_json::json!({"a": 1})))
+    }
+
+    #[test]
+    fn a_link_changes_the_summary_and_moves_the_counters_by_the_difference() {
+        let rec = Interaction {
+            id: Id::new(),
+            user_id: UserId::parse("u").expect("user"),
+            platform: Platform::parse("n8n").expect("platform"),
+            kind: Kind::WorkflowGeneration,
+            user_message: "make a flow".into(),
+            ai_response: None,
+            intent: None,
+            workflow: None,
+            success: true,
+            error_message: None,
+            processing_time_ms: None,
+            model_version: None,
+            metadata: None,
+            training_consent: true,
+            created_at: Utc::now(),
+            content_hash: String::new(),
+            summary: FeedbackSummary::default(),
+        };
+        let first = rec.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsUp, false)));
+        assert_eq!(first.summary, rec.summary.with_feedback(&fb(FeedbackType::ThumbsUp, false)));
+        assert_eq!((first.counters.with_feedback, first.counters.positive_feedback, first.counters.total), (1, 1, 0));
+        let rated = Interaction { summary: first.summary, ..rec };
+        let second = rated.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsDown, false)));
+        assert_eq!((second.counters.with_feedback, second.counters.negative_feedback), (0, 1), "already had feedback");
+        assert_eq!(second.counters.hot_bytes, 0, "a link does not change the record's stored size");
     }
 
     #[test]

@@ -44,7 +44,7 @@ use crate::domain::archive::ArchiveObject;
 use crate::domain::counters::PlatformCounters;
 use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords};
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
-use crate::domain::records::{CuratedExample, Feedback, Interaction, TrainingMetric, ValidationLog};
+use crate::domain::records::{CuratedExample, Feedback, Interaction, NewLink, TrainingMetric, ValidationLog};
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{
     ArchiveItem, ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Lease, Linked, ListQuery, ObjectStore,
@@ -310,16 +310,12 @@ impl HotStore for DynamoStore {
 
     #[tracing::instrument(skip_all, fields(interaction_id = %fb.interaction_id))]
     async fn add_feedback(&self, fb: &Feedback) -> Result<(), StoreError> {
-        self.add_link(fb.interaction_id, fb.feedback_id, |rec| Ok((feedback_item(fb)?, rec.summary.with_feedback(fb))))
-            .await
+        self.add_link(fb.interaction_id, fb.feedback_id, NewLink::Feedback(fb), || feedback_item(fb)).await
     }
 
     async fn add_validation(&self, v: &ValidationLog) -> Result<(), StoreError> {
         match v.interaction_id {
-            Some(id) => {
-                self.add_link(id, v.validation_id, |rec| Ok((validation_item(v)?, rec.summary.with_validation(v))))
-                    .await
-            }
+            Some(id) => self.add_link(id, v.validation_id, NewLink::Validation(v), || validation_item(v)).await,
             None => {
                 let mut item = validation_item(v)?;
                 let spilled = self.spill(&mut item, &DOC_PAYLOAD, v.validation_id).await?;

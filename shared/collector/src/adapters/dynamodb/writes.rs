@@ -7,7 +7,7 @@ use super::codec::*;
 use super::io::{self, Names, Values, key, tx_delete, tx_put, tx_update};
 use super::{DynamoStore, TX_LINKS, VERSION_ATTEMPTS, hot_at, not_exists, ovf_key, sk_of};
 use crate::domain::counters::PlatformCounters;
-use crate::domain::records::Interaction;
+use crate::domain::records::{Interaction, NewLink};
 use crate::domain::types::Id;
 use crate::ports::{HotDeleted, StoreError};
 
@@ -51,17 +51,17 @@ impl DynamoStore {
         &self,
         interaction_id: Id,
         link_id: Id,
-        build: impl Fn(&Interaction) -> Result<(Item, crate::domain::records::FeedbackSummary), StoreError>,
+        link: NewLink<'_>,
+        item: impl Fn() -> Result<Item, StoreError>,
     ) -> Result<(), StoreError> {
         for _ in 0..VERSION_ATTEMPTS {
             let (ver, rec) = self.hot_for_update(interaction_id).await?;
-            let before = rec.facts(false).contribution();
-            let (mut item, summary) = build(&rec)?;
-            let updated = Interaction { summary, ..rec };
-            let delta = PlatformCounters::delta(&before, &updated.facts(false).contribution());
+            let change = rec.linking(link);
+            let updated = Interaction { summary: change.summary, ..rec };
+            let mut item = item()?;
             let spilled = self.spill(&mut item, &DOC_PAYLOAD, interaction_id).await?;
             let mut tx = vec![tx_put(self.table(), item, not_exists())?, self.summary_tx(&updated, ver)?];
-            tx.extend(self.counter_tx(&updated.platform, shard_of(link_id), &delta)?);
+            tx.extend(self.counter_tx(&updated.platform, shard_of(link_id), &change.counters)?);
             match self.db().transact(tx).await? {
                 Ok(()) => return Ok(()),
                 Err(codes) => {

@@ -17,7 +17,9 @@ use super::rows::{
     validation_from_row,
 };
 use crate::domain::counters::PlatformCounters;
-use crate::domain::records::{Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, ValidationLog};
+use crate::domain::records::{
+    Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, NewLink, ValidationLog,
+};
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{Cursor, HotDeleted, Inserted, Linked, ListQuery, ScanQuery, StoreError};
 
@@ -257,11 +259,9 @@ pub(super) async fn unlinked_validations(this: &SqliteStore, user: &UserId) -> R
 pub(super) async fn add_feedback(this: &SqliteStore, fb: &Feedback) -> Result<(), StoreError> {
     let fb = fb.clone();
     this.write(move |tx| {
-        let mut rec = load_interaction(tx, fb.interaction_id)?.ok_or(StoreError::NotFound)?;
-        let before = rec.facts(false).contribution();
-        rec.summary = rec.summary.with_feedback(&fb);
-        let after = rec.facts(false).contribution();
-        write_summary(tx, rec.id, &rec.summary)?;
+        let rec = load_interaction(tx, fb.interaction_id)?.ok_or(StoreError::NotFound)?;
+        let change = rec.linking(NewLink::Feedback(&fb));
+        write_summary(tx, rec.id, &change.summary)?;
         let mut stmt = tx
             .prepare_cached(&format!("INSERT INTO feedback ({FCOLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
             .db()?;
@@ -277,7 +277,7 @@ pub(super) async fn add_feedback(this: &SqliteStore, fb: &Feedback) -> Result<()
             ts(&fb.created_at),
         ])
         .db()?;
-        add_counters(tx, &rec.platform, &PlatformCounters::delta(&before, &after))
+        add_counters(tx, &rec.platform, &change.counters)
     })
     .await
 }
@@ -286,16 +286,13 @@ pub(super) async fn add_validation(this: &SqliteStore, v: &ValidationLog) -> Res
     let v = v.clone();
     this.write(move |tx| {
         if let Some(id) = v.interaction_id {
-            let mut rec = load_interaction(tx, id)?.ok_or(StoreError::NotFound)?;
-            let before = rec.facts(false).contribution();
-            let summary = rec.summary.with_validation(&v);
-            if summary != rec.summary {
-                rec.summary = summary;
-                write_summary(tx, id, &rec.summary)?;
+            let rec = load_interaction(tx, id)?.ok_or(StoreError::NotFound)?;
+            let change = rec.linking(NewLink::Validation(&v));
+            if change.summary != rec.summary {
+                write_summary(tx, id, &change.summary)?;
             }
-            let after = rec.facts(false).contribution();
             insert_validation_row(tx, &v)?;
-            add_counters(tx, &rec.platform, &PlatformCounters::delta(&before, &after))
+            add_counters(tx, &rec.platform, &change.counters)
         } else {
             insert_validation_row(tx, &v)
         }
