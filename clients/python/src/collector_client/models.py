@@ -20,6 +20,21 @@ from typing_extensions import NotRequired, TypedDict
 ExportFormat = Literal["openai", "openai_dpo", "bedrock"]
 ExportSplit = Literal["train", "validation"]
 FeedbackType = Literal["thumbs_up", "thumbs_down", "edit", "report"]
+IssueCode = Literal[
+    "not_an_object",
+    "empty_workflow",
+    "missing_field",
+    "wrong_type",
+    "empty_field",
+    "duplicate_node_name",
+    "unknown_node",
+    "duplicate_module_id",
+    "invalid_module",
+    "no_trigger",
+    "missing_parameters",
+    "disconnected_node",
+    "unknown_platform",
+]
 IssueCategory = Literal[
     "incorrect_workflow", "missing_steps", "wrong_platform", "invalid_syntax", "incomplete", "other"
 ]
@@ -42,6 +57,7 @@ ENUMS: Dict[str, Any] = {
     "ExportSplit": ExportSplit,
     "FeedbackType": FeedbackType,
     "IssueCategory": IssueCategory,
+    "IssueCode": IssueCode,
     "Kind": Kind,
     "ReadinessStatus": ReadinessStatus,
     "StorageClass": StorageClass,
@@ -132,7 +148,7 @@ class Feedback(TypedDict):
 
 
 class Issue(TypedDict):
-    code: str
+    code: IssueCode
     path: str
     message: str
 

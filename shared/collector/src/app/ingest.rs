@@ -167,7 +167,7 @@ impl App {
             (None, _, named) => named,
         };
         let started = Instant::now();
-        let report = validators::validate(req.platform.as_str(), &req.workflow);
+        let report = validators::validate(&req.platform, &req.workflow);
         let d = req.original_workflow.as_ref().map(|o| diff(o, &req.workflow));
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let log = ValidationLog {

@@ -413,7 +413,7 @@ mod tests {
         ];
         let v: crate::domain::records::ValidationLog = serde_json::from_value(json!({
             "validation_id": Id::new(), "interaction_id": base.id, "user_id": "u-1", "platform": "n8n",
-            "passed": true, "score": 90, "errors": [], "warnings": [{"code": "c", "path": "/nodes/0", "message": "m"}],
+            "passed": true, "score": 90, "errors": [], "warnings": [{"code": "no_trigger", "path": "/nodes/0", "message": "m"}],
             "user_edited": false, "workflow": {"a": 1}, "duration_ms": 1.25, "created_at": Utc::now()}))
         .unwrap();
         let mut nan = v.clone();

@@ -20,10 +20,32 @@ pub const MAX_PLATFORMS_CEILING: u32 = 1000;
 
 /// The platforms whose workflows have structural rules (`validators::validate`); any other
 /// gets the generic checks and the `unknown_platform` warning.
-pub const WITH_VALIDATOR: [&str; 3] = ["n8n", "zapier", "make"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validator {
+    N8n,
+    Zapier,
+    Make,
+}
+
+impl Validator {
+    pub const ALL: [Validator; 3] = [Validator::N8n, Validator::Zapier, Validator::Make];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Validator::N8n => "n8n",
+            Validator::Zapier => "zapier",
+            Validator::Make => "make",
+        }
+    }
+
+    /// The rules a platform's workflows follow, if it has any.
+    pub fn of(platform: &Platform) -> Option<Validator> {
+        Validator::ALL.into_iter().find(|v| v.slug() == platform.as_str())
+    }
+}
 
 pub fn has_validator(platform: &Platform) -> bool {
-    WITH_VALIDATOR.contains(&platform.as_str())
+    Validator::of(platform).is_some()
 }
 
 /// What an admin add may not pass: the configured platforms and `MAX_PLATFORMS`.
@@ -146,8 +168,9 @@ mod tests {
     fn only_the_three_have_validators_and_the_validators_agree() {
         for p in ["n8n", "zapier", "make", "airflow"] {
             let p = Platform::parse(p).unwrap();
-            let report = super::super::validators::validate(p.as_str(), &json!({"x": 1}));
-            let generic = report.warnings.iter().any(|w| w.code == "unknown_platform");
+            let report = super::super::validators::validate(&p, &json!({"x": 1}));
+            let generic =
+                report.warnings.iter().any(|w| w.code == super::super::validators::IssueCode::UnknownPlatform);
             assert_eq!(has_validator(&p), !generic, "{p}");
         }
     }

@@ -18,11 +18,53 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
+use super::platforms::Validator;
+use super::types::Platform;
+
+/// What an issue is about (CONTRACT section 5). Serialized as its snake_case code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueCode {
+    NotAnObject,
+    EmptyWorkflow,
+    MissingField,
+    WrongType,
+    EmptyField,
+    DuplicateNodeName,
+    UnknownNode,
+    DuplicateModuleId,
+    InvalidModule,
+    NoTrigger,
+    MissingParameters,
+    DisconnectedNode,
+    UnknownPlatform,
+}
+
+impl IssueCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IssueCode::NotAnObject => "not_an_object",
+            IssueCode::EmptyWorkflow => "empty_workflow",
+            IssueCode::MissingField => "missing_field",
+            IssueCode::WrongType => "wrong_type",
+            IssueCode::EmptyField => "empty_field",
+            IssueCode::DuplicateNodeName => "duplicate_node_name",
+            IssueCode::UnknownNode => "unknown_node",
+            IssueCode::DuplicateModuleId => "duplicate_module_id",
+            IssueCode::InvalidModule => "invalid_module",
+            IssueCode::NoTrigger => "no_trigger",
+            IssueCode::MissingParameters => "missing_parameters",
+            IssueCode::DisconnectedNode => "disconnected_node",
+            IssueCode::UnknownPlatform => "unknown_platform",
+        }
+    }
+}
+
 /// One problem found in a workflow.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Issue {
     /// Stable machine-readable code, e.g. `missing_field`.
-    pub code: String,
+    pub code: IssueCode,
     /// RFC 6901 JSON Pointer into the workflow; "" is the root.
     pub path: String,
     /// Human-readable rule description; never contains workflow values.
@@ -51,11 +93,11 @@ impl Report {
         100u64.saturating_sub(penalty) as u32
     }
 
-    fn error(&mut self, code: &str, path: String, message: impl Into<String>) {
+    fn error(&mut self, code: IssueCode, path: String, message: impl Into<String>) {
         self.errors.push(issue(code, path, message));
     }
 
-    fn warn(&mut self, code: &str, path: String, message: impl Into<String>) {
+    fn warn(&mut self, code: IssueCode, path: String, message: impl Into<String>) {
         self.warnings.push(issue(code, path, message));
     }
 
@@ -65,27 +107,27 @@ impl Report {
     }
 }
 
-fn issue(code: &str, path: String, message: impl Into<String>) -> Issue {
-    Issue { code: code.to_owned(), path, message: message.into() }
+fn issue(code: IssueCode, path: String, message: impl Into<String>) -> Issue {
+    Issue { code, path, message: message.into() }
 }
 
-/// Validate a workflow for a platform slug (already validated as ^[a-z0-9][a-z0-9_-]{0,31}$).
-pub fn validate(platform: &str, workflow: &Value) -> Report {
+/// Validate a workflow with its platform's rules (generic checks only for a platform without).
+pub fn validate(platform: &Platform, workflow: &Value) -> Report {
     let mut report = Report::default();
     let Some(root) = workflow.as_object() else {
-        report.error("not_an_object", String::new(), "workflow must be a JSON object");
+        report.error(IssueCode::NotAnObject, String::new(), "workflow must be a JSON object");
         return report;
     };
     if root.is_empty() {
-        report.error("empty_workflow", String::new(), "workflow must not be empty");
+        report.error(IssueCode::EmptyWorkflow, String::new(), "workflow must not be empty");
         return report;
     }
-    match platform {
-        "n8n" => validate_n8n(&mut report, root),
-        "zapier" => validate_zapier(&mut report, root),
-        "make" => validate_make(&mut report, root),
-        _ => report.warn(
-            "unknown_platform",
+    match Validator::of(platform) {
+        Some(Validator::N8n) => validate_n8n(&mut report, root),
+        Some(Validator::Zapier) => validate_zapier(&mut report, root),
+        Some(Validator::Make) => validate_make(&mut report, root),
+        None => report.warn(
+            IssueCode::UnknownPlatform,
             String::new(),
             "platform has no structural rules; only basic checks were applied",
         ),
@@ -122,25 +164,29 @@ fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: 
         .iter()
         .any(|n| n.get("type").and_then(Value::as_str).is_some_and(|t| t.to_ascii_lowercase().contains("trigger")));
     if !has_trigger {
-        report.warn("no_trigger", path.clone(), "workflow should contain a trigger node");
+        report.warn(IssueCode::NoTrigger, path.clone(), "workflow should contain a trigger node");
     }
     let several = nodes.len() > 1;
     let mut seen: HashSet<&str> = HashSet::new();
     for (i, node) in nodes.iter().enumerate() {
         let node_path = index(&path, i);
         let Some(obj) = node.as_object() else {
-            report.error("wrong_type", node_path, "node must be an object");
+            report.error(IssueCode::WrongType, node_path, "node must be an object");
             continue;
         };
         if is_absent(obj, "parameters") {
-            report.warn("missing_parameters", node_path.clone(), "node should have parameters");
+            report.warn(IssueCode::MissingParameters, node_path.clone(), "node should have parameters");
         }
         if several {
             // A node without a valid name cannot be judged; its name error suffices.
             if let Some(name) = obj.get("name").and_then(Value::as_str)
                 && !connected.contains(name)
             {
-                report.warn("disconnected_node", node_path.clone(), "node should appear in at least one connection");
+                report.warn(
+                    IssueCode::DisconnectedNode,
+                    node_path.clone(),
+                    "node should appear in at least one connection",
+                );
             }
         }
         walk_fields(report, obj, &node_path, "node", &["name", "type"], |report, field, value, path| {
@@ -148,7 +194,7 @@ fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: 
                 return;
             };
             if field == "name" && !seen.insert(s) {
-                report.error("duplicate_node_name", path, "node name must be unique");
+                report.error(IssueCode::DuplicateNodeName, path, "node name must be unique");
             }
         });
     }
@@ -165,23 +211,27 @@ fn check_n8n_connections<'a>(
 ) {
     let path = "/connections";
     let Some(sources) = value.as_object() else {
-        report.error("wrong_type", path.to_owned(), "workflow field 'connections' must be an object");
+        report.error(IssueCode::WrongType, path.to_owned(), "workflow field 'connections' must be an object");
         return;
     };
     for (source, outputs) in sources {
         let source_path = child(path, source);
         connected.insert(source.as_str());
         if !names.contains(source.as_str()) {
-            report.error("unknown_node", source_path.clone(), "connection source must be an existing node name");
+            report.error(
+                IssueCode::UnknownNode,
+                source_path.clone(),
+                "connection source must be an existing node name",
+            );
         }
         let Some(outputs) = outputs.as_object() else {
-            report.error("wrong_type", source_path, "connection source entry must be an object");
+            report.error(IssueCode::WrongType, source_path, "connection source entry must be an object");
             continue;
         };
         for (kind, slots) in outputs {
             let kind_path = child(&source_path, kind);
             let Some(slots) = slots.as_array() else {
-                report.error("wrong_type", kind_path, "connection output list must be an array");
+                report.error(IssueCode::WrongType, kind_path, "connection output list must be an array");
                 continue;
             };
             for (i, slot) in slots.iter().enumerate() {
@@ -190,14 +240,14 @@ fn check_n8n_connections<'a>(
                     Value::Null => continue,
                     Value::Array(targets) => targets,
                     _ => {
-                        report.error("wrong_type", slot_path, "connection output must be an array or null");
+                        report.error(IssueCode::WrongType, slot_path, "connection output must be an array or null");
                         continue;
                     }
                 };
                 for (j, target) in targets.iter().enumerate() {
                     let target_path = index(&slot_path, j);
                     let Some(target) = target.as_object() else {
-                        report.error("wrong_type", target_path, "connection target must be an object");
+                        report.error(IssueCode::WrongType, target_path, "connection target must be an object");
                         continue;
                     };
                     walk_fields(
@@ -212,7 +262,11 @@ fn check_n8n_connections<'a>(
                             };
                             connected.insert(name);
                             if !names.contains(name) {
-                                report.error("unknown_node", path, "connection target must be an existing node name");
+                                report.error(
+                                    IssueCode::UnknownNode,
+                                    path,
+                                    "connection target must be an existing node name",
+                                );
                             }
                         },
                     );
@@ -228,7 +282,7 @@ fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
     walk_fields(report, root, "", "workflow", &["trigger", "actions"], |report, field, value, path| {
         if field == "trigger" {
             let Some(trigger) = value.as_object() else {
-                report.error("wrong_type", path, "workflow field 'trigger' must be an object");
+                report.error(IssueCode::WrongType, path, "workflow field 'trigger' must be an object");
                 return;
             };
             walk_fields(report, trigger, &path, "trigger", &["app", "event"], |report, field, value, path| {
@@ -242,11 +296,11 @@ fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
         for (i, action) in actions.iter().enumerate() {
             let action_path = index(&path, i);
             let Some(obj) = action.as_object() else {
-                report.error("wrong_type", action_path, "action must be an object");
+                report.error(IssueCode::WrongType, action_path, "action must be an object");
                 continue;
             };
             if is_absent(obj, "params") {
-                report.warn("missing_parameters", action_path.clone(), "action should have params");
+                report.warn(IssueCode::MissingParameters, action_path.clone(), "action should have params");
             }
             walk_fields(report, obj, &action_path, "action", &["app", "action"], |report, field, value, path| {
                 expect_str(report, value, path, "action", field);
@@ -267,19 +321,19 @@ fn validate_make(report: &mut Report, root: &Map<String, Value>) {
         for (i, module) in flow.iter().enumerate() {
             let module_path = index(&path, i);
             let Some(obj) = module.as_object() else {
-                report.error("wrong_type", module_path, "module must be an object");
+                report.error(IssueCode::WrongType, module_path, "module must be an object");
                 continue;
             };
             if is_absent(obj, "mapper") {
-                report.warn("missing_parameters", module_path.clone(), "module should have a mapper");
+                report.warn(IssueCode::MissingParameters, module_path.clone(), "module should have a mapper");
             }
             walk_fields(report, obj, &module_path, "module", &["id", "module"], |report, field, value, path| {
                 if field == "id" {
                     let id = value.as_i64().map(i128::from).or_else(|| value.as_u64().map(i128::from));
                     match id {
-                        None => report.error("wrong_type", path, "module field 'id' must be an integer"),
+                        None => report.error(IssueCode::WrongType, path, "module field 'id' must be an integer"),
                         Some(id) if !seen.insert(id) => {
-                            report.error("duplicate_module_id", path, "module id must be unique")
+                            report.error(IssueCode::DuplicateModuleId, path, "module id must be unique")
                         }
                         Some(_) => {}
                     }
@@ -290,7 +344,7 @@ fn validate_make(report: &mut Report, root: &Map<String, Value>) {
                 };
                 if !is_app_action(s) {
                     report.error(
-                        "invalid_module",
+                        IssueCode::InvalidModule,
                         path,
                         "module field 'module' must be 'app:action' with one colon and both parts non-empty",
                     );
@@ -326,7 +380,7 @@ fn walk_fields<'a>(
     }
     for field in fields {
         if !obj.contains_key(*field) {
-            report.error("missing_field", child(path, field), format!("{what} field '{field}' is required"));
+            report.error(IssueCode::MissingField, child(path, field), format!("{what} field '{field}' is required"));
         }
     }
 }
@@ -334,11 +388,11 @@ fn walk_fields<'a>(
 /// A required array: `wrong_type` if not an array, `empty_field` if empty.
 fn non_empty_array<'a>(report: &mut Report, value: &'a Value, path: &str, what: &str) -> Option<&'a Vec<Value>> {
     let Some(items) = value.as_array() else {
-        report.error("wrong_type", path.to_owned(), format!("{what} must be an array"));
+        report.error(IssueCode::WrongType, path.to_owned(), format!("{what} must be an array"));
         return None;
     };
     if items.is_empty() {
-        report.error("empty_field", path.to_owned(), format!("{what} must not be empty"));
+        report.error(IssueCode::EmptyField, path.to_owned(), format!("{what} must not be empty"));
         return None;
     }
     Some(items)
@@ -347,7 +401,7 @@ fn non_empty_array<'a>(report: &mut Report, value: &'a Value, path: &str, what: 
 fn expect_str<'a>(report: &mut Report, value: &'a Value, path: String, what: &str, field: &str) -> Option<&'a str> {
     let s = value.as_str();
     if s.is_none() {
-        report.error("wrong_type", path, format!("{what} field '{field}' must be a string"));
+        report.error(IssueCode::WrongType, path, format!("{what} field '{field}' must be a string"));
     }
     s
 }

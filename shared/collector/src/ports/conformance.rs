@@ -34,7 +34,7 @@ use crate::domain::records::{
     CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
 };
 use crate::domain::types::{Id, Kind, Platform, UserId};
-use crate::domain::validators::Issue;
+use crate::domain::validators::{Issue, IssueCode};
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{
     ArchiveItem, ArchivedEntry, Cursor, FinishedObject, HotDeleted, HotStore, Inserted, Lease, Linked, ListQuery,
@@ -263,7 +263,7 @@ pub fn validation(
 ) -> ValidationLog {
     let original = n8n_workflow(2);
     let edited = n8n_workflow(3);
-    let issue = |code: &str, path: &str| Issue { code: code.into(), path: path.into(), message: "a rule text".into() };
+    let issue = |code: IssueCode, path: &str| Issue { code, path: path.into(), message: "a rule text".into() };
     let passed = score >= 60;
     ValidationLog {
         validation_id: Id::new(),
@@ -272,8 +272,8 @@ pub fn validation(
         platform: platform(plat),
         passed,
         score,
-        errors: if passed { vec![] } else { vec![issue("unknown_node", "/connections/Step 1")] },
-        warnings: vec![issue("missing_parameters", "/nodes/0")],
+        errors: if passed { vec![] } else { vec![issue(IssueCode::UnknownNode, "/connections/Step 1")] },
+        warnings: vec![issue(IssueCode::MissingParameters, "/nodes/0")],
         diff: Some(diff(&original, &edited)),
         user_edited: true,
         workflow: edited,

@@ -2,6 +2,10 @@
 //! messages that never echo user values.
 
 use super::*;
+
+fn platform(slug: &str) -> Platform {
+    Platform::parse(slug).expect("platform")
+}
 use serde_json::json;
 
 fn codes(issues: &[Issue]) -> Vec<(&str, &str)> {
@@ -29,16 +33,16 @@ fn assert_clean(r: &Report) {
 
 #[test]
 fn valid_workflows_score_100() {
-    assert_clean(&validate("n8n", &n8n_ok()));
+    assert_clean(&validate(&platform("n8n"), &n8n_ok()));
     assert_clean(&validate(
-        "zapier",
+        &platform("zapier"),
         &json!({
             "trigger": {"app": "gmail", "event": "new_email"},
             "actions": [{"app": "slack", "action": "send_message", "params": {"channel": "#x"}}]
         }),
     ));
     assert_clean(&validate(
-        "make",
+        &platform("make"),
         &json!({
             "name": "bp",
             "flow": [
@@ -52,24 +56,24 @@ fn valid_workflows_score_100() {
 #[test]
 fn not_an_object_and_empty() {
     for v in [json!([1, 2]), json!("x"), json!(null), json!(3)] {
-        let r = validate("n8n", &v);
+        let r = validate(&platform("n8n"), &v);
         assert_eq!(codes(&r.errors), [("not_an_object", "")]);
         assert!(r.warnings.is_empty());
         assert!(!r.passed());
         assert_eq!(r.score(), 80);
     }
-    let r = validate("zapier", &json!({}));
+    let r = validate(&platform("zapier"), &json!({}));
     assert_eq!(codes(&r.errors), [("empty_workflow", "")]);
     assert!(r.warnings.is_empty());
     // Unknown platforms stop there too.
-    let r = validate("other", &json!({}));
+    let r = validate(&platform("other"), &json!({}));
     assert_eq!(codes(&r.errors), [("empty_workflow", "")]);
     assert!(r.warnings.is_empty());
 }
 
 #[test]
 fn unknown_platform_warns_only() {
-    let r = validate("airflow", &json!({"anything": [1]}));
+    let r = validate(&platform("airflow"), &json!({"anything": [1]}));
     assert!(r.passed());
     assert_eq!(codes(&r.warnings), [("unknown_platform", "")]);
     assert_eq!(r.score(), 95);
@@ -77,14 +81,14 @@ fn unknown_platform_warns_only() {
 
 #[test]
 fn n8n_missing_and_wrong_sections() {
-    let r = validate("n8n", &json!({"name": "x"}));
+    let r = validate(&platform("n8n"), &json!({"name": "x"}));
     assert_eq!(codes(&r.errors), [("missing_field", "/nodes"), ("missing_field", "/connections")]);
     assert!(r.warnings.is_empty());
 
-    let r = validate("n8n", &json!({"nodes": {}, "connections": []}));
+    let r = validate(&platform("n8n"), &json!({"nodes": {}, "connections": []}));
     assert_eq!(codes(&r.errors), [("wrong_type", "/nodes"), ("wrong_type", "/connections")]);
 
-    let r = validate("n8n", &json!({"nodes": [], "connections": {}}));
+    let r = validate(&platform("n8n"), &json!({"nodes": [], "connections": {}}));
     assert_eq!(codes(&r.errors), [("empty_field", "/nodes")]);
     assert!(r.warnings.is_empty());
 }
@@ -92,7 +96,7 @@ fn n8n_missing_and_wrong_sections() {
 #[test]
 fn n8n_node_fields() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 "not a node",
@@ -120,7 +124,7 @@ fn n8n_node_fields() {
 #[test]
 fn n8n_duplicate_names_flag_later_ones() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": "A", "type": "x.trigger", "parameters": {}},
@@ -139,7 +143,7 @@ fn n8n_duplicate_names_flag_later_ones() {
 #[test]
 fn n8n_unknown_nodes_in_connections_with_escaping() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": "Start", "type": "x.trigger", "parameters": {}},
@@ -165,7 +169,7 @@ fn n8n_unknown_nodes_in_connections_with_escaping() {
 #[test]
 fn n8n_odd_connection_shapes_are_wrong_type() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": "S", "type": "x.trigger", "parameters": {}},
@@ -197,7 +201,7 @@ fn n8n_odd_connection_shapes_are_wrong_type() {
 #[test]
 fn n8n_non_main_output_types_count_as_connections() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": "Agent", "type": "x.chatTrigger", "parameters": {}},
@@ -212,7 +216,7 @@ fn n8n_non_main_output_types_count_as_connections() {
 #[test]
 fn n8n_warnings() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": "A", "type": "x.set"},
@@ -238,7 +242,7 @@ fn n8n_warnings() {
 #[test]
 fn n8n_trigger_is_case_insensitive_and_single_node_is_connected_enough() {
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [{"name": "Go", "type": "N8n-nodes-base.ManualTrigger", "parameters": {}}],
             "connections": {}
@@ -251,7 +255,7 @@ fn n8n_trigger_is_case_insensitive_and_single_node_is_connected_enough() {
 fn n8n_missing_connections_leaves_nodes_disconnected() {
     let mut wf = n8n_ok();
     wf.as_object_mut().map(|o| o.remove("connections"));
-    let r = validate("n8n", &wf);
+    let r = validate(&platform("n8n"), &wf);
     assert_eq!(codes(&r.errors), [("missing_field", "/connections")]);
     assert_eq!(codes(&r.warnings), [("disconnected_node", "/nodes/0"), ("disconnected_node", "/nodes/1")]);
 }
@@ -260,7 +264,7 @@ fn n8n_missing_connections_leaves_nodes_disconnected() {
 fn issues_follow_document_order() {
     // connections before nodes in the document: its issues come first.
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "connections": {"Ghost": {}},
             "nodes": [{"type": "x.trigger", "name": 1, "parameters": {}}]
@@ -268,7 +272,7 @@ fn issues_follow_document_order() {
     );
     assert_eq!(codes(&r.errors), [("unknown_node", "/connections/Ghost"), ("wrong_type", "/nodes/0/name")]);
     // Within an object, present fields in key order, then absent ones.
-    let r = validate("zapier", &json!({"actions": [{"action": 1}], "trigger": {"event": 2, "app": 3}}));
+    let r = validate(&platform("zapier"), &json!({"actions": [{"action": 1}], "trigger": {"event": 2, "app": 3}}));
     assert_eq!(
         codes(&r.errors),
         [
@@ -282,14 +286,14 @@ fn issues_follow_document_order() {
 
 #[test]
 fn zapier_rules() {
-    let r = validate("zapier", &json!({"name": "z"}));
+    let r = validate(&platform("zapier"), &json!({"name": "z"}));
     assert_eq!(codes(&r.errors), [("missing_field", "/trigger"), ("missing_field", "/actions")]);
-    let r = validate("zapier", &json!({"trigger": [], "actions": {}}));
+    let r = validate(&platform("zapier"), &json!({"trigger": [], "actions": {}}));
     assert_eq!(codes(&r.errors), [("wrong_type", "/trigger"), ("wrong_type", "/actions")]);
-    let r = validate("zapier", &json!({"trigger": {"app": "a"}, "actions": []}));
+    let r = validate(&platform("zapier"), &json!({"trigger": {"app": "a"}, "actions": []}));
     assert_eq!(codes(&r.errors), [("missing_field", "/trigger/event"), ("empty_field", "/actions")]);
     let r = validate(
-        "zapier",
+        &platform("zapier"),
         &json!({
             "trigger": {"app": "a", "event": "e"},
             "actions": [1, {"app": "s", "action": "x"}, {"app": true, "params": {}}]
@@ -304,15 +308,15 @@ fn zapier_rules() {
 
 #[test]
 fn make_rules() {
-    let r = validate("make", &json!({"name": "m"}));
+    let r = validate(&platform("make"), &json!({"name": "m"}));
     assert_eq!(codes(&r.errors), [("missing_field", "/flow")]);
-    let r = validate("make", &json!({"flow": {}}));
+    let r = validate(&platform("make"), &json!({"flow": {}}));
     assert_eq!(codes(&r.errors), [("wrong_type", "/flow")]);
-    let r = validate("make", &json!({"flow": []}));
+    let r = validate(&platform("make"), &json!({"flow": []}));
     assert_eq!(codes(&r.errors), [("empty_field", "/flow")]);
 
     let r = validate(
-        "make",
+        &platform("make"),
         &json!({"flow": [
             {"id": 1, "module": "a:b", "mapper": {}},
             {"id": "1", "module": "a:b:c", "mapper": {}},
@@ -351,12 +355,12 @@ fn make_rules() {
 #[test]
 fn score_floors_at_zero() {
     let nodes: Vec<Value> = (0..50).map(|_| json!(1)).collect();
-    let r = validate("n8n", &json!({"nodes": nodes, "connections": {}}));
+    let r = validate(&platform("n8n"), &json!({"nodes": nodes, "connections": {}}));
     assert_eq!(r.errors.len(), 50);
     assert_eq!(r.score(), 0);
     assert!(!r.passed());
 
-    let r = Report { errors: vec![], warnings: vec![issue("w", String::new(), "m"); 3] };
+    let r = Report { errors: vec![], warnings: vec![issue(IssueCode::NoTrigger, String::new(), "m"); 3] };
     assert!(r.passed());
     assert_eq!(r.score(), 85);
 }
@@ -365,7 +369,7 @@ fn score_floors_at_zero() {
 fn messages_never_echo_user_values() {
     let secret = "SECRET-VALUE";
     let r = validate(
-        "n8n",
+        &platform("n8n"),
         &json!({
             "nodes": [
                 {"name": secret, "type": secret},
@@ -384,7 +388,7 @@ fn messages_never_echo_user_values() {
 
 #[test]
 fn report_serializes_plainly() {
-    let r = validate("x", &json!({"a": 1}));
+    let r = validate(&platform("x"), &json!({"a": 1}));
     let v = serde_json::to_value(&r).expect("serialize");
     assert_eq!(
         v,
