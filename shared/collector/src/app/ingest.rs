@@ -27,17 +27,6 @@ pub enum IngestOutcome {
     NotCollected,
 }
 
-/// One entry of a batch answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct BatchItem {
-    pub index: usize,
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub interaction_id: Option<Id>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
-}
-
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ValidationResult {
     #[schema(value_type = String, format = Uuid)]
@@ -114,13 +103,12 @@ impl App {
         }
     }
 
-    /// Each item is logged alone: one bad item fails alone. `to_error` renders an item's error.
+    /// Each item is logged alone: one bad item fails alone. The outcomes are in the items' order.
     pub async fn log_batch(
         &self,
         caller: &Caller,
         mut body: Value,
-        to_error: impl Fn(&AppError) -> (u16, Value),
-    ) -> Result<Vec<BatchItem>, AppError> {
+    ) -> Result<Vec<Result<IngestOutcome, AppError>>, AppError> {
         let items = match body.get_mut("interactions").map(Value::take) {
             Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_BATCH => a,
             Some(Value::Array(a)) if a.len() > MAX_BATCH => {
@@ -129,20 +117,8 @@ impl App {
             _ => return Err(AppError::field("interactions", "must be a non-empty array of interactions")),
         };
         let mut out = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
-            out.push(match self.log_interaction(caller, item).await {
-                Ok(IngestOutcome::Created(r)) => {
-                    BatchItem { index, status: 201, interaction_id: Some(r.interaction_id), error: None }
-                }
-                Ok(IngestOutcome::Replayed(r)) => {
-                    BatchItem { index, status: 200, interaction_id: Some(r.interaction_id), error: None }
-                }
-                Ok(IngestOutcome::NotCollected) => BatchItem { index, status: 202, interaction_id: None, error: None },
-                Err(e) => {
-                    let (status, error) = to_error(&e);
-                    BatchItem { index, status, interaction_id: None, error: Some(error) }
-                }
-            });
+        for item in items {
+            out.push(self.log_interaction(caller, item).await);
         }
         Ok(out)
     }

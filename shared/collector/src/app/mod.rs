@@ -19,7 +19,7 @@ use serde_json::Value;
 pub use archive::{ArchiveReport, ArchivedObjectReport, HOUSEKEEPING_EVERY, LEASE_TTL, Maintenance};
 pub use error::AppError;
 pub use export::{AccessSummary, ExportRequest, ExportSummary, LineStream, RejectSample};
-pub use ingest::{BatchItem, IngestOutcome, ValidationResult};
+pub use ingest::{IngestOutcome, ValidationResult};
 pub use lineage::CLI_CALLER;
 pub use platforms::{PlatformAddOutcome, REREAD_AT_MOST_EVERY};
 pub use removal::{DeletedCounts, Deletion};

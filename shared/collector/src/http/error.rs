@@ -149,27 +149,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The error object alone (for batch items): status and `{"code","message","details"?}`.
-pub fn item_error(e: &AppError) -> (u16, Value) {
-    let api: ApiError = match e {
-        AppError::Validation(d) => ApiError::Validation(d.clone()),
-        AppError::NotFound => ApiError::NotFound,
-        AppError::Forbidden(m) => ApiError::Forbidden(m),
-        AppError::Conflict(m) => ApiError::Conflict(m),
-        AppError::PlatformLimit { max } => ApiError::PlatformLimit { max: *max },
-        AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
-        AppError::ArchiveRunning | AppError::Store(StoreError::Fenced) => ApiError::ArchiveRunning,
-        AppError::Store(StoreError::Throttled { retry_after }) => ApiError::Unavailable { retry_after: *retry_after },
-        AppError::Store(StoreError::Unavailable(_)) => ApiError::Unavailable { retry_after: Duration::from_secs(1) },
-        AppError::Store(_) | AppError::Internal(_) => {
-            tracing::error!(error = %e, "batch item failed");
-            ApiError::Internal
-        }
-    };
-    let (status, body) = api.status_and_body();
-    (status.as_u16(), body["error"].clone())
-}
-
 /// Panics become our 500 body, never a dropped connection or a runtime error.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
-use super::error::{ApiError, item_error};
+use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::IngestOutcome;
 use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, Role, UserId};
@@ -40,11 +40,21 @@ pub async fn log_interaction(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    Ok(match s.app.log_interaction(&caller, body).await? {
-        IngestOutcome::Created(r) => (StatusCode::CREATED, Json(r)).into_response(),
-        IngestOutcome::Replayed(r) => (StatusCode::OK, Json(r)).into_response(),
-        IngestOutcome::NotCollected => (StatusCode::ACCEPTED, Json(json!({"collected": false}))).into_response(),
+    let outcome = s.app.log_interaction(&caller, body).await?;
+    let status = status_of(&outcome);
+    Ok(match outcome {
+        IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => (status, Json(r)).into_response(),
+        IngestOutcome::NotCollected => (status, Json(json!({"collected": false}))).into_response(),
     })
+}
+
+/// The status of a logged interaction: 201 new, 200 a replay, 202 not collected.
+fn status_of(outcome: &IngestOutcome) -> StatusCode {
+    match outcome {
+        IngestOutcome::Created(_) => StatusCode::CREATED,
+        IngestOutcome::Replayed(_) => StatusCode::OK,
+        IngestOutcome::NotCollected => StatusCode::ACCEPTED,
+    }
 }
 
 /// Log up to 100 interactions; each item fails alone.
@@ -57,7 +67,27 @@ pub async fn log_batch(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     require(&caller, &[Role::Service, Role::Admin])?;
-    let results = s.app.log_batch(&caller, body, item_error).await?;
+    let outcomes = s.app.log_batch(&caller, body).await?;
+    let results: Vec<_> = outcomes
+        .into_iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Ok(o) => {
+                let status = status_of(&o).as_u16();
+                match o {
+                    IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => {
+                        json!({"index": index, "status": status, "interaction_id": r.interaction_id})
+                    }
+                    IngestOutcome::NotCollected => json!({"index": index, "status": status}),
+                }
+            }
+            Err(e) => {
+                // The same mapping as a whole answer's error; the item carries the error object.
+                let (status, body) = ApiError::from(e).status_and_body();
+                json!({"index": index, "status": status.as_u16(), "error": body["error"]})
+            }
+        })
+        .collect();
     Ok(Json(json!({ "results": results })).into_response())
 }
 
