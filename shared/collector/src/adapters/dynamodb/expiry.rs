@@ -187,6 +187,18 @@ impl DynamoStore {
         Ok(Recovery::AlreadyHandled)
     }
 
+    /// For a restore transaction whose item 0 is the event's `RCV` put and item 1 the item's
+    /// put: the answer when the event was handled before, or its item is already back.
+    async fn handled_before(&self, codes: &[String], event_id: &str) -> Result<Option<Recovery>, StoreError> {
+        if failed_at(codes, 0) {
+            return Ok(Some(Recovery::AlreadyHandled));
+        }
+        if failed_at(codes, 1) {
+            return self.already_there(event_id).await.map(Some);
+        }
+        Ok(None)
+    }
+
     async fn recover_head(
         &self,
         image: Item,
@@ -206,11 +218,8 @@ impl DynamoStore {
             Ok(()) => return Ok(Recovery::Restored),
             Err(codes) => codes,
         };
-        if failed_at(&codes, 0) {
-            return Ok(Recovery::AlreadyHandled);
-        }
-        if failed_at(&codes, 1) {
-            return self.already_there(event_id).await;
+        if let Some(done) = self.handled_before(&codes, event_id).await? {
+            return Ok(done);
         }
         // A delete meant to remove it: do what the delete could not see.
         let platform = parse_platform(get_s(&image, "platform")?)?;
@@ -277,11 +286,8 @@ impl DynamoStore {
                 Ok(()) => return Ok(Recovery::Restored),
                 Err(codes) => codes,
             };
-            if failed_at(&codes, 0) {
-                return Ok(Recovery::AlreadyHandled);
-            }
-            if failed_at(&codes, 1) {
-                return self.already_there(event_id).await;
+            if let Some(done) = self.handled_before(&codes, event_id).await? {
+                return Ok(done);
             }
             if failed_at(&codes, 3) {
                 let outcome = self.mark_handled(event_id, Vec::new()).await?;
