@@ -44,7 +44,7 @@ impl FolderStore {
 }
 
 fn io(e: std::io::Error) -> StoreError {
-    StoreError::Internal(format!("archive folder: {e}"))
+    StoreError::backend("archive folder", e)
 }
 
 async fn blocking<T: Send + 'static>(

@@ -66,7 +66,7 @@ pub async fn parse_budget(
         let mib = cost.div_ceil(1024 * 1024).min(u64::from(PARSE_BUDGET_MIB)) as u32;
         match budget.acquire_many_owned(mib).await {
             Ok(p) => Some(p),
-            Err(_) => return ApiError::Internal.into_response(),
+            Err(_) => return ApiError::Internal("the parse budget is closed".into()).into_response(),
         }
     } else {
         None

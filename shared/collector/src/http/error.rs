@@ -1,5 +1,6 @@
 //! The one mapping from failures to HTTP: status, code and a message fit for a human.
-//! Internal details are logged once here and never rendered.
+//! Internal details travel inside [`ApiError`] and are logged once, when the answer is made
+//! ([`ApiError::render`], used by `IntoResponse` and by batch items); they are never rendered.
 
 use std::time::Duration;
 
@@ -29,8 +30,11 @@ pub enum ApiError {
     PayloadTooLarge(&'static str),
     Unavailable {
         retry_after: Duration,
+        /// What was unavailable, for the log (None for throttling, which is expected).
+        cause: Option<String>,
     },
-    Internal,
+    /// The detail is for the log only.
+    Internal(String),
 }
 
 impl ApiError {
@@ -79,7 +83,7 @@ impl ApiError {
             ApiError::Unavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is busy; retry shortly".into(), None)
             }
-            ApiError::Internal => {
+            ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side".into(), None)
             }
         };
@@ -88,6 +92,16 @@ impl ApiError {
             error["details"] = d;
         }
         (status, json!({ "error": error }))
+    }
+
+    /// Log what the caller is not told (once per answer), then the status and body.
+    pub fn render(&self) -> (StatusCode, Value) {
+        match self {
+            ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            ApiError::Unavailable { cause: Some(cause), .. } => tracing::warn!(error = %cause, "store unavailable"),
+            _ => {}
+        }
+        self.status_and_body()
     }
 }
 
@@ -102,10 +116,7 @@ impl From<AppError> for ApiError {
             AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
             AppError::ArchiveRunning => ApiError::ArchiveRunning,
             AppError::Store(s) => s.into(),
-            AppError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                ApiError::Internal
-            }
+            AppError::Internal(detail) => ApiError::Internal(detail),
         }
     }
 }
@@ -115,15 +126,11 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Throttled { retry_after } => ApiError::Unavailable { retry_after },
+            StoreError::Throttled { retry_after } => ApiError::Unavailable { retry_after, cause: None },
             StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "store unavailable");
-                ApiError::Unavailable { retry_after: Duration::from_secs(1) }
+                ApiError::Unavailable { retry_after: Duration::from_secs(1), cause: Some(detail) }
             }
-            StoreError::Internal(detail) => {
-                tracing::error!(error = %detail, "store error");
-                ApiError::Internal
-            }
+            e @ (StoreError::Internal(_) | StoreError::Backend { .. }) => ApiError::Internal(e.to_string()),
             StoreError::Fenced => ApiError::ArchiveRunning,
         }
     }
@@ -137,9 +144,9 @@ impl From<Vec<FieldError>> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, body) = self.status_and_body();
+        let (status, body) = self.render();
         let mut resp = (status, axum::Json(body)).into_response();
-        if let ApiError::Unavailable { retry_after } = self {
+        if let ApiError::Unavailable { retry_after, .. } = self {
             let secs = retry_after.as_secs().max(1).to_string();
             if let Ok(v) = HeaderValue::from_str(&secs) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -151,6 +158,31 @@ impl IntoResponse for ApiError {
 
 /// Panics become our 500 body, never a dropped connection or a runtime error.
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    ApiError::Internal.into_response()
+    ApiError::Internal("handler panicked".into()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backend_failure_keeps_its_source_for_the_log_and_never_reaches_the_body() {
+        let e = StoreError::backend("archive folder", std::io::Error::other("no space left at /data/secret"));
+        assert!(std::error::Error::source(&e).is_some(), "the source is kept");
+        let api = ApiError::from(AppError::Store(e));
+        let (status, body) = api.status_and_body();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(!body.to_string().contains("secret"), "details are never rendered");
+        assert!(matches!(&api, ApiError::Internal(d) if d.contains("no space left")), "they are logged");
+    }
+
+    #[test]
+    fn throttling_is_expected_and_unavailability_is_logged() {
+        let throttled = ApiError::from(StoreError::Throttled { retry_after: Duration::from_secs(3) });
+        assert!(matches!(throttled, ApiError::Unavailable { cause: None, retry_after } if retry_after.as_secs() == 3));
+        let down = ApiError::from(StoreError::Unavailable("dynamodb query: no answer".into()));
+        assert!(matches!(down, ApiError::Unavailable { cause: Some(_), .. }));
+        assert_eq!(down.status_and_body().0, StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

@@ -165,7 +165,7 @@ pub async fn spill_large_jsonl(State(s): State<HttpState>, req: Request, next: N
     let mut held = BytesMut::new();
     let mut escaped = 0usize;
     while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else { return ApiError::Internal.into_response() };
+        let Ok(chunk) = chunk else { return ApiError::Internal("a large answer's body failed".into()).into_response() };
         escaped += json_escaped_len(&chunk);
         held.extend_from_slice(&chunk);
         if held.len() > SPILL_OVER_BYTES || escaped > LAMBDA_BODY_BUDGET {
@@ -216,7 +216,7 @@ async fn spill(
             Some(Ok(c)) => Some(c),
             Some(Err(_)) => {
                 let _ = w.abort().await;
-                return Err(ApiError::Internal);
+                return Err(ApiError::Internal("a large answer's body failed while spilling".into()));
             }
         };
     }
@@ -226,7 +226,9 @@ async fn spill(
 }
 
 fn see_other(mut parts: axum::http::response::Parts, url: &str, bytes: i64) -> Response {
-    let Ok(location) = HeaderValue::from_str(url) else { return ApiError::Internal.into_response() };
+    let Ok(location) = HeaderValue::from_str(url) else {
+        return ApiError::Internal("a presigned URL is not a header value".into()).into_response();
+    };
     parts.status = StatusCode::SEE_OTHER;
     parts.headers.insert(header::LOCATION, location);
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -83,7 +83,7 @@ pub async fn log_batch(
             }
             Err(e) => {
                 // The same mapping as a whole answer's error; the item carries the error object.
-                let (status, body) = ApiError::from(e).status_and_body();
+                let (status, body) = ApiError::from(e).render();
                 json!({"index": index, "status": status.as_u16(), "error": body["error"]})
             }
         })

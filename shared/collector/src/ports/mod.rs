@@ -35,16 +35,31 @@ pub enum StoreError {
     Throttled { retry_after: Duration },
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// Found by the store itself (an unreadable value, a newer schema): the message says what.
     #[error("store internal error: {0}")]
     Internal(String),
+    /// A failure of the library the store runs on (SQLite, JSON encoding, the file system),
+    /// kept whole as the source (shared, so a group commit can answer every waiter with it).
+    #[error("store internal error: {what}: {source}")]
+    Backend {
+        what: &'static str,
+        #[source]
+        source: std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>,
+    },
     /// The archive lease named by a write is no longer held (another run took it over).
     #[error("archive lease lost")]
     Fenced,
 }
 
 impl StoreError {
-    pub fn internal(e: impl std::fmt::Display) -> StoreError {
-        StoreError::Internal(e.to_string())
+    /// An encoding failure (a value that does not serialize), kept as the source.
+    pub fn internal<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+        StoreError::backend("encoding", e)
+    }
+
+    /// A failure of the library underneath, named by `what`, kept as the source.
+    pub fn backend<E: std::error::Error + Send + Sync + 'static>(what: &'static str, e: E) -> StoreError {
+        StoreError::Backend { what, source: std::sync::Arc::new(e) }
     }
 }
 

@@ -43,7 +43,7 @@ pub(super) fn db_error(e: rusqlite::Error) -> StoreError {
             _ => {}
         }
     }
-    StoreError::Internal(format!("sqlite: {e}"))
+    StoreError::backend("sqlite", e)
 }
 
 // -- value encoding (shared with the DynamoDB store: adapters::encoding) ------------------------

@@ -118,6 +118,7 @@ fn copy_error(e: &StoreError) -> StoreError {
         StoreError::Throttled { retry_after } => StoreError::Throttled { retry_after: *retry_after },
         StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
         StoreError::Internal(m) => StoreError::Internal(m.clone()),
+        StoreError::Backend { what, source } => StoreError::Backend { what, source: source.clone() },
         StoreError::Fenced => StoreError::Fenced,
     }
 }
