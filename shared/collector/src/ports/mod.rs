@@ -4,8 +4,12 @@
 //! Two ports:
 //! - [`HotStore`]: interactions, feedback, validation logs, curated examples, training metrics,
 //!   maintained counters, and the archive catalog (metadata rows plus an index of archived
-//!   interactions). The catalog lives with the hot records so that "record the object, then
-//!   remove its records from hot" is one atomic step.
+//!   interactions). The catalog lives with the hot records so that moving a record out of hot
+//!   and pointing at its archive line is one write of the store's own (SQLite: one transaction
+//!   per object; DynamoDB: one transaction per batch of records, each record moved whole).
+//!
+//! Each method's doc says what is atomic. Where the two adapters differ, it says how; the
+//! conformance suite (`conformance.rs`) holds both to the same observable behaviour.
 //! - [`ObjectStore`]: archive objects (gzip JSONL), written durably before any hot row goes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -211,10 +215,14 @@ pub trait HotStore: Send + Sync {
 
     // -- deletes --------------------------------------------------------------------------
     /// Delete one hot interaction with its feedback and validations; subtract its counters.
-    /// Zero counts when it is not hot.
+    /// Zero counts when it is not hot. The interaction, its counters and its first links go in
+    /// one write; on DynamoDB links past one transaction's room are deleted right after (they
+    /// are unreachable without their interaction, and a retry removes them).
     async fn delete_interaction(&self, id: Id) -> Result<HotDeleted, StoreError>;
 
-    /// Delete all of a user's hot interactions (with links) and unlinked validation logs.
+    /// Delete all of a user's hot interactions (with links) and unlinked validation logs: one
+    /// [`Self::delete_interaction`] each, not one write (a retry finishes what a cut-off call
+    /// left).
     async fn delete_user(&self, user: &UserId) -> Result<HotDeleted, StoreError>;
 
     // -- curated examples and training metrics ---------------------------------------------
@@ -292,7 +300,10 @@ pub trait HotStore: Send + Sync {
     /// changed, archived elsewhere) gets a tombstone in `obj.slot`, since its line is not live.
     /// Then the row becomes `obj` (committed, with its sizes) and the object's contribution is
     /// counted. Idempotent: a rerun counts items stubbed to this slot as done and a committed row
-    /// once. Returns the ids that were tombstoned. Fenced like every run write.
+    /// once. Returns the ids that were tombstoned. Fenced like every run write. SQLite does all
+    /// of it in one transaction; DynamoDB in transactions of up to 100 items (each record with
+    /// its links and counters in one), the flip last, so a commit cut short leaves every record
+    /// hot or stubbed, never both, and the pending row makes the next run finish it.
     async fn commit_archive(
         &self,
         lease: &Lease,
@@ -334,8 +345,10 @@ pub trait HotStore: Send + Sync {
     /// Compaction: `old` (the row as read) was rewritten without the `cleared` ids into `new`
     /// (same slot, new `object_key` and sizes), or into nothing. In one atomic write: the row
     /// becomes `new` (or goes), the object counters move by new - old, and the cleared
-    /// tombstones go. [`StoreError::Conflict`] when the row no longer points at
-    /// `old.object_key`; fenced like every run write.
+    /// tombstones go (on DynamoDB, tombstones past one transaction's room are deleted right
+    /// after it; any a crash leaves make the next run compact the slot again, which clears
+    /// them). [`StoreError::Conflict`] when the row no longer points at `old.object_key`;
+    /// fenced like every run write.
     async fn apply_compaction(
         &self,
         lease: &Lease,
