@@ -12,6 +12,13 @@
     with_feedback: "records with feedback",
     quality_examples: "quality examples",
   };
+  // The same, for one missing ("needs 1 more record").
+  const LABEL_ONE = {
+    total_examples: "record",
+    successful: "successful record",
+    with_feedback: "record with feedback",
+    quality_examples: "quality example",
+  };
 
   const $ = (id) => document.getElementById(id);
   const state = { platforms: [], exportsCursor: null, userCursor: null, userId: null };
@@ -215,7 +222,9 @@
         li.textContent = LABELS[key] + ": " + formatInt(have) + " of " + formatInt(need) + " (met)";
       } else {
         li.className = "missing";
-        li.textContent = "needs " + formatInt(need - have) + " more " + LABELS[key] + " (" + formatInt(have) + " of " + formatInt(need) + ")";
+        const missing = need - have;
+        const label = missing === 1 ? LABEL_ONE[key] : LABELS[key];
+        li.textContent = "needs " + formatInt(missing) + " more " + label + " (" + formatInt(have) + " of " + formatInt(need) + ")";
       }
       ul.appendChild(li);
     }
