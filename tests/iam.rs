@@ -9,7 +9,7 @@
 //! `!GetAtt`, `!Ref` and SAM policy templates resolved to the emulator's ARNs. Then it turns
 //! moto's IAM checks on (`/moto-api/reset-auth`, the server form of
 //! `INITIAL_NO_AUTH_ACTION_COUNT`) and runs every route of each function through the function's
-//! real router (`collector::http::groups`, the API Gateway events of `events/http/` as
+//! real router (`collector::http::routes`, the API Gateway events of `events/http/` as
 //! lambda_http turns them into requests; the archiver through its handler with
 //! `events/archiver/`), over an app whose SDK clients sign with that function's keys.
 //!
@@ -74,7 +74,7 @@ use collector::adapters::dynamodb::DynamoStore;
 use collector::adapters::s3::S3Store;
 use collector::app::App;
 use collector::config::Config;
-use collector::http::{HttpState, groups};
+use collector::http::{HttpState, routes};
 use collector::ports::conformance::noise;
 use collector::testing::{Emulator, Stack};
 use serde_json::{Value, json};
@@ -886,7 +886,7 @@ impl Run {
         let route = e.route();
         self.seen.lock().expect("seen").insert(route.clone());
         *self.rec.0.route.lock().expect("route") = route.clone();
-        let router = groups::by_name(&self.binary, HttpState::lambda(self.app.clone())).expect("a function router");
+        let router = routes::by_name(&self.binary, HttpState::lambda(self.app.clone())).expect("a function router");
         let r = send(router, &e).await;
         self.check(&route, &r, status);
         r
@@ -894,7 +894,7 @@ impl Run {
 
     /// A request to any function's router, as an admin of the account.
     async fn seed(&self, function: &str, e: Ev, status: u16) -> Reply {
-        let router = groups::by_name(function, self.admin.clone()).expect("a function router");
+        let router = routes::by_name(function, self.admin.clone()).expect("a function router");
         let r = send(router, &e).await;
         self.check(&format!("seed {function} {}", e.route()), &r, status);
         r

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use collector::http::routes::ROUTES;
 use collector_e2e::{Who, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -32,55 +33,34 @@ fn operations(doc: &Value) -> BTreeSet<(String, String)> {
     out
 }
 
-/// (method, path) of every `.route("...", ...)` in the HTTP modules: the routes `collector serve`
-/// merges (and the Lambda groups split). Swagger UI's own routes (`/docs`) are not among them.
-fn routes_in_source() -> BTreeSet<(String, String)> {
+/// (method, path) of every route the routers serve: the rows of the route table
+/// (`collector::http::routes::ROUTES`), which `collector serve` merges and the Lambda functions
+/// split. Swagger UI's own routes (`/docs`) are not among them.
+fn routes_served() -> BTreeSet<(String, String)> {
+    let rows: BTreeSet<(String, String)> =
+        ROUTES.iter().map(|r| (r.method.as_str().to_lowercase(), r.path.to_owned())).collect();
+    assert_eq!(rows.len(), ROUTES.len(), "a route is in two rows");
+    rows
+}
+
+/// The routers are built from the table and nothing else: no HTTP module adds a route of its own
+/// (`.route(` is called once, in `routes.rs`, with a row's path).
+fn no_route_outside_the_table() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/collector/src/http");
-    let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(&dir).expect("http sources") {
         let path = entry.expect("entry").path();
         if path.extension().and_then(|e| e.to_str()) != Some("rs") {
             continue;
         }
         let src = std::fs::read_to_string(&path).expect("read source");
-        let mut rest = src.as_str();
-        while let Some(at) = rest.find(".route(\"") {
-            rest = &rest[at + ".route(\"".len()..];
-            let end = rest.find('"').expect("route path ends");
-            let route = &rest[..end];
-            // The method routers of this call: up to its closing parenthesis.
-            let mut depth = 1;
-            let call_end = rest
-                .char_indices()
-                .find(|&(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    depth == 0
-                })
-                .map(|(i, _)| i)
-                .expect("route call ends");
-            let call = &rest[end..call_end];
-            let mut found = false;
-            for m in METHODS {
-                let needle = format!("{m}(");
-                let mut from = 0;
-                while let Some(i) = call[from..].find(&needle) {
-                    let i = from + i;
-                    let before = call[..i].chars().next_back();
-                    if !before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                        out.insert((m.to_owned(), route.to_owned()));
-                        found = true;
-                    }
-                    from = i + needle.len();
-                }
-            }
-            assert!(found, "no method found for route {route} in {}", path.display());
+        let calls = src.matches(".route(").count();
+        if path.file_name().is_some_and(|n| n == "routes.rs") {
+            assert_eq!(calls, 1, "{}: one .route( call, the table's", path.display());
+            assert!(src.contains(".route(route.path, "), "{}: the table's rows are routed", path.display());
+        } else {
+            assert_eq!(calls, 0, "{} adds a route outside the table", path.display());
         }
     }
-    out
 }
 
 fn concrete(path: &str) -> String {
@@ -129,12 +109,13 @@ async fn every_route_the_router_serves_is_documented_and_every_documented_route_
     let app = spawn_app(&[]).await;
     let doc = document(&app).await;
     let documented = operations(&doc);
-    let mut served = routes_in_source();
-    assert!(served.len() >= 20, "the source scan found the routes: {served:?}");
+    no_route_outside_the_table();
+    let mut served = routes_served();
+    assert!(served.len() >= 20, "the table has the routes: {served:?}");
     // The admin dashboard's static page is outside the document (it is not the JSON API, like
     // `/docs`; collector::http::dashboard): served, public, and nothing else.
     for page in collector::http::dashboard::PAGE_ROUTES {
-        assert!(served.remove(&("get".to_owned(), page.to_owned())), "the source serves {page}");
+        assert!(served.remove(&("get".to_owned(), page.to_owned())), "the table serves {page}");
         assert!(!documented.iter().any(|(_, p)| p == page), "{page} is not in the document");
         let r = app.get(page, Who::Anon).await;
         r.expect(200, None);

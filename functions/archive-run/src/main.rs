@@ -1,4 +1,4 @@
-//! Lambda function `archive-run`: Archive now (admin), over HTTP. Routes: `collector::http::groups::archive_run`.
+//! Lambda function `archive-run`: Archive now (admin), over HTTP. Routes: `collector::http::routes::archive_run`.
 
 use collector::app::App;
 use collector::config::Config;
@@ -8,5 +8,5 @@ use collector::http::HttpState;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::open_aws(Config::from_env()?).await?;
-    lambda_http::run(collector::http::groups::archive_run(HttpState::lambda(app))).await
+    lambda_http::run(collector::http::routes::archive_run(HttpState::lambda(app))).await
 }

@@ -1,4 +1,4 @@
-//! Lambda function `export`: Training export (admin). Routes: `collector::http::groups::export`.
+//! Lambda function `export`: Training export (admin). Routes: `collector::http::routes::export`.
 
 use collector::app::App;
 use collector::config::Config;
@@ -8,5 +8,5 @@ use collector::http::HttpState;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::open_aws(Config::from_env()?).await?;
-    lambda_http::run(collector::http::groups::export(HttpState::lambda(app))).await
+    lambda_http::run(collector::http::routes::export(HttpState::lambda(app))).await
 }

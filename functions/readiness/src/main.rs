@@ -1,4 +1,4 @@
-//! Lambda function `readiness`: Training readiness. Routes: `collector::http::groups::readiness`.
+//! Lambda function `readiness`: Training readiness. Routes: `collector::http::routes::readiness`.
 
 use collector::app::App;
 use collector::config::Config;
@@ -8,5 +8,5 @@ use collector::http::HttpState;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::open_aws(Config::from_env()?).await?;
-    lambda_http::run(collector::http::groups::readiness(HttpState::lambda(app))).await
+    lambda_http::run(collector::http::routes::readiness(HttpState::lambda(app))).await
 }

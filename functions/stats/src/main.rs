@@ -1,4 +1,4 @@
-//! Lambda function `stats`: Storage statistics, health and the OpenAPI document. Routes: `collector::http::groups::stats`.
+//! Lambda function `stats`: Storage statistics, health and the OpenAPI document. Routes: `collector::http::routes::stats`.
 
 use collector::app::App;
 use collector::config::Config;
@@ -8,5 +8,5 @@ use collector::http::HttpState;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let app = App::open_aws(Config::from_env()?).await?;
-    lambda_http::run(collector::http::groups::stats(HttpState::lambda(app))).await
+    lambda_http::run(collector::http::routes::stats(HttpState::lambda(app))).await
 }

@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use collector::app::App;
 use collector::config::Config;
-use collector::http::{HttpState, groups};
+use collector::http::{HttpState, routes, spill};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -150,7 +150,7 @@ impl Functions {
     }
 
     fn router(&self, function: &str) -> Router {
-        groups::by_name(function, self.state.clone()).unwrap_or_else(|| panic!("no function {function}"))
+        routes::by_name(function, self.state.clone()).unwrap_or_else(|| panic!("no function {function}"))
     }
 
     /// Send an event to a function, the way lambda_http's runtime adapter does.
@@ -169,10 +169,12 @@ impl Functions {
     }
 }
 
+/// One event per route of the table (`http::routes::ROUTES`), under its function's folder, and
+/// each one a request lambda_http accepts.
 #[test]
 fn every_event_file_is_a_request_lambda_http_accepts() {
-    let mut n = 0;
-    for function in groups::NAMES {
+    let mut found = Vec::new();
+    for function in routes::NAMES {
         let dir = events_dir().join("http").join(function);
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for f in entries {
@@ -180,10 +182,15 @@ fn every_event_file_is_a_request_lambda_http_accepts() {
             let text = std::fs::read_to_string(&f).expect("read");
             let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             assert!(req.uri().path().starts_with('/'), "{}", f.display());
-            n += 1;
+            let ev: Value = serde_json::from_str(&text).expect("JSON");
+            found.push(format!("{function} {}", ev["routeKey"].as_str().expect("routeKey")));
         }
     }
-    assert_eq!(n, 28, "one event per route");
+    found.sort();
+    let mut expected: Vec<String> =
+        routes::ROUTES.iter().map(|r| format!("{} {} {}", r.function, r.method.as_str(), r.path)).collect();
+    expected.sort();
+    assert_eq!(found, expected, "one event per route (python3 events/generate.py)");
 }
 
 #[tokio::test]
@@ -269,7 +276,7 @@ async fn groups_claim_name_is_configurable() {
         _ => None,
     })
     .expect("config");
-    let router = groups::export(HttpState::lambda(App::open_local(config).expect("open")));
+    let router = routes::export(HttpState::lambda(App::open_local(config).expect("open")));
     let ev = event("export", "get-feedback-export").claim("cognito:groups", None).claim("roles", Some("[admin]"));
     let req = lambda_http::request::from_str(&ev.0.to_string()).expect("event");
     assert_eq!(router.oneshot(req).await.expect("infallible").status(), StatusCode::OK);
@@ -539,7 +546,7 @@ async fn exports_that_escape_past_the_lambda_payload_spill_too() {
     let r = f.call("export", event("export", "get-feedback-export")).await;
     let j = r.expect(303, None);
     let bytes = j["bytes"].as_u64().expect("bytes") as usize;
-    assert!(bytes < groups::SPILL_OVER_BYTES && bytes > 3 * 1024 * 1024, "{j}");
+    assert!(bytes < spill::SPILL_OVER_BYTES && bytes > 3 * 1024 * 1024, "{j}");
     let (status, body) = http_get(j["location"].as_str().expect("location")).await;
     assert_eq!((status, body.len()), (200, bytes));
 }

@@ -144,11 +144,6 @@ impl FromRequestParts<HttpState> for Caller {
     }
 }
 
-/// Route guards.
-pub fn require(caller: &Caller, roles: &[Role]) -> Result<(), ApiError> {
-    if roles.contains(&caller.role) { Ok(()) } else { Err(ApiError::Forbidden("this route is not open to your role")) }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::domain::json::{ShapeError, check_shape};
-use crate::domain::types::{FieldError, Id};
+use crate::domain::types::{FieldError, Id, Platform};
 
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
@@ -123,4 +123,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 /// A path segment that must be a UUID; anything else cannot name a record, so 404.
 pub fn path_id(raw: &str) -> Result<Id, ApiError> {
     Id::parse(raw).map_err(|_| ApiError::NotFound)
+}
+
+/// The `{platform}` path segment: a slug, else 400 on `platform`.
+pub fn path_platform(raw: &str) -> Result<Platform, ApiError> {
+    Platform::parse(raw).map_err(|m| ApiError::Validation(vec![FieldError::new("platform", m)]))
 }

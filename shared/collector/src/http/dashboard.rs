@@ -11,31 +11,20 @@
 //! frames, no plugins, forms nowhere. The files change only with the binary, so they may be
 //! cached for a short while but are revalidated (`no-cache` would do too; the page is small).
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-
-use super::HttpState;
 
 const PAGE_HTML: &str = include_str!("dashboard/admin.html");
 const SCRIPT_JS: &str = include_str!("dashboard/dashboard.js");
 const STYLE_CSS: &str = include_str!("dashboard/dashboard.css");
 
-/// The page's routes (all GET), outside the OpenAPI document.
+/// The page's routes (all GET, public; the `readiness` function's rows flagged `page` in the route
+/// table), outside the OpenAPI document.
 pub const PAGE_ROUTES: [&str; 3] = ["/admin", "/admin/dashboard.js", "/admin/dashboard.css"];
 
 /// The policy every dashboard answer carries.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// The dashboard's routes, to merge into a router before `finish`.
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/admin", get(page))
-        .route("/admin/dashboard.js", get(script))
-        .route("/admin/dashboard.css", get(style))
-}
 
 fn static_answer(content_type: &'static str, body: &'static str) -> Response {
     (

@@ -1,34 +1,36 @@
-//! HTTP: one module per endpoint group, each with `router()`; `router` merges them for
-//! `collector serve`, and each Lambda function runs its group's router on the same state.
+//! HTTP: the route table (`routes`), one module of handlers per Lambda function, named as the
+//! function (`log`, `submit`, `validate_log`, `stats`, `export`, `readiness`, `delete`, `curation`,
+//! `archive_run`), and what they share. `router` is every route of the table, for `collector
+//! serve`; each Lambda function runs its own rows (`routes::<function>`) on the same state.
 
-pub mod admin;
+pub mod archive_run;
 pub mod audit;
 pub mod auth;
 pub mod body;
+pub mod curation;
 pub mod dashboard;
-pub mod data;
+pub mod delete;
 pub mod error;
-pub mod exports;
-pub mod feedback;
-pub mod groups;
-pub mod interactions;
+pub mod export;
+pub mod log;
 pub mod openapi;
-pub mod platforms;
+pub mod readiness;
+pub mod routes;
+pub mod spill;
+pub mod stats;
+pub mod submit;
+pub mod validate_log;
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use axum::response::Response;
 use jsonwebtoken::DecodingKey;
-use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
-use utoipa::OpenApi;
 
 use crate::app::App;
 use error::ApiError;
-use openapi::CommonResponses;
+pub use routes::ApiDoc;
 
 /// What handlers share: the use cases and how to read identities.
 #[derive(Clone)]
@@ -98,62 +100,8 @@ impl HttpState {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "collector", description = "Collects interactions, feedback and validations for fine-tuning."),
-    paths(
-        health, openapi_json,
-        interactions::log_interaction, interactions::log_batch, interactions::get_interaction, interactions::list_interactions,
-        interactions::validate,
-        feedback::submit, feedback::stats, feedback::readiness, feedback::archive, feedback::export_platform,
-        data::delete_one, data::delete_user, data::delete_me, data::my_data,
-        admin::add_example, admin::list_examples, admin::delete_example, admin::add_metric, admin::list_metrics,
-        platforms::list_platforms, platforms::add_platform,
-        exports::list_exports, exports::get_export,
-    ),
-    modifiers(&BearerAuth, &CommonResponses),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-        );
-        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
-    }
-}
-
 fn new_parse_budget() -> Arc<tokio::sync::Semaphore> {
     Arc::new(tokio::sync::Semaphore::new(body::PARSE_BUDGET_MIB as usize))
-}
-
-/// Liveness and which backend serves.
-#[utoipa::path(get, path = "/api/health", tag = "meta", security(()), responses((status = 200, body = openapi::Health)))]
-pub async fn health(State(s): State<HttpState>) -> Response {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "backend": s.app.config.backend.as_str()}))
-        .into_response()
-}
-
-/// This document (OpenAPI 3.1). It lists the configured platforms, so it is built from the
-/// state's config.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta", security(()), responses((status = 200, body = Object, description = "the OpenAPI document")))]
-pub async fn openapi_json(State(s): State<HttpState>) -> Response {
-    Json(openapi::document_json(&s.app.config)).into_response()
-}
-
-/// The public routes: health, the OpenAPI document and its UI.
-pub fn meta_router() -> Router<HttpState> {
-    // The UI (not in a lean Lambda build) reads the document from /openapi.json.
-    let router = Router::new().route("/api/health", get(health)).route("/openapi.json", get(openapi_json));
-    #[cfg(feature = "swagger")]
-    let router = router
-        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")));
-    router
 }
 
 /// Common layers and fallbacks: our 404/405 bodies, the identity middleware of the state's
@@ -186,16 +134,7 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
     resp
 }
 
-/// The whole API (`collector serve`).
+/// The whole API (`collector serve`): every route of the table.
 pub fn router(state: HttpState) -> Router {
-    let all = Router::new()
-        .merge(meta_router())
-        .merge(interactions::router())
-        .merge(feedback::router())
-        .merge(data::router())
-        .merge(admin::router())
-        .merge(platforms::router())
-        .merge(exports::router())
-        .merge(dashboard::router());
-    finish(all, state)
+    finish(routes::all(&state), state)
 }

@@ -529,6 +529,20 @@ fn require_for_edit(components: &mut utoipa::openapi::Components) {
     components.schemas.insert("FeedbackInput".to_owned(), all.into());
 }
 
+/// The bearer scheme, required by every operation that does not say `security(())`.
+pub struct BearerAuth;
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
 /// The document `collector serve` and the Lambda functions serve: [`super::ApiDoc`] with the
 /// configured platforms listed in [`KnownPlatform`].
 pub fn document(config: &Config) -> OpenApi {

@@ -1,94 +1,22 @@
-//! Feedback, stats, readiness, archive runs and training export.
+//! Function `export`: training data as JSONL (admin), and the export manifests (admin; CONTRACT
+//! section 4a): what each export served, newest first, and one by id. The manifests are recorded
+//! by the export route and the CLI (`app::lineage`). The spooled JSONL answer is shared with the
+//! right of access (`GET /api/me/data`, function `delete`).
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 
-use super::auth::require;
-use super::body::{JsonBody, OptJsonBody, Params};
+use super::body::{Params, path_id, path_platform};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, ExportRequest, ExportSummary, LineStream};
 use crate::domain::export;
-use crate::domain::input::ArchiveRequest;
-use crate::domain::types::{Caller, FieldError, Platform, Role};
-
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/feedback/submit", post(submit))
-        .route("/api/feedback/stats", get(stats))
-        .route("/api/feedback/readiness/{platform}", get(readiness))
-        .route("/api/feedback/archive", post(archive))
-        .route("/api/feedback/export/{platform}", get(export_platform))
-}
-
-fn platform_param(raw: &str) -> Result<Platform, ApiError> {
-    Platform::parse(raw).map_err(|m| ApiError::Validation(vec![FieldError::new("platform", m)]))
-}
-
-/// Feedback on an interaction (owner, admin, service).
-#[utoipa::path(post, path = "/api/feedback/submit", tag = "feedback", request_body = openapi::FeedbackInput,
-    responses((status = 201, body = openapi::FeedbackReceipt),
-              (status = 404, description = "`not_found`: no such interaction, or someone else's"),
-              (status = 409, description = "`conflict`: the interaction is archived")))]
-pub async fn submit(
-    State(s): State<HttpState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, &body).await?;
-    Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id})))
-        .into_response())
-}
-
-/// Storage statistics from maintained counters.
-#[utoipa::path(get, path = "/api/feedback/stats", tag = "feedback", responses((status = 200, body = crate::domain::stats::Stats)))]
-pub async fn stats(State(s): State<HttpState>, _caller: Caller) -> Result<Response, ApiError> {
-    Ok(Json(s.app.stats().await?).into_response())
-}
-
-/// Training readiness of a platform.
-#[utoipa::path(get, path = "/api/feedback/readiness/{platform}", tag = "feedback", params(("platform" = openapi::KnownPlatform, Path)),
-    responses((status = 200, body = crate::domain::stats::Readiness)))]
-pub async fn readiness(
-    State(s): State<HttpState>,
-    _caller: Caller,
-    Path(platform): Path<String>,
-) -> Result<Response, ApiError> {
-    Ok(Json(s.app.readiness(&platform_param(&platform)?).await?).into_response())
-}
-
-/// Archive now (admin); `dry_run` changes nothing.
-#[utoipa::path(post, path = "/api/feedback/archive", tag = "feedback",
-    request_body(content = Option<openapi::ArchiveInput>, description = "may be empty (then `{}`)"),
-    responses((status = 200, body = crate::app::ArchiveReport),
-              (status = 403, description = "`forbidden`: admin only"),
-              (status = 409, description = "`archiving_disabled` (`ENABLE_DATA_ARCHIVING=false`), or `archive_running`: another run holds the lease")))]
-pub async fn archive(
-    State(s): State<HttpState>,
-    caller: Caller,
-    OptJsonBody(body): OptJsonBody,
-) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
-    let req = ArchiveRequest::parse(&body)?;
-    let report = s.app.archive(&req, s.run_deadline(), None).await?;
-    super::audit::event(
-        &caller,
-        "POST /api/feedback/archive",
-        None,
-        &[
-            ("dry_run", i64::from(report.dry_run)),
-            ("complete", i64::from(report.complete)),
-            ("archived_records", report.archived_records),
-            ("objects", report.archives.len() as i64),
-        ],
-    );
-    Ok(Json(report).into_response())
-}
+use crate::domain::lineage::ExportManifest;
+use crate::domain::types::{Caller, FieldError, Id, PageLimit};
 
 /// Training data as JSONL (admin), streamed.
 #[utoipa::path(get, path = "/api/feedback/export/{platform}", tag = "feedback",
@@ -110,8 +38,7 @@ pub async fn export_platform(
     Path(platform): Path<String>,
     Params(q): Params,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
-    let platform = platform_param(&platform);
+    let platform = path_platform(&platform);
     let query = export::parse_query(&q);
     let (platform, filter) = match (platform, query) {
         (Ok(p), Ok(q)) => (p, q),
@@ -230,4 +157,58 @@ pub fn spooled_response(file: tokio::fs::File, file_name: &str) -> Response {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     resp
+}
+
+/// A page of manifests, newest first.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExportPage {
+    pub items: Vec<ExportManifest>,
+    /// The `cursor` of the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// Export manifests (admin), newest first: `limit` 1..100 (default 20), `cursor` from the
+/// previous page. The interaction ids an export held are stored, not listed.
+#[utoipa::path(get, path = "/api/exports", tag = "exports",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "default 20"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = ExportPage),
+              (status = 400, description = "`validation_failed`: a bad `limit` or `cursor`"),
+              (status = 401, description = "`unauthenticated`: no identity"),
+              (status = 403, description = "`forbidden`: admin only")))]
+pub async fn list_exports(
+    State(s): State<HttpState>,
+    _caller: Caller,
+    Params(q): Params,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    let limit = match q.get("limit") {
+        None => PageLimit::DEFAULT,
+        Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
+            errors.push(FieldError::new("limit", m));
+            PageLimit::DEFAULT
+        }),
+    };
+    let cursor = q.get("cursor").and_then(|c| {
+        Id::parse(c).map_err(|_| errors.push(FieldError::new("cursor", "is not a cursor this API issued"))).ok()
+    });
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let (items, next) = s.app.list_exports(limit, cursor).await?;
+    Ok(Json(ExportPage { items, next_cursor: next.map(|id| id.to_string()) }).into_response())
+}
+
+/// One export's manifest (admin).
+#[utoipa::path(get, path = "/api/exports/{export_id}", tag = "exports", params(("export_id" = uuid::Uuid, Path)),
+    responses((status = 200, body = ExportManifest),
+              (status = 401, description = "`unauthenticated`: no identity"),
+              (status = 403, description = "`forbidden`: admin only"),
+              (status = 404, description = "`not_found`: no such export (or not a UUID)")))]
+pub async fn get_export(
+    State(s): State<HttpState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.app.export_manifest(path_id(&id)?).await?).into_response())
 }

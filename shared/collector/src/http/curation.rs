@@ -1,24 +1,16 @@
-//! Curated examples and training metrics (admin).
+//! Function `curation`: curated examples and training metrics (admin), and the platforms
+//! (CONTRACT section 7a): list them (any identity), add one (admin).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post};
-use axum::{Json, Router};
 use serde_json::json;
 
-use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
 use super::error::ApiError;
 use super::{HttpState, openapi};
-use crate::domain::types::{Caller, FieldError, Platform, Role};
-
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/examples", post(add_example).get(list_examples))
-        .route("/api/examples/{id}", delete(delete_example))
-        .route("/api/training-metrics", post(add_metric).get(list_metrics))
-}
+use crate::domain::types::{Caller, FieldError, Platform};
 
 fn platform_filter(q: &std::collections::HashMap<String, String>) -> Result<Option<Platform>, ApiError> {
     q.get("platform")
@@ -33,7 +25,6 @@ pub async fn add_example(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
     let id = s.app.add_example(&caller, &body).await?;
     super::audit::event(&caller, "POST /api/examples", None, &[("examples", 1)]);
     Ok((StatusCode::CREATED, Json(json!({ "example_id": id }))).into_response())
@@ -43,10 +34,9 @@ pub async fn add_example(
     responses((status = 200, body = openapi::ExampleList), (status = 403, description = "`forbidden`: admin only")))]
 pub async fn list_examples(
     State(s): State<HttpState>,
-    caller: Caller,
+    _caller: Caller,
     Params(q): Params,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
     let items = s.app.list_examples(platform_filter(&q)?.as_ref()).await?;
     Ok(Json(json!({ "items": items })).into_response())
 }
@@ -59,7 +49,6 @@ pub async fn delete_example(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
     s.app.delete_example(path_id(&id)?).await?;
     super::audit::event(&caller, "DELETE /api/examples/{id}", None, &[("examples", 1)]);
     Ok(Json(json!({ "deleted": { "examples": 1 } })).into_response())
@@ -72,7 +61,6 @@ pub async fn add_metric(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
     let id = s.app.add_metric(&caller, &body).await?;
     super::audit::event(&caller, "POST /api/training-metrics", None, &[("training_metrics", 1)]);
     Ok((StatusCode::CREATED, Json(json!({ "metric_id": id }))).into_response())
@@ -80,8 +68,36 @@ pub async fn add_metric(
 
 #[utoipa::path(get, path = "/api/training-metrics", tag = "admin", params(("platform" = Option<openapi::KnownPlatform>, Query)),
     responses((status = 200, body = openapi::MetricList), (status = 403, description = "`forbidden`: admin only")))]
-pub async fn list_metrics(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
+pub async fn list_metrics(
+    State(s): State<HttpState>,
+    _caller: Caller,
+    Params(q): Params,
+) -> Result<Response, ApiError> {
     let items = s.app.list_metrics(platform_filter(&q)?.as_ref()).await?;
     Ok(Json(json!({ "items": items })).into_response())
+}
+
+/// The known platforms: configured (`PLATFORMS`) first, then those admins added, and the limit.
+#[utoipa::path(get, path = "/api/platforms", tag = "platforms",
+    responses((status = 200, body = crate::domain::platforms::PlatformList), (status = 401)))]
+pub async fn list_platforms(State(s): State<HttpState>, _caller: Caller) -> Result<Response, ApiError> {
+    Ok(Json(s.app.platforms().await?).into_response())
+}
+
+/// Add a platform (admin): `{"platform": slug}`. 201 when added, 200 when already known;
+/// 409 `platform_limit` when the known platforms would pass `MAX_PLATFORMS`.
+#[utoipa::path(post, path = "/api/platforms", tag = "platforms", request_body = openapi::PlatformInput,
+    responses((status = 201, body = crate::app::PlatformAddOutcome, description = "added"),
+              (status = 200, body = crate::app::PlatformAddOutcome, description = "already known (configured or added)"),
+              (status = 400, description = "validation_failed: not a slug"), (status = 401), (status = 403),
+              (status = 409, description = "platform_limit: MAX_PLATFORMS reached")))]
+pub async fn add_platform(
+    State(s): State<HttpState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let outcome = s.app.add_platform(&body).await?;
+    super::audit::event(&caller, "POST /api/platforms", None, &[("added", i64::from(outcome.added))]);
+    let status = if outcome.added { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(outcome)).into_response())
 }

@@ -1,29 +1,19 @@
-//! Interactions and workflow validation.
+//! Function `log`: logging and reading interactions.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 
-use super::auth::require;
 use super::body::{JsonBody, Params, path_id};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::IngestOutcome;
-use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, Role, UserId};
+use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, UserId};
 use crate::ports::Cursor;
-
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/interactions", post(log_interaction).get(list_interactions))
-        .route("/api/interactions/batch", post(log_batch))
-        .route("/api/interactions/{id}", get(get_interaction))
-        .route("/api/workflow/validate", post(validate))
-}
 
 /// Log one interaction.
 ///
@@ -66,7 +56,6 @@ pub async fn log_batch(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Service, Role::Admin])?;
     let outcomes = s.app.log_batch(&caller, body).await?;
     let results: Vec<_> = outcomes
         .into_iter()
@@ -142,22 +131,6 @@ pub async fn list_interactions(
     }
     let (items, next) = s.app.list_interactions(&caller, user_id, platform, limit, cursor).await?;
     Ok(Json(json!({ "items": items, "next_cursor": next.map(encode_cursor) })).into_response())
-}
-
-/// Validate a workflow and log the result.
-///
-/// Without `interaction_id`, a service must name `user_id` (400 otherwise).
-#[utoipa::path(post, path = "/api/workflow/validate", tag = "validation", request_body = openapi::ValidateInput,
-    responses((status = 200, body = crate::app::ValidationResult),
-              (status = 403, description = "`forbidden`: a user named another `user_id`"),
-              (status = 404, description = "`not_found`: no such interaction, or someone else's"),
-              (status = 409, description = "`conflict`: the interaction is archived")))]
-pub async fn validate(
-    State(s): State<HttpState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
 }
 
 pub fn encode_cursor(c: Cursor) -> String {

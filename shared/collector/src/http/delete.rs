@@ -1,27 +1,18 @@
-//! Deletes and the right of access.
+//! Function `delete`: deletes, and the right of access (`GET /api/me/data`).
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
-use axum::routing::delete;
-use axum::{Json, Router};
 use serde_json::json;
 
 use super::audit;
-use super::auth::require;
 use super::body::{Params, path_id};
 use super::error::ApiError;
-use super::feedback::{ARCHIVE_SKIPPED, spool, spooled_response};
+use super::export::{ARCHIVE_SKIPPED, spool, spooled_response};
 use super::{HttpState, openapi};
 use crate::app::{AppError, Deletion};
-use crate::domain::types::{Caller, FieldError, Role, UserId};
-
-pub fn router() -> Router<HttpState> {
-    Router::new()
-        .route("/api/feedback/data/{interaction_id}", delete(delete_one))
-        .route("/api/feedback/data", delete(delete_user))
-        .route("/api/me/data", delete(delete_me).get(my_data))
-}
+use crate::domain::types::{Caller, FieldError, UserId};
 
 /// Delete one interaction and everything linked to it (owner or admin).
 #[utoipa::path(delete, path = "/api/feedback/data/{interaction_id}", tag = "data", params(("interaction_id" = uuid::Uuid, Path)),
@@ -33,7 +24,6 @@ pub async fn delete_one(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    require(&caller, &[Role::User, Role::Admin])?;
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
     Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))
 }
@@ -44,7 +34,6 @@ pub async fn delete_one(
     responses((status = 200, body = openapi::DeleteAnswer, description = "what was deleted (zeros for a user with no data)"),
               (status = 403, description = "`forbidden`: admin only")))]
 pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): Params) -> Result<Response, ApiError> {
-    require(&caller, &[Role::Admin])?;
     let user = q
         .get("user_id")
         .ok_or_else(|| ApiError::Validation(vec![FieldError::new("user_id", "is required")]))
@@ -57,7 +46,6 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
 #[utoipa::path(delete, path = "/api/me/data", tag = "data",
     responses((status = 200, body = openapi::DeleteAnswer), (status = 403, description = "`forbidden`: users only (services and admins have no data of their own)")))]
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
-    require(&caller, &[Role::User])?;
     let d = s.app.delete_user(&caller.sub).await?;
     Ok(deleted(&caller, "DELETE /api/me/data", None, d))
 }
@@ -96,7 +84,6 @@ fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Delet
               (status = 303, description = "on Lambda, an answer over 5 MiB: `Location` is a presigned URL to the file in the bucket"),
               (status = 403, description = "`forbidden`: users only")))]
 pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
-    require(&caller, &[Role::User])?;
     // Spooled, so the count of the user's archived records that could not be read (known at
     // the end) goes in a header: `X-Archive-Skipped-Lines`.
     let (rx, summary) = s.app.access_export_counted(caller.sub.clone());
