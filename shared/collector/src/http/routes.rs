@@ -42,13 +42,25 @@ use crate::domain::types::{Caller, Role};
 /// Expands the table (one block per function, one line per route) into [`ROUTES`], [`NAMES`],
 /// one router function per function, [`by_name`], the whole API's routes and [`ApiDoc`].
 macro_rules! route_table {
+    // A row as a [`Route`].
+    (@row $name:literal, $method:ident $path:literal, $m:ident :: $h:ident, $access:tt $(, $flag:ident)*) => {
+        Route::new(
+            $name,
+            Verb::$method,
+            $path,
+            route_table!(@access $access),
+            concat!(stringify!($m), "::", stringify!($h)),
+        )$(.$flag())*
+    };
     // A row's access: `public`, `identified` (any role) or `[Role, ...]`.
     (@access public) => { Access::Public };
     (@access identified) => { Access::Identified };
     (@access [$($role:ident),+]) => { Access::Only(&[$(Role::$role),+]) };
     // A row's handler: as it is when public, else behind its row's role check.
     (@handler public, $route:ident, $m:ident :: $h:ident) => { $m::$h };
-    (@handler $access:tt, $route:ident, $m:ident :: $h:ident) => { Guarded { roles: $route.access.roles(), handler: $m::$h } };
+    (@handler $access:tt, $route:ident, $m:ident :: $h:ident) => {
+        Guarded { roles: $route.access.roles(), handler: $m::$h }
+    };
     // The document: the handlers of every row but the `page` ones.
     (@doc [$($done:tt)*]) => {
         /// The OpenAPI document: the operations of the table's documented rows (each handler's
@@ -56,7 +68,10 @@ macro_rules! route_table {
         /// and the bearer scheme.
         #[derive(utoipa::OpenApi)]
         #[openapi(
-            info(title = "collector", description = "Collects interactions, feedback and validations for fine-tuning."),
+            info(
+                title = "collector",
+                description = "Collects interactions, feedback and validations for fine-tuning.",
+            ),
             paths($($done)*),
             modifiers(&BearerAuth, &CommonResponses),
         )]
@@ -79,7 +94,9 @@ macro_rules! route_table {
         Some(<One as utoipa::OpenApi>::openapi())
     }};
     (@one [$m:ident :: $h:ident page $($flag:ident)*]) => { None };
-    (@one [$m:ident :: $h:ident $other:ident $($flag:ident)*]) => { route_table!(@one [$m::$h $($flag)*]) };
+    (@one [$m:ident :: $h:ident $other:ident $($flag:ident)*]) => {
+        route_table!(@one [$m::$h $($flag)*])
+    };
     ($(
         $(#[doc = $doc:literal])*
         $router:ident = $name:literal $(+ $em:ident :: $ef:ident)? {
@@ -88,7 +105,7 @@ macro_rules! route_table {
     )+) => {
         /// Every route, in the table's order.
         pub const ROUTES: &[Route] = &[$($(
-            Route::new($name, Verb::$method, $path, route_table!(@access $access), concat!(stringify!($m), "::", stringify!($h)))$(.$flag())*,
+            route_table!(@row $name, $method $path, $m::$h, $access $(, $flag)*),
         )+)+];
 
         /// The functions, in the table's order.
@@ -97,7 +114,9 @@ macro_rules! route_table {
         $(
             $(#[doc = $doc])*
             #[doc = ""]
-            #[doc = concat!("The router of the function `", $name, "`: its rows of the table, finished (`super::finish`).")]
+            #[doc = concat!(
+                "The router of the function `", $name, "`: its rows of the table, finished (`super::finish`)."
+            )]
             pub fn $router(state: HttpState) -> Router {
                 finish(unfinished::$router(&state), state)
             }
@@ -123,7 +142,7 @@ macro_rules! route_table {
                 pub(super) fn $router(state: &HttpState) -> Router<HttpState> {
                     let router = Router::new();
                     $(
-                        let route = Route::new($name, Verb::$method, $path, route_table!(@access $access), concat!(stringify!($m), "::", stringify!($h)))$(.$flag())*;
+                        let route = route_table!(@row $name, $method $path, $m::$h, $access $(, $flag)*);
                         let router = add(router, state, route, route_table!(@handler $access, route, $m::$h));
                     )+
                     $(let router = router.merge($em::$ef());)?
@@ -139,7 +158,7 @@ macro_rules! route_table {
         fn row_documents() -> Vec<(Route, Option<utoipa::openapi::OpenApi>)> {
             vec![$($(
                 (
-                    Route::new($name, Verb::$method, $path, route_table!(@access $access), concat!(stringify!($m), "::", stringify!($h)))$(.$flag())*,
+                    route_table!(@row $name, $method $path, $m::$h, $access $(, $flag)*),
                     route_table!(@one [$m::$h $($flag)*]),
                 ),
             )+)+]
