@@ -8,6 +8,10 @@ turns an array claim such as `cognito:groups` into "[admin service]"). Public ro
 authorizer. The archiver gets an EventBridge schedule event and DynamoDB stream batches.
 
 Ids in paths and bodies are placeholders; tests and `cargo lambda invoke` users patch them.
+
+Every HttpApi route of template.yaml gets an event: the one written in HTTP below, or a default
+(an admin's call, placeholder path parameters, `{}` as a write's body). A new route needs no edit
+here, only a rerun.
 """
 import json
 import os
@@ -169,6 +173,72 @@ HTTP = {
     },
 }
 
+
+def template_routes():
+    """Every HttpApi event of template.yaml, in order: (function, METHOD, path, public). The
+    template is read line by line (stdlib only): a function is named by its `CodeUri:
+    functions/<name>`, an event's properties sit deeper than its name (indent >= 10)."""
+    routes, function, event = [], None, None
+    with open(os.path.join(HERE, "..", "template.yaml")) as f:
+        for line in f:
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            if len(line) - len(line.lstrip(" ")) < 10:
+                event = None
+            if text.startswith("CodeUri: functions/"):
+                function = text.split("/", 1)[1]
+            elif text == "Type: HttpApi":
+                event = {"function": function, "public": False}
+                routes.append(event)
+            elif event is not None and text.startswith("Method: "):
+                event["method"] = text.split()[1].upper()
+            elif event is not None and text.startswith("Path: "):
+                event["path"] = text.split()[1]
+            elif event is not None and text == "Authorizer: NONE":
+                event["public"] = True
+    return [(r["function"], r["method"], r["path"], r["public"]) for r in routes]
+
+
+def default_event(method, route, public):
+    """A route's event when HTTP above gives none: an admin's call (any role check passes), the
+    path's parameters filled with placeholders, `{}` as the body of a write."""
+    params = {}
+    path = route
+    for segment in route.split("/"):
+        if segment.startswith("{") and segment.endswith("}"):
+            name = segment[1:-1]
+            params[name] = "n8n" if name == "platform" else ID
+            path = path.replace(segment, params[name])
+    slug = "-".join(p.strip("{}") for p in route.split("/") if p and p != "api") or "root"
+    body = {} if method in ("POST", "PUT", "PATCH") else None
+    ev = http_event(method, route, None if public else "admin", path=path, body=body, path_params=params or None)
+    return f"{method.lower()}-{slug.replace('.', '-').replace('_', '-')}", ev
+
+
+def http_events():
+    """(function, name, event) for every route of template.yaml: the event written above for it,
+    or a default one (so a new route needs no edit here; give it one above when `{}` is not a
+    useful body). An event above with no route in the template is an error."""
+    given = {}
+    for fn, events in HTTP.items():
+        for name, ev in events.items():
+            given[ev["routeKey"]] = (fn, name, ev)
+    out = []
+    for fn, method, route, public in template_routes():
+        key = f"{method} {route}"
+        if key in given:
+            gfn, name, ev = given.pop(key)
+            if gfn != fn:
+                raise SystemExit(f"events/generate.py: {key} is under {gfn} here but under {fn} in template.yaml")
+            out.append((fn, name, ev))
+        else:
+            out.append((fn, *default_event(method, route, public)))
+    if given:
+        raise SystemExit(f"events/generate.py: no route in template.yaml for {sorted(given)}")
+    return out
+
+
 SCHEDULE = {
     "version": "0",
     "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
@@ -240,9 +310,8 @@ def write(rel, obj):
         f.write("\n")
 
 
-for fn, events in HTTP.items():
-    for name, ev in events.items():
-        write(f"http/{fn}/{name}.json", ev)
+for fn, name, ev in http_events():
+    write(f"http/{fn}/{name}.json", ev)
 for who, c in CLAIMS.items():
     write(f"claims/{who}.json", c)
 for name, ev in ARCHIVER.items():
