@@ -106,6 +106,16 @@ fn key_schema(v: &Yaml) -> Vec<KeySchemaElement> {
         .collect()
 }
 
+/// An index's `Projection`: `ALL`, `KEYS_ONLY`, or `INCLUDE` with its `NonKeyAttributes`, as
+/// the template says (moto keeps only those attributes in the index's entries, as DynamoDB does).
+fn projection(p: &Yaml) -> Projection {
+    let non_key: Option<Vec<String>> = p["NonKeyAttributes"].as_sequence().map(|s| s.iter().map(text).collect());
+    Projection::builder()
+        .projection_type(ProjectionType::from(text(&p["ProjectionType"]).as_str()))
+        .set_non_key_attributes(non_key)
+        .build()
+}
+
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, props: &Yaml, name: &str) {
     let mut req = ddb
         .create_table()
@@ -127,11 +137,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, props: &Yaml, name: &str) 
                 GlobalSecondaryIndex::builder()
                     .index_name(text(&g["IndexName"]))
                     .set_key_schema(Some(key_schema(&g["KeySchema"])))
-                    .projection(
-                        Projection::builder()
-                            .projection_type(ProjectionType::from(text(&g["Projection"]["ProjectionType"]).as_str()))
-                            .build(),
-                    )
+                    .projection(projection(&g["Projection"]))
                     .build()
                     .expect("global secondary index"),
             );
@@ -169,8 +175,25 @@ mod tests {
         let stack = emu.create_stack().await;
         let d = emu.dynamodb().describe_table().table_name(&stack.table).send().await.expect("describe");
         let t = d.table().expect("table");
-        let indexes: Vec<_> = t.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
-        assert_eq!(indexes, ["by_platform", "by_user", "by_object"]);
+        let indexes: Vec<(&str, Option<&str>, Vec<&str>)> = t
+            .global_secondary_indexes()
+            .iter()
+            .map(|g| {
+                let p = g.projection();
+                (
+                    g.index_name().unwrap_or_default(),
+                    p.and_then(|p| p.projection_type()).map(|t| t.as_str()),
+                    p.map(|p| p.non_key_attributes().iter().map(String::as_str).collect()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            indexes,
+            [
+                ("by_platform_v2", Some("KEYS_ONLY"), vec![]),
+                ("by_user_v2", Some("INCLUDE"), vec!["id", "platform", "ovf"])
+            ]
+        );
         assert!(t.stream_specification().is_some_and(|s| s.stream_enabled()));
         emu.s3().head_bucket().bucket(&stack.bucket).send().await.expect("bucket exists");
     }

@@ -136,6 +136,131 @@ mod dynamodb {
         assert_eq!(counters, expected_counters(&[(&small, false)], &[]));
     }
 
+    /// Every entry of an index, read with a Scan of the index (as DynamoDB stores it).
+    async fn index_entries(env: &Env, index: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = env
+                .emu
+                .dynamodb()
+                .scan()
+                .table_name(&env.stack.table)
+                .index_name(index)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan index");
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return out,
+            }
+        }
+    }
+
+    fn attr_names(item: &std::collections::HashMap<String, AttributeValue>) -> Vec<&str> {
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    fn sk2(item: &std::collections::HashMap<String, AttributeValue>) -> &str {
+        match item.get("gsi2sk") {
+            Some(AttributeValue::S(v)) => v,
+            _ => "",
+        }
+    }
+
+    /// The indexes hold keys and listing fields only (template.yaml's projections, which the
+    /// emulator applies as DynamoDB does); every read through them still answers whole records,
+    /// read from the table: hot records with every field, links, compressed and overflowed
+    /// workflows, unlinked validations, archived entries; the delete-all reads ids only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn index_entries_hold_only_their_projection_and_reads_answer_whole_records() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let full = interaction("alice", "n8n", at(0));
+        let zipped = collector::ports::conformance::compressed_interaction("alice", "make", at(1));
+        let big = json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, 11)});
+        let overflowed = with_workflow(interaction("alice", "n8n", at(2)), big, 10 * 1024);
+        let bare = bare_interaction("alice", "n8n", at(3));
+        let archived = interaction("alice", "n8n", at(4));
+        let other = interaction("bob", "n8n", at(5));
+        for rec in [&full, &zipped, &overflowed, &bare, &archived, &other] {
+            assert_eq!(store.insert_interaction(rec).await.expect("insert"), Inserted::New);
+        }
+        store.add_feedback(&feedback(&full, FeedbackType::ThumbsUp, at(10))).await.expect("feedback");
+        store.add_validation(&validation("alice", "n8n", Some(full.id), 90, at(11))).await.expect("linked");
+        let unlinked = validation("alice", "n8n", None, 40, at(12));
+        let mut unlinked_big = validation("alice", "make", None, 70, at(13));
+        unlinked_big.workflow = json!({"name": "huge", "nodes": [], "blob": noise(450 * 1024, 12)});
+        store.add_validation(&unlinked).await.expect("unlinked");
+        store.add_validation(&unlinked_big).await.expect("unlinked, overflowed");
+        let lease = take_lease(store).await;
+        let obj = archive_object("n8n", day5(), "run-1", 1, at(100));
+        assert!(commit(store, &lease, &obj, &items_of(store, &[archived.id]).await).await.is_empty());
+        assert_eq!(env.overflow.list("overflow/").await.expect("list").len(), 2, "two overflowed items");
+
+        // The platform index: keys only, hot records only (a stub leaves it).
+        let by_platform = index_entries(&env, "by_platform_v2").await;
+        assert_eq!(by_platform.len(), 5);
+        for e in &by_platform {
+            assert_eq!(attr_names(e), ["gsi1pk", "gsi1sk", "pk", "sk"]);
+        }
+        // The user index: keys, id and platform, and an overflow key where there is one.
+        let by_user = index_entries(&env, "by_user_v2").await;
+        assert_eq!(by_user.len(), 8, "6 records (one a stub), 2 unlinked validations");
+        for e in &by_user {
+            let names = attr_names(e);
+            let want: &[&str] = match (sk2(e).split_at(2).0, e.contains_key("ovf")) {
+                ("I#" | "A#", false) => &["gsi2pk", "gsi2sk", "id", "pk", "platform", "sk"],
+                ("I#", true) => &["gsi2pk", "gsi2sk", "id", "ovf", "pk", "platform", "sk"],
+                ("V#", false) => &["gsi2pk", "gsi2sk", "pk", "sk"],
+                ("V#", true) => &["gsi2pk", "gsi2sk", "ovf", "pk", "sk"],
+                other => panic!("unexpected entry {other:?}: {names:?}"),
+            };
+            assert_eq!(names, want, "{}", sk2(e));
+        }
+        assert_eq!(by_user.iter().filter(|e| e.contains_key("ovf")).count(), 2);
+
+        // Reads through the indexes answer what the table holds.
+        let linked = |id| async move { store.get_linked(id).await.expect("get").expect("hot") };
+        let hot = [&full, &zipped, &overflowed, &bare];
+        let mut whole = Vec::new();
+        for rec in hot {
+            whole.push(linked(rec.id).await);
+        }
+        assert_eq!(whole[0].feedback.len() + whole[0].validations.len(), 2);
+        let newest_first: Vec<Interaction> = whole.iter().rev().map(|l| l.interaction.clone()).collect();
+        let mine = ListQuery { user_id: Some(user("alice")), platform: None, before: None, limit: 10 };
+        assert_eq!(store.list_interactions(&mine).await.expect("list"), newest_first);
+        let mine_n8n = ListQuery { platform: Some(platform("n8n")), ..mine.clone() };
+        let n8n: Vec<Interaction> = newest_first.iter().filter(|r| r.platform.as_str() == "n8n").cloned().collect();
+        assert_eq!(store.list_interactions(&mine_n8n).await.expect("list"), n8n);
+        let all_n8n = ListQuery { user_id: None, ..mine_n8n };
+        let listed = store.list_interactions(&all_n8n).await.expect("list");
+        assert_eq!(listed.len(), 4, "alice's three and bob's one");
+        assert_eq!(listed[1..], n8n[..]);
+        assert_eq!(store.scan_user(&user("alice"), None, 10).await.expect("scan user"), whole);
+        let scan = ScanQuery { platform: platform("n8n"), after: None, since: None, until: None, limit: 10 };
+        let scanned = store.scan_platform(&scan).await.expect("scan");
+        let alices: Vec<_> = whole.iter().filter(|l| l.interaction.platform.as_str() == "n8n").cloned().collect();
+        assert_eq!(scanned[..3], alices[..]);
+        assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![unlinked, unlinked_big]);
+        let entries = store.archived_entries_of_user(&user("alice")).await.expect("archived");
+        assert_eq!(entries.iter().map(|e| e.interaction_id).collect::<Vec<_>>(), vec![archived.id]);
+
+        // The delete-all: every hot record and unlinked validation of alice, their overflow
+        // objects with them; the archived stub stays (the app deletes archived records itself).
+        let deleted = store.delete_user(&user("alice")).await.expect("delete user");
+        assert_eq!((deleted.interactions, deleted.feedback, deleted.validation_logs), (4, 1, 3));
+        assert!(env.overflow.list("overflow/").await.expect("list").is_empty(), "overflow objects removed");
+        assert!(store.list_interactions(&mine).await.expect("list").is_empty());
+        assert_eq!(store.archived_entries_of_user(&user("alice")).await.expect("archived").len(), 1);
+        assert_eq!(index_entries(&env, "by_platform_v2").await.len(), 1, "bob's record");
+    }
+
     /// Curated examples and training metrics over DynamoDB's 400 KB item limit use the same
     /// overflow objects: listed back whole, counted, and the example's object goes with it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,7 +329,9 @@ mod dynamodb {
         assert_eq!(got, want);
     }
 
-    /// DynamoDB returns at most 1 MB per Query page: a user's 3 MB of records need several.
+    /// DynamoDB returns at most 1 MB per Query page: a record's 1.25 MB of feedback needs several
+    /// pages of its partition; a user's 3 MB of records are read whole through the user index
+    /// (whose entries are small: the records come from the table, by key).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reads_follow_last_evaluated_key_past_one_megabyte() {
         let Some(env) = env().await else { return };
@@ -217,25 +344,33 @@ mod dynamodb {
         for rec in &recs {
             assert_eq!(env.store.insert_interaction(rec).await.expect("insert"), Inserted::New);
         }
+        let mut fbs = Vec::new();
+        for i in 0..5 {
+            let mut fb = feedback(&recs[0], FeedbackType::ThumbsUp, at(20 + i));
+            fb.comment = Some(noise(250 * 1024, 100 + i as u64));
+            env.store.add_feedback(&fb).await.expect("feedback");
+            fbs.push(fb);
+        }
         assert!(env.overflow.list("").await.expect("list").is_empty(), "each record fits in an item");
         let page = env
             .emu
             .dynamodb()
             .query()
             .table_name(&env.stack.table)
-            .index_name("by_user")
-            .key_condition_expression("gsi2pk = :u")
-            .expression_attribute_values(":u", AttributeValue::S("U#alice".into()))
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("I#{}", recs[0].id)))
             .send()
             .await
             .expect("query");
         assert!(page.last_evaluated_key.is_some_and(|k| !k.is_empty()), "the first page stops at 1 MB");
+        assert_eq!(env.store.get_linked(recs[0].id).await.expect("get").expect("hot").feedback, fbs);
         let all = env.store.scan_user(&user("alice"), None, 100).await.expect("scan user");
         assert_eq!(
             all.iter().map(|l| l.interaction.id).collect::<Vec<_>>(),
             recs.iter().map(|r| r.id).collect::<Vec<_>>()
         );
         assert_eq!(all[11].interaction, recs[11]);
+        assert_eq!(all[0].feedback, fbs);
         let n8n = env
             .store
             .list_interactions(&ListQuery {

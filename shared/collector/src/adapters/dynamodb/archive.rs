@@ -9,8 +9,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::codec::*;
 use super::io::{self, Cond, Names, QuerySpec, SkRange, Values, key, tx_delete, tx_put, tx_update};
 use super::{
-    BATCH_RECORDS, BY_USER, COUNTER_BYTES, DynamoStore, FAILED, FAN_OUT, TOMB_BATCH, TOMB_BYTES, TX_BYTES,
-    TX_ITEM_BYTES, TX_MAX, VERSION_ATTEMPTS, expiry, hot_at, no_cond, ovf_key,
+    BATCH_RECORDS, COUNTER_BYTES, DynamoStore, FAILED, FAN_OUT, TOMB_BATCH, TOMB_BYTES, TX_BYTES, TX_ITEM_BYTES,
+    TX_MAX, VERSION_ATTEMPTS, expiry, hot_at, no_cond, ovf_key,
 };
 use crate::domain::archive::{ArchiveObject, ObjectState};
 use crate::domain::counters::PlatformCounters;
@@ -341,22 +341,22 @@ impl DynamoStore {
     }
 
     /// The index is eventually consistent: a record stubbed a moment ago may still be listed
-    /// under `I#`, a stub deleted a moment ago under `A#`. So both are read for ids, and each
-    /// id's head is read consistently.
+    /// under `I#`, a stub deleted a moment ago under `A#`. So both are read for ids (the
+    /// entries' projected `id`), and the heads are read consistently by key (BatchGetItem).
     pub(super) async fn archived_entries_of_user_impl(&self, user: &UserId) -> Result<Vec<ArchivedEntry>, StoreError> {
         let mut ids = BTreeSet::new();
         for prefix in ["A#", "I#"] {
-            let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user))
+            let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user))
                 .range(SkRange::Prefix(prefix.into()))
                 .only(&["id"]);
             for it in self.db().query_all(&spec).await? {
                 ids.insert(parse_id(get_s(&it, "id")?)?);
             }
         }
-        let heads: Vec<Option<Item>> =
-            futures::stream::iter(ids.into_iter().map(|id| self.head(id))).buffered(FAN_OUT).try_collect().await?;
+        let keys = ids.into_iter().map(|id| key(interaction_pk(id), INTERACTION_SK)).collect();
+        let heads = self.db().batch_get(self.table(), keys).await?;
         let mut out: Vec<ArchivedEntry> =
-            heads.iter().flatten().filter(|h| is_stub(h)).map(entry_from).collect::<Result<_, _>>()?;
+            heads.iter().filter(|h| is_stub(h)).map(entry_from).collect::<Result<_, _>>()?;
         out.retain(|e| &e.user_id == user);
         out.sort_by_key(|e| (e.created_at, e.interaction_id));
         Ok(out)

@@ -203,10 +203,10 @@ pub fn interaction_item(rec: &Interaction) -> Result<Item, StoreError> {
         ("r_stored".into(), n(receipt.stored_bytes)),
         ("ver".into(), n(0)),
         ("nlinks".into(), n(0)),
-        ("gsi1pk".into(), s(platform_shard_pk(&rec.platform, shard_of(rec.id)))),
-        ("gsi1sk".into(), s(pos.clone())),
-        ("gsi2pk".into(), s(user_pk(&rec.user_id))),
-        ("gsi2sk".into(), s(format!("I#{pos}"))),
+        (BY_PLATFORM.pk.into(), s(platform_shard_pk(&rec.platform, shard_of(rec.id)))),
+        (BY_PLATFORM.sk.into(), s(pos.clone())),
+        (BY_USER.pk.into(), s(user_pk(&rec.user_id))),
+        (BY_USER.sk.into(), s(format!("I#{pos}"))),
     ]);
     put_opt(&mut item, "ai", &rec.ai_response);
     put_opt(&mut item, "intent", &rec.intent);
@@ -339,10 +339,8 @@ pub fn stub_item(e: &ArchivedEntry) -> Result<Item, StoreError> {
         ("r_orig".into(), n(e.receipt.original_bytes)),
         ("r_stored".into(), n(e.receipt.stored_bytes)),
         ("facts".into(), s(to_json(&e.facts)?)),
-        ("gsi2pk".into(), s(user_pk(&e.user_id))),
-        ("gsi2sk".into(), s(format!("A#{pos}"))),
-        ("gsi3pk".into(), s(object_pk(&e.object_key))),
-        ("gsi3sk".into(), s(e.interaction_id.to_string())),
+        (BY_USER.pk.into(), s(user_pk(&e.user_id))),
+        (BY_USER.sk.into(), s(format!("A#{pos}"))),
     ]))
 }
 
@@ -395,8 +393,8 @@ pub fn validation_item(v: &ValidationLog) -> Result<Item, StoreError> {
         None => {
             item.insert("pk".into(), s(unlinked_validation_pk(v.validation_id)));
             item.insert("sk".into(), s("V"));
-            item.insert("gsi2pk".into(), s(user_pk(&v.user_id)));
-            item.insert("gsi2sk".into(), s(format!("V#{}", position(&v.created_at, v.validation_id))));
+            item.insert(BY_USER.pk.into(), s(user_pk(&v.user_id)));
+            item.insert(BY_USER.sk.into(), s(format!("V#{}", position(&v.created_at, v.validation_id))));
         }
     }
     Ok(item)

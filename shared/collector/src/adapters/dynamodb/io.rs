@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update, WriteRequest,
 };
 
-use super::codec::{Item, s};
+use super::codec::{Gsi, Item, s};
 use crate::adapters::aws_errors;
 use crate::ports::StoreError;
 
@@ -23,6 +23,8 @@ pub const THROTTLED_RETRY_AFTER: Duration = aws_errors::DEFAULT_RETRY_AFTER;
 const RETRIES: u32 = 8;
 const BATCH_WRITE: usize = 25;
 const BATCH_GET: usize = 100;
+/// BatchGetItem calls of one read in flight at once (a scan page of 500 records is 5 calls).
+const BATCH_GET_LANES: usize = 8;
 
 fn throttled() -> StoreError {
     StoreError::Throttled { retry_after: THROTTLED_RETRY_AFTER }
@@ -80,7 +82,7 @@ impl SkRange {
 #[derive(Debug, Clone)]
 pub struct QuerySpec {
     pub table: String,
-    pub index: Option<&'static str>,
+    pub index: Option<&'static Gsi>,
     pub pk_attr: &'static str,
     pub pk: String,
     pub sk_attr: &'static str,
@@ -88,9 +90,10 @@ pub struct QuerySpec {
     pub ascending: bool,
     /// Only on the table itself (GSIs are eventually consistent).
     pub consistent: bool,
-    /// Keep only items whose `platform` attribute equals this.
+    /// Keep only items whose `platform` attribute equals this (on an index: it must project it).
     pub platform: Option<String>,
-    /// Read only these attributes (all when empty).
+    /// Read only these attributes (all when empty; on an index: all it projects, and these
+    /// must be among them).
     pub projection: Vec<&'static str>,
 }
 
@@ -110,18 +113,13 @@ impl QuerySpec {
         }
     }
 
-    pub fn index(table: &str, index: &'static str, n: u8, pk: String) -> QuerySpec {
-        let (pk_attr, sk_attr) = match n {
-            1 => ("gsi1pk", "gsi1sk"),
-            2 => ("gsi2pk", "gsi2sk"),
-            _ => ("gsi3pk", "gsi3sk"),
-        };
+    pub fn index(table: &str, index: &'static Gsi, pk: String) -> QuerySpec {
         QuerySpec {
             table: table.to_owned(),
             index: Some(index),
-            pk_attr,
+            pk_attr: index.pk,
             pk,
-            sk_attr,
+            sk_attr: index.sk,
             range: SkRange::All,
             ascending: true,
             consistent: false,
@@ -144,6 +142,15 @@ impl QuerySpec {
         self.projection = attrs.to_vec();
         self
     }
+
+    /// The first attribute this query filters on or reads that its index does not project: an
+    /// index entry holds only what the index projects, so such a query would silently filter
+    /// out everything (DynamoDB evaluates the filter on the entry) or read nothing.
+    pub fn unprojected(&self) -> Option<&'static str> {
+        let g = self.index?;
+        let filtered = self.platform.as_ref().map(|_| "platform");
+        self.projection.iter().copied().chain(filtered).find(|a| !g.projects(a))
+    }
 }
 
 #[derive(Clone)]
@@ -160,6 +167,9 @@ impl Dynamo {
     pub async fn query_page(&self, q: &QuerySpec, start: Option<Item>, limit: Option<i32>) -> Result<Page, StoreError> {
         if q.range.is_empty() {
             return Ok((Vec::new(), None));
+        }
+        if let (Some(g), Some(attr)) = (q.index, q.unprojected()) {
+            return Err(StoreError::Internal(format!("index {} does not project {attr}", g.name)));
         }
         let mut names = HashMap::from([("#pk".to_owned(), q.pk_attr.to_owned())]);
         let mut values = HashMap::from([(":pk".to_owned(), s(q.pk.clone()))]);
@@ -202,7 +212,7 @@ impl Dynamo {
             .client
             .query()
             .table_name(&q.table)
-            .set_index_name(q.index.map(str::to_owned))
+            .set_index_name(q.index.map(|g| g.name.to_owned()))
             .key_condition_expression(key_cond)
             .scan_index_forward(q.ascending)
             .consistent_read(q.consistent)
@@ -476,9 +486,24 @@ impl Dynamo {
         Ok(())
     }
 
-    /// Consistent reads of items by key (batches of 100, unprocessed keys retried); missing
-    /// keys are left out.
+    /// Consistent reads of items by key (batches of 100, up to [`BATCH_GET_LANES`] in flight,
+    /// unprocessed keys retried with backoff); missing keys are left out, and the order is not
+    /// the keys' order. The keys must be distinct (DynamoDB refuses a batch that repeats one).
     pub async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        use futures::{StreamExt, TryStreamExt};
+        let mut chunks: Vec<Vec<Item>> = Vec::with_capacity(keys.len().div_ceil(BATCH_GET));
+        let mut keys = keys.into_iter().peekable();
+        while keys.peek().is_some() {
+            chunks.push(keys.by_ref().take(BATCH_GET).collect());
+        }
+        let pages: Vec<Vec<Item>> = futures::stream::iter(chunks.into_iter().map(|c| self.batch_get_chunk(table, c)))
+            .buffer_unordered(BATCH_GET_LANES)
+            .try_collect()
+            .await?;
+        Ok(pages.into_iter().flatten().collect())
+    }
+
+    async fn batch_get_chunk(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
         let mut queue: VecDeque<Item> = keys.into();
         let mut out = Vec::new();
         let mut attempt = 0;

@@ -51,8 +51,6 @@ use crate::ports::{
     ScanQuery, StoreError,
 };
 
-const BY_PLATFORM: &str = "by_platform";
-const BY_USER: &str = "by_user";
 /// Items per transaction (DynamoDB's limit).
 const TX_MAX: usize = 100;
 /// Links per transaction: room for the record, its counters and the lease check.
@@ -262,11 +260,11 @@ impl HotStore for DynamoStore {
             Some(u) => {
                 let hi =
                     q.before.map_or("I#~".to_owned(), |c| below_key(&format!("I#{}", position(&c.created_at, c.id))));
-                let mut spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(u))
+                let mut spec = QuerySpec::index(self.table(), &BY_USER, user_pk(u))
                     .range(SkRange::Between("I#".into(), hi))
                     .descending();
                 spec.platform = q.platform.as_ref().map(|p| p.as_str().to_owned());
-                self.db().query_limit(&spec, limit).await?
+                self.listed(vec![spec], limit, is_hot).await?
             }
             None => {
                 let platforms = match &q.platform {
@@ -274,7 +272,7 @@ impl HotStore for DynamoStore {
                     None => self.platforms().await?,
                 };
                 let range = q.before.map_or(SkRange::All, |c| SkRange::Below(position(&c.created_at, c.id)));
-                self.merged(self.platform_specs(&platforms, &range, false), limit).await?
+                self.listed(self.platform_specs(&platforms, &range, false), limit, is_hot).await?
             }
         };
         self.decode_interactions(items).await
@@ -287,20 +285,21 @@ impl HotStore for DynamoStore {
             .max();
         let hi = q.until.map(|t| ts(&t));
         let specs = self.platform_specs(std::slice::from_ref(&q.platform), &SkRange::bounds(lo, hi), true);
-        let items = self.merged(specs, q.limit as usize).await?;
+        let items = self.listed(specs, q.limit as usize, is_hot).await?;
         self.attach_links(items).await
     }
 
     async fn scan_user(&self, user: &UserId, after: Option<Cursor>, limit: u32) -> Result<Vec<Linked>, StoreError> {
         let lo = after.map_or("I#".to_owned(), |c| after_key(&format!("I#{}", position(&c.created_at, c.id))));
-        let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Between(lo, "I#~".into()));
-        let items = self.db().query_limit(&spec, limit as usize).await?;
+        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Between(lo, "I#~".into()));
+        let items = self.listed(vec![spec], limit as usize, is_hot).await?;
         self.attach_links(items).await
     }
 
     async fn unlinked_validations(&self, user: &UserId) -> Result<Vec<ValidationLog>, StoreError> {
-        let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Prefix("V#".into()));
-        let items = self.db().query_all(&spec).await?;
+        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("V#".into()));
+        let entries = self.db().query_all(&spec).await?;
+        let items = self.read_listed(&BY_USER, &entries, None, |_| true).await?;
         let mut out = Vec::with_capacity(items.len());
         for it in items {
             out.push(validation_from(&self.resolve(it).await?)?);
@@ -342,14 +341,16 @@ impl HotStore for DynamoStore {
         let until = Utc::now() + chrono::Duration::from_std(expiry::ERASURE_WINDOW).unwrap_or(chrono::Duration::MAX);
         self.db().put(self.table(), user_erasure_item(user, until)).await?;
         let mut total = HotDeleted::default();
-        let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Prefix("I#".into()));
+        // Ids and keys come from the index entries themselves (`id`, `ovf` are projected): nothing
+        // is read from the table here; `delete_interaction` reads each partition consistently.
+        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("I#".into()));
         for it in self.db().query_all(&spec).await? {
             let d = self.delete_interaction(parse_id(get_s(&it, "id")?)?).await?;
             total.interactions += d.interactions;
             total.feedback += d.feedback;
             total.validation_logs += d.validation_logs;
         }
-        let spec = QuerySpec::index(self.table(), BY_USER, 2, user_pk(user)).range(SkRange::Prefix("V#".into()));
+        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("V#".into()));
         let unlinked = self.db().query_all(&spec).await?;
         if !unlinked.is_empty() {
             let keys = unlinked.iter().map(|i| io::key_of(i, ["pk", "sk"])).collect();
@@ -625,6 +626,11 @@ impl HotStore for DynamoStore {
         self.apply_compaction_impl(lease, old, new, cleared).await
     }
 }
+
+/// The indexes against template.yaml, what an index entry holds and costs, and how a listing
+/// treats entries whose items changed.
+#[cfg(all(test, feature = "test-suite"))]
+mod index_tests;
 
 #[cfg(test)]
 mod tests {

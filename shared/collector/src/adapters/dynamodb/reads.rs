@@ -1,14 +1,15 @@
 //! Reads: an interaction's partition and head, decoding records with their links, and the
-//! merged queries over a platform's or user's shards.
+//! listings: index queries (merged over a platform's shards) whose records are read from the
+//! table by key.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{StreamExt, TryStreamExt};
 
 use super::codec::*;
-use super::io::{QuerySpec, SkRange, key};
-use super::{BY_PLATFORM, DynamoStore, FAN_OUT, Partition, is_link, sk_of};
+use super::io::{Dynamo, QuerySpec, SkRange, key};
+use super::{DynamoStore, FAN_OUT, Partition, is_link, sk_of};
 use crate::domain::records::{Feedback, Interaction, ValidationLog};
 use crate::domain::types::{Id, Platform};
 use crate::ports::{Linked, StoreError};
@@ -73,35 +74,153 @@ impl DynamoStore {
         futures::stream::iter(items.into_iter().map(one)).buffered(FAN_OUT).try_collect().await
     }
 
-    /// K-way merge of several queries (shards), each read lazily in small pages: a lane is
-    /// refilled only when its buffer runs dry. Ordered by each item's sort-key attribute.
-    pub(super) async fn merged(&self, specs: Vec<QuerySpec>, limit: usize) -> Result<Vec<Item>, StoreError> {
-        struct Lane {
-            spec: QuerySpec,
-            buf: VecDeque<Item>,
-            next: Option<Item>,
-            page: i32,
-        }
-        let Some(first) = specs.first() else {
+    /// Up to `limit` records named by index queries (the shards of a platform, or one user's
+    /// range), in the index's order (merged on the sort key), each read whole from the table by
+    /// key: the indexes project keys and a few listing fields only. The entries are read in
+    /// pages and their items fetched with consistent BatchGetItem calls; an entry whose item is
+    /// gone, is no longer under the same index key (archived into a stub: out of the platform
+    /// index, under `A#` in the user's; deleted and inserted again elsewhere), fails the
+    /// query's platform filter or is not what `wanted` asks for, is skipped exactly as if the
+    /// index had not returned it, and the merge reads on to fill the page. So a short answer
+    /// still means the index has nothing more, and no record is listed twice.
+    pub(super) async fn listed(
+        &self,
+        specs: Vec<QuerySpec>,
+        limit: usize,
+        wanted: Wanted,
+    ) -> Result<Vec<Item>, StoreError> {
+        let Some(first) = specs.first().filter(|_| limit > 0) else {
             return Ok(Vec::new());
         };
-        let ascending = first.ascending;
-        let page = i32::try_from((limit / specs.len() + 2).clamp(2, 100)).unwrap_or(100);
+        let index = first.index.ok_or_else(|| StoreError::Internal("a listing reads an index".into()))?;
+        let platform = first.platform.clone();
         let db = self.db();
-        let mut lanes: Vec<Lane> = futures::future::try_join_all(specs.into_iter().map(|spec| async move {
+        let mut merge = Merge::open(db, specs, limit).await?;
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let entries = merge.take(db, limit - out.len()).await?;
+            if entries.is_empty() {
+                break;
+            }
+            out.extend(self.read_listed(index, &entries, platform.as_deref(), wanted).await?);
+        }
+        Ok(out)
+    }
+
+    /// The table items of index entries, in the entries' order, kept as [`select_listed`] says.
+    pub(super) async fn read_listed(
+        &self,
+        index: &Gsi,
+        entries: &[Item],
+        platform: Option<&str>,
+        wanted: Wanted,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut seen = HashSet::new();
+        let keys: Vec<Item> = entries
+            .iter()
+            .filter_map(|e| table_key(e).filter(|k| seen.insert(k.clone())))
+            .map(|(pk, sk)| key(pk, sk))
+            .collect();
+        let fetched = self.db().batch_get(self.table(), keys).await?;
+        Ok(select_listed(index, entries, fetched, platform, wanted))
+    }
+
+    pub(super) fn platform_specs(&self, platforms: &[Platform], range: &SkRange, ascending: bool) -> Vec<QuerySpec> {
+        let mut specs = Vec::new();
+        for p in platforms {
+            for shard in 0..SHARDS {
+                let mut q =
+                    QuerySpec::index(self.table(), &BY_PLATFORM, platform_shard_pk(p, shard)).range(range.clone());
+                if !ascending {
+                    q = q.descending();
+                }
+                specs.push(q);
+            }
+        }
+        specs
+    }
+}
+
+/// Which fetched items a listing keeps (e.g. [`is_hot`]).
+pub(super) type Wanted = fn(&Item) -> bool;
+
+fn text<'a>(item: &'a Item, attr: &str) -> Option<&'a str> {
+    match item.get(attr) {
+        Some(AttributeValue::S(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// The table key (`pk`, `sk`) an item or index entry names.
+fn table_key(item: &Item) -> Option<(String, String)> {
+    Some((text(item, "pk")?.to_owned(), text(item, "sk")?.to_owned()))
+}
+
+/// The items of `fetched` that index `entries` name, in the entries' order: an entry is kept
+/// only when its item is there (not deleted since the index was read), still carries the same
+/// index key (an archived stub has no platform key and another user-index key; an item deleted
+/// and written again may sit elsewhere), passes the query's platform filter and is `wanted`.
+/// Each item is kept at most once, for the entry that matches it.
+pub(super) fn select_listed(
+    index: &Gsi,
+    entries: &[Item],
+    fetched: Vec<Item>,
+    platform: Option<&str>,
+    wanted: Wanted,
+) -> Vec<Item> {
+    let mut by_key: HashMap<(String, String), Item> =
+        fetched.into_iter().filter_map(|it| Some((table_key(&it)?, it))).collect();
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some(k) = table_key(entry) else { continue };
+        let Some(item) = by_key.get(&k) else { continue };
+        let same = |attr: &str| text(entry, attr).is_some() && text(entry, attr) == text(item, attr);
+        let kept = same(index.pk)
+            && same(index.sk)
+            && platform.is_none_or(|p| text(item, "platform") == Some(p))
+            && wanted(item);
+        if kept && let Some(item) = by_key.remove(&k) {
+            out.push(item);
+        }
+    }
+    out
+}
+
+/// K-way merge of index queries (shards), each read lazily in small pages: a lane is refilled
+/// only when its buffer runs dry. Ordered by each entry's sort-key attribute.
+struct Merge {
+    lanes: Vec<Lane>,
+    ascending: bool,
+}
+
+struct Lane {
+    spec: QuerySpec,
+    buf: VecDeque<Item>,
+    next: Option<Item>,
+    page: i32,
+}
+
+impl Merge {
+    /// The first page of every lane, sized for `limit` entries over all of them.
+    async fn open(db: &Dynamo, specs: Vec<QuerySpec>, limit: usize) -> Result<Merge, StoreError> {
+        let ascending = specs.first().is_none_or(|s| s.ascending);
+        let lanes_n = specs.len().max(1);
+        let page = i32::try_from((limit / lanes_n).saturating_add(2).clamp(2, 100)).unwrap_or(100);
+        let lanes = futures::future::try_join_all(specs.into_iter().map(|spec| async move {
             let (items, next) = db.query_page(&spec, None, Some(page)).await?;
             Ok::<_, StoreError>(Lane { spec, buf: items.into(), next, page })
         }))
         .await?;
-        let sort_key = |lane: &Lane| -> Option<String> {
-            lane.buf.front().and_then(|it| match it.get(lane.spec.sk_attr) {
-                Some(AttributeValue::S(v)) => Some(v.clone()),
-                _ => None,
-            })
-        };
+        Ok(Merge { lanes, ascending })
+    }
+
+    /// The next `n` entries in order (fewer when every lane is exhausted).
+    async fn take(&mut self, db: &Dynamo, n: usize) -> Result<Vec<Item>, StoreError> {
+        let sort_key =
+            |lane: &Lane| -> Option<String> { text(lane.buf.front()?, lane.spec.sk_attr).map(str::to_owned) };
         let mut out = Vec::new();
-        while out.len() < limit {
-            for lane in lanes.iter_mut() {
+        while out.len() < n {
+            for lane in self.lanes.iter_mut() {
                 while lane.buf.is_empty() && lane.next.is_some() {
                     lane.page = (lane.page * 2).min(100);
                     let (items, next) = db.query_page(&lane.spec, lane.next.take(), Some(lane.page)).await?;
@@ -110,36 +229,21 @@ impl DynamoStore {
                 }
             }
             let mut best: Option<(usize, String)> = None;
-            for (i, lane) in lanes.iter().enumerate() {
+            for (i, lane) in self.lanes.iter().enumerate() {
                 let Some(k) = sort_key(lane) else { continue };
                 let better = match &best {
                     None => true,
-                    Some((_, b)) => (ascending && k < *b) || (!ascending && k > *b),
+                    Some((_, b)) => (self.ascending && k < *b) || (!self.ascending && k > *b),
                 };
                 if better {
                     best = Some((i, k));
                 }
             }
             let Some((i, _)) = best else { break };
-            if let Some(it) = lanes[i].buf.pop_front() {
+            if let Some(it) = self.lanes[i].buf.pop_front() {
                 out.push(it);
             }
         }
         Ok(out)
-    }
-
-    pub(super) fn platform_specs(&self, platforms: &[Platform], range: &SkRange, ascending: bool) -> Vec<QuerySpec> {
-        let mut specs = Vec::new();
-        for p in platforms {
-            for shard in 0..SHARDS {
-                let mut q =
-                    QuerySpec::index(self.table(), BY_PLATFORM, 1, platform_shard_pk(p, shard)).range(range.clone());
-                if !ascending {
-                    q = q.descending();
-                }
-                specs.push(q);
-            }
-        }
-        specs
     }
 }

@@ -62,9 +62,38 @@ pub fn user_pk(user: &UserId) -> String {
     format!("U#{}", user.as_str())
 }
 
-pub fn object_pk(object_key: &str) -> String {
-    format!("O#{object_key}")
+/// A global secondary index of the hot table: its key attributes and the non-key attributes it
+/// projects (none: `KEYS_ONLY`; else `INCLUDE` exactly these). An index entry holds these and the
+/// table's keys (`pk`, `sk`), nothing else: a query that needs a record reads it from the table
+/// by key (`reads.rs`). template.yaml declares exactly these indexes, and a test holds it to them;
+/// a query that filters on or reads an attribute its index does not project is refused
+/// (`io::QuerySpec`), so the code and the template cannot drift apart unseen.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Gsi {
+    pub name: &'static str,
+    pub pk: &'static str,
+    pub sk: &'static str,
+    /// The non-key attributes projected into the index.
+    pub include: &'static [&'static str],
 }
+
+impl Gsi {
+    /// Whether an entry of this index carries `attr`.
+    pub fn projects(&self, attr: &str) -> bool {
+        ["pk", "sk", self.pk, self.sk].contains(&attr) || self.include.contains(&attr)
+    }
+}
+
+/// Platform and time, write-sharded: `P#{platform}#{shard}` / `{position}`. Keys only: every
+/// query of it (listings by platform, the export and archive scans) reads the records from the
+/// table, and merges the shards on the sort key.
+pub const BY_PLATFORM: Gsi = Gsi { name: "by_platform_v2", pk: "gsi1pk", sk: "gsi1sk", include: &[] };
+
+/// A user's records: `U#{user}` / `I#{position}` (hot), `A#{position}` (archived stubs),
+/// `V#{position}` (unlinked validations). `platform` is the filter of a user's listing by
+/// platform; `id` is all that the delete-all and the archived-entries lookup read; `ovf` names
+/// the overflow object an unlinked validation's delete must remove (absent on nearly every item).
+pub const BY_USER: Gsi = Gsi { name: "by_user_v2", pk: "gsi2pk", sk: "gsi2sk", include: &["id", "platform", "ovf"] };
 
 /// Sort key of a record in the platform index: `{created_at}#{id}`.
 pub fn position(created_at: &DateTime<Utc>, id: Id) -> String {
