@@ -49,7 +49,7 @@ async fn old_record(app: &App, user: &str, days: i64) -> String {
     let created = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
     let body = json!({"user_id": user, "platform": "n8n", "kind": "conversation", "user_message": format!("{user}'s question"),
                       "ai_response": "an answer", "created_at": created});
-    match app.log_interaction(&service, body).await.expect("logged") {
+    match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("logged") {
         IngestOutcome::Created(r) => r.interaction_id.to_string(),
         other => panic!("not created: {other:?}"),
     }

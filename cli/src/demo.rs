@@ -4,7 +4,8 @@ use std::io::IsTerminal;
 
 use anyhow::Result;
 use chrono::{Duration, Utc};
-use collector::app::{App, IngestOutcome};
+use collector::app::{App, AppError, IngestOutcome};
+use collector::domain::input::{NewFeedback, Parsed};
 use collector::domain::types::{Caller, Role, UserId};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
@@ -91,7 +92,7 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
             "model_version": "assistant-2026-10",
             "created_at": created_at.to_rfc3339(),
         });
-        let id = match app.log_interaction(&service, body).await? {
+        let id = match app.log_interaction(&service, Parsed::interaction(body)).await? {
             IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => r.interaction_id,
             IngestOutcome::NotCollected => anyhow::bail!("data collection is disabled (ENABLE_DATA_COLLECTION=false)"),
         };
@@ -114,12 +115,15 @@ pub async fn run(app: &App, count: u32, json_out: bool) -> Result<()> {
             _ => None,
         };
         if let Some(fb) = fb {
-            app.submit_feedback(&service, &fb).await?;
+            app.submit_feedback(&service, NewFeedback::parse(&fb).map_err(AppError::Validation)?).await?;
             feedback += 1;
         }
         if kind == "workflow_generation" && rng.below(3) == 0 {
-            app.validate_workflow(&service, &json!({"platform": platform, "workflow": wf, "interaction_id": id}))
-                .await?;
+            app.validate_workflow(
+                &service,
+                Parsed::validation(json!({"platform": platform, "workflow": wf, "interaction_id": id})),
+            )
+            .await?;
             validations += 1;
         }
         pb.inc(1);

@@ -60,16 +60,20 @@ async fn record(app: &App, user: &str, message: &str, linked: bool) -> Id {
     let created = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
     let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "a workflow",
                       "created_at": created});
-    let id = match app.log_interaction(&service, body).await.expect("logged") {
-        IngestOutcome::Created(r) => r.interaction_id,
-        other => panic!("not created: {other:?}"),
-    };
+    let id =
+        match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("logged")
+        {
+            IngestOutcome::Created(r) => r.interaction_id,
+            other => panic!("not created: {other:?}"),
+        };
     if linked {
         let fb = json!({"interaction_id": id.to_string(), "feedback_type": "thumbs_up", "comment": "good"});
-        app.submit_feedback(&service, &fb).await.expect("feedback");
+        app.submit_feedback(&service, collector::domain::input::NewFeedback::parse(&fb).expect("feedback body"))
+            .await
+            .expect("feedback");
         let workflow = json!({"nodes": [{"name": "Start", "type": "n8n-nodes-base.manualTrigger", "parameters": {}}], "connections": {}});
         let v = json!({"interaction_id": id.to_string(), "platform": "n8n", "workflow": workflow});
-        app.validate_workflow(&service, &v).await.expect("validation");
+        app.validate_workflow(&service, collector::domain::input::Parsed::validation(v)).await.expect("validation");
     }
     id
 }

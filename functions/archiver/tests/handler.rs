@@ -94,10 +94,12 @@ async fn archived_record(app: &App, user: &str) -> String {
     let created = (chrono::Utc::now() - chrono::Duration::days(100)).to_rfc3339();
     let body =
         serde_json::json!({"user_id": user, "platform": "n8n", "user_message": "archive me", "created_at": created});
-    let id = match app.log_interaction(&service, body).await.expect("logged") {
-        collector::app::IngestOutcome::Created(r) => r.interaction_id.to_string(),
-        other => panic!("not created: {other:?}"),
-    };
+    let id =
+        match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("logged")
+        {
+            collector::app::IngestOutcome::Created(r) => r.interaction_id.to_string(),
+            other => panic!("not created: {other:?}"),
+        };
     let req = ArchiveRequest { days_old: None, dry_run: false, platform: None, wait: false };
     assert_eq!(app.archive(&req, None, None).await.expect("archived").archived_records, 1);
     id

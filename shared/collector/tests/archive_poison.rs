@@ -78,13 +78,22 @@ async fn seed(app: &App) -> Vec<Rec> {
             let message = format!("{user} #{i} {}", noise(300, (u * 1000 + i) as u64 + 11));
             let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
                               "created_at": created.to_rfc3339()});
-            let id = match app.log_interaction(&service, body).await.expect("log") {
+            let id = match app
+                .log_interaction(&service, collector::domain::input::Parsed::interaction(body))
+                .await
+                .expect("log")
+            {
                 collector::app::IngestOutcome::Created(r) => r.interaction_id,
                 other => panic!("not created: {other:?}"),
             };
             if i % 2 == 0 {
                 let fb = json!({"interaction_id": id.to_string(), "feedback_type": "thumbs_up"});
-                app.submit_feedback(&service, &fb).await.expect("feedback");
+                app.submit_feedback(
+                    &service,
+                    collector::domain::input::NewFeedback::parse(&fb).expect("feedback body"),
+                )
+                .await
+                .expect("feedback");
             }
             out.push(Rec { id, user, message });
         }
@@ -211,7 +220,7 @@ async fn a_bad_line_among_good_ones(b: Backend) {
     assert_eq!(export(&app).await, (messages(good()), 1));
     // A good archived record reads; the bad one is an error, not a 404.
     assert_eq!(app.get_interaction(&admin(), alice[0].id).await.expect("readable").user_message, alice[0].message);
-    assert!(matches!(app.get_interaction(&admin(), poisoned.id).await, Err(AppError::Internal(_))));
+    assert!(matches!(app.get_interaction(&admin(), poisoned.id).await, Err(AppError::Internal { .. })));
     // The right of access: the owner's other records, and the count of the unreadable one.
     assert_eq!(access(&app, "alice").await, (messages(alice.iter().filter(|r| r.id != poisoned.id)), 1));
     assert_eq!(access(&app, "bob").await, (messages(&bob), 0));

@@ -84,13 +84,22 @@ async fn seed(app: &App) -> Expected {
             let message = format!("{user} #{i} {}", noise(48_000, (u * 1000 + i) as u64 + 7));
             let body = json!({"user_id": user, "platform": "n8n", "user_message": message, "ai_response": "ok",
                               "created_at": created.to_rfc3339()});
-            let id = match app.log_interaction(&service, body).await.expect("log") {
+            let id = match app
+                .log_interaction(&service, collector::domain::input::Parsed::interaction(body))
+                .await
+                .expect("log")
+            {
                 collector::app::IngestOutcome::Created(r) => r.interaction_id,
                 other => panic!("not created: {other:?}"),
             };
             if i % 3 == 0 {
                 let fb = json!({"interaction_id": id.to_string(), "feedback_type": "thumbs_up"});
-                app.submit_feedback(&service, &fb).await.expect("feedback");
+                app.submit_feedback(
+                    &service,
+                    collector::domain::input::NewFeedback::parse(&fb).expect("feedback body"),
+                )
+                .await
+                .expect("feedback");
             }
             out.insert(id, (user.to_string(), message));
         }
@@ -365,7 +374,9 @@ async fn everything_at_once(b: Backend) {
     for i in 0..10 {
         let message = format!("fresh {i}");
         let body = json!({"user_id": "alice", "platform": "n8n", "user_message": message, "ai_response": "ok"});
-        if let collector::app::IngestOutcome::Created(r) = first.log_interaction(&service, body).await.expect("log") {
+        if let collector::app::IngestOutcome::Created(r) =
+            first.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("log")
+        {
             fresh.push((r.interaction_id, message));
         }
     }

@@ -564,7 +564,7 @@ async fn poisoned_archive(app: &App) -> (String, String) {
         let created = chrono::Utc::now() - chrono::Duration::days(45) + chrono::Duration::seconds(i);
         let body = json!({"user_id": "alice", "platform": "n8n", "user_message": format!("archived {i}"), "ai_response": "ok",
                           "created_at": created.to_rfc3339()});
-        match app.log_interaction(&service, body).await.expect("log") {
+        match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("log") {
             collector::app::IngestOutcome::Created(r) => ids.push(r.interaction_id.to_string()),
             other => panic!("not created: {other:?}"),
         }

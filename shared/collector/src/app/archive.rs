@@ -108,15 +108,16 @@ pub struct ArchiveReport {
     pub maintenance: Maintenance,
 }
 
-fn internal(e: impl std::fmt::Display) -> AppError {
-    AppError::Internal(e.to_string())
+/// A failure writing an archive object's gzip stream (or encoding a line into it).
+fn internal(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::internal_from("archive object", e)
 }
 
 /// A failpoint of the crash tests (feature `failpoints`): when tripped, the step fails as if
 /// the process had died there (the caller's error path runs, nothing else of the run does).
 macro_rules! crash_point {
     ($name:literal) => {
-        fail::fail_point!($name, |_| Err(AppError::Internal(concat!("failpoint ", $name).into())))
+        fail::fail_point!($name, |_| Err(AppError::internal(concat!("failpoint ", $name))))
     };
 }
 
@@ -146,7 +147,7 @@ struct Run {
 
 impl Run {
     fn lease(&self) -> Result<&Lease, AppError> {
-        self.lease.as_ref().ok_or_else(|| AppError::Internal("archive write without a lease".into()))
+        self.lease.as_ref().ok_or_else(|| AppError::internal("archive write without a lease"))
     }
 
     fn out_of_time(&self) -> bool {
@@ -401,7 +402,7 @@ impl App {
         match found {
             Some(rec) => Ok(rec),
             None if unreadable.total() > 0 => {
-                Err(AppError::Internal(format!("archived record {id} is in an unreadable part of {}", obj.object_key)))
+                Err(AppError::internal(format!("archived record {id} is in an unreadable part of {}", obj.object_key)))
             }
             None => Err(AppError::NotFound),
         }
@@ -412,6 +413,6 @@ impl App {
         self.hot
             .archive_object(&entry.platform, entry.created_at.date_naive(), &entry.object_key)
             .await?
-            .ok_or_else(|| AppError::Internal("archived entry points at an unknown object".into()))
+            .ok_or_else(|| AppError::internal("archived entry points at an unknown object"))
     }
 }

@@ -28,7 +28,7 @@ impl App {
     /// [`App::open_aws`], also handing back the DynamoDB store itself, for the AWS-only work
     /// of the archiver (the stream's expiry recovery).
     pub async fn open_aws_with_table(config: Config) -> Result<(App, Arc<DynamoStore>), AppError> {
-        let aws = config.aws().map_err(|e| AppError::Internal(e.to_string()))?;
+        let aws = config.aws().map_err(|e| AppError::internal_from("AWS configuration", e))?;
         let base = aws_config::defaults(BehaviorVersion::latest()).load().await;
         let region = base.region().cloned().unwrap_or_else(|| Region::new(FALLBACK_REGION));
 

@@ -23,8 +23,14 @@ pub enum AppError {
     ArchiveRunning,
     #[error("store: {0}")]
     Store(StoreError),
-    #[error("internal: {0}")]
-    Internal(String),
+    /// Our fault, not the caller's: `what` says which step failed, `source` why (kept whole for
+    /// the log, which `http::error` writes once with the answer; never rendered).
+    #[error("internal: {what}{}", .source.as_ref().map(|s| format!(": {s}")).unwrap_or_default())]
+    Internal {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    },
 }
 
 impl From<StoreError> for AppError {
@@ -46,12 +52,22 @@ impl From<Vec<FieldError>> for AppError {
 /// A stored payload that no longer inflates is our fault, not the caller's.
 impl From<PayloadError> for AppError {
     fn from(e: PayloadError) -> Self {
-        AppError::Internal(format!("stored payload: {e}"))
+        AppError::internal_from("stored payload", e)
     }
 }
 
 impl AppError {
     pub fn field(field: &str, message: impl Into<String>) -> AppError {
         AppError::Validation(vec![FieldError::new(field, message)])
+    }
+
+    /// An internal failure found by our own check (no underlying error).
+    pub fn internal(what: impl Into<String>) -> AppError {
+        AppError::Internal { what: what.into(), source: None }
+    }
+
+    /// An internal failure caused by `source` (kept as the error's source).
+    pub fn internal_from(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> AppError {
+        AppError::Internal { what: what.into(), source: Some(Box::new(source)) }
     }
 }

@@ -420,9 +420,10 @@ impl App {
             if let Some(m) = v.as_object_mut() {
                 m.insert("record_type".into(), t.into());
             }
-            serde_json::to_string(&v).map_err(|e| AppError::Internal(e.to_string()))
+            serde_json::to_string(&v).map_err(|e| AppError::internal_from("export line", e))
         };
-        let to_value = |r: &FullRecord| serde_json::to_value(r).map_err(|e| AppError::Internal(e.to_string()));
+        let to_value =
+            |r: &FullRecord| serde_json::to_value(r).map_err(|e| AppError::internal_from("export record", e));
         // Archived interactions, grouped by object so each object is read once.
         let mut entries = self.hot.archived_entries_of_user(user).await?;
         entries.sort_by(|a, b| a.object_key.cmp(&b.object_key));
@@ -468,7 +469,7 @@ impl App {
             }
         }
         for v in self.hot.unlinked_validations(user).await? {
-            let v = serde_json::to_value(&v).map_err(|e| AppError::Internal(e.to_string()))?;
+            let v = serde_json::to_value(&v).map_err(|e| AppError::internal_from("export line", e))?;
             out.push(&tagged(v, "validation")?);
         }
         Ok(summary)

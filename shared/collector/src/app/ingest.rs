@@ -8,14 +8,12 @@ use serde_json::Value;
 
 use super::{App, AppError};
 use crate::domain::diff::{Diff, diff};
-use crate::domain::input::{NewFeedback, NewInteraction, ValidateRequest};
+use crate::domain::input::{NewFeedback, NewInteraction, Parsed, ValidateRequest};
 use crate::domain::records::{Feedback, FeedbackSummary, IngestReceipt, Interaction, ValidationLog};
 use crate::domain::types::{Caller, Id, Role};
 use crate::domain::validators::{self, Issue};
 use crate::domain::workflow::StoredWorkflow;
 use crate::ports::{Inserted, StoreError};
-
-pub const MAX_BATCH: usize = 100;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum IngestOutcome {
@@ -42,22 +40,15 @@ pub struct ValidationResult {
 }
 
 impl App {
-    pub async fn log_interaction(&self, caller: &Caller, body: Value) -> Result<IngestOutcome, AppError> {
+    /// Log one interaction parsed at the edge. A legacy body (`workflow_gzip_hex`) was inflated
+    /// under [`App::inflation_permit`], which its caller holds until this returns.
+    pub async fn log_interaction(
+        &self,
+        caller: &Caller,
+        input: Parsed<NewInteraction>,
+    ) -> Result<IngestOutcome, AppError> {
         let now = Utc::now();
-        let named = App::named_platform(&body);
-        // A legacy payload is inflated off the async workers (it may take a second) and under
-        // the inflation gate, held until the workflow is packed and stored (the end of this call).
-        let (new, _inflation) = if body.get("workflow_gzip_hex").is_some() {
-            let permit =
-                self.inflations.acquire().await.map_err(|_| AppError::Internal("inflation gate closed".into()))?;
-            let parsed = tokio::task::spawn_blocking(move || NewInteraction::parse(body, now))
-                .await
-                .map_err(|e| AppError::Internal(format!("inflation task: {e}")))?;
-            (parsed, Some(permit))
-        } else {
-            (NewInteraction::parse(body, now), None)
-        };
-        let new = self.checked_platform(named, new).await?;
+        let new = self.checked_platform(input).await?;
         let user_id = match (caller.role, new.user_id.clone()) {
             (Role::User, Some(u)) if u != caller.sub => {
                 return Err(AppError::Forbidden("a user logs interactions only as themselves"));
@@ -103,28 +94,19 @@ impl App {
         }
     }
 
-    /// Each item is logged alone: one bad item fails alone. The outcomes are in the items' order.
-    pub async fn log_batch(
-        &self,
-        caller: &Caller,
-        mut body: Value,
-    ) -> Result<Vec<Result<IngestOutcome, AppError>>, AppError> {
-        let items = match body.get_mut("interactions").map(Value::take) {
-            Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_BATCH => a,
-            Some(Value::Array(a)) if a.len() > MAX_BATCH => {
-                return Err(AppError::field("interactions", "must hold at most 100 interactions"));
-            }
-            _ => return Err(AppError::field("interactions", "must be a non-empty array of interactions")),
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            out.push(self.log_interaction(caller, item).await);
-        }
-        Ok(out)
+    /// A permit of the gate that bounds legacy inflations (`workflow_gzip_hex`, which may take
+    /// a second of CPU each) running at once; hold it from the inflation until the interaction is
+    /// stored, so the inflated workflows in memory are bounded too.
+    pub async fn inflation_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AppError> {
+        self.inflations.clone().acquire_owned().await.map_err(|e| AppError::internal_from("inflation gate", e))
     }
 
-    pub async fn validate_workflow(&self, caller: &Caller, body: &Value) -> Result<ValidationResult, AppError> {
-        let req = self.checked_platform(App::named_platform(body), ValidateRequest::parse(body)).await?;
+    pub async fn validate_workflow(
+        &self,
+        caller: &Caller,
+        input: Parsed<ValidateRequest>,
+    ) -> Result<ValidationResult, AppError> {
+        let req = self.checked_platform(input).await?;
         // The validation belongs to a user and leaves with their data (CONTRACT section 6a):
         // the linked interaction's owner; else the named user (required of a service, which
         // has no data of its own); else the caller.
@@ -177,8 +159,7 @@ impl App {
         })
     }
 
-    pub async fn submit_feedback(&self, caller: &Caller, body: &Value) -> Result<(Id, Id), AppError> {
-        let n = NewFeedback::parse(body)?;
+    pub async fn submit_feedback(&self, caller: &Caller, n: NewFeedback) -> Result<(Id, Id), AppError> {
         self.owner_of_hot(caller, n.interaction_id).await?;
         let fb = Feedback {
             feedback_id: Id::new(),

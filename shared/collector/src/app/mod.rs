@@ -25,7 +25,7 @@ pub use platforms::{PlatformAddOutcome, REREAD_AT_MOST_EVERY};
 pub use removal::{DeletedCounts, Deletion};
 
 use crate::config::Config;
-use crate::domain::input::{NewExample, NewMetric};
+use crate::domain::input::{NewExample, NewMetric, Parsed};
 use crate::domain::records::{CuratedExample, FullRecord, TrainingMetric};
 use crate::domain::stats::{self, Readiness, Stats};
 use crate::domain::types::{Caller, Id, PageLimit, Platform, Role, UserId};
@@ -67,7 +67,7 @@ impl App {
     /// The embedded default: SQLite file and archive folder under `COLLECTOR_DATA_DIR`.
     pub fn open_local(config: Config) -> Result<App, AppError> {
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|e| AppError::Internal(format!("cannot create data dir: {e}")))?;
+        std::fs::create_dir_all(&dir).map_err(|e| AppError::internal_from("cannot create the data directory", e))?;
         let hot = crate::adapters::sqlite::SqliteStore::open(&dir.join("collector.sqlite3"))?;
         let objects = crate::adapters::fs::FolderStore::new(dir.join("archive-store"));
         Ok(App::new(config, Arc::new(hot), Arc::new(objects)))
@@ -139,8 +139,8 @@ impl App {
 
     // -- curated examples and training metrics ---------------------------------------------
 
-    pub async fn add_example(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
-        let n = self.checked_platform(App::named_platform(body), NewExample::parse(body)).await?;
+    pub async fn add_example(&self, caller: &Caller, input: Parsed<NewExample>) -> Result<Id, AppError> {
+        let n = self.checked_platform(input).await?;
         let ex = CuratedExample {
             example_id: Id::new(),
             platform: n.platform,
@@ -166,8 +166,8 @@ impl App {
         if self.hot.delete_example(id).await? { Ok(()) } else { Err(AppError::NotFound) }
     }
 
-    pub async fn add_metric(&self, caller: &Caller, body: &Value) -> Result<Id, AppError> {
-        let n = self.checked_platform(App::named_platform(body), NewMetric::parse(body)).await?;
+    pub async fn add_metric(&self, caller: &Caller, input: Parsed<NewMetric>) -> Result<Id, AppError> {
+        let n = self.checked_platform(input).await?;
         let m = TrainingMetric {
             metric_id: Id::new(),
             platform: n.platform,

@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
+use crate::domain::input::Parsed;
 use serde::Serialize;
-use serde_json::Value;
 
 use super::{App, AppError};
 use crate::config::Config;
@@ -121,24 +121,14 @@ impl App {
         }
     }
 
-    /// The well-formed platform slug a body names, if any (read before the body is parsed,
-    /// which may consume it). A malformed one is the parser's to report.
-    pub(crate) fn named_platform(body: &Value) -> Option<Platform> {
-        body.get("platform").and_then(Value::as_str).and_then(|p| Platform::parse(p).ok())
-    }
-
     /// A body's parse with its platform checked: an unknown platform is reported with the
     /// body's other problems, all at once (first, where the parsers report `platform`).
-    pub(crate) async fn checked_platform<T>(
-        &self,
-        named: Option<Platform>,
-        parsed: Result<T, Vec<FieldError>>,
-    ) -> Result<T, AppError> {
-        let problem = match &named {
+    pub(crate) async fn checked_platform<T>(&self, input: Parsed<T>) -> Result<T, AppError> {
+        let problem = match &input.named_platform {
             Some(p) => self.platforms.problem(p, || self.hot.added_platforms()).await?,
             None => None,
         };
-        match (parsed, problem) {
+        match (input.result, problem) {
             (Ok(v), None) => Ok(v),
             (Ok(_), Some(e)) => Err(AppError::Validation(vec![e])),
             (Err(errors), None) => Err(AppError::Validation(errors)),
@@ -158,8 +148,8 @@ impl App {
 
     /// `POST /api/platforms` (the caller's role is the route's to check). A configured platform
     /// is known without a write; any other is added within `MAX_PLATFORMS`, or found added.
-    pub async fn add_platform(&self, body: &Value) -> Result<PlatformAddOutcome, AppError> {
-        let p = AddPlatform::parse(body)?.platform;
+    pub async fn add_platform(&self, new: AddPlatform) -> Result<PlatformAddOutcome, AppError> {
+        let p = new.platform;
         let outcome = |added| PlatformAddOutcome { platform: p.as_str().to_owned(), added };
         if self.platforms.limit.configured.contains(&p) {
             return Ok(outcome(false));

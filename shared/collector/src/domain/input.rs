@@ -182,6 +182,53 @@ fn payload_message(e: PayloadError) -> &'static str {
     }
 }
 
+/// A body parsed at the edge, before the app checks the platform it names against the known
+/// ones (which needs the store): the parse's outcome, and the body's `platform` when it is a
+/// well-formed slug, so an unknown platform is reported together with the body's other problems.
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub named_platform: Option<Platform>,
+    pub result: Result<T, Vec<FieldError>>,
+}
+
+impl<T> Parsed<T> {
+    /// `parse` over `body`; the platform is read first, since a parse may consume the body.
+    pub fn new(body: Value, parse: impl FnOnce(Value) -> Result<T, Vec<FieldError>>) -> Parsed<T> {
+        let named_platform = body.get("platform").and_then(Value::as_str).and_then(|p| Platform::parse(p).ok());
+        Parsed { named_platform, result: parse(body) }
+    }
+}
+
+impl Parsed<NewInteraction> {
+    /// A logged interaction's body (`created_at` checked against the clock now).
+    pub fn interaction(body: Value) -> Self {
+        let now = Utc::now();
+        Parsed::new(body, |b| NewInteraction::parse(b, now))
+    }
+}
+
+impl Parsed<ValidateRequest> {
+    /// A workflow validation's body.
+    pub fn validation(body: Value) -> Self {
+        Parsed::new(body, |b| ValidateRequest::parse(&b))
+    }
+}
+
+/// Most interactions one batch may log.
+pub const MAX_BATCH: usize = 100;
+
+/// The items of a batch body (`{"interactions": [...]}`, 1 to [`MAX_BATCH`]); each is parsed
+/// alone, so one bad item fails alone.
+pub fn batch_items(mut body: Value) -> Result<Vec<Value>, Vec<FieldError>> {
+    match body.get_mut("interactions").map(Value::take) {
+        Some(Value::Array(a)) if !a.is_empty() && a.len() <= MAX_BATCH => Ok(a),
+        Some(Value::Array(a)) if a.len() > MAX_BATCH => {
+            Err(vec![FieldError::new("interactions", "must hold at most 100 interactions")])
+        }
+        _ => Err(vec![FieldError::new("interactions", "must be a non-empty array of interactions")]),
+    }
+}
+
 /// `POST /api/interactions` body, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewInteraction {

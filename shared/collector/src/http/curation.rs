@@ -10,6 +10,8 @@ use serde_json::json;
 use super::body::{JsonBody, Params, path_id};
 use super::error::ApiError;
 use super::{HttpState, openapi};
+use crate::domain::input::{NewExample, NewMetric, Parsed};
+use crate::domain::platforms::AddPlatform;
 use crate::domain::types::{Caller, FieldError, Platform};
 
 fn platform_filter(q: &std::collections::HashMap<String, String>) -> Result<Option<Platform>, ApiError> {
@@ -25,7 +27,7 @@ pub async fn add_example(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let id = s.app.add_example(&caller, &body).await?;
+    let id = s.app.add_example(&caller, Parsed::new(body, |b| NewExample::parse(&b))).await?;
     super::audit::event(&caller, "POST /api/examples", None, &[("examples", 1)]);
     Ok((StatusCode::CREATED, Json(json!({ "example_id": id }))).into_response())
 }
@@ -61,7 +63,7 @@ pub async fn add_metric(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let id = s.app.add_metric(&caller, &body).await?;
+    let id = s.app.add_metric(&caller, Parsed::new(body, |b| NewMetric::parse(&b))).await?;
     super::audit::event(&caller, "POST /api/training-metrics", None, &[("training_metrics", 1)]);
     Ok((StatusCode::CREATED, Json(json!({ "metric_id": id }))).into_response())
 }
@@ -96,7 +98,7 @@ pub async fn add_platform(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let outcome = s.app.add_platform(&body).await?;
+    let outcome = s.app.add_platform(AddPlatform::parse(&body)?).await?;
     super::audit::event(&caller, "POST /api/platforms", None, &[("added", i64::from(outcome.added))]);
     let status = if outcome.added { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(outcome)).into_response())

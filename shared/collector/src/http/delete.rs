@@ -88,9 +88,8 @@ pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Respo
     // the end) goes in a header: `X-Archive-Skipped-Lines`.
     let (rx, summary) = s.app.access_export_counted(caller.sub.clone());
     let file = spool(rx).await?;
-    let summary = summary
-        .await
-        .map_err(|_| ApiError::from(AppError::Internal("access export ended without a summary".into())))?;
+    let summary =
+        summary.await.map_err(|_| ApiError::from(AppError::internal("access export ended without a summary")))?;
     audit::event(&caller, "GET /api/me/data", None, &[("archive_skipped_lines", summary.archive_skipped_lines as i64)]);
     let mut resp = spooled_response(file, "my_data.jsonl");
     resp.headers_mut().insert(ARCHIVE_SKIPPED, HeaderValue::from(summary.archive_skipped_lines));

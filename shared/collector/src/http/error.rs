@@ -116,7 +116,7 @@ impl From<AppError> for ApiError {
             AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
             AppError::ArchiveRunning => ApiError::ArchiveRunning,
             AppError::Store(s) => s.into(),
-            AppError::Internal(detail) => ApiError::Internal(detail),
+            e @ AppError::Internal { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }
@@ -175,6 +175,17 @@ mod tests {
         assert_eq!(body["error"]["code"], "internal");
         assert!(!body.to_string().contains("secret"), "details are never rendered");
         assert!(matches!(&api, ApiError::Internal(d) if d.contains("no space left")), "they are logged");
+    }
+
+    #[test]
+    fn an_internal_failure_keeps_its_cause_for_the_log_only() {
+        let e = AppError::internal_from("export spool", std::io::Error::other("disk full at /var/secret"));
+        assert!(std::error::Error::source(&e).is_some(), "the cause is the source");
+        let api = ApiError::from(e);
+        assert!(matches!(&api, ApiError::Internal(d) if d.contains("export spool") && d.contains("disk full")));
+        let (status, body) = api.status_and_body();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("secret"), "details are never rendered");
     }
 
     #[test]

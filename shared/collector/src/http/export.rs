@@ -71,13 +71,11 @@ async fn spooled_export_response(
     file_name: &str,
 ) -> Result<Response, ApiError> {
     let file = spool(rx).await?;
-    let summary =
-        summary.await.map_err(|_| ApiError::from(AppError::Internal("export ended without a summary".into())))?;
-    let spooled =
-        file.metadata().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?.len();
+    let summary = summary.await.map_err(|_| ApiError::from(AppError::internal("export ended without a summary")))?;
+    let spooled = file.metadata().await.map_err(|e| ApiError::from(AppError::internal_from("export spool", e)))?.len();
     if spooled != summary.bytes {
         return Err(
-            AppError::Internal(format!("export spool holds {spooled} bytes, {} were sent", summary.bytes)).into()
+            AppError::internal(format!("export spool holds {spooled} bytes, {} were sent", summary.bytes)).into()
         );
     }
     let manifest = s.app.record_export(caller.sub.as_str(), req, &summary).await?;
@@ -126,13 +124,13 @@ pub const EXPORT_ID: &str = "x-export-id";
 /// end (counts) can go in its headers; an error before the end is a proper error answer.
 pub async fn spool(mut rx: LineStream) -> Result<tokio::fs::File, ApiError> {
     use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-    let spool = tempfile::tempfile().map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    let spool = tempfile::tempfile().map_err(|e| ApiError::from(AppError::internal_from("export spool", e)))?;
     let mut file = tokio::fs::File::from_std(spool);
     while let Some(chunk) = rx.recv().await {
         let chunk = chunk?;
-        file.write_all(&chunk).await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+        file.write_all(&chunk).await.map_err(|e| ApiError::from(AppError::internal_from("export spool", e)))?;
     }
-    file.rewind().await.map_err(|e| ApiError::from(AppError::Internal(format!("export spool: {e}"))))?;
+    file.rewind().await.map_err(|e| ApiError::from(AppError::internal_from("export spool", e)))?;
     Ok(file)
 }
 

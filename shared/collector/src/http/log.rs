@@ -6,12 +6,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::body::{JsonBody, Params, path_id};
 use super::error::ApiError;
 use super::{HttpState, openapi};
-use crate::app::IngestOutcome;
+use crate::app::{AppError, IngestOutcome};
+use crate::domain::input::{Parsed, batch_items};
 use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, UserId};
 use crate::ports::Cursor;
 
@@ -30,12 +31,27 @@ pub async fn log_interaction(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let outcome = s.app.log_interaction(&caller, body).await?;
+    let outcome = log_one(&s, &caller, body).await?;
     let status = status_of(&outcome);
     Ok(match outcome {
         IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => (status, Json(r)).into_response(),
         IngestOutcome::NotCollected => (status, Json(json!({"collected": false}))).into_response(),
     })
+}
+
+/// Parse one interaction body and log it. A legacy body (`workflow_gzip_hex`) is inflated off
+/// the async workers under the app's inflation gate, whose permit is held until it is stored.
+async fn log_one(s: &HttpState, caller: &Caller, body: Value) -> Result<IngestOutcome, ApiError> {
+    let (parsed, _permit) = if body.get("workflow_gzip_hex").is_some() {
+        let permit = s.app.inflation_permit().await?;
+        let parsed = tokio::task::spawn_blocking(move || Parsed::interaction(body))
+            .await
+            .map_err(|e| ApiError::from(AppError::internal_from("inflation task", e)))?;
+        (parsed, Some(permit))
+    } else {
+        (Parsed::interaction(body), None)
+    };
+    Ok(s.app.log_interaction(caller, parsed).await?)
 }
 
 /// The status of a logged interaction: 201 new, 200 a replay, 202 not collected.
@@ -56,7 +72,11 @@ pub async fn log_batch(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let outcomes = s.app.log_batch(&caller, body).await?;
+    let items = batch_items(body)?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    for item in items {
+        outcomes.push(log_one(&s, &caller, item).await);
+    }
     let results: Vec<_> = outcomes
         .into_iter()
         .enumerate()
@@ -72,7 +92,7 @@ pub async fn log_batch(
             }
             Err(e) => {
                 // The same mapping as a whole answer's error; the item carries the error object.
-                let (status, body) = ApiError::from(e).render();
+                let (status, body) = e.render();
                 json!({"index": index, "status": status.as_u16(), "error": body["error"]})
             }
         })

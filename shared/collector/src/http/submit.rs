@@ -9,6 +9,7 @@ use serde_json::json;
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::{HttpState, openapi};
+use crate::domain::input::NewFeedback;
 use crate::domain::types::Caller;
 
 /// Feedback on an interaction (owner, admin, service).
@@ -21,7 +22,7 @@ pub async fn submit(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, &body).await?;
+    let (feedback_id, interaction_id) = s.app.submit_feedback(&caller, NewFeedback::parse(&body)?).await?;
     Ok((StatusCode::CREATED, Json(json!({"feedback_id": feedback_id, "interaction_id": interaction_id})))
         .into_response())
 }

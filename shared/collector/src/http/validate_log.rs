@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use super::body::JsonBody;
 use super::error::ApiError;
 use super::{HttpState, openapi};
+use crate::domain::input::Parsed;
 use crate::domain::types::Caller;
 
 /// Validate a workflow and log the result.
@@ -22,5 +23,5 @@ pub async fn validate(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    Ok(Json(s.app.validate_workflow(&caller, &body).await?).into_response())
+    Ok(Json(s.app.validate_workflow(&caller, Parsed::validation(body)).await?).into_response())
 }

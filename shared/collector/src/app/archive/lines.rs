@@ -166,7 +166,7 @@ impl Pending {
                 crash_point!("archive.before_upload_finish");
                 let done = w.finish().await?;
                 if done.bytes != compressed_bytes {
-                    return Err(AppError::Internal("archive object size mismatch after writing".into()));
+                    return Err(AppError::internal("archive object size mismatch after writing"));
                 }
                 done.storage_class
             }
