@@ -16,7 +16,12 @@ CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 def table_args(props, name):
     args = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode") if k in props}
     if "GlobalSecondaryIndexes" in props:
-        args["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        # As the template says them, Projection included: KEYS_ONLY, or INCLUDE with its
+        # NonKeyAttributes (the same shape in CloudFormation and CreateTable). moto then keeps
+        # only those attributes in the index's entries, as DynamoDB does.
+        args["GlobalSecondaryIndexes"] = [
+            {k: g[k] for k in ("IndexName", "KeySchema", "Projection")} for g in props["GlobalSecondaryIndexes"]
+        ]
     if "StreamSpecification" in props:
         args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     args["TableName"] = name
