@@ -543,25 +543,79 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The document `collector serve` and the Lambda functions serve: [`super::ApiDoc`] with the
-/// configured platforms listed in [`KnownPlatform`].
-pub fn document(config: &Config) -> OpenApi {
-    use utoipa::OpenApi as _;
-    let mut doc = super::ApiDoc::openapi();
+/// The document as [`super::ApiDoc`] generates it, stored as JSON text: `collector serve` and the
+/// Lambda functions serve it without linking the document's builders (the `stats` function went
+/// over its 10 MiB budget with them). `tests::the_stored_document_is_the_generated_one` holds it
+/// to the generated document; `UPDATE_OPENAPI=1 cargo test -p collector --lib openapi` rewrites it
+/// after a handler's `#[utoipa::path]` or a schema changes.
+const STORED: &str = include_str!("openapi.json");
+
+/// The [`KnownPlatform`] component of the served document: the configured platforms.
+fn known_platform(config: &Config) -> Value {
     let names: Vec<&str> = config.platforms.iter().map(|p| p.as_str()).collect();
-    let known =
-        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.clone())).description(Some(format!(
+    json!({
+        "type": "string",
+        "description": format!(
             "A known platform: the configured ones ({}), or one an admin added (GET /api/platforms lists them all). \
              Any other slug answers 400 validation_failed.",
             names.join(", ")
-        )));
-    if let Some(c) = doc.components.as_mut() {
+        ),
+        "enum": names,
+    })
+}
+
+/// The document with the configured platforms listed in [`KnownPlatform`], built by utoipa (the
+/// `/docs` UI and the tests; what is served is [`document_json`], the same document).
+pub fn document(config: &Config) -> OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = super::ApiDoc::openapi();
+    if let (Some(c), Ok(known)) = (doc.components.as_mut(), serde_json::from_value::<Schema>(known_platform(config))) {
         c.schemas.insert(KnownPlatform::name().into_owned(), known.into());
     }
     doc
 }
 
-/// The served document as JSON.
+/// The served document as JSON: the stored document with the configured platforms.
 pub fn document_json(config: &Config) -> Value {
-    serde_json::to_value(document(config)).unwrap_or_else(|_| json!({}))
+    let mut doc: Value = serde_json::from_str(STORED).unwrap_or_else(|_| json!({}));
+    if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        schemas.insert(KnownPlatform::name().into_owned(), known_platform(config));
+    }
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STORED_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/http/openapi.json");
+
+    /// The stored document is what the handlers' annotations generate. With `UPDATE_OPENAPI=1`
+    /// the test rewrites it instead (then rebuild: it is compiled in).
+    #[test]
+    fn the_stored_document_is_the_generated_one() {
+        use utoipa::OpenApi as _;
+        let generated = serde_json::to_value(crate::http::ApiDoc::openapi()).expect("document");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            let text = serde_json::to_string(&generated).expect("document");
+            std::fs::write(STORED_PATH, format!("{text}\n")).expect("write src/http/openapi.json");
+            return;
+        }
+        let stored: Value = serde_json::from_str(STORED).expect("src/http/openapi.json is JSON");
+        assert!(
+            stored == generated,
+            "src/http/openapi.json is not the generated document: UPDATE_OPENAPI=1 cargo test -p collector --lib openapi"
+        );
+    }
+
+    #[test]
+    fn the_served_document_is_the_generated_one_with_the_configured_platforms() {
+        for platforms in ["n8n,zapier,make", "airflow"] {
+            let config = Config::from_lookup(|k| (k == "PLATFORMS").then(|| platforms.to_owned())).expect("config");
+            let served = document_json(&config);
+            assert_eq!(served, serde_json::to_value(document(&config)).expect("document"));
+            let listed = &served["components"]["schemas"]["KnownPlatform"]["enum"];
+            assert_eq!(listed, &json!(platforms.split(',').collect::<Vec<_>>()));
+        }
+    }
 }
