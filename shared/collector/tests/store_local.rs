@@ -47,7 +47,40 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
+    }
+
+    /// A version 4 file loses the index of archived entries by object (version 5), and keeps
+    /// its records.
+    #[tokio::test]
+    async fn a_version_4_file_is_migrated() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let rec = interaction("alice", "n8n", at(0));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.insert_interaction(&rec).await.expect("insert");
+        }
+        let index_count = |path: &std::path::Path| -> i64 {
+            rusqlite::Connection::open(path)
+                .and_then(|c| {
+                    c.query_row("SELECT count(*) FROM sqlite_master WHERE name = 'archived_by_object'", [], |r| {
+                        r.get(0)
+                    })
+                })
+                .expect("schema")
+        };
+        assert_eq!(index_count(&path), 0, "a new file has no such index");
+        rusqlite::Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch("CREATE INDEX archived_by_object ON archived (object_key); PRAGMA user_version = 4;")
+            })
+            .expect("downgrade to version 4");
+        assert_eq!(index_count(&path), 1);
+        let store = SqliteStore::open(&path).expect("migrate");
+        assert!(store.get_linked(rec.id).await.expect("get").is_some());
+        drop(store);
+        assert_eq!(index_count(&path), 0, "migrated");
     }
 
     /// A version 3 file (before export manifests) gains the manifest tables, empty, and keeps

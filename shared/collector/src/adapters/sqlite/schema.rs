@@ -6,7 +6,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use super::codec::Db;
 use crate::ports::StoreError;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE interactions (
@@ -196,8 +196,15 @@ CREATE TABLE export_records (
 CREATE INDEX export_records_by_user ON export_records (user_id, export_id);
 "#;
 
+/// Version 5: no index of archived entries by object. Nothing reads entries by object since
+/// deletes became tombstones (an entry's `object_key` is its slot, which compaction keeps), and
+/// every archived record paid an index insert for it in the archive commit.
+const SCHEMA_V5: &str = r#"
+DROP INDEX IF EXISTS archived_by_object;
+"#;
+
 /// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
