@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::domain::json::{ShapeError, check_shape};
-use crate::domain::types::{FieldError, Id, Platform};
+use crate::domain::types::{FieldError, Id, PageLimit, Platform};
 
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
 
@@ -128,4 +128,16 @@ pub fn path_id(raw: &str) -> Result<Id, ApiError> {
 /// The `{platform}` path segment: a slug, else 400 on `platform`.
 pub fn path_platform(raw: &str) -> Result<Platform, ApiError> {
     Platform::parse(raw).map_err(|m| ApiError::Validation(vec![FieldError::new("platform", m)]))
+}
+
+/// A listing's `limit` query parameter ([`PageLimit::DEFAULT`] when absent); a bad one joins
+/// `errors`, so every bad parameter is reported at once.
+pub fn query_limit(q: &HashMap<String, String>, errors: &mut Vec<FieldError>) -> PageLimit {
+    match q.get("limit") {
+        None => PageLimit::DEFAULT,
+        Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
+            errors.push(FieldError::new("limit", m));
+            PageLimit::DEFAULT
+        }),
+    }
 }

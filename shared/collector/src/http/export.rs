@@ -10,13 +10,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::body::{Params, path_id, path_platform};
+use super::body::{Params, path_id, path_platform, query_limit};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, ExportRequest, ExportSummary, LineStream};
 use crate::domain::export;
 use crate::domain::lineage::ExportManifest;
-use crate::domain::types::{Caller, FieldError, Id, PageLimit};
+use crate::domain::types::{Caller, FieldError, Id};
 
 /// Training data as JSONL (admin), streamed.
 #[utoipa::path(get, path = "/api/feedback/export/{platform}", tag = "feedback",
@@ -180,13 +180,7 @@ pub async fn list_exports(
     Params(q): Params,
 ) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
-    let limit = match q.get("limit") {
-        None => PageLimit::DEFAULT,
-        Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
-            errors.push(FieldError::new("limit", m));
-            PageLimit::DEFAULT
-        }),
-    };
+    let limit = query_limit(&q, &mut errors);
     let cursor = q.get("cursor").and_then(|c| {
         Id::parse(c).map_err(|_| errors.push(FieldError::new("cursor", "is not a cursor this API issued"))).ok()
     });

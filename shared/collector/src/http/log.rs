@@ -8,12 +8,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::body::{JsonBody, Params, path_id};
+use super::body::{JsonBody, Params, path_id, query_limit};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, IngestOutcome};
 use crate::domain::input::{Parsed, batch_items};
-use crate::domain::types::{Caller, FieldError, Id, PageLimit, Platform, UserId};
+use crate::domain::types::{Caller, FieldError, Id, Platform, UserId};
 use crate::ports::Cursor;
 
 /// Log one interaction.
@@ -131,13 +131,7 @@ pub async fn list_interactions(
     let platform = q
         .get("platform")
         .and_then(|p| Platform::parse(p).map_err(|m| errors.push(FieldError::new("platform", m))).ok());
-    let limit = match q.get("limit") {
-        None => PageLimit::DEFAULT,
-        Some(l) => PageLimit::parse(l).unwrap_or_else(|m| {
-            errors.push(FieldError::new("limit", m));
-            PageLimit::DEFAULT
-        }),
-    };
+    let limit = query_limit(&q, &mut errors);
     let cursor = q.get("cursor").and_then(|c| {
         decode_cursor(c).or_else(|| {
             errors.push(FieldError::new("cursor", "is not a cursor this API issued"));

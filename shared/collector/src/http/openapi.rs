@@ -577,7 +577,10 @@ pub fn document(config: &Config) -> OpenApi {
 
 /// The served document as JSON: the stored document with the configured platforms.
 pub fn document_json(config: &Config) -> Value {
-    let mut doc: Value = serde_json::from_str(STORED).unwrap_or_else(|_| json!({}));
+    // Parsed once per process; each answer adds the platforms to a copy.
+    static PARSED: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| serde_json::from_str(STORED).unwrap_or_else(|_| json!({})));
+    let mut doc = PARSED.clone();
     if let Some(schemas) = doc.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
         schemas.insert(KnownPlatform::name().into_owned(), known_platform(config));
     }
