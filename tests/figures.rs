@@ -3,8 +3,8 @@
 //! Prints one line per figure with its goal and PASS/MISS, then a summary. See
 //! docs/PERFORMANCE.md for what each figure measures and the numbers on the reference machine.
 //!
-//! 1. ingest CPU per 50 KB workflow: body parse, `NewInteraction::parse`, `content_hash`,
-//!    `StoredWorkflow::pack` (no storage), thread CPU time of a single-threaded loop.
+//! 1. ingest CPU per 50 KB workflow: body limits, `NewInteraction::parse_text`, `content_hash`,
+//!    `StoredWorkflow::pack_text` (no storage), thread CPU time of a single-threaded loop.
 //! 2. local server interactions/s: the real router on 127.0.0.1:0 (in-process, its own 2-worker
 //!    runtime; or the `collector serve` binary given by FIGURES_SERVER_BIN), 64 keep-alive
 //!    clients, then stats must count exactly the 201s.

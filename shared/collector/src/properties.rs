@@ -37,6 +37,53 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A JSON string literal of `s`: serde_json's escaping, or every character as `\uXXXX`.
+fn quoted(s: &str, escape_all: bool) -> String {
+    if !escape_all {
+        return serde_json::to_string(s).unwrap_or_default();
+    }
+    let mut out = String::from("\"");
+    for unit in s.encode_utf16() {
+        out.push_str(&format!("\\u{unit:04x}"));
+    }
+    out.push('"');
+    out
+}
+
+/// JSON text of any shape as clients write it: any spacing, escapes serde_json would not
+/// write, numbers in every form, objects that repeat keys.
+fn json_text() -> impl Strategy<Value = String> {
+    let number = prop_oneof![
+        any::<i64>().prop_map(|n| n.to_string()),
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+        any::<f64>().prop_filter("JSON has no NaN or infinity", |f| f.is_finite()).prop_map(|f| f.to_string()),
+        prop::sample::select(vec!["-0", "0.10", "1E+2", "-0.0e-0", "123456789012345678901234567890", "5e-324"])
+            .prop_map(String::from),
+    ];
+    let string = (".{0,12}", any::<bool>()).prop_map(|(s, all)| quoted(&s, all));
+    let leaf = prop_oneof![prop::sample::select(vec!["null", "true", "false"]).prop_map(String::from), number, string,];
+    let space = || prop::sample::select(vec!["", " ", "\n  ", "\t"]);
+    leaf.prop_recursive(4, 40, 6, move |inner| {
+        prop_oneof![
+            (prop::collection::vec(inner.clone(), 0..5), space())
+                .prop_map(|(items, w)| format!("[{w}{}{w}]", items.join(&format!(",{w}")))),
+            (
+                prop::collection::vec(
+                    (prop::sample::select(vec!["a", "b", "\"k", "é", "nodes"]), any::<bool>(), inner),
+                    0..6
+                ),
+                space()
+            )
+                .prop_map(|(entries, w)| {
+                    let entries: Vec<String> =
+                        entries.iter().map(|(k, all, v)| format!("{w}{}{w}:{w}{v}", quoted(k, *all))).collect();
+                    format!("{{{}{w}}}", entries.join(","))
+                }),
+        ]
+    })
+}
+
 /// Bodies shaped like the routes' own: their field names with any values, often plausible ones.
 fn body_like() -> impl Strategy<Value = Value> {
     let fields = prop::sample::select(vec![
@@ -180,6 +227,70 @@ proptest! {
         let short = &gz[..gz.len().saturating_sub(cut + 1)];
         prop_assert!(from_gzip_hex(&hex::encode(short)).is_err() || short.len() == gz.len());
         prop_assert_eq!(from_gzip_hex(&hex::encode(gzip(b"[1,"))), Err(PayloadError::NotJson));
+    }
+
+    #[test]
+    fn an_interaction_parsed_from_its_text_is_the_one_parsed_from_its_value(workflow in json_text(), metadata in json_text(), repeat in any::<bool>()) {
+        use crate::domain::input::{BodyText, NewInteraction};
+        // The workflow is parsed into a tree, the rest into Values; a repeated `workflow` key
+        // keeps its last value either way.
+        let first = if repeat { format!(r#""workflow": {metadata}, "#) } else { String::new() };
+        let text = format!(
+            r#"{{"platform": "n8n", {first}"workflow": {workflow}, "user_message": "hi", "metadata": {metadata}}}"#
+        );
+        let now = chrono::Utc::now();
+        let by_value = serde_json::from_str::<Value>(&text).map(|v| NewInteraction::parse(v, now));
+        let by_text = NewInteraction::parse_text(text.as_bytes(), now);
+        match (by_value, by_text) {
+            (Ok(by_value), Some(BodyText::Parsed(by_text))) => {
+                prop_assert_eq!(&by_text.result, &by_value);
+                if let (Ok(a), Ok(b)) = (&by_text.result, &by_value) {
+                    let user = crate::domain::types::UserId::parse("u").expect("user");
+                    prop_assert_eq!(a.content_hash(&user), b.content_hash(&user));
+                    if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&workflow) {
+                        let wf = a.workflow.as_ref().expect("workflow");
+                        prop_assert_eq!(wf.compact(), &serde_json::to_vec(&m).expect("compact")[..]);
+                    }
+                }
+            }
+            (Err(_), None) => {}
+            (v, t) => prop_assert!(false, "value {:?} vs text {:?}", v, t.is_some()),
+        }
+    }
+
+    #[test]
+    fn a_body_scan_counts_the_same_whatever_the_chunks(text in json_text(), cuts in prop::collection::vec(0usize..4096, 0..4)) {
+        use crate::domain::json::JsonShape;
+        let whole = JsonShape::of(text.as_bytes());
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (text.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut chunked = JsonShape::default();
+        let mut at = 0;
+        for c in cuts.into_iter().chain([text.len()]) {
+            chunked.feed(&text.as_bytes()[at..c]);
+            at = c;
+        }
+        prop_assert_eq!(
+            (whole.values, whole.string_bytes, whole.max_depth_seen, whole.bytes),
+            (chunked.values, chunked.string_bytes, chunked.max_depth_seen, chunked.bytes)
+        );
+        // Every string's bytes between its quotes are counted, escapes included.
+        if let Ok(v) = serde_json::from_str::<Value>(&text) {
+            let strings = |v: &Value| -> u64 {
+                fn walk(v: &Value, n: &mut u64) {
+                    match v {
+                        Value::String(_) => *n += 1,
+                        Value::Array(a) => a.iter().for_each(|x| walk(x, n)),
+                        Value::Object(m) => m.values().for_each(|x| walk(x, n)),
+                        _ => {}
+                    }
+                }
+                let mut n = 0;
+                walk(v, &mut n);
+                n
+            };
+            prop_assert!(whole.values >= strings(&v));
+        }
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl App {
             intent: new.intent,
             workflow: new
                 .workflow
-                .map(|w| StoredWorkflow::pack(&Value::Object(w), self.config.compression_threshold_bytes())),
+                .map(|w| StoredWorkflow::pack_text(w.into_compact(), self.config.compression_threshold_bytes())),
             success: new.success,
             error_message: new.error_message,
             processing_time_ms: new.processing_time_ms,

@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::json::Node;
 use super::records::FeedbackType;
 use super::types::{FieldError, Id, Kind, Platform, UserId};
-use super::workflow::{self, PayloadError};
+use super::workflow::{self, PayloadError, WorkflowText};
 
 pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 pub const MAX_COMMENT_CHARS: usize = 4000;
@@ -229,6 +230,53 @@ pub fn batch_items(mut body: Value) -> Result<Vec<Value>, Vec<FieldError>> {
     }
 }
 
+/// A logged interaction's `workflow` field, parsed apart from the rest of its body.
+#[derive(Debug, PartialEq)]
+enum BodyWorkflow {
+    Null,
+    NotAnObject,
+    Object(WorkflowText),
+}
+
+/// An interaction body with its `workflow` as a borrowed tree and every other field a `Value`
+/// (a repeated key's last value wins, as in a `Value`).
+struct SplitBody<'a> {
+    fields: Map<String, Value>,
+    workflow: Option<Node<'a>>,
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for SplitBody<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SplitVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for SplitVisitor<'a> {
+            type Value = SplitBody<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SplitBody<'a>, A::Error> {
+                let mut body = SplitBody { fields: Map::new(), workflow: None };
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "workflow" {
+                        body.workflow = Some(map.next_value()?);
+                    } else {
+                        body.fields.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(body)
+            }
+        }
+        d.deserialize_map(SplitVisitor(std::marker::PhantomData))
+    }
+}
+
+/// An interaction body's text after [`NewInteraction::parse_text`].
+#[derive(Debug)]
+pub enum BodyText {
+    Parsed(Parsed<NewInteraction>),
+    /// A body with `workflow_gzip_hex`, for [`Parsed::interaction`].
+    Legacy(Value),
+}
+
 /// `POST /api/interactions` body, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewInteraction {
@@ -239,7 +287,7 @@ pub struct NewInteraction {
     pub user_message: String,
     pub ai_response: Option<String>,
     pub intent: Option<String>,
-    pub workflow: Option<Map<String, Value>>,
+    pub workflow: Option<WorkflowText>,
     pub success: bool,
     pub error_message: Option<String>,
     pub processing_time_ms: Option<u64>,
@@ -250,12 +298,46 @@ pub struct NewInteraction {
 }
 
 impl NewInteraction {
-    /// Takes the body by value: the workflow and metadata are moved out, never copied.
+    /// Takes the body by value: the metadata is moved out, never copied.
     pub fn parse(mut body: Value, now: DateTime<Utc>) -> Result<NewInteraction, Vec<FieldError>> {
-        let (workflow_raw, metadata_raw) = match body.as_object_mut() {
-            Some(m) => (m.remove("workflow").filter(|v| !v.is_null()), m.remove("metadata").filter(|v| !v.is_null())),
-            None => (None, None),
-        };
+        let workflow = body.as_object_mut().and_then(|m| m.remove("workflow")).map(|w| match w {
+            Value::Object(m) => BodyWorkflow::Object(WorkflowText::of_map(&m)),
+            Value::Null => BodyWorkflow::Null,
+            _ => BodyWorkflow::NotAnObject,
+        });
+        NewInteraction::parse_parts(body, workflow, now)
+    }
+
+    /// The body's text, its `workflow` parsed into a [`Node`] (no `Value` built for it).
+    /// `None` when the text is not a JSON object: [`NewInteraction::parse`] of its `Value`
+    /// reports that as it always has. A legacy body (`workflow_gzip_hex`) comes back as its
+    /// `Value`, to be parsed where its inflation may take long.
+    pub fn parse_text(text: &[u8], now: DateTime<Utc>) -> Option<BodyText> {
+        let SplitBody { mut fields, workflow } = serde_json::from_slice(text).ok()?;
+        if fields.contains_key("workflow_gzip_hex") {
+            if let Some(node) = workflow {
+                // Serializing a tree into a Value cannot fail (string keys only).
+                fields.insert("workflow".into(), serde_json::to_value(&node).unwrap_or(Value::Null));
+            }
+            return Some(BodyText::Legacy(Value::Object(fields)));
+        }
+        let workflow = workflow.map(|w| match w {
+            Node::Null => BodyWorkflow::Null,
+            node => WorkflowText::of_node(&node).map_or(BodyWorkflow::NotAnObject, BodyWorkflow::Object),
+        });
+        Some(BodyText::Parsed(Parsed::new(Value::Object(fields), |body| {
+            NewInteraction::parse_parts(body, workflow, now)
+        })))
+    }
+
+    /// `body` without its `workflow`, which is given apart.
+    fn parse_parts(
+        mut body: Value,
+        workflow: Option<BodyWorkflow>,
+        now: DateTime<Utc>,
+    ) -> Result<NewInteraction, Vec<FieldError>> {
+        let workflow_raw = workflow.filter(|w| *w != BodyWorkflow::Null);
+        let metadata_raw = body.as_object_mut().and_then(|m| m.remove("metadata")).filter(|v| !v.is_null());
         let mut f = Fields::of(&body)?;
         let interaction_id = f.opt_id("interaction_id");
         let user_id = f.opt_user_id("user_id");
@@ -276,7 +358,7 @@ impl NewInteraction {
                 None
             }
             (false, true) => f.opt_str("workflow_gzip_hex").and_then(|hex| match workflow::from_gzip_hex(&hex) {
-                Ok(Value::Object(m)) => Some(m),
+                Ok(Value::Object(m)) => Some(WorkflowText::of_map(&m)),
                 Ok(_) => {
                     f.fail("workflow_gzip_hex", "must hold a JSON object");
                     None
@@ -287,7 +369,7 @@ impl NewInteraction {
                 }
             }),
             _ => match workflow_raw {
-                Some(Value::Object(m)) => Some(m),
+                Some(BodyWorkflow::Object(w)) => Some(w),
                 Some(_) => {
                     f.fail("workflow", "must be a JSON object");
                     None
@@ -338,25 +420,16 @@ impl NewInteraction {
     /// Canonical hash of what the client sent (not of what the server filled in), for
     /// idempotency. Fed field by field, so nothing is copied.
     pub fn content_hash(&self, user_id: &UserId) -> String {
-        use super::json::{feed_canonical, feed_str};
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        let opt_str = |h: &mut Sha256, s: &Option<String>| match s {
-            Some(s) => feed_str(h, s),
-            None => h.update(b"-"),
+        use super::json::{Hasher, Node, feed_str};
+        use std::io::Write;
+        let mut h = Hasher::new();
+        let put = |h: &mut Hasher, bytes: &[u8]| {
+            // Writing into a hasher cannot fail.
+            let _ = h.write_all(bytes);
         };
-        let opt_map = |h: &mut Sha256, m: &Option<Map<String, Value>>| match m {
-            Some(m) => {
-                h.update(b"{");
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort_unstable();
-                h.update((keys.len() as u64).to_be_bytes());
-                for k in keys {
-                    feed_str(h, k);
-                    feed_canonical(h, &m[k]);
-                }
-            }
-            None => h.update(b"-"),
+        let opt_str = |h: &mut Hasher, s: &Option<String>| match s {
+            Some(s) => feed_str(h, s),
+            None => put(h, b"-"),
         };
         feed_str(&mut h, user_id.as_str());
         feed_str(&mut h, self.platform.as_str());
@@ -364,21 +437,28 @@ impl NewInteraction {
         feed_str(&mut h, &self.user_message);
         opt_str(&mut h, &self.ai_response);
         opt_str(&mut h, &self.intent);
-        opt_map(&mut h, &self.workflow);
-        h.update([self.success as u8]);
+        // An object goes in as its canonical encoding, which the workflow already holds.
+        match &self.workflow {
+            Some(w) => put(&mut h, w.canonical()),
+            None => put(&mut h, b"-"),
+        }
+        put(&mut h, &[self.success as u8]);
         opt_str(&mut h, &self.error_message);
         match self.processing_time_ms {
-            Some(n) => h.update(n.to_be_bytes()),
-            None => h.update(b"-"),
+            Some(n) => put(&mut h, &n.to_be_bytes()),
+            None => put(&mut h, b"-"),
         }
         opt_str(&mut h, &self.model_version);
-        opt_map(&mut h, &self.metadata);
+        match &self.metadata {
+            Some(m) => Node::of_map(m).write_canonical(&mut h),
+            None => put(&mut h, b"-"),
+        }
         match self.training_consent {
-            Some(c) => h.update([c as u8]),
-            None => h.update(b"-"),
+            Some(c) => put(&mut h, &[c as u8]),
+            None => put(&mut h, b"-"),
         }
         opt_str(&mut h, &self.created_at.map(|t| t.to_rfc3339()));
-        hex::encode(h.finalize())
+        h.hex()
     }
 }
 
@@ -616,7 +696,7 @@ mod tests {
         .unwrap();
         assert_eq!(n.kind, Kind::Conversation);
         assert!(n.success);
-        assert_eq!(n.workflow, wf.as_object().cloned());
+        assert_eq!(n.workflow, wf.as_object().map(WorkflowText::of_map));
         let both = json!({"platform": "n8n", "user_message": "hi", "workflow": {}, "workflow_gzip_hex": hex});
         assert_eq!(fields(&NewInteraction::parse(both, Utc::now()).unwrap_err()), ["workflow_gzip_hex"]);
     }
@@ -650,6 +730,33 @@ mod tests {
         let u = UserId::parse("u").unwrap();
         assert_eq!(a.content_hash(&u), b.content_hash(&u));
         assert_ne!(a.content_hash(&u), c.content_hash(&u));
+    }
+
+    #[test]
+    fn hashes_and_stored_text_are_those_of_earlier_versions() {
+        // Values computed by the code before workflows were parsed into trees (commit d92e097):
+        // a stored record's hash must still match its replay, and its text must not change.
+        let text = r#"{"platform": "n8n", "user_message": "h\u00e9llo \"there\"", "ai_response": "ok", "intent": "create", "workflow": {"nodes": [{"id": "a\u00e9", "position": [240, -300.5, 1e21, 0.1]}], "b": null, "a": true, "b": {"z": [], "y": {}}, "k": 18446744073709551615}, "success": false, "error_message": "boom", "processing_time_ms": 42, "model_version": "m1", "metadata": {"z": 1, "a": [1.5]}, "training_consent": true, "created_at": "2026-01-02T03:04:05Z"}"#;
+        let now = "2026-06-01T00:00:00Z".parse().unwrap();
+        let user = UserId::parse("user-1").unwrap();
+        let Some(BodyText::Parsed(Parsed { result: Ok(by_text), .. })) =
+            NewInteraction::parse_text(text.as_bytes(), now)
+        else {
+            panic!("parses")
+        };
+        let by_value = NewInteraction::parse(serde_json::from_str(text).unwrap(), now).unwrap();
+        assert_eq!(by_text, by_value);
+        for n in [&by_text, &by_value] {
+            assert_eq!(n.content_hash(&user), "ab8ca97eecce8d17a2d49a80b7d36faac8049fe3133d65a486bfbd8768662bd3");
+            assert_eq!(
+                std::str::from_utf8(n.workflow.as_ref().unwrap().compact()).unwrap(),
+                r#"{"nodes":[{"id":"aé","position":[240,-300.5,1e+21,0.1]}],"b":{"z":[],"y":{}},"a":true,"k":18446744073709551615}"#
+            );
+        }
+        assert_eq!(
+            super::super::json::canonical_hash(&serde_json::from_str(text).unwrap()),
+            "6194e89555a65be00743e7978651d9c0d51b4b9942cf3359400eb30c747fe5cb"
+        );
     }
 
     #[test]

@@ -1,7 +1,12 @@
-//! JSON helpers: nesting depth before parsing, canonical hashing.
+//! JSON helpers: nesting depth before parsing, a borrowed tree ([`Node`]), canonical hashing.
+
+use std::io::{BufWriter, Write};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+pub mod tree;
+pub use tree::Node;
 
 /// Deepest nesting the API accepts; deeper bodies are 413 before a `Value` is built.
 pub const MAX_DEPTH: usize = 64;
@@ -44,19 +49,37 @@ pub struct JsonShape {
 impl JsonShape {
     pub fn feed(&mut self, chunk: &[u8]) {
         self.bytes += chunk.len() as u64;
-        for &b in chunk {
+        let mut i = 0;
+        while i < chunk.len() {
             if self.in_string {
                 if self.escaped {
                     self.escaped = false;
-                } else if b == b'\\' {
-                    self.escaped = true;
-                } else if b == b'"' {
-                    self.in_string = false;
+                    self.string_bytes += 1;
+                    i += 1;
                     continue;
                 }
-                self.string_bytes += 1;
+                // Most of a body's bytes are inside strings: jump to the next quote or backslash.
+                match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                    None => {
+                        self.string_bytes += (chunk.len() - i) as u64;
+                        return;
+                    }
+                    Some(k) => {
+                        self.string_bytes += k as u64;
+                        i += k;
+                        if chunk[i] == b'\\' {
+                            self.escaped = true;
+                            self.string_bytes += 1;
+                        } else {
+                            self.in_string = false;
+                        }
+                        i += 1;
+                    }
+                }
                 continue;
             }
+            let b = chunk[i];
+            i += 1;
             let scalar = matches!(b, b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'-' | b'+' | b'.');
             if scalar {
                 if !self.in_scalar {
@@ -118,49 +141,56 @@ pub fn too_deep(bytes: &[u8], max: usize) -> bool {
 
 /// sha256 (hex) of a value with object keys sorted, so key order does not change the hash.
 pub fn canonical_hash(v: &Value) -> String {
-    let mut h = Sha256::new();
+    let mut h = Hasher::new();
     feed_canonical(&mut h, v);
-    hex::encode(h.finalize())
+    h.hex()
 }
 
 /// Feed a value into a hasher canonically: keys sorted, strings length-prefixed, numbers as
-/// JSON text. Allocates only a key list per object (ingest hashes 50 KB workflows per request).
-pub fn feed_canonical(h: &mut Sha256, v: &Value) {
-    use std::io::Write;
-    match v {
-        Value::Null => h.update(b"n"),
-        Value::Bool(b) => h.update(if *b { b"t" } else { b"f" }),
-        Value::Number(n) => {
-            h.update(b"#");
-            // Writing into a hasher cannot fail.
-            let _ = write!(h, "{n};");
-        }
-        Value::String(s) => feed_str(h, s),
-        Value::Array(a) => {
-            h.update(b"[");
-            h.update((a.len() as u64).to_be_bytes());
-            for x in a {
-                feed_canonical(h, x);
-            }
-        }
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort_unstable();
-            h.update(b"{");
-            h.update((keys.len() as u64).to_be_bytes());
-            for k in keys {
-                feed_str(h, k);
-                feed_canonical(h, &m[k]);
-            }
-        }
-    }
+/// JSON text ([`Node::write_canonical`]).
+pub fn feed_canonical(h: &mut impl Write, v: &Value) {
+    Node::of(v).write_canonical(h);
 }
 
 /// A string, length-prefixed so ("ab","c") and ("a","bc") differ.
-pub fn feed_str(h: &mut Sha256, s: &str) {
-    h.update(b"s");
-    h.update((s.len() as u64).to_be_bytes());
-    h.update(s.as_bytes());
+pub fn feed_str(h: &mut impl Write, s: &str) {
+    tree::write_canonical_str(h, s);
+}
+
+/// sha256 fed through a buffer: the canonical encoding arrives in pieces of a few bytes, and
+/// each of those costs the hasher more than a copy into the buffer does.
+pub struct Hasher(BufWriter<Sha256>);
+
+impl Hasher {
+    pub fn new() -> Hasher {
+        Hasher(BufWriter::with_capacity(8 * 1024, Sha256::new()))
+    }
+
+    /// The digest, hex.
+    pub fn hex(mut self) -> String {
+        // Flushing into a hasher cannot fail.
+        let _ = self.0.flush();
+        let (h, _) = self.0.into_parts();
+        hex::encode(h.finalize())
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Hasher::new()
+    }
+}
+
+impl Write for Hasher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,21 @@
 //! Workflow payloads: compact JSON, gzip above the threshold, bounded inflate.
 
 use std::borrow::Cow;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 
 use flate2::{Compression, read::GzDecoder, write::GzEncoder};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::json::{JsonShape, MAX_DEPTH, MAX_JSON_COST, ShapeError};
+use super::json::{JsonShape, MAX_DEPTH, MAX_JSON_COST, Node, ShapeError};
 
 /// Inflated payloads larger than this are refused: a gzip bomb is a 400, not an OOM.
 pub const MAX_INFLATED_BYTES: u64 = 64 * 1024 * 1024;
 
 /// gzip level of stored workflows, chosen by measurement (docs/PERFORMANCE.md, "Ingest, round
-/// 2"): with zlib-rs, level 2 stores a 50 KB workflow in 13% fewer bytes than miniz_oxide's
-/// level 1 did, at about the same CPU (zlib-rs's level 1 uses fixed Huffman codes and would
-/// store 13% more). Higher levels cost 1.4-4x the CPU for 4-14% fewer bytes.
-pub const GZIP_LEVEL: u32 = 2;
+/// 3"): level 5 is the lowest level of zlib-rs that stores a workflow in no more bytes than the
+/// older system's gzip-9 did (it stored hex of that, twice the bytes; issue 16). Its extra CPU
+/// over level 2 is paid for by parsing workflows into trees instead of `Value`s.
+pub const GZIP_LEVEL: u32 = 5;
 
 /// A workflow as stored: compact JSON, gzip-compressed when it was over the threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,21 +32,21 @@ impl StoredWorkflow {
     }
 
     /// Compact JSON; gzip when it is larger than `threshold_bytes` and compression helps.
-    /// The JSON text is streamed into the encoder once it passes the threshold, so a large
-    /// workflow is never held as text and as gzip at once.
     pub fn pack(workflow: &Value, threshold_bytes: u64) -> StoredWorkflow {
-        let mut out = PackWriter { threshold: threshold_bytes, plain: Vec::new(), gz: None, written: 0 };
-        // Serializing a Value cannot fail (string keys only), and neither can writing into Vecs.
-        let _ = serde_json::to_writer(&mut out, workflow);
-        let original_bytes = out.written as i64;
-        match out.gz.map(|w| w.into_inner().map_err(|_| ()).and_then(|gz| gz.finish().map_err(|_| ()))) {
-            Some(Ok(gz)) if (gz.len() as u64) < out.written => {
-                StoredWorkflow { bytes: gz, compressed: true, original_bytes }
-            }
+        StoredWorkflow::pack_text(compact(workflow), threshold_bytes)
+    }
+
+    /// [`StoredWorkflow::pack`] of a workflow's compact text ([`WorkflowText::into_compact`]).
+    pub fn pack_text(text: Vec<u8>, threshold_bytes: u64) -> StoredWorkflow {
+        let original_bytes = text.len() as i64;
+        if text.len() as u64 > threshold_bytes {
+            let gz = gzip(&text);
             // Over the threshold but gzip does not help: store the text after all.
-            Some(_) => StoredWorkflow { bytes: compact(workflow), compressed: false, original_bytes },
-            None => StoredWorkflow { bytes: out.plain, compressed: false, original_bytes },
+            if gz.len() < text.len() {
+                return StoredWorkflow { bytes: gz, compressed: true, original_bytes };
+            }
         }
+        StoredWorkflow { bytes: text, compressed: false, original_bytes }
     }
 
     /// The original JSON value back.
@@ -77,35 +77,44 @@ impl StoredWorkflow {
     }
 }
 
-/// Where [`StoredWorkflow::pack`] writes: plain text up to the threshold, then gzip.
-struct PackWriter {
-    threshold: u64,
-    plain: Vec<u8>,
-    gz: Option<BufWriter<GzEncoder<Vec<u8>>>>,
-    written: u64,
+/// A workflow object as ingest keeps it: its compact JSON text (what is stored) and its
+/// canonical encoding (what the content hash takes in), both written from one parse of the
+/// request's text, so no `Value` is built for a workflow that is only hashed and stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowText {
+    compact: Vec<u8>,
+    canonical: Vec<u8>,
 }
 
-impl Write for PackWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.written += buf.len() as u64;
-        if let Some(gz) = self.gz.as_mut() {
-            return gz.write_all(buf).map(|()| buf.len());
+impl WorkflowText {
+    /// The workflow of a parsed tree; `None` unless it is an object.
+    pub fn of_node(node: &Node<'_>) -> Option<WorkflowText> {
+        if !matches!(node, Node::Object(_)) {
+            return None;
         }
-        self.plain.extend_from_slice(buf);
-        if self.plain.len() as u64 > self.threshold {
-            let plain = std::mem::take(&mut self.plain);
-            let mut gz = BufWriter::with_capacity(
-                64 * 1024,
-                GzEncoder::new(Vec::with_capacity(plain.len() / 4 + 64), Compression::new(GZIP_LEVEL)),
-            );
-            gz.write_all(&plain)?;
-            self.gz = Some(gz);
-        }
-        Ok(buf.len())
+        let mut canonical = Vec::new();
+        node.write_canonical(&mut canonical);
+        Some(WorkflowText { compact: node.compact(), canonical })
     }
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+    /// The workflow of an object already parsed into a `Value` (a batch item, a legacy import).
+    pub fn of_map(map: &Map<String, Value>) -> WorkflowText {
+        let node = Node::of_map(map);
+        let mut canonical = Vec::new();
+        node.write_canonical(&mut canonical);
+        WorkflowText { compact: node.compact(), canonical }
+    }
+
+    pub fn compact(&self) -> &[u8] {
+        &self.compact
+    }
+
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
+    }
+
+    pub fn into_compact(self) -> Vec<u8> {
+        self.compact
     }
 }
 
@@ -286,7 +295,7 @@ mod tests {
     }
 
     #[test]
-    fn pack_streams_past_the_threshold_and_falls_back_when_gzip_does_not_help() {
+    fn pack_falls_back_to_plain_when_gzip_does_not_help() {
         // Incompressible text over the threshold stays plain.
         let noise: String =
             (0..40_000u32).map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26)).collect();

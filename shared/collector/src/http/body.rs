@@ -25,6 +25,20 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A JSON body's text, held to [`JsonBody`]'s limits but not parsed: for a route that parses
+/// parts of it its own way (a logged interaction's workflow).
+pub struct JsonText(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonText {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req).await?;
+        check_json_limits(&bytes)?;
+        Ok(JsonText(bytes))
+    }
+}
+
 /// A JSON body that may be empty (then `{}`): for routes whose fields are all optional.
 pub struct OptJsonBody(pub Value);
 
@@ -92,19 +106,23 @@ async fn read_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, ApiErro
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    check_json_limits(bytes)?;
+    serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)
+}
+
+/// The limits every JSON body is held to before anything is built from it: size, nesting and
+/// what a parse may build.
+fn check_json_limits(bytes: &[u8]) -> Result<(), ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge("the body is over 6 MiB"));
     }
     match check_shape(bytes) {
-        Ok(()) => {}
-        Err(ShapeError::TooDeep) => return Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
+        Ok(()) => Ok(()),
+        Err(ShapeError::TooDeep) => Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
         Err(ShapeError::TooCostly) => {
-            return Err(ApiError::PayloadTooLarge(
-                "the body holds too many JSON values to parse within the memory limit",
-            ));
+            Err(ApiError::PayloadTooLarge("the body holds too many JSON values to parse within the memory limit"))
         }
     }
-    serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)
 }
 
 /// Query parameters (last one wins).

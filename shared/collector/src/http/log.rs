@@ -6,13 +6,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::body::{JsonBody, Params, path_id, query_limit};
+use super::body::{JsonBody, JsonText, Params, parse_json, path_id, query_limit};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, IngestOutcome};
-use crate::domain::input::{Parsed, batch_items};
+use crate::domain::input::{BodyText, NewInteraction, Parsed, batch_items};
 use crate::domain::types::{Caller, FieldError, Id, Platform, UserId};
 use crate::ports::Cursor;
 
@@ -29,9 +30,14 @@ use crate::ports::Cursor;
 pub async fn log_interaction(
     State(s): State<HttpState>,
     caller: Caller,
-    JsonBody(body): JsonBody,
+    JsonText(text): JsonText,
 ) -> Result<Response, ApiError> {
-    let outcome = log_one(&s, &caller, body).await?;
+    let outcome = match NewInteraction::parse_text(&text, Utc::now()) {
+        Some(BodyText::Parsed(parsed)) => s.app.log_interaction(&caller, parsed).await?,
+        Some(BodyText::Legacy(body)) => log_one(&s, &caller, body).await?,
+        // Not a JSON object: the Value's parse reports it.
+        None => log_one(&s, &caller, parse_json(&text)?).await?,
+    };
     let status = status_of(&outcome);
     Ok(match outcome {
         IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => (status, Json(r)).into_response(),
