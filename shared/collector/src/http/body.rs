@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::domain::json::{ShapeError, check_shape};
+use crate::domain::json::{JsonShape, MAX_DEPTH, MAX_JSON_COST, ShapeError};
 use crate::domain::types::{FieldError, Id, PageLimit, Platform};
 
 pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
@@ -21,7 +21,10 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        parse_json(&read_body(req).await?).map(JsonBody)
+        let scanned = scanned(&req);
+        let bytes = read_body(req).await?;
+        check_json_limits(&bytes, scanned)?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| ApiError::InvalidJson)
     }
 }
 
@@ -33,8 +36,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let scanned = scanned(&req);
         let bytes = read_body(req).await?;
-        check_json_limits(&bytes)?;
+        check_json_limits(&bytes, scanned)?;
         Ok(JsonText(bytes))
     }
 }
@@ -46,11 +50,13 @@ impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        let scanned = scanned(&req);
         let bytes = read_body(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptJsonBody(Value::Object(Default::default())));
         }
-        parse_json(&bytes).map(OptJsonBody)
+        check_json_limits(&bytes, scanned)?;
+        serde_json::from_slice(&bytes).map(OptJsonBody).map_err(|_| ApiError::InvalidJson)
     }
 }
 
@@ -75,8 +81,9 @@ pub async fn parse_budget(
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
-    let cost = crate::domain::json::JsonShape::of(&bytes).cost();
-    let _share = if cost > FREE_PARSE_COST && cost <= crate::domain::json::MAX_JSON_COST {
+    let shape = JsonShape::of(&bytes);
+    let cost = shape.cost();
+    let _share = if cost > FREE_PARSE_COST && cost <= MAX_JSON_COST {
         let mib = cost.div_ceil(1024 * 1024).min(u64::from(PARSE_BUDGET_MIB)) as u32;
         match budget.acquire_many_owned(mib).await {
             Ok(p) => Some(p),
@@ -85,7 +92,18 @@ pub async fn parse_budget(
     } else {
         None
     };
+    let mut parts = parts;
+    parts.extensions.insert(ScannedBody(shape));
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+/// The scan [`parse_budget`] made of the body it passed on: the extractors check it rather than
+/// scan the same bytes again.
+#[derive(Clone)]
+struct ScannedBody(JsonShape);
+
+fn scanned(req: &Request) -> Option<JsonShape> {
+    req.extensions().get::<ScannedBody>().map(|s| s.0.clone())
 }
 
 /// The body's bytes, at most 6 MiB.
@@ -106,17 +124,18 @@ async fn read_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, ApiErro
 }
 
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
-    check_json_limits(bytes)?;
+    check_json_limits(bytes, None)?;
     serde_json::from_slice(bytes).map_err(|_| ApiError::InvalidJson)
 }
 
 /// The limits every JSON body is held to before anything is built from it: size, nesting and
-/// what a parse may build.
-fn check_json_limits(bytes: &[u8]) -> Result<(), ApiError> {
+/// what a parse may build. `scanned` is the body's scan when one was made already.
+fn check_json_limits(bytes: &[u8], scanned: Option<JsonShape>) -> Result<(), ApiError> {
     if bytes.len() > MAX_BODY_BYTES {
         return Err(ApiError::PayloadTooLarge("the body is over 6 MiB"));
     }
-    match check_shape(bytes) {
+    let shape = scanned.unwrap_or_else(|| JsonShape::of(bytes));
+    match shape.check(MAX_DEPTH, MAX_JSON_COST) {
         Ok(()) => Ok(()),
         Err(ShapeError::TooDeep) => Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
         Err(ShapeError::TooCostly) => {
