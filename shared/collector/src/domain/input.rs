@@ -270,6 +270,8 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for SplitBody<'a> {
 }
 
 /// An interaction body's text after [`NewInteraction::parse_text`].
+// Returned once per request and matched at once: boxing the parse would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum BodyText {
     Parsed(Parsed<NewInteraction>),
