@@ -68,17 +68,25 @@ mod dynamodb {
         attr: &str,
         prefix: &str,
     ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
+        scan_all(env, |scan| {
+            scan.filter_expression("begins_with(#a, :p)")
+                .expression_attribute_names("#a", attr)
+                .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+        })
+        .await
+    }
+
+    /// Every item a Scan of the table returns, page after page; `shape` adds its filter or index.
+    async fn scan_all(
+        env: &Env,
+        shape: impl Fn(
+            aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+    ) -> Vec<std::collections::HashMap<String, AttributeValue>> {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = env
-                .emu
-                .dynamodb()
-                .scan()
-                .table_name(&env.stack.table)
-                .filter_expression("begins_with(#a, :p)")
-                .expression_attribute_names("#a", attr)
-                .expression_attribute_values(":p", AttributeValue::S(prefix.into()))
+            let page = shape(env.emu.dynamodb().scan().table_name(&env.stack.table))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -138,25 +146,7 @@ mod dynamodb {
 
     /// Every entry of an index, read with a Scan of the index (as DynamoDB stores it).
     async fn index_entries(env: &Env, index: &str) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = env
-                .emu
-                .dynamodb()
-                .scan()
-                .table_name(&env.stack.table)
-                .index_name(index)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .expect("scan index");
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return out,
-            }
-        }
+        scan_all(env, |scan| scan.index_name(index)).await
     }
 
     fn attr_names(item: &std::collections::HashMap<String, AttributeValue>) -> Vec<&str> {

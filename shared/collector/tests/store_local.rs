@@ -50,10 +50,8 @@ mod sqlite_only {
         assert_eq!(version, 5);
     }
 
-    /// A version 4 file loses the index of archived entries by object (version 5), and keeps
-    /// its records.
-    #[tokio::test]
-    async fn a_version_4_file_is_migrated() {
+    /// A store file holding one record (in a temp dir, kept while the first value lives).
+    async fn file_with_a_record() -> (tempfile::TempDir, std::path::PathBuf, collector::domain::records::Interaction) {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("hot.db");
         let rec = interaction("alice", "n8n", at(0));
@@ -61,6 +59,19 @@ mod sqlite_only {
             let store = SqliteStore::open(&path).expect("open");
             store.insert_interaction(&rec).await.expect("insert");
         }
+        (dir, path, rec)
+    }
+
+    /// Make the file at `path` an older version's, with `sql` on a raw connection.
+    fn downgrade(path: &std::path::Path, sql: &str) {
+        rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).expect("downgrade");
+    }
+
+    /// A version 4 file loses the index of archived entries by object (version 5), and keeps
+    /// its records.
+    #[tokio::test]
+    async fn a_version_4_file_is_migrated() {
+        let (_dir, path, rec) = file_with_a_record().await;
         let index_count = |path: &std::path::Path| -> i64 {
             rusqlite::Connection::open(path)
                 .and_then(|c| {
@@ -71,11 +82,7 @@ mod sqlite_only {
                 .expect("schema")
         };
         assert_eq!(index_count(&path), 0, "a new file has no such index");
-        rusqlite::Connection::open(&path)
-            .and_then(|c| {
-                c.execute_batch("CREATE INDEX archived_by_object ON archived (object_key); PRAGMA user_version = 4;")
-            })
-            .expect("downgrade to version 4");
+        downgrade(&path, "CREATE INDEX archived_by_object ON archived (object_key); PRAGMA user_version = 4;");
         assert_eq!(index_count(&path), 1);
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.get_linked(rec.id).await.expect("get").is_some());
@@ -88,16 +95,8 @@ mod sqlite_only {
     #[tokio::test]
     async fn a_version_3_file_is_migrated() {
         use collector::domain::lineage::{HeldBy, HeldRecords};
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("hot.db");
-        let rec = interaction("alice", "n8n", at(0));
-        {
-            let store = SqliteStore::open(&path).expect("open");
-            store.insert_interaction(&rec).await.expect("insert");
-        }
-        rusqlite::Connection::open(&path)
-            .and_then(|c| c.execute_batch("DROP TABLE export_records; DROP TABLE exports; PRAGMA user_version = 3;"))
-            .expect("downgrade to version 3");
+        let (_dir, path, rec) = file_with_a_record().await;
+        downgrade(&path, "DROP TABLE export_records; DROP TABLE exports; PRAGMA user_version = 3;");
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.get_linked(rec.id).await.expect("get").is_some());
         assert!(store.list_exports(None, 10).await.expect("manifests").is_empty());
@@ -113,20 +112,11 @@ mod sqlite_only {
     /// keeps its records.
     #[tokio::test]
     async fn a_version_2_file_is_migrated() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("hot.db");
-        let rec = interaction("alice", "n8n", at(0));
-        {
-            let store = SqliteStore::open(&path).expect("open");
-            store.insert_interaction(&rec).await.expect("insert");
-        }
-        rusqlite::Connection::open(&path)
-            .and_then(|c| {
-                c.execute_batch(
-                    "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;",
-                )
-            })
-            .expect("downgrade to version 2");
+        let (_dir, path, rec) = file_with_a_record().await;
+        downgrade(
+            &path,
+            "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;",
+        );
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.added_platforms().await.expect("platforms").is_empty());
         assert!(store.get_linked(rec.id).await.expect("get").is_some());

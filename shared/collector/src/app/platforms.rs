@@ -13,11 +13,11 @@ use std::future::Future;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use crate::domain::input::Parsed;
 use serde::Serialize;
 
 use super::{App, AppError};
 use crate::config::Config;
+use crate::domain::input::Parsed;
 use crate::domain::platforms::{self, AddPlatform, PlatformAdded, PlatformLimit, PlatformList};
 use crate::domain::types::{FieldError, Platform};
 use crate::ports::StoreError;

@@ -422,7 +422,7 @@ impl NewInteraction {
     /// Canonical hash of what the client sent (not of what the server filled in), for
     /// idempotency. Fed field by field, so nothing is copied.
     pub fn content_hash(&self, user_id: &UserId) -> String {
-        use super::json::{Hasher, Node, feed_str};
+        use super::json::{Hasher, Node, write_canonical_str};
         use std::io::Write;
         let mut h = Hasher::new();
         let put = |h: &mut Hasher, bytes: &[u8]| {
@@ -430,13 +430,13 @@ impl NewInteraction {
             let _ = h.write_all(bytes);
         };
         let opt_str = |h: &mut Hasher, s: &Option<String>| match s {
-            Some(s) => feed_str(h, s),
+            Some(s) => write_canonical_str(h, s),
             None => put(h, b"-"),
         };
-        feed_str(&mut h, user_id.as_str());
-        feed_str(&mut h, self.platform.as_str());
-        feed_str(&mut h, self.kind.as_str());
-        feed_str(&mut h, &self.user_message);
+        write_canonical_str(&mut h, user_id.as_str());
+        write_canonical_str(&mut h, self.platform.as_str());
+        write_canonical_str(&mut h, self.kind.as_str());
+        write_canonical_str(&mut h, &self.user_message);
         opt_str(&mut h, &self.ai_response);
         opt_str(&mut h, &self.intent);
         // An object goes in as its canonical encoding, which the workflow already holds.

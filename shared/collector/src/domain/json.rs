@@ -6,7 +6,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub mod tree;
-pub use tree::Node;
+pub use tree::{Node, write_canonical_str};
 
 /// Deepest nesting the API accepts; deeper bodies are 413 before a `Value` is built.
 pub const MAX_DEPTH: usize = 64;
@@ -139,22 +139,12 @@ pub fn too_deep(bytes: &[u8], max: usize) -> bool {
     JsonShape::of(bytes).max_depth_seen > max
 }
 
-/// sha256 (hex) of a value with object keys sorted, so key order does not change the hash.
+/// sha256 (hex) of a value's canonical encoding ([`Node::write_canonical`]: keys sorted, so key
+/// order does not change the hash).
 pub fn canonical_hash(v: &Value) -> String {
     let mut h = Hasher::new();
-    feed_canonical(&mut h, v);
+    Node::of(v).write_canonical(&mut h);
     h.hex()
-}
-
-/// Feed a value into a hasher canonically: keys sorted, strings length-prefixed, numbers as
-/// JSON text ([`Node::write_canonical`]).
-pub fn feed_canonical(h: &mut impl Write, v: &Value) {
-    Node::of(v).write_canonical(h);
-}
-
-/// A string, length-prefixed so ("ab","c") and ("a","bc") differ.
-pub fn feed_str(h: &mut impl Write, s: &str) {
-    tree::write_canonical_str(h, s);
 }
 
 /// sha256 fed through a buffer: the canonical encoding arrives in pieces of a few bytes, and

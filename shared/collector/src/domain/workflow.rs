@@ -89,17 +89,15 @@ pub struct WorkflowText {
 impl WorkflowText {
     /// The workflow of a parsed tree; `None` unless it is an object.
     pub fn of_node(node: &Node<'_>) -> Option<WorkflowText> {
-        if !matches!(node, Node::Object(_)) {
-            return None;
-        }
-        let mut canonical = Vec::new();
-        node.write_canonical(&mut canonical);
-        Some(WorkflowText { compact: node.compact(), canonical })
+        matches!(node, Node::Object(_)).then(|| WorkflowText::written_from(node))
     }
 
     /// The workflow of an object already parsed into a `Value` (a batch item, a legacy import).
     pub fn of_map(map: &Map<String, Value>) -> WorkflowText {
-        let node = Node::of_map(map);
+        WorkflowText::written_from(&Node::of_map(map))
+    }
+
+    fn written_from(node: &Node<'_>) -> WorkflowText {
         let mut canonical = Vec::new();
         node.write_canonical(&mut canonical);
         WorkflowText { compact: node.compact(), canonical }

@@ -21,9 +21,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let scanned = scanned(&req);
-        let bytes = read_body(req).await?;
-        check_json_limits(&bytes, scanned)?;
+        let bytes = read_json_text(req).await?;
         serde_json::from_slice(&bytes).map(JsonBody).map_err(|_| ApiError::InvalidJson)
     }
 }
@@ -36,10 +34,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonText {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let scanned = scanned(&req);
-        let bytes = read_body(req).await?;
-        check_json_limits(&bytes, scanned)?;
-        Ok(JsonText(bytes))
+        read_json_text(req).await.map(JsonText)
     }
 }
 
@@ -50,12 +45,11 @@ impl<S: Send + Sync> FromRequest<S> for OptJsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
-        let scanned = scanned(&req);
-        let bytes = read_body(req).await?;
+        // Blank text passes the limits (no value in it) and reads as `{}`.
+        let bytes = read_json_text(req).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptJsonBody(Value::Object(Default::default())));
         }
-        check_json_limits(&bytes, scanned)?;
         serde_json::from_slice(&bytes).map(OptJsonBody).map_err(|_| ApiError::InvalidJson)
     }
 }
@@ -102,13 +96,13 @@ pub async fn parse_budget(
 #[derive(Clone)]
 struct ScannedBody(JsonShape);
 
-fn scanned(req: &Request) -> Option<JsonShape> {
-    req.extensions().get::<ScannedBody>().map(|s| s.0.clone())
-}
-
-/// The body's bytes, at most 6 MiB.
-async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
-    read_bytes(req.into_body()).await
+/// The body's bytes (at most 6 MiB), held to every JSON body's limits, with the scan the
+/// parse-budget middleware made of them when it ran.
+async fn read_json_text(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    let scanned = req.extensions().get::<ScannedBody>().map(|s| s.0.clone());
+    let bytes = read_bytes(req.into_body()).await?;
+    check_json_limits(&bytes, scanned)?;
+    Ok(bytes)
 }
 
 async fn read_bytes(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures::{StreamExt, TryStreamExt};
 
 use super::codec::*;
@@ -144,16 +143,9 @@ impl DynamoStore {
 /// Which fetched items a listing keeps (e.g. [`is_hot`]).
 pub(super) type Wanted = fn(&Item) -> bool;
 
-fn text<'a>(item: &'a Item, attr: &str) -> Option<&'a str> {
-    match item.get(attr) {
-        Some(AttributeValue::S(v)) => Some(v),
-        _ => None,
-    }
-}
-
 /// The table key (`pk`, `sk`) an item or index entry names.
 fn table_key(item: &Item) -> Option<(String, String)> {
-    Some((text(item, "pk")?.to_owned(), text(item, "sk")?.to_owned()))
+    Some((get_s(item, "pk").ok()?.to_owned(), get_s(item, "sk").ok()?.to_owned()))
 }
 
 /// The items of `fetched` that index `entries` name, in the entries' order: an entry is kept
@@ -174,10 +166,10 @@ pub(super) fn select_listed(
     for entry in entries {
         let Some(k) = table_key(entry) else { continue };
         let Some(item) = by_key.get(&k) else { continue };
-        let same = |attr: &str| text(entry, attr).is_some() && text(entry, attr) == text(item, attr);
+        let same = |attr: &str| get_s(entry, attr).is_ok_and(|v| get_s(item, attr).is_ok_and(|w| v == w));
         let kept = same(index.pk)
             && same(index.sk)
-            && platform.is_none_or(|p| text(item, "platform") == Some(p))
+            && platform.is_none_or(|p| get_s(item, "platform").ok() == Some(p))
             && wanted(item);
         if kept && let Some(item) = by_key.remove(&k) {
             out.push(item);
@@ -217,7 +209,7 @@ impl Merge {
     /// The next `n` entries in order (fewer when every lane is exhausted).
     async fn take(&mut self, db: &Dynamo, n: usize) -> Result<Vec<Item>, StoreError> {
         let sort_key =
-            |lane: &Lane| -> Option<String> { text(lane.buf.front()?, lane.spec.sk_attr).map(str::to_owned) };
+            |lane: &Lane| -> Option<String> { get_s(lane.buf.front()?, lane.spec.sk_attr).ok().map(str::to_owned) };
         let mut out = Vec::new();
         while out.len() < n {
             for lane in self.lanes.iter_mut() {
