@@ -101,18 +101,23 @@ run_as() {
 
 # Whether a role's failed run only hit errors of the tool itself (schemathesis reports them under
 # ERRORS as "Runtime Error": e.g. CPython 3.11's "AST constructor recursion depth mismatch" inside
-# hypothesis), with no failed check: that says nothing about the API, so the role runs once more,
-# on a fresh server and folder. A failed check (FAILURES) is never retried.
+# hypothesis, or a KeyError in its lambda-source cache), with no failed check: that says nothing
+# about the API, so the role runs again, on a fresh server and folder, up to TOOL_ERROR_RUNS times
+# in all (two runs in a row have hit such errors). A failed check (FAILURES) is never retried.
+TOOL_ERROR_RUNS=3
 tool_errors_only() {
   local log="$WORK/$1/schemathesis.log"
   grep -q "= ERRORS =" "$log" && grep -q "Runtime Error" "$log" && ! grep -q "= FAILURES =" "$log"
 }
 run_role() {
-  local role="$1" group="$2"
-  run_as "$role" "$group" && return 0
-  tool_errors_only "$role" || return 1
-  echo "schemathesis as $role: only errors of the tool itself (no failed check); running it once more" >&2
-  run_as "$role-again" "$group"
+  local role="$1" group="$2" name="$1" attempt=1
+  until run_as "$name" "$group"; do
+    tool_errors_only "$name" || return 1
+    [ "$attempt" -lt "$TOOL_ERROR_RUNS" ] || return 1
+    attempt=$((attempt + 1))
+    echo "schemathesis as $role: only errors of the tool itself (no failed check); run $attempt of $TOOL_ERROR_RUNS" >&2
+    name="$role-run$attempt"
+  done
 }
 
 failed=0
