@@ -42,6 +42,17 @@ async fn unknown_route_and_wrong_method_use_the_error_shape() {
     t.call(Method::PUT, "/api/interactions", A, Some(json!({}))).await.expect(405, Some("method_not_allowed"));
 }
 
+/// A path segment that does not decode to UTF-8 names nothing: it gets the JSON answer of an
+/// unknown value (axum alone would answer a plain-text 400).
+#[tokio::test]
+async fn a_path_segment_that_is_not_utf8_is_answered_in_json() {
+    let t = spawn_app(&[]).await;
+    t.get("/api/interactions/%FF", A).await.expect(404, Some("not_found"));
+    t.delete("/api/feedback/data/%FF%FE", A).await.expect(404, Some("not_found"));
+    t.get("/api/feedback/readiness/%FF", A).await.expect(400, Some("validation_failed"));
+    t.get("/api/feedback/export/%C3", Who::Admin).await.expect(400, Some("validation_failed"));
+}
+
 #[tokio::test]
 async fn ingest_is_idempotent_and_conflicts_on_other_content() {
     let t = spawn_app(&[]).await;

@@ -185,3 +185,52 @@ fn eight_hostile_bodies_at_once_get_clean_answers_within_the_memory_budget() {
     assert!(peak < RSS_BUDGET_MIB, "peak RSS {peak} MiB, budget {RSS_BUDGET_MIB} MiB");
     eprintln!("peak RSS of collector serve under 8 hostile bodies: {peak} MiB");
 }
+
+/// Validations whose report would be huge: a long key above many array items is in every
+/// pointer under it (the diff's and the n8n connection checks'). They answer 413 at once; the
+/// server stays up and within the memory budget.
+#[test]
+fn validations_with_huge_reports_get_413_within_the_memory_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    // A plain user: no group.
+    let out = Command::new(env!("CARGO_BIN_EXE_collector"))
+        .args(["token", "--sub", "mallory"])
+        .env("COLLECTOR_JWT_SECRET", SECRET)
+        .output()
+        .expect("collector token");
+    assert!(out.status.success());
+    let user = String::from_utf8(out.stdout).expect("utf-8").trim().to_owned();
+    let key = "k".repeat(2 * 1024 * 1024);
+    // Both pass the body's own limits (size, depth, JSON cost). 100k added pointers of 2 MiB
+    // each (200 GB) if listed.
+    let diff_bomb = format!(
+        r#"{{"platform": "make", "original_workflow": {{"{key}": []}}, "workflow": {{"{key}": [{}0]}}}}"#,
+        "0,".repeat(100_000)
+    );
+    // 20k connection slots, each of whose pointers holds the key (120 GB copied) if built.
+    let slots_bomb = format!(
+        r#"{{"platform": "n8n", "workflow": {{"nodes": [{{"name": "a", "type": "x"}}], "connections": {{"{key}": {{"main": [{}[{{"node": "a"}}]]}}}}}}}}"#,
+        "[{\"node\": \"a\"}],".repeat(20_000)
+    );
+    let cases = [diff_bomb.as_str(), diff_bomb.as_str(), slots_bomb.as_str(), slots_bomb.as_str()];
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cases
+            .iter()
+            .map(|body| {
+                let (addr, user) = (&server.addr, &user);
+                scope.spawn(move || send(addr, "POST", "/api/workflow/validate", user, body.as_bytes()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("request thread")).collect()
+    });
+    for (status, answer) in &answers {
+        assert_eq!(*status, 413, "{answer}");
+        assert!(answer.contains("payload_too_large") && answer.contains("8 MiB"), "{answer}");
+    }
+    let (status, _) = send(&server.addr, "GET", "/api/health", &user, b"");
+    assert_eq!(status, 200);
+    let peak = peak_rss_mib(server.child.id());
+    assert!(peak < RSS_BUDGET_MIB, "peak RSS {peak} MiB, budget {RSS_BUDGET_MIB} MiB");
+    eprintln!("peak RSS of collector serve under 4 validation report bombs: {peak} MiB");
+}

@@ -305,7 +305,10 @@ const ARCHIVE_POINTS: [(&str, &str); 4] = [
 /// `commit.batch_records`, so a cut falls mid-commit); SQLite commits an object in one transaction.
 const DYNAMO_COMMIT_POINTS: [(&str, &str); 2] =
     [("commit.between_records", "5*off->return"), ("commit.before_flip", "return")];
-const COMPACTION_POINTS: [&str; 3] = ["compact.before_upload", "compact.before_swap", "compact.after_swap"];
+/// `compact.swap_answer_lost`: the swap is written, then the run fails as if its answer had been
+/// lost; the new object it points at must stay.
+const COMPACTION_POINTS: [&str; 4] =
+    ["compact.before_upload", "compact.before_swap", "compact.swap_answer_lost", "compact.after_swap"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_crashes_at_every_step_lose_nothing_and_duplicate_nothing() {
@@ -414,6 +417,158 @@ async fn aws_runs_deletes_and_ingest_at_once_keep_the_invariants() {
     let scenario = fail::FailScenario::setup();
     if let Some(b) = aws().await {
         everything_at_once(b).await;
+    }
+    scenario.teardown();
+}
+
+/// A delete of one record that read it hot while an archive run moved it before the delete's
+/// write: the delete still removes it (from the archive now) and answers so, and the record is
+/// unreadable at once and gone from the objects after the next run. The delete is held at that
+/// point (a failpoint callback) while the whole run goes through.
+async fn delete_racing_a_commit(b: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+    let app = app(&b);
+    let mut expected = seed(&app).await;
+    let (id, owner, text) = expected
+        .iter()
+        .find(|(_, (u, _))| u == "alice")
+        .map(|(id, (u, m))| (*id, u.clone(), m[..40].to_owned()))
+        .expect("a record of alice");
+    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (r, g) = (reached.clone(), go.clone());
+    fail::cfg_callback("delete.before_hot_delete", move || {
+        r.store(true, SeqCst);
+        // Off the worker, whose queued tasks (the SDK's connections) move to another thread.
+        tokio::task::block_in_place(|| {
+            while !g.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    })
+    .expect("failpoint");
+    let who = caller(&owner, Role::User);
+    let deleting = tokio::spawn({
+        let app = app.clone();
+        async move { app.delete_interaction(&who, id).await }
+    });
+    while !reached.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = archive(&app).await.expect("a run while the delete waits");
+    assert_eq!(report.archived_records, expected.len() as i64, "the run moved the record being deleted");
+    go.store(true, SeqCst);
+    let deletion = deleting.await.expect("delete task").expect("delete");
+    fail::remove("delete.before_hot_delete");
+    assert_eq!(deletion.deleted.interactions, 1, "the delete removed the record it was asked to");
+    assert_eq!(deletion.deleted.archived_records, 1, "from the archive, where the run had moved it");
+    expected.remove(&id);
+    let deleted = HashSet::from([id]);
+    check_visible(&app, &expected, &deleted).await;
+    assert!(archive(&app).await.expect("settling run").complete);
+    check_settled(&app, &expected, &deleted, &[text]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_delete_racing_an_archive_commit_still_deletes() {
+    let scenario = fail::FailScenario::setup();
+    delete_racing_a_commit(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_delete_racing_an_archive_commit_still_deletes() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        delete_racing_a_commit(b).await;
+    }
+    scenario.teardown();
+}
+
+/// The user messages of an `include_archived` training export.
+async fn exported_messages(app: &App) -> Result<Vec<String>, AppError> {
+    use collector::app::ExportRequest;
+    use collector::domain::export::ExportFilter;
+    let filter = ExportFilter { include_archived: true, ..ExportFilter::default() };
+    let mut rx = app.export(ExportRequest {
+        platform: collector::domain::types::Platform::parse("n8n").expect("platform"),
+        filter,
+    });
+    let mut bytes = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    let mut out: Vec<String> = String::from_utf8(bytes)
+        .expect("utf-8")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("jsonl")["messages"][1]["content"]
+                .as_str()
+                .expect("turn")
+                .to_owned()
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// An `include_archived` export that listed the objects before a compaction swapped one (and
+/// deleted the old one): it reads the object's row again, so it serves the compacted object,
+/// whole and without the deleted user's lines. The export is held after its listing (a
+/// failpoint callback) while the compacting run goes through.
+async fn export_racing_a_compaction(b: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+    let app = app(&b);
+    let expected = seed(&app).await;
+    archive(&app).await.expect("first run");
+    app.delete_user(&UserId::parse("bob").expect("user")).await.expect("delete");
+    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (r, g) = (reached.clone(), go.clone());
+    fail::cfg_callback("export.before_object", move || {
+        r.store(true, SeqCst);
+        // Off the worker, whose queued tasks (the SDK's connections) move to another thread.
+        tokio::task::block_in_place(|| {
+            while !g.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    })
+    .expect("failpoint");
+    let exporting = tokio::spawn({
+        let app = app.clone();
+        async move { exported_messages(&app).await }
+    });
+    while !reached.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let report = archive(&app).await.expect("the compacting run");
+    assert_eq!(report.maintenance.compacted_objects, 1, "the run compacted the object the export listed");
+    go.store(true, SeqCst);
+    let raced = exporting.await.expect("export task").expect("the export does not fail");
+    fail::remove("export.before_object");
+    assert!(!raced.is_empty());
+    for (user, message) in expected.values() {
+        let exported = raced.binary_search(message).is_ok();
+        if user == "bob" {
+            assert!(!exported, "a deleted user's line is not exported");
+        }
+    }
+    assert_eq!(raced, exported_messages(&app).await.expect("export after the run"), "the same lines as after the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_an_export_racing_a_compaction_serves_live_lines_only() {
+    let scenario = fail::FailScenario::setup();
+    export_racing_a_compaction(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_an_export_racing_a_compaction_serves_live_lines_only() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        export_racing_a_compaction(b).await;
     }
     scenario.teardown();
 }

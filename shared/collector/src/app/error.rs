@@ -18,6 +18,9 @@ pub enum AppError {
     PlatformLimit { max: u32 },
     #[error("archiving is disabled")]
     ArchivingDisabled,
+    /// The answer would pass a size limit although the request was within its own (413).
+    #[error("too large: {0}")]
+    TooLarge(&'static str),
     /// Another archive run holds the lease (or took it over from this one).
     #[error("another archive run is in progress")]
     ArchiveRunning,

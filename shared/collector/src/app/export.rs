@@ -289,6 +289,7 @@ impl App {
         let f = &req.filter.clone();
         if f.include_archived {
             for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
+                fail::fail_point!("export.before_object");
                 let day_start = obj.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
                 let day_end = day_start.map(|t| t + chrono::Duration::days(1));
                 if f.since.zip(day_end).is_some_and(|(s, e)| e <= s)
@@ -299,6 +300,12 @@ impl App {
                 // Only live lines: a committed object's lines minus its tombstones; a pending
                 // object's (a run in progress or cut short) only where the record's entry points here.
                 let dead = self.hot.tombstones(&obj.slot).await?;
+                // The row again, after its tombstones: a compaction that swapped it since the
+                // listing cleared them in the same write, so the key read now holds none of the
+                // lines they named, and an older key is never read with its tombstones gone.
+                let Some(obj) = self.hot.archive_object(&obj.platform, obj.date, &obj.slot).await? else {
+                    continue;
+                };
                 let pending = obj.state == ObjectState::Pending;
                 // The object's lines, each ending in a newline (a line never holds a raw one).
                 let mut lines = Vec::new();

@@ -125,8 +125,14 @@ impl App {
             (None, _, named) => named,
         };
         let started = Instant::now();
-        let report = validators::validate(&req.platform, &req.workflow);
-        let d = req.original_workflow.as_ref().map(|o| diff(o, &req.workflow));
+        const TOO_LARGE: &str = "the validation's issues or diff would hold more than 8 MiB of paths";
+        let report = validators::validate(&req.platform, &req.workflow).map_err(|_| AppError::TooLarge(TOO_LARGE))?;
+        let d = req
+            .original_workflow
+            .as_ref()
+            .map(|o| diff(o, &req.workflow))
+            .transpose()
+            .map_err(|_| AppError::TooLarge(TOO_LARGE))?;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let log = ValidationLog {
             validation_id: Id::new(),

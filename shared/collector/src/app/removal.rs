@@ -53,9 +53,14 @@ impl App {
             }
             let held = HeldBy::Record { id, user: owner };
             out.affected_exports = self.affected_exports(held).await?;
-            out.deleted.add_hot(self.hot.delete_interaction(id).await?);
-            self.forget_erased(held).await?;
-            return Ok(out);
+            fail::fail_point!("delete.before_hot_delete");
+            let hot = self.hot.delete_interaction(id).await?;
+            out.deleted.add_hot(hot);
+            if hot.interactions > 0 {
+                self.forget_erased(held).await?;
+                return Ok(out);
+            }
+            // An archive commit moved it between the read and the delete: it is archived now.
         }
         let entry = self.hot.archived_entry(id).await?.ok_or(AppError::NotFound)?;
         if !caller.can_access(&entry.user_id) {

@@ -2,6 +2,8 @@
 
 use serde_json::{Number, Value};
 
+pub use super::validators::{MAX_REPORT_BYTES, ReportTooLarge};
+
 /// Paths that changed from an original workflow to an edited one.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Diff {
@@ -20,32 +22,42 @@ impl Diff {
     }
 }
 
-/// RFC 6901 pointers from `original` to `edited`; each list sorted (plain string sort).
-pub fn diff(original: &Value, edited: &Value) -> Diff {
+/// RFC 6901 pointers from `original` to `edited`; each list sorted (plain string sort). The
+/// pointers listed hold at most [`MAX_REPORT_BYTES`] in all, else [`ReportTooLarge`]: a long key
+/// above many changed values is in each of their pointers.
+pub fn diff(original: &Value, edited: &Value) -> Result<Diff, ReportTooLarge> {
     let mut out = Diff::default();
     let mut path = String::new();
+    let mut left = MAX_REPORT_BYTES;
     // Plain recursion: callers cap input depth at 64, so the stack is bounded.
-    walk(original, edited, &mut path, &mut out);
+    walk(original, edited, &mut path, &mut out, &mut left)?;
     out.added.sort();
     out.removed.sort();
     out.modified.sort();
-    out
+    Ok(out)
 }
 
-fn walk(a: &Value, b: &Value, path: &mut String, out: &mut Diff) {
+/// Lists `path` in `list` if it fits in what is `left` of the limit.
+fn list(list: &mut Vec<String>, path: &str, left: &mut usize) -> Result<(), ReportTooLarge> {
+    *left = left.checked_sub(path.len() + std::mem::size_of::<String>()).ok_or(ReportTooLarge)?;
+    list.push(path.to_owned());
+    Ok(())
+}
+
+fn walk(a: &Value, b: &Value, path: &mut String, out: &mut Diff, left: &mut usize) -> Result<(), ReportTooLarge> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for (key, va) in x {
                 let len = push_key(path, key);
                 match y.get(key) {
-                    Some(vb) => walk(va, vb, path, out),
-                    None => out.removed.push(path.clone()),
+                    Some(vb) => walk(va, vb, path, out, left)?,
+                    None => list(&mut out.removed, path, left)?,
                 }
                 path.truncate(len);
             }
             for key in y.keys().filter(|k| !x.contains_key(*k)) {
                 let len = push_key(path, key);
-                out.added.push(path.clone());
+                list(&mut out.added, path, left)?;
                 path.truncate(len);
             }
         }
@@ -55,9 +67,9 @@ fn walk(a: &Value, b: &Value, path: &mut String, out: &mut Diff) {
                 path.push('/');
                 path.push_str(&i.to_string());
                 match (x.get(i), y.get(i)) {
-                    (Some(va), Some(vb)) => walk(va, vb, path, out),
-                    (Some(_), None) => out.removed.push(path.clone()),
-                    (None, Some(_)) => out.added.push(path.clone()),
+                    (Some(va), Some(vb)) => walk(va, vb, path, out, left)?,
+                    (Some(_), None) => list(&mut out.removed, path, left)?,
+                    (None, Some(_)) => list(&mut out.added, path, left)?,
                     (None, None) => {}
                 }
                 path.truncate(len);
@@ -65,16 +77,17 @@ fn walk(a: &Value, b: &Value, path: &mut String, out: &mut Diff) {
         }
         (Value::Number(x), Value::Number(y)) => {
             if !numbers_equal(x, y) {
-                out.modified.push(path.clone());
+                list(&mut out.modified, path, left)?;
             }
         }
         // Remaining pairs are scalars or a type change; either way, no descent.
         _ => {
             if a != b {
-                out.modified.push(path.clone());
+                list(&mut out.modified, path, left)?;
             }
         }
     }
+    Ok(())
 }
 
 /// Numeric equality so that 1 and 1.0 match: exact for two integers, f64 otherwise.
@@ -112,9 +125,28 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The diff of documents within the limit (the limit's own test calls `super::diff`).
+    fn diff(a: &Value, b: &Value) -> Diff {
+        super::diff(a, b).expect("within the limit")
+    }
+
     fn d(added: &[&str], removed: &[&str], modified: &[&str]) -> Diff {
         let v = |s: &[&str]| s.iter().map(|p| p.to_string()).collect();
         Diff { added: v(added), removed: v(removed), modified: v(modified) }
+    }
+
+    /// A long key above many changed items: refused once the pointers pass the limit, not
+    /// built (each would hold the key: 20 GB here).
+    #[test]
+    fn pointers_past_the_limit_are_refused() {
+        let key = "k".repeat(200 * 1024);
+        let items: Vec<Value> = (0..100_000).map(|_| json!(0)).collect();
+        let (a, b) = (json!({key.clone(): []}), json!({key: items}));
+        assert_eq!(super::diff(&a, &b), Err(ReportTooLarge));
+        assert_eq!(super::diff(&b, &a), Err(ReportTooLarge));
+        // Many short pointers fit.
+        let many: Vec<Value> = (0..100_000).map(|_| json!(0)).collect();
+        assert_eq!(diff(&json!({"a": []}), &json!({"a": many})).added.len(), 100_000);
     }
 
     #[test]

@@ -168,7 +168,7 @@ mod tests {
     fn only_the_three_have_validators_and_the_validators_agree() {
         for p in ["n8n", "zapier", "make", "airflow"] {
             let p = Platform::parse(p).unwrap();
-            let report = super::super::validators::validate(&p, &json!({"x": 1}));
+            let report = super::super::validators::validate(&p, &json!({"x": 1})).unwrap();
             let generic =
                 report.warnings.iter().any(|w| w.code == super::super::validators::IssueCode::UnknownPlatform);
             assert_eq!(has_validator(&p), !generic, "{p}");

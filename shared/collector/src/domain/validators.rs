@@ -13,6 +13,11 @@
 //! `duplicate_node_name`, `unknown_node`, `duplicate_module_id`,
 //! `invalid_module`. Warning codes: `no_trigger`, `missing_parameters`,
 //! `disconnected_node`, `unknown_platform`.
+//!
+//! A report has limits, whatever the workflow: the issues it lists hold at most
+//! [`MAX_REPORT_BYTES`], and the pointers built on the way at most [`MAX_BUILT_BYTES`] (a long
+//! key in a path is copied into every path under it). Past either, [`validate`] answers
+//! [`ReportTooLarge`] instead of a report.
 
 use std::collections::HashSet;
 
@@ -92,35 +97,88 @@ impl Report {
             .saturating_add((self.warnings.len() as u64).saturating_mul(5));
         100u64.saturating_sub(penalty) as u32
     }
+}
 
+/// Most bytes a report's issues (or a diff's pointers, `domain::diff`) may hold.
+pub const MAX_REPORT_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most bytes of pointers one validation may build, listed or not.
+pub const MAX_BUILT_BYTES: usize = 64 * 1024 * 1024;
+
+/// The report (or diff) would pass [`MAX_REPORT_BYTES`] or [`MAX_BUILT_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the report would list more than 8 MiB of issues or paths")]
+pub struct ReportTooLarge;
+
+/// A report being built, with what it has spent of its limits. Once over, nothing more is
+/// built or listed (each further step costs O(1)) and [`Check::finish`] refuses the report.
+#[derive(Default)]
+struct Check {
+    report: Report,
+    listed: usize,
+    built: usize,
+    over: bool,
+}
+
+impl Check {
     fn error(&mut self, code: IssueCode, path: String, message: impl Into<String>) {
-        self.errors.push(issue(code, path, message));
+        if let Some(issue) = self.admit(code, path, message) {
+            self.report.errors.push(issue);
+        }
     }
 
     fn warn(&mut self, code: IssueCode, path: String, message: impl Into<String>) {
-        self.warnings.push(issue(code, path, message));
+        if let Some(issue) = self.admit(code, path, message) {
+            self.report.warnings.push(issue);
+        }
     }
 
-    fn extend(&mut self, other: Report) {
-        self.errors.extend(other.errors);
-        self.warnings.extend(other.warnings);
+    fn admit(&mut self, code: IssueCode, path: String, message: impl Into<String>) -> Option<Issue> {
+        let message = message.into();
+        self.listed = self.listed.saturating_add(path.len() + message.len() + std::mem::size_of::<Issue>());
+        self.over |= self.listed > MAX_REPORT_BYTES;
+        (!self.over).then_some(Issue { code, path, message })
     }
-}
 
-fn issue(code: IssueCode, path: String, message: impl Into<String>) -> Issue {
-    Issue { code, path, message: message.into() }
+    fn extend(&mut self, other: Check) {
+        self.report.errors.extend(other.report.errors);
+        self.report.warnings.extend(other.report.warnings);
+        self.listed = self.listed.saturating_add(other.listed);
+        self.built = self.built.saturating_add(other.built);
+        self.over |= other.over || self.listed > MAX_REPORT_BYTES || self.built > MAX_BUILT_BYTES;
+    }
+
+    /// `path` + `/key` (escaped), counted; empty once over the limits.
+    fn child(&mut self, path: &str, key: &str) -> String {
+        if self.spend(path.len() + key.len() + 1) { child(path, key) } else { String::new() }
+    }
+
+    /// `path` + `/i`, counted; empty once over the limits.
+    fn index(&mut self, path: &str, i: usize) -> String {
+        if self.spend(path.len() + 21) { format!("{path}/{i}") } else { String::new() }
+    }
+
+    fn spend(&mut self, bytes: usize) -> bool {
+        self.built = self.built.saturating_add(bytes);
+        self.over |= self.built > MAX_BUILT_BYTES;
+        !self.over
+    }
+
+    fn finish(self) -> Result<Report, ReportTooLarge> {
+        if self.over { Err(ReportTooLarge) } else { Ok(self.report) }
+    }
 }
 
 /// Validate a workflow with its platform's rules (generic checks only for a platform without).
-pub fn validate(platform: &Platform, workflow: &Value) -> Report {
-    let mut report = Report::default();
+pub fn validate(platform: &Platform, workflow: &Value) -> Result<Report, ReportTooLarge> {
+    let mut report = Check::default();
     let Some(root) = workflow.as_object() else {
         report.error(IssueCode::NotAnObject, String::new(), "workflow must be a JSON object");
-        return report;
+        return report.finish();
     };
     if root.is_empty() {
         report.error(IssueCode::EmptyWorkflow, String::new(), "workflow must not be empty");
-        return report;
+        return report.finish();
     }
     match Validator::of(platform) {
         Some(Validator::N8n) => validate_n8n(&mut report, root),
@@ -132,19 +190,19 @@ pub fn validate(platform: &Platform, workflow: &Value) -> Report {
             "platform has no structural rules; only basic checks were applied",
         ),
     }
-    report
+    report.finish()
 }
 
 // ---------------------------------------------------------------- n8n
 
-fn validate_n8n(report: &mut Report, root: &Map<String, Value>) {
+fn validate_n8n(report: &mut Check, root: &Map<String, Value>) {
     let nodes = root.get("nodes").and_then(Value::as_array);
     // Connections need the node names and nodes need the connected names, so
     // both are gathered first; the issues are then emitted in document order.
     let names: HashSet<&str> =
         nodes.into_iter().flatten().filter_map(|n| n.get("name").and_then(Value::as_str)).collect();
     let mut connected = HashSet::new();
-    let mut conn_report = Report::default();
+    let mut conn_report = Check::default();
     if let Some(conns) = root.get("connections") {
         check_n8n_connections(&mut conn_report, conns, &names, &mut connected);
     }
@@ -156,7 +214,7 @@ fn validate_n8n(report: &mut Report, root: &Map<String, Value>) {
     });
 }
 
-fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: &HashSet<&str>) {
+fn check_n8n_nodes(report: &mut Check, value: &Value, path: String, connected: &HashSet<&str>) {
     let Some(nodes) = non_empty_array(report, value, &path, "workflow field 'nodes'") else {
         return;
     };
@@ -169,7 +227,7 @@ fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: 
     let several = nodes.len() > 1;
     let mut seen: HashSet<&str> = HashSet::new();
     for (i, node) in nodes.iter().enumerate() {
-        let node_path = index(&path, i);
+        let node_path = report.index(&path, i);
         let Some(obj) = node.as_object() else {
             report.error(IssueCode::WrongType, node_path, "node must be an object");
             continue;
@@ -204,7 +262,7 @@ fn check_n8n_nodes(report: &mut Report, value: &Value, path: String, connected: 
 /// Null output slots are accepted: n8n writes them for unconnected outputs
 /// (e.g. a switch node with only some branches wired).
 fn check_n8n_connections<'a>(
-    report: &mut Report,
+    report: &mut Check,
     value: &'a Value,
     names: &HashSet<&str>,
     connected: &mut HashSet<&'a str>,
@@ -215,7 +273,7 @@ fn check_n8n_connections<'a>(
         return;
     };
     for (source, outputs) in sources {
-        let source_path = child(path, source);
+        let source_path = report.child(path, source);
         connected.insert(source.as_str());
         if !names.contains(source.as_str()) {
             report.error(
@@ -229,13 +287,13 @@ fn check_n8n_connections<'a>(
             continue;
         };
         for (kind, slots) in outputs {
-            let kind_path = child(&source_path, kind);
+            let kind_path = report.child(&source_path, kind);
             let Some(slots) = slots.as_array() else {
                 report.error(IssueCode::WrongType, kind_path, "connection output list must be an array");
                 continue;
             };
             for (i, slot) in slots.iter().enumerate() {
-                let slot_path = index(&kind_path, i);
+                let slot_path = report.index(&kind_path, i);
                 let targets = match slot {
                     Value::Null => continue,
                     Value::Array(targets) => targets,
@@ -245,7 +303,7 @@ fn check_n8n_connections<'a>(
                     }
                 };
                 for (j, target) in targets.iter().enumerate() {
-                    let target_path = index(&slot_path, j);
+                    let target_path = report.index(&slot_path, j);
                     let Some(target) = target.as_object() else {
                         report.error(IssueCode::WrongType, target_path, "connection target must be an object");
                         continue;
@@ -278,7 +336,7 @@ fn check_n8n_connections<'a>(
 
 // ---------------------------------------------------------------- zapier
 
-fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
+fn validate_zapier(report: &mut Check, root: &Map<String, Value>) {
     walk_fields(report, root, "", "workflow", &["trigger", "actions"], |report, field, value, path| {
         if field == "trigger" {
             let Some(trigger) = value.as_object() else {
@@ -294,7 +352,7 @@ fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
             return;
         };
         for (i, action) in actions.iter().enumerate() {
-            let action_path = index(&path, i);
+            let action_path = report.index(&path, i);
             let Some(obj) = action.as_object() else {
                 report.error(IssueCode::WrongType, action_path, "action must be an object");
                 continue;
@@ -311,7 +369,7 @@ fn validate_zapier(report: &mut Report, root: &Map<String, Value>) {
 
 // ---------------------------------------------------------------- make
 
-fn validate_make(report: &mut Report, root: &Map<String, Value>) {
+fn validate_make(report: &mut Check, root: &Map<String, Value>) {
     walk_fields(report, root, "", "workflow", &["flow"], |report, _, value, path| {
         let Some(flow) = non_empty_array(report, value, &path, "workflow field 'flow'") else {
             return;
@@ -319,7 +377,7 @@ fn validate_make(report: &mut Report, root: &Map<String, Value>) {
         // i128 holds every i64 and u64, so ids of either sign compare exactly.
         let mut seen: HashSet<i128> = HashSet::new();
         for (i, module) in flow.iter().enumerate() {
-            let module_path = index(&path, i);
+            let module_path = report.index(&path, i);
             let Some(obj) = module.as_object() else {
                 report.error(IssueCode::WrongType, module_path, "module must be an object");
                 continue;
@@ -366,27 +424,29 @@ fn is_app_action(s: &str) -> bool {
 /// Runs `check` on each of `fields` present in `obj` (in the object's key
 /// order), then reports the absent ones as `missing_field`.
 fn walk_fields<'a>(
-    report: &mut Report,
+    report: &mut Check,
     obj: &'a Map<String, Value>,
     path: &str,
     what: &str,
     fields: &[&str],
-    mut check: impl FnMut(&mut Report, &str, &'a Value, String),
+    mut check: impl FnMut(&mut Check, &str, &'a Value, String),
 ) {
     for (key, value) in obj {
         if let Some(field) = fields.iter().find(|f| **f == key.as_str()) {
-            check(report, field, value, child(path, key));
+            let path = report.child(path, key);
+            check(report, field, value, path);
         }
     }
     for field in fields {
         if !obj.contains_key(*field) {
-            report.error(IssueCode::MissingField, child(path, field), format!("{what} field '{field}' is required"));
+            let path = report.child(path, field);
+            report.error(IssueCode::MissingField, path, format!("{what} field '{field}' is required"));
         }
     }
 }
 
 /// A required array: `wrong_type` if not an array, `empty_field` if empty.
-fn non_empty_array<'a>(report: &mut Report, value: &'a Value, path: &str, what: &str) -> Option<&'a Vec<Value>> {
+fn non_empty_array<'a>(report: &mut Check, value: &'a Value, path: &str, what: &str) -> Option<&'a Vec<Value>> {
     let Some(items) = value.as_array() else {
         report.error(IssueCode::WrongType, path.to_owned(), format!("{what} must be an array"));
         return None;
@@ -398,7 +458,7 @@ fn non_empty_array<'a>(report: &mut Report, value: &'a Value, path: &str, what: 
     Some(items)
 }
 
-fn expect_str<'a>(report: &mut Report, value: &'a Value, path: String, what: &str, field: &str) -> Option<&'a str> {
+fn expect_str<'a>(report: &mut Check, value: &'a Value, path: String, what: &str, field: &str) -> Option<&'a str> {
     let s = value.as_str();
     if s.is_none() {
         report.error(IssueCode::WrongType, path, format!("{what} field '{field}' must be a string"));
@@ -423,10 +483,6 @@ fn child(path: &str, key: &str) -> String {
         }
     }
     out
-}
-
-fn index(path: &str, i: usize) -> String {
-    format!("{path}/{i}")
 }
 
 #[cfg(test)]

@@ -151,6 +151,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// One path parameter as text. axum's `Path<String>` answers a segment that does not decode to
+/// UTF-8 with a plain-text 400. Such a segment names nothing, so it is taken as U+FFFD, which no
+/// id or platform is: the route answers as it does any unknown value, in JSON ([`path_id`]:
+/// 404, [`path_platform`]: 400).
+pub struct PathText(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathText {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let text = axum::extract::Path::<String>::from_request_parts(parts, state).await;
+        Ok(PathText(text.map_or_else(|_| "\u{FFFD}".to_owned(), |p| p.0)))
+    }
+}
+
 /// A path segment that must be a UUID; anything else cannot name a record, so 404.
 pub fn path_id(raw: &str) -> Result<Id, ApiError> {
     Id::parse(raw).map_err(|_| ApiError::NotFound)

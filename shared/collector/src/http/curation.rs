@@ -2,12 +2,12 @@
 //! (CONTRACT section 7a): list them (any identity), add one (admin).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::body::{JsonBody, Params, path_id};
+use super::body::{JsonBody, Params, PathText, path_id};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::domain::input::{NewExample, NewMetric, Parsed};
@@ -49,7 +49,7 @@ pub async fn list_examples(
 pub async fn delete_example(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Response, ApiError> {
     s.app.delete_example(path_id(&id)?).await?;
     super::audit::event(&caller, "DELETE /api/examples/{id}", None, &[("examples", 1)]);

@@ -1,13 +1,13 @@
 //! Function `delete`: deletes, and the right of access (`GET /api/me/data`).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::audit;
-use super::body::{Params, path_id};
+use super::body::{Params, PathText, path_id};
 use super::error::ApiError;
 use super::export::{ARCHIVE_SKIPPED, spool, spooled_response};
 use super::{HttpState, openapi};
@@ -22,7 +22,7 @@ use crate::domain::types::{Caller, FieldError, UserId};
 pub async fn delete_one(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Response, ApiError> {
     let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
     Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))

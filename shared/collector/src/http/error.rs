@@ -114,6 +114,7 @@ impl From<AppError> for ApiError {
             AppError::Conflict(m) => ApiError::Conflict(m),
             AppError::PlatformLimit { max } => ApiError::PlatformLimit { max },
             AppError::ArchivingDisabled => ApiError::ArchivingDisabled,
+            AppError::TooLarge(m) => ApiError::PayloadTooLarge(m),
             AppError::ArchiveRunning => ApiError::ArchiveRunning,
             AppError::Store(s) => s.into(),
             e @ AppError::Internal { .. } => ApiError::Internal(e.to_string()),

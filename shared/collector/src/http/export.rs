@@ -5,12 +5,12 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::body::{Params, path_id, path_platform, query_limit};
+use super::body::{Params, PathText, path_id, path_platform, query_limit};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, ExportRequest, ExportSummary, LineStream};
@@ -35,7 +35,7 @@ use crate::domain::types::{Caller, FieldError, Id};
 pub async fn export_platform(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(platform): Path<String>,
+    PathText(platform): PathText,
     Params(q): Params,
 ) -> Result<Response, ApiError> {
     let platform = path_platform(&platform);
@@ -200,7 +200,7 @@ pub async fn list_exports(
 pub async fn get_export(
     State(s): State<HttpState>,
     _caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.app.export_manifest(path_id(&id)?).await?).into_response())
 }

@@ -1,7 +1,7 @@
 //! Function `log`: logging and reading interactions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::body::{JsonBody, JsonText, Params, parse_json, path_id, query_limit};
+use super::body::{JsonBody, JsonText, Params, PathText, parse_json, path_id, query_limit};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::app::{AppError, IngestOutcome};
@@ -113,7 +113,7 @@ pub async fn log_batch(
 pub async fn get_interaction(
     State(s): State<HttpState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathText(id): PathText,
 ) -> Result<Response, ApiError> {
     let rec = s.app.get_interaction(&caller, path_id(&id)?).await?;
     Ok(Json(rec).into_response())

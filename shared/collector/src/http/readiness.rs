@@ -2,10 +2,10 @@
 //! dashboard's static page (`super::dashboard`), which reads the API with the admin's token.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::body::path_platform;
+use super::body::{PathText, path_platform};
 use super::error::ApiError;
 use super::{HttpState, openapi};
 use crate::domain::types::Caller;
@@ -16,7 +16,7 @@ use crate::domain::types::Caller;
 pub async fn readiness(
     State(s): State<HttpState>,
     _caller: Caller,
-    Path(platform): Path<String>,
+    PathText(platform): PathText,
 ) -> Result<Response, ApiError> {
     Ok(Json(s.app.readiness(&path_platform(&platform)?).await?).into_response())
 }

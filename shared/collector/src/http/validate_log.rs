@@ -17,7 +17,8 @@ use crate::domain::types::Caller;
     responses((status = 200, body = crate::app::ValidationResult),
               (status = 403, description = "`forbidden`: a user named another `user_id`"),
               (status = 404, description = "`not_found`: no such interaction, or someone else's"),
-              (status = 409, description = "`conflict`: the interaction is archived")))]
+              (status = 409, description = "`conflict`: the interaction is archived"),
+              (status = 413, description = "`payload_too_large`: the body is over 6 MiB, nests deeper than 64, or holds too many values; or its issues or diff would hold more than 8 MiB of paths")))]
 pub async fn validate(
     State(s): State<HttpState>,
     caller: Caller,

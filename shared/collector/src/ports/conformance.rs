@@ -274,7 +274,7 @@ pub fn validation(
         score,
         errors: if passed { vec![] } else { vec![issue(IssueCode::UnknownNode, "/connections/Step 1")] },
         warnings: vec![issue(IssueCode::MissingParameters, "/nodes/0")],
-        diff: Some(diff(&original, &edited)),
+        diff: Some(diff(&original, &edited).expect("a small diff")),
         user_edited: true,
         workflow: edited,
         original_workflow: Some(original),

@@ -245,18 +245,14 @@ impl App {
             let swapped: Result<(), AppError> = async {
                 crash_point!("compact.before_swap");
                 self.hot.apply_compaction(&lease, row, new.as_ref(), &cleared).await?;
+                // The swap went through but its answer is lost (a timeout after the write).
+                crash_point!("compact.swap_answer_lost");
                 Ok(())
             }
             .await;
-            if let Err(e) = swapped {
-                // The new object is unreferenced; the sweep would get it anyway.
-                if let Some(n) = &new
-                    && let Err(d) = self.objects.delete(&n.object_key).await
-                {
-                    tracing::warn!(error = %d, "archive: dropping an unused compacted object failed");
-                }
-                return Err(e);
-            }
+            // On an error the new object stays: the swap may have gone through (a lost answer),
+            // and then the row points at it. The sweep deletes it if no row does.
+            swapped?;
             crash_point!("compact.after_swap");
             self.objects.delete(&row.object_key).await?;
             m.compacted_objects += 1;

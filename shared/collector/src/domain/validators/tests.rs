@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// The report of a workflow within the limits (the tests of the limits call `super::validate`).
+fn validate(platform: &Platform, workflow: &Value) -> Report {
+    super::validate(platform, workflow).expect("within the report limits")
+}
+
 fn platform(slug: &str) -> Platform {
     Platform::parse(slug).expect("platform")
 }
@@ -360,7 +365,10 @@ fn score_floors_at_zero() {
     assert_eq!(r.score(), 0);
     assert!(!r.passed());
 
-    let r = Report { errors: vec![], warnings: vec![issue(IssueCode::NoTrigger, String::new(), "m"); 3] };
+    let r = Report {
+        errors: vec![],
+        warnings: vec![Issue { code: IssueCode::NoTrigger, path: String::new(), message: "m".into() }; 3],
+    };
     assert!(r.passed());
     assert_eq!(r.score(), 85);
 }
@@ -396,4 +404,28 @@ fn report_serializes_plainly() {
     );
     let back: Report = serde_json::from_value(v).expect("deserialize");
     assert_eq!(back, r);
+}
+
+/// A long key above many array items is in every pointer under it: the validator stops at its
+/// limits and refuses the report, instead of copying the key once per item (about 60 GB here).
+#[test]
+fn a_long_key_above_many_slots_is_refused_not_copied_per_slot() {
+    let key = "k".repeat(200 * 1024);
+    let slots: Vec<Value> = (0..100_000).map(|_| json!([{"node": "a"}])).collect();
+    let wf = json!({"nodes": [{"name": "a", "type": "x"}], "connections": {key.clone(): {"main": slots}}});
+    assert_eq!(super::validate(&platform("n8n"), &wf), Err(ReportTooLarge));
+    // Items that are each an issue: refused once the issues pass 8 MiB.
+    let bad: Vec<Value> = (0..100_000).map(|_| json!(0)).collect();
+    let wf = json!({"nodes": [{"name": "a", "type": "x"}], "connections": {key: {"main": bad}}});
+    assert_eq!(super::validate(&platform("n8n"), &wf), Err(ReportTooLarge));
+}
+
+/// A large workflow with an issue per node stays well within the limits.
+#[test]
+fn a_large_workflow_with_many_issues_is_reported_whole() {
+    let nodes: Vec<Value> = (0..20_000).map(|i| json!({"name": format!("n{i}"), "type": "x"})).collect();
+    let r = validate(&platform("n8n"), &json!({"nodes": nodes, "connections": {}}));
+    // No trigger, then per node: no parameters and not connected.
+    assert_eq!(r.warnings.len(), 1 + 2 * 20_000);
+    assert!(r.passed());
 }
