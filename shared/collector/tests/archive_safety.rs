@@ -573,6 +573,73 @@ async fn aws_an_export_racing_a_compaction_serves_live_lines_only() {
     scenario.teardown();
 }
 
+/// A run stalled before its sweep lists the objects, while another run takes the lease over and
+/// writes a compaction's new object (whose row comes only at the swap). The stalled run lists
+/// that object and finds no row for it; it must not delete it. It checks the lease again after
+/// reading the rows, and stops there.
+async fn a_stalled_sweep_spares_the_new_holders_object(b: Backend) {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+    let app = app(&b);
+    seed(&app).await;
+    archive(&app).await.expect("first run");
+    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (r, g) = (reached.clone(), go.clone());
+    fail::cfg_callback("sweep.before_listing", move || {
+        r.store(true, SeqCst);
+        tokio::task::block_in_place(|| {
+            while !g.load(SeqCst) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+    })
+    .expect("failpoint");
+    let stalled = tokio::spawn({
+        let app = app.clone();
+        async move { archive(&app).await }
+    });
+    while !reached.load(SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // As if the stalled run's lease had expired: another run takes it and writes an object.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(600);
+    let lease = app
+        .hot
+        .acquire_lease("the other run", later, collector::app::LEASE_TTL)
+        .await
+        .expect("acquire")
+        .expect("the lease is taken over");
+    let platform = collector::domain::types::Platform::parse("n8n").expect("platform");
+    let day = (chrono::Utc::now() - chrono::Duration::days(40)).date_naive();
+    let key = collector::domain::archive::object_key(&platform, day, "run-other", 0);
+    app.objects
+        .put(&key, b"not yet swapped in".to_vec(), collector::domain::archive::StorageClass::StandardIa)
+        .await
+        .expect("put");
+    go.store(true, SeqCst);
+    let result = stalled.await.expect("run task");
+    fail::remove("sweep.before_listing");
+    assert!(matches!(result, Err(AppError::ArchiveRunning)), "the stalled run stops: {result:?}");
+    assert!(app.objects.list("archive/").await.expect("list").contains(&key), "the new holder's object is still there");
+    app.hot.release_lease(&lease).await.expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_stalled_sweep_spares_the_new_holders_object() {
+    let scenario = fail::FailScenario::setup();
+    a_stalled_sweep_spares_the_new_holders_object(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_stalled_sweep_spares_the_new_holders_object() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        a_stalled_sweep_spares_the_new_holders_object(b).await;
+    }
+    scenario.teardown();
+}
+
 /// `collector serve` erases deleted archived lines by itself: its housekeeping task looks for
 /// tombstones every `HOUSEKEEPING_EVERY` (30 s, so within a minute of a delete); here with a
 /// 200 ms period, so the test takes a second.

@@ -266,13 +266,16 @@ impl App {
     /// Delete objects under `archive/` that no row points at (left by a run that died before
     /// its pending row was rolled back, or by a compaction cut short). The objects are listed
     /// before the rows are read: every object a run writes has its row first (a pending row, or
-    /// the row it replaces), so an object in the listing without a row afterwards is garbage,
-    /// even if this run stalls and another takes the lease meanwhile.
+    /// the row it replaces) except a compaction's new object, which gets its row at the swap.
+    /// So the lease is checked again after the rows are read: a run that took the lease before
+    /// writing an object this run listed has a newer token, and this run stops there.
     async fn sweep(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
         run.keep_lease(self, true).await?;
+        fail::fail_point!("sweep.before_listing");
         let listed = self.objects.list("archive/").await?;
         let live: HashSet<String> =
             self.hot.list_archive_objects(None).await?.into_iter().map(|o| o.object_key).collect();
+        run.keep_lease(self, true).await?;
         for key in listed {
             if !live.contains(&key) {
                 self.objects.delete(&key).await?;
