@@ -696,6 +696,45 @@ async fn listing_pages_newest_first_without_gaps() {
     t.get("/api/interactions", Who::Service).await.expect(403, Some("forbidden"));
 }
 
+/// A page stops early rather than carry more than 4 MiB of workflows (besides its first
+/// record): five 1.5 MiB workflows, each a few KB once gzipped, come in pages of 2, 2 and 1.
+#[tokio::test]
+async fn listing_pages_of_large_workflows_stop_early_and_go_on() {
+    use std::io::Write;
+    let t = spawn_app(&[]).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"s\":\"").expect("gzip");
+    gz.write_all(&vec![b'y'; 1536 * 1024]).expect("gzip");
+    gz.write_all(b"\"}").expect("gzip");
+    let hex = hex::encode(gz.finish().expect("gzip"));
+    let mut ids = vec![];
+    for i in 0..5 {
+        let body = json!({"platform": "n8n", "user_message": format!("big {i}"), "workflow_gzip_hex": hex});
+        ids.push(t.log(A, body).await);
+    }
+    let (mut seen, mut sizes, mut cursor) = (vec![], vec![], None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/interactions?limit=100&cursor={c}"),
+            None => "/api/interactions?limit=100".into(),
+        };
+        let page = t.get(&path, A).await.json();
+        let items = page["items"].as_array().expect("items");
+        sizes.push(items.len());
+        for i in items {
+            assert_eq!(i["workflow"]["s"].as_str().map(str::len), Some(1536 * 1024), "the workflow comes whole");
+            seen.push(i["interaction_id"].as_str().expect("id").to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every record once, newest first");
+    assert_eq!(sizes, vec![2, 2, 1]);
+}
+
 #[tokio::test]
 async fn examples_and_training_metrics() {
     let t = spawn_app(&[]).await;

@@ -51,6 +51,15 @@ pub struct App {
 /// Legacy workflow inflations that may run at once in one process.
 pub const CONCURRENT_INFLATIONS: usize = 1;
 
+/// Workflow bytes (inflated, as the answer carries them) one listing page holds at most besides
+/// its first record; past it the page ends early and `next_cursor` goes on from there. 4 MiB
+/// keeps a page inside Lambda's 6 MB answer once the JSON is escaped into the response envelope
+/// (a page of 100 records with 50 KB workflows did not fit).
+pub const PAGE_WORKFLOW_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Records a listing reads from the store per call while it fills a page.
+const PAGE_CHUNK: u32 = 20;
+
 impl App {
     pub fn new(config: Config, hot: Arc<dyn HotStore>, objects: Arc<dyn ObjectStore>) -> App {
         App {
@@ -109,14 +118,31 @@ impl App {
             _ => return Err(AppError::Forbidden("listing is for a user's own records, or an admin's")),
         };
         self.require_platform_if(platform.as_ref()).await?;
-        let page =
-            self.hot.list_interactions(&ListQuery { user_id, platform, before: cursor, limit: limit.get() }).await?;
-        let next = (page.len() as u32 == limit.get())
-            .then(|| page.last().map(|r| Cursor { created_at: r.created_at, id: r.id }))
-            .flatten();
-        // Listings carry the record without its links; GET by id gives them.
-        let items = page.iter().map(|r| FullRecord::build(r, vec![], vec![], false)).collect::<Result<Vec<_>, _>>()?;
-        Ok((items, next))
+        // Read in chunks, and stop before a record whose workflow would take the page past
+        // PAGE_WORKFLOW_BYTES (a page always has its first record): one user's large workflows
+        // (a 20 MiB one stores as a few KB of gzip) cannot make a page of 100 take gigabytes.
+        let want = limit.get();
+        let (mut items, mut bytes, mut before, mut last) = (Vec::new(), 0u64, cursor, None);
+        let mut more = true;
+        'fill: while more && (items.len() as u32) < want {
+            let ask = (want - items.len() as u32).min(PAGE_CHUNK);
+            let q = ListQuery { user_id: user_id.clone(), platform: platform.clone(), before, limit: ask };
+            let chunk = self.hot.list_interactions(&q).await?;
+            more = chunk.len() as u32 == ask;
+            for r in &chunk {
+                let size = r.workflow.as_ref().map_or(0, |w| u64::try_from(w.original_bytes).unwrap_or(0));
+                if !items.is_empty() && bytes.saturating_add(size) > PAGE_WORKFLOW_BYTES {
+                    more = true;
+                    break 'fill;
+                }
+                bytes = bytes.saturating_add(size);
+                // Listings carry the record without its links; GET by id gives them.
+                items.push(FullRecord::build(r, vec![], vec![], false)?);
+                last = Some(Cursor { created_at: r.created_at, id: r.id });
+            }
+            before = last;
+        }
+        Ok((items, if more { last } else { None }))
     }
 
     pub async fn stats(&self) -> Result<Stats, AppError> {
