@@ -33,6 +33,11 @@ async fn public_routes_and_401s() {
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let r = t.client.get(format!("{}/api/feedback/stats", t.base)).bearer_auth(expired).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // An anonymous body is not read: 401, even for one over the 6 MiB limit (it would be 413).
+    let big = vec![b' '; 7 * 1024 * 1024];
+    t.raw(Method::POST, "/api/interactions", Who::Anon, big, Some("application/json"))
+        .await
+        .expect(401, Some("unauthenticated"));
 }
 
 #[tokio::test]

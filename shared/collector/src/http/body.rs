@@ -63,13 +63,18 @@ pub const PARSE_BUDGET_MIB: u32 = 128;
 
 /// Middleware: read the body once, estimate what parsing it will build, and hold that share of
 /// the process's parse budget until the answer is ready. A body over a limit passes without a
-/// share: its handler refuses it before building anything.
+/// share: its handler refuses it before building anything. A request without an identity is
+/// passed on unread: every route that takes a body answers it 401 before reading it, so an
+/// anonymous client costs neither the read, nor the scan, nor a share.
 pub async fn parse_budget(
     axum::extract::State(budget): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    if req.extensions().get::<super::auth::Claims>().is_none() {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let bytes = match read_bytes(body).await {
         Ok(b) => b,
