@@ -421,13 +421,55 @@ async fn aws_runs_deletes_and_ingest_at_once_keep_the_invariants() {
     scenario.teardown();
 }
 
+/// A request held at a failpoint while the test does something else, then let go.
+struct Hold {
+    point: &'static str,
+    reached: Arc<std::sync::atomic::AtomicBool>,
+    go: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hold {
+    /// Whatever reaches `point` from now on waits there until [`Hold::release`].
+    fn at(point: &'static str) -> Hold {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (r, g) = (reached.clone(), go.clone());
+        fail::cfg_callback(point, move || {
+            r.store(true, SeqCst);
+            // Off the worker, whose queued tasks (the SDK's connections) move to another thread.
+            tokio::task::block_in_place(|| {
+                while !g.load(SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            });
+        })
+        .expect("failpoint");
+        Hold { point, reached, go }
+    }
+
+    async fn reached(&self) {
+        while !self.reached.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    fn release(&self) {
+        self.go.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.release();
+        fail::remove(self.point);
+    }
+}
+
 /// A delete of one record that read it hot while an archive run moved it before the delete's
 /// write: the delete still removes it (from the archive now) and answers so, and the record is
 /// unreadable at once and gone from the objects after the next run. The delete is held at that
 /// point (a failpoint callback) while the whole run goes through.
 async fn delete_racing_a_commit(b: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    use std::time::Duration;
     let app = app(&b);
     let mut expected = seed(&app).await;
     let (id, owner, text) = expected
@@ -435,31 +477,18 @@ async fn delete_racing_a_commit(b: Backend) {
         .find(|(_, (u, _))| u == "alice")
         .map(|(id, (u, m))| (*id, u.clone(), m[..40].to_owned()))
         .expect("a record of alice");
-    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let (r, g) = (reached.clone(), go.clone());
-    fail::cfg_callback("delete.before_hot_delete", move || {
-        r.store(true, SeqCst);
-        // Off the worker, whose queued tasks (the SDK's connections) move to another thread.
-        tokio::task::block_in_place(|| {
-            while !g.load(SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-    })
-    .expect("failpoint");
+    let hold = Hold::at("delete.before_hot_delete");
     let who = caller(&owner, Role::User);
     let deleting = tokio::spawn({
         let app = app.clone();
         async move { app.delete_interaction(&who, id).await }
     });
-    while !reached.load(SeqCst) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    hold.reached().await;
     let report = archive(&app).await.expect("a run while the delete waits");
     assert_eq!(report.archived_records, expected.len() as i64, "the run moved the record being deleted");
-    go.store(true, SeqCst);
+    hold.release();
     let deletion = deleting.await.expect("delete task").expect("delete");
-    fail::remove("delete.before_hot_delete");
+    drop(hold);
     assert_eq!(deletion.deleted.interactions, 1, "the delete removed the record it was asked to");
     assert_eq!(deletion.deleted.archived_records, 1, "from the archive, where the run had moved it");
     expected.remove(&id);
@@ -517,36 +546,21 @@ async fn exported_messages(app: &App) -> Result<Vec<String>, AppError> {
 /// whole and without the deleted user's lines. The export is held after its listing (a
 /// failpoint callback) while the compacting run goes through.
 async fn export_racing_a_compaction(b: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    use std::time::Duration;
     let app = app(&b);
     let expected = seed(&app).await;
     archive(&app).await.expect("first run");
     app.delete_user(&UserId::parse("bob").expect("user")).await.expect("delete");
-    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let (r, g) = (reached.clone(), go.clone());
-    fail::cfg_callback("export.before_object", move || {
-        r.store(true, SeqCst);
-        // Off the worker, whose queued tasks (the SDK's connections) move to another thread.
-        tokio::task::block_in_place(|| {
-            while !g.load(SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-    })
-    .expect("failpoint");
+    let hold = Hold::at("export.before_object");
     let exporting = tokio::spawn({
         let app = app.clone();
         async move { exported_messages(&app).await }
     });
-    while !reached.load(SeqCst) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    hold.reached().await;
     let report = archive(&app).await.expect("the compacting run");
     assert_eq!(report.maintenance.compacted_objects, 1, "the run compacted the object the export listed");
-    go.store(true, SeqCst);
+    hold.release();
     let raced = exporting.await.expect("export task").expect("the export does not fail");
-    fail::remove("export.before_object");
+    drop(hold);
     assert!(!raced.is_empty());
     for (user, message) in expected.values() {
         let exported = raced.binary_search(message).is_ok();
@@ -578,29 +592,15 @@ async fn aws_an_export_racing_a_compaction_serves_live_lines_only() {
 /// that object and finds no row for it; it must not delete it. It checks the lease again after
 /// reading the rows, and stops there.
 async fn a_stalled_sweep_spares_the_new_holders_object(b: Backend) {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    use std::time::Duration;
     let app = app(&b);
     seed(&app).await;
     archive(&app).await.expect("first run");
-    let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let (r, g) = (reached.clone(), go.clone());
-    fail::cfg_callback("sweep.before_listing", move || {
-        r.store(true, SeqCst);
-        tokio::task::block_in_place(|| {
-            while !g.load(SeqCst) {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-    })
-    .expect("failpoint");
+    let hold = Hold::at("sweep.before_listing");
     let stalled = tokio::spawn({
         let app = app.clone();
         async move { archive(&app).await }
     });
-    while !reached.load(SeqCst) {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    hold.reached().await;
     // As if the stalled run's lease had expired: another run takes it and writes an object.
     let later = chrono::Utc::now() + chrono::Duration::seconds(600);
     let lease = app
@@ -616,9 +616,9 @@ async fn a_stalled_sweep_spares_the_new_holders_object(b: Backend) {
         .put(&key, b"not yet swapped in".to_vec(), collector::domain::archive::StorageClass::StandardIa)
         .await
         .expect("put");
-    go.store(true, SeqCst);
+    hold.release();
     let result = stalled.await.expect("run task");
-    fail::remove("sweep.before_listing");
+    drop(hold);
     assert!(matches!(result, Err(AppError::ArchiveRunning)), "the stalled run stops: {result:?}");
     assert!(app.objects.list("archive/").await.expect("list").contains(&key), "the new holder's object is still there");
     app.hot.release_lease(&lease).await.expect("release");

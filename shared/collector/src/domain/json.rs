@@ -203,6 +203,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The cost is at least what serde_json (with `preserve_order`) was measured to allocate for
+    /// the cheapest-per-byte shapes, with a counting allocator: 360 bytes per `[0]` and about
+    /// 440 per `{"":0}` in an array, 73 per `0`.
+    #[test]
+    fn the_cost_bounds_the_measured_memory_of_small_containers() {
+        let n = 10_000usize;
+        let arrays = format!("[{}[0]]", "[0],".repeat(n - 1));
+        assert!(JsonShape::of(arrays.as_bytes()).cost() >= 360 * n as u64);
+        let objects = format!("[{}{{\"\":0}}]", "{\"\":0},".repeat(n - 1));
+        assert!(JsonShape::of(objects.as_bytes()).cost() >= 440 * n as u64);
+        let zeros = format!("[{}0]", "0,".repeat(n - 1));
+        assert!(JsonShape::of(zeros.as_bytes()).cost() >= 73 * n as u64);
+    }
+
     #[test]
     fn depth_counts_nesting_not_brackets_in_strings() {
         let deep = "[".repeat(65) + &"]".repeat(65);
