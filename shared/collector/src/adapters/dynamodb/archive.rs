@@ -59,10 +59,17 @@ impl DynamoStore {
     /// transaction at a time, while the reads go on. Returns the tombstoned ids. A read that
     /// fails ends the commit with its error once the records read before it are sent.
     async fn move_records(&self, lease: &Lease, slot: &str, items: &[ArchiveItem]) -> Result<Vec<Id>, StoreError> {
+        // A record whose line is tombstoned in this slot is never moved into it, whatever its
+        // state now (the stream's expiry recovery can put a record back as it was): that line
+        // is dead and goes at the next compaction. It stays hot.
+        let dead = crate::ports::HotStore::tombstones(self, slot).await?;
+        let dead = &dead;
         let (sender, receiver) = tokio::sync::mpsc::channel(2 * TX_MAX);
         let reads = async move {
-            let mut steps =
-                futures::stream::iter(items.iter().copied().map(|item| self.classify(slot, item, 1))).buffered(FAN_OUT);
+            let mut steps = futures::stream::iter(items.iter().copied().map(|item| async move {
+                if dead.contains(&item.id) { Ok(Step::Tomb(item.id)) } else { self.classify(slot, item, 1).await }
+            }))
+            .buffered(FAN_OUT);
             while let Some(step) = steps.next().await {
                 let failed = step.is_err();
                 // A closed channel: the sending side stopped (its error is the answer).

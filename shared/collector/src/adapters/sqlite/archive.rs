@@ -20,13 +20,15 @@ use crate::domain::counters::PlatformCounters;
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{ArchiveItem, ArchivedEntry, Lease as ArchiveLease, StoreError};
 
-/// The hot rows of a JSON list of ids, each with its number of links (after [`ICOLS`]).
+/// The hot rows of a JSON list of ids, each with its number of links (after [`ICOLS`]), but
+/// those tombstoned in slot ?2: a record whose line is dead in a slot is never moved into it.
 static SELECT_FOR_COMMIT: LazyLock<String> = LazyLock::new(|| {
     let cols = ICOLS.split(',').map(|c| format!("i.{}", c.trim())).collect::<Vec<_>>().join(", ");
     format!(
         "SELECT {cols}, (SELECT count(*) FROM feedback f WHERE f.interaction_id = i.id) + \
          (SELECT count(*) FROM validations v WHERE v.interaction_id = i.id) \
-         FROM json_each(?1) AS j CROSS JOIN interactions AS i ON i.id = j.value"
+         FROM json_each(?1) AS j CROSS JOIN interactions AS i ON i.id = j.value \
+         WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.slot = ?2 AND t.interaction_id = i.id)"
     )
 });
 
@@ -183,7 +185,7 @@ pub(super) async fn commit_archive(
         let mut moved: HashSet<Id> = HashSet::with_capacity(items.len());
         {
             let mut stmt = tx.prepare_cached(&SELECT_FOR_COMMIT).db()?;
-            let mut rows = stmt.query([&all_ids]).db()?;
+            let mut rows = stmt.query(params![all_ids, obj.slot]).db()?;
             let links_at = ICOLS.split(',').count();
             while let Some(r) = rows.next().db()? {
                 let rec = interaction_from_row(r)?;
