@@ -59,6 +59,13 @@ impl From<PayloadError> for AppError {
     }
 }
 
+/// A validation whose issues or diff would pass their limit (`validators::MAX_REPORT_BYTES`).
+impl From<crate::domain::validators::ReportTooLarge> for AppError {
+    fn from(_: crate::domain::validators::ReportTooLarge) -> Self {
+        AppError::TooLarge("the validation's issues or diff would hold more than 8 MiB of paths")
+    }
+}
+
 impl AppError {
     pub fn field(field: &str, message: impl Into<String>) -> AppError {
         AppError::Validation(vec![FieldError::new(field, message)])

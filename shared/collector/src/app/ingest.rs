@@ -125,14 +125,8 @@ impl App {
             (None, _, named) => named,
         };
         let started = Instant::now();
-        const TOO_LARGE: &str = "the validation's issues or diff would hold more than 8 MiB of paths";
-        let report = validators::validate(&req.platform, &req.workflow).map_err(|_| AppError::TooLarge(TOO_LARGE))?;
-        let d = req
-            .original_workflow
-            .as_ref()
-            .map(|o| diff(o, &req.workflow))
-            .transpose()
-            .map_err(|_| AppError::TooLarge(TOO_LARGE))?;
+        let report = validators::validate(&req.platform, &req.workflow)?;
+        let d = req.original_workflow.as_ref().map(|o| diff(o, &req.workflow)).transpose()?;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         let log = ValidationLog {
             validation_id: Id::new(),

@@ -107,7 +107,7 @@ fn as_int(n: &Number) -> Option<i128> {
 }
 
 /// Appends an escaped pointer segment; returns the length to truncate back to.
-fn push_key(path: &mut String, key: &str) -> usize {
+pub(crate) fn push_key(path: &mut String, key: &str) -> usize {
     let len = path.len();
     path.push('/');
     for c in key.chars() {

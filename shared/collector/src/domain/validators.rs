@@ -150,7 +150,13 @@ impl Check {
 
     /// `path` + `/key` (escaped), counted; empty once over the limits.
     fn child(&mut self, path: &str, key: &str) -> String {
-        if self.spend(path.len() + key.len() + 1) { child(path, key) } else { String::new() }
+        if !self.spend(path.len() + key.len() + 1) {
+            return String::new();
+        }
+        let mut out = String::with_capacity(path.len() + key.len() + 1);
+        out.push_str(path);
+        super::diff::push_key(&mut out, key);
+        out
     }
 
     /// `path` + `/i`, counted; empty once over the limits.
@@ -469,20 +475,6 @@ fn expect_str<'a>(report: &mut Check, value: &'a Value, path: String, what: &str
 /// An explicit null counts as absent: it carries no configuration either.
 fn is_absent(obj: &Map<String, Value>, key: &str) -> bool {
     obj.get(key).is_none_or(Value::is_null)
-}
-
-fn child(path: &str, key: &str) -> String {
-    let mut out = String::with_capacity(path.len() + key.len() + 1);
-    out.push_str(path);
-    out.push('/');
-    for c in key.chars() {
-        match c {
-            '~' => out.push_str("~0"),
-            '/' => out.push_str("~1"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
