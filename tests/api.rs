@@ -389,6 +389,44 @@ async fn feedback_updates_the_summary_and_stats_add_up() {
     }
 }
 
+/// An interaction's feedback and validations stop at 16 MiB of JSON: past it a link is 409
+/// `conflict` and nothing changes; the record's GET still answers with what it holds.
+#[tokio::test]
+async fn an_interactions_links_stop_at_their_limit_with_a_409() {
+    let t = spawn_app(&[]).await;
+    let id = t.log(A, interaction("n8n", "1")).await;
+    let other = t.log(A, interaction("n8n", "2")).await;
+    // Each edit carries a 5.7 MB correction (a body under the 6 MiB limit): the third would
+    // take the record's links to about 17.1 MB, past 16 MiB (16.78 MB).
+    let edit = |on: &str| {
+        json!({"interaction_id": on, "feedback_type": "edit",
+               "corrected_workflow": {"nodes": [], "notes": "x".repeat(5_700_000)}})
+    };
+    for _ in 0..2 {
+        t.post("/api/feedback/submit", A, edit(&id)).await.expect(201, None);
+    }
+    let refused = t.post("/api/feedback/submit", A, edit(&id)).await;
+    refused.expect(409, Some("conflict"));
+    assert!(refused.json()["error"]["message"].as_str().unwrap_or_default().contains("16 MiB"));
+    t.post("/api/feedback/submit", A, json!({"interaction_id": id, "feedback_type": "thumbs_up"}))
+        .await
+        .expect(201, None);
+    t.post("/api/feedback/submit", A, json!({"interaction_id": id, "feedback_type": "thumbs_up"}))
+        .await
+        .expect(201, None);
+    let big = json!({"platform": "n8n", "interaction_id": id, "workflow": {"nodes": [], "connections": {},
+                     "notes": "y".repeat(5_500_000)}});
+    t.post("/api/workflow/validate", A, big).await.expect(409, Some("conflict"));
+    let rec = t.get(&format!("/api/interactions/{id}"), A).await.expect(200, None).json();
+    let types: Vec<&str> =
+        rec["feedback"].as_array().unwrap().iter().map(|f| f["feedback_type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["edit", "edit", "thumbs_up", "thumbs_up"], "the refused links are not stored");
+    assert_eq!(rec["validations"], json!([]));
+    assert_eq!(rec["positive_feedback"], 2);
+    // The limit is the record's own: another record takes the same edit.
+    t.post("/api/feedback/submit", A, edit(&other)).await.expect(201, None);
+}
+
 #[tokio::test]
 async fn readiness_follows_the_formula_at_the_threshold_edges() {
     let t = spawn_app(&[

@@ -47,7 +47,7 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
     }
 
     /// A store file holding one record (in a temp dir, kept while the first value lives).
@@ -67,6 +67,42 @@ mod sqlite_only {
         rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).expect("downgrade");
     }
 
+    /// A version 5 file gains each interaction's link bytes, counted from the links it holds
+    /// (what adding them one by one would have counted), so the limit holds for old records too.
+    #[tokio::test]
+    async fn a_version_5_file_is_migrated_with_its_links_counted() {
+        use collector::domain::records::{FeedbackSummary, NewLink};
+        use collector::ports::conformance::validation;
+        let (_dir, path, rec) = file_with_a_record().await;
+        let other = interaction("bob", "make", at(5));
+        let up = feedback(&rec, FeedbackType::ThumbsUp, at(1));
+        let edit = feedback(&rec, FeedbackType::Edit, at(2));
+        let checked = validation("alice", "n8n", Some(rec.id), 90, at(3));
+        let unlinked = validation("alice", "n8n", None, 90, at(4));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.insert_interaction(&other).await.expect("insert");
+            store.add_feedback(&up).await.expect("feedback");
+            store.add_feedback(&edit).await.expect("feedback");
+            store.add_validation(&checked).await.expect("validation");
+            store.add_validation(&unlinked).await.expect("validation");
+        }
+        let want = FeedbackSummary::default().with_feedback(&up).with_feedback(&edit).with_validation(&checked);
+        assert_eq!(
+            want.link_bytes,
+            NewLink::Feedback(&up).json_bytes()
+                + NewLink::Feedback(&edit).json_bytes()
+                + NewLink::Validation(&checked).json_bytes()
+        );
+        downgrade(&path, "ALTER TABLE interactions DROP COLUMN link_bytes; PRAGMA user_version = 5;");
+        let store = SqliteStore::open(&path).expect("migrate");
+        let got = store.get_linked(rec.id).await.expect("get").expect("hot");
+        assert_eq!(got.interaction.summary, want, "the migration counts the links already stored");
+        assert_eq!(got.feedback, vec![up, edit]);
+        let other = store.get_linked(other.id).await.expect("get").expect("hot");
+        assert_eq!(other.interaction.summary.link_bytes, 0, "a record without links counts none");
+    }
+
     /// A version 4 file loses the index of archived entries by object (version 5), and keeps
     /// its records.
     #[tokio::test]
@@ -82,7 +118,11 @@ mod sqlite_only {
                 .expect("schema")
         };
         assert_eq!(index_count(&path), 0, "a new file has no such index");
-        downgrade(&path, "CREATE INDEX archived_by_object ON archived (object_key); PRAGMA user_version = 4;");
+        downgrade(
+            &path,
+            "ALTER TABLE interactions DROP COLUMN link_bytes; \
+             CREATE INDEX archived_by_object ON archived (object_key); PRAGMA user_version = 4;",
+        );
         assert_eq!(index_count(&path), 1);
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.get_linked(rec.id).await.expect("get").is_some());
@@ -96,7 +136,11 @@ mod sqlite_only {
     async fn a_version_3_file_is_migrated() {
         use collector::domain::lineage::{HeldBy, HeldRecords};
         let (_dir, path, rec) = file_with_a_record().await;
-        downgrade(&path, "DROP TABLE export_records; DROP TABLE exports; PRAGMA user_version = 3;");
+        downgrade(
+            &path,
+            "ALTER TABLE interactions DROP COLUMN link_bytes; DROP TABLE export_records; DROP TABLE exports; \
+             PRAGMA user_version = 3;",
+        );
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.get_linked(rec.id).await.expect("get").is_some());
         assert!(store.list_exports(None, 10).await.expect("manifests").is_empty());
@@ -115,7 +159,8 @@ mod sqlite_only {
         let (_dir, path, rec) = file_with_a_record().await;
         downgrade(
             &path,
-            "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; PRAGMA user_version = 2;",
+            "ALTER TABLE interactions DROP COLUMN link_bytes; DROP TABLE export_records; DROP TABLE exports; \
+             DROP TABLE platforms; PRAGMA user_version = 2;",
         );
         let store = SqliteStore::open(&path).expect("migrate");
         assert!(store.added_platforms().await.expect("platforms").is_empty());
@@ -137,7 +182,8 @@ mod sqlite_only {
         drop(SqliteStore::open(&path).expect("open"));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
+            "ALTER TABLE interactions DROP COLUMN link_bytes; \
+             DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
              ALTER TABLE archive_objects DROP COLUMN location; ALTER TABLE archive_objects DROP COLUMN state; \
              INSERT INTO archive_objects VALUES ('archive/platform=n8n/date=2026-01-05/r-0.jsonl.gz', 'n8n', \
                '2026-01-05', 'r', 3, 300, 100, 'STANDARD', '2026-02-05T00:00:00.000000000Z'); \

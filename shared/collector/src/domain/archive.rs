@@ -405,6 +405,7 @@ mod tests {
                 negative_feedback: 1,
                 latest_negative: true,
                 good_validation: true,
+                link_bytes: 700,
             },
         };
         let fb = vec![

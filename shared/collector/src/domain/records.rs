@@ -57,6 +57,10 @@ pub struct FeedbackSummary {
     pub latest_negative: bool,
     /// A passed validation scoring >= 80 is linked to the interaction.
     pub good_validation: bool,
+    /// The JSON bytes of the feedback and validations linked to the interaction, held under
+    /// [`MAX_LINK_BYTES`]. (Missing in items written before it was kept: 0.)
+    #[serde(default)]
+    pub link_bytes: i64,
 }
 
 impl FeedbackSummary {
@@ -71,14 +75,31 @@ impl FeedbackSummary {
         s.positive_feedback += fb.feedback_type.is_positive() as i64;
         s.negative_feedback += fb.feedback_type.is_negative() as i64;
         s.latest_negative = fb.feedback_type.is_negative() && fb.corrected_workflow.is_none();
+        s.link_bytes = s.link_bytes.saturating_add(NewLink::Feedback(fb).json_bytes());
         s
     }
 
     pub fn with_validation(&self, v: &ValidationLog) -> FeedbackSummary {
         let mut s = self.clone();
         s.good_validation |= v.is_good();
+        s.link_bytes = s.link_bytes.saturating_add(NewLink::Validation(v).json_bytes());
         s
     }
+}
+
+/// The most JSON (in bytes) the feedback and validations of one interaction may add up to.
+/// Every read of the record (its GET, an export line, an archive line) carries all of its links,
+/// so without a bound one caller could make a record of any size. 16 MiB is room for thousands
+/// of ratings or a dozen validations of very large workflows.
+pub const MAX_LINK_BYTES: i64 = 16 * 1024 * 1024;
+
+/// Adding a link would take the interaction's links past [`MAX_LINK_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", LinksFull::MESSAGE)]
+pub struct LinksFull;
+
+impl LinksFull {
+    pub const MESSAGE: &'static str = "the interaction's feedback and validations have reached their limit of 16 MiB of JSON; no more can be linked to it";
 }
 
 /// A feedback or a linked validation being added to a hot interaction.
@@ -86,6 +107,32 @@ impl FeedbackSummary {
 pub enum NewLink<'a> {
     Feedback(&'a Feedback),
     Validation(&'a ValidationLog),
+}
+
+impl NewLink<'_> {
+    /// The bytes of the link's JSON, as its record's answers and lines carry it.
+    pub fn json_bytes(&self) -> i64 {
+        let mut n = ByteCount(0);
+        // Serializing these plain structs cannot fail, and a counter takes every byte.
+        let _ = match self {
+            NewLink::Feedback(fb) => serde_json::to_writer(&mut n, fb),
+            NewLink::Validation(v) => serde_json::to_writer(&mut n, v),
+        };
+        i64::try_from(n.0).unwrap_or(i64::MAX)
+    }
+}
+
+/// A writer that only counts what is written to it.
+struct ByteCount(u64);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What adding a link changes: the interaction's new summary, and the delta its platform's
@@ -124,15 +171,19 @@ pub struct Interaction {
 const RECORD_OVERHEAD_BYTES: i64 = 256;
 
 impl Interaction {
-    /// The change adding `link` makes to this (hot) record.
-    pub fn linking(&self, link: NewLink<'_>) -> LinkChange {
+    /// The change adding `link` makes to this (hot) record; [`LinksFull`] when the record's
+    /// links would pass [`MAX_LINK_BYTES`].
+    pub fn linking(&self, link: NewLink<'_>) -> Result<LinkChange, LinksFull> {
         let summary = match link {
             NewLink::Feedback(fb) => self.summary.with_feedback(fb),
             NewLink::Validation(v) => self.summary.with_validation(v),
         };
+        if summary.link_bytes > MAX_LINK_BYTES {
+            return Err(LinksFull);
+        }
         let before = self.facts(false).contribution();
         let after = self.facts_with(&summary, false).contribution();
-        LinkChange { summary, counters: PlatformCounters::delta(&before, &after) }
+        Ok(LinkChange { summary, counters: PlatformCounters::delta(&before, &after) })
     }
 
     /// Stored size: what this record costs in the hot store (its text, payload and overhead).
@@ -397,9 +448,8 @@ mod tests {
         super::super::fixtures::feedback(t, corrected.then(|| serde_json::json!({"a": 1})))
     }
 
-    #[test]
-    fn a_link_changes_the_summary_and_moves_the_counters_by_the_difference() {
-        let rec = Interaction {
+    fn interaction_for_links() -> Interaction {
+        Interaction {
             id: Id::new(),
             user_id: UserId::parse("u").expect("user"),
             platform: Platform::parse("n8n").expect("platform"),
@@ -417,14 +467,39 @@ mod tests {
             created_at: Utc::now(),
             content_hash: String::new(),
             summary: FeedbackSummary::default(),
-        };
-        let first = rec.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsUp, false)));
+        }
+    }
+
+    #[test]
+    fn a_link_changes_the_summary_and_moves_the_counters_by_the_difference() {
+        let rec = interaction_for_links();
+        let first = rec.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsUp, false))).expect("room");
         assert_eq!(first.summary, rec.summary.with_feedback(&fb(FeedbackType::ThumbsUp, false)));
         assert_eq!((first.counters.with_feedback, first.counters.positive_feedback, first.counters.total), (1, 1, 0));
         let rated = Interaction { summary: first.summary, ..rec };
-        let second = rated.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsDown, false)));
+        let second = rated.linking(NewLink::Feedback(&fb(FeedbackType::ThumbsDown, false))).expect("room");
         assert_eq!((second.counters.with_feedback, second.counters.negative_feedback), (0, 1), "already had feedback");
         assert_eq!(second.counters.hot_bytes, 0, "a link does not change the record's stored size");
+    }
+
+    #[test]
+    fn links_count_their_json_and_stop_at_the_limit() {
+        let rec = Interaction { summary: FeedbackSummary::default(), ..interaction_for_links() };
+        let up = fb(FeedbackType::ThumbsUp, false);
+        let first = rec.linking(NewLink::Feedback(&up)).expect("room");
+        assert_eq!(first.summary.link_bytes, serde_json::to_vec(&up).expect("json").len() as i64);
+        let mut big = fb(FeedbackType::Edit, false);
+        big.corrected_workflow = Some(serde_json::json!({ "text": "x".repeat(1024 * 1024) }));
+        let big_bytes = NewLink::Feedback(&big).json_bytes();
+        assert_eq!(big_bytes, serde_json::to_vec(&big).expect("json").len() as i64);
+        let near = Interaction {
+            summary: FeedbackSummary { link_bytes: MAX_LINK_BYTES - big_bytes, ..FeedbackSummary::default() },
+            ..interaction_for_links()
+        };
+        let full = near.linking(NewLink::Feedback(&big)).expect("exactly at the limit fits");
+        assert_eq!(full.summary.link_bytes, MAX_LINK_BYTES);
+        let at_limit = Interaction { summary: full.summary, ..interaction_for_links() };
+        assert_eq!(at_limit.linking(NewLink::Feedback(&up)), Err(LinksFull), "one byte past it does not");
     }
 
     #[test]

@@ -197,7 +197,8 @@ pub struct ValidateInput {
     /// Any JSON but null: a non-object is the validator's `not_an_object` error, not a 400.
     #[schema(value_type = NotNull)]
     pub workflow: Value,
-    /// The caller's own interaction (admin and service: any); unknown: 404; archived: 409.
+    /// The caller's own interaction (admin and service: any); unknown: 404; archived, or its
+    /// feedback and validations at their 16 MiB of JSON: 409.
     #[schema(format = Uuid)]
     pub interaction_id: Option<String>,
     /// When given, the answer's `diff` goes from it to `workflow`.
@@ -213,7 +214,8 @@ pub struct ValidateInput {
 #[derive(ToSchema)]
 #[schema(example = json!({"interaction_id": "01936f0e-7b1c-7d4e-9a3b-2c1d0e9f8a7b", "feedback_type": "thumbs_up", "sentiment_score": 5}))]
 pub struct FeedbackInput {
-    /// Unknown or someone else's: 404; archived: 409.
+    /// Unknown or someone else's: 404; archived, or its feedback and validations at their 16 MiB
+    /// of JSON: 409.
     #[schema(format = Uuid)]
     pub interaction_id: String,
     pub feedback_type: crate::domain::records::FeedbackType,

@@ -31,7 +31,8 @@ use crate::domain::json::canonical_hash;
 use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords, ManifestFilters, ManifestSplit};
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
 use crate::domain::records::{
-    CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, TrainingMetric, ValidationLog,
+    CuratedExample, Feedback, FeedbackSummary, FeedbackType, Interaction, MAX_LINK_BYTES, NewLink, TrainingMetric,
+    ValidationLog,
 };
 use crate::domain::types::{Id, Kind, Platform, UserId};
 use crate::domain::validators::{Issue, IssueCode};
@@ -52,7 +53,8 @@ macro_rules! hot_store_conformance {
         $crate::hot_store_conformance!(@stamp $make;
             ref: case_insert_get_round_trip, case_insert_same_id_is_existing, case_list_newest_first_paging,
                  case_scan_platform_paging, case_scan_user_paging, case_feedback_updates_summary_and_counters,
-                 case_validations_linked_and_unlinked, case_delete_interaction_cascades, case_delete_user,
+                 case_validations_linked_and_unlinked, case_links_stop_at_their_limit,
+                 case_delete_interaction_cascades, case_delete_user,
                  case_examples, case_metrics, case_commit_archive, case_archive_lease, case_two_phase_rows,
                  case_delete_archived_and_compaction, case_archive_objects_order,
                  case_counters_omit_zero_platforms, case_platforms_add_once_within_the_limit,
@@ -420,6 +422,7 @@ pub async fn case_insert_get_round_trip(store: &dyn HotStore) {
         negative_feedback: 1,
         latest_negative: false,
         good_validation: true,
+        link_bytes: 12_345,
     };
     let all = [&plain, &packed, &bare, &imported];
     for rec in all {
@@ -726,6 +729,41 @@ pub async fn case_validations_linked_and_unlinked(store: &dyn HotStore) {
     assert!(matches!(store.add_validation(&stray).await, Err(StoreError::NotFound)));
     assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked").len(), 2);
     assert_eq!(store.get_linked(rec.id).await.expect("get").expect("hot").validations.len(), 2);
+}
+
+/// An interaction's links stop at `MAX_LINK_BYTES` of JSON: the link that would pass it is a
+/// conflict and changes nothing (no link, same summary, same counters); one that fits is kept.
+pub async fn case_links_stop_at_their_limit(store: &dyn HotStore) {
+    let up = |rec: &Interaction, t| feedback(rec, FeedbackType::ThumbsUp, at(t));
+    let mut rec = interaction("alice", "n8n", at(0));
+    let one = NewLink::Feedback(&up(&rec, 1)).json_bytes();
+    // As if the record held links up to one feedback's room from the limit (an imported summary).
+    rec.summary.link_bytes = MAX_LINK_BYTES - one;
+    insert_new(store, &rec).await;
+    let fits = up(&rec, 1);
+    store.add_feedback(&fits).await.expect("the last feedback that fits");
+    let full = current(store, rec.id).await;
+    assert_eq!(full.summary.link_bytes, MAX_LINK_BYTES);
+    let counters = store.counters().await.expect("counters");
+
+    let refused = up(&rec, 2);
+    assert!(matches!(store.add_feedback(&refused).await, Err(StoreError::Conflict(_))), "feedback past the limit");
+    let linked_validation = validation("alice", "n8n", Some(rec.id), 95, at(3));
+    assert!(
+        matches!(store.add_validation(&linked_validation).await, Err(StoreError::Conflict(_))),
+        "a linked validation past the limit"
+    );
+    let linked = store.get_linked(rec.id).await.expect("get").expect("hot");
+    assert_eq!(linked.feedback, vec![fits]);
+    assert!(linked.validations.is_empty());
+    assert_eq!(linked.interaction.summary, full.summary, "the summary is as before");
+    assert!(!linked.interaction.summary.good_validation);
+    assert_eq!(store.counters().await.expect("counters"), counters, "the counters are as before");
+    // The limit is per interaction: another record and unlinked validations are not affected.
+    let other = interaction("alice", "n8n", at(4));
+    insert_new(store, &other).await;
+    store.add_feedback(&up(&other, 5)).await.expect("another record's feedback");
+    store.add_validation(&validation("alice", "n8n", None, 95, at(6))).await.expect("unlinked validation");
 }
 
 // -- deletes ----------------------------------------------------------------------------------------

@@ -67,6 +67,14 @@ impl StoreError {
     }
 }
 
+/// A link past its interaction's [`crate::domain::records::MAX_LINK_BYTES`] is refused as a
+/// conflict with the record's state (409), not as a request too large: the request itself is fine.
+impl From<crate::domain::records::LinksFull> for StoreError {
+    fn from(_: crate::domain::records::LinksFull) -> StoreError {
+        StoreError::Conflict(crate::domain::records::LinksFull::MESSAGE)
+    }
+}
+
 /// Outcome of inserting an interaction under a client-chosen id.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inserted {

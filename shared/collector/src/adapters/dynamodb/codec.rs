@@ -232,7 +232,7 @@ pub fn interaction_item(rec: &Interaction) -> Result<Item, StoreError> {
 }
 
 /// The summary's attributes (set on insert, replaced on feedback and validations).
-pub fn summary_values(sm: &FeedbackSummary) -> [(&'static str, AttributeValue); 6] {
+pub fn summary_values(sm: &FeedbackSummary) -> [(&'static str, AttributeValue); 7] {
     [
         ("fb_n", n(sm.feedback_count)),
         ("fb_last", sm.last_feedback_type.map_or(AttributeValue::Null(true), |t| s(t.as_str()))),
@@ -240,6 +240,7 @@ pub fn summary_values(sm: &FeedbackSummary) -> [(&'static str, AttributeValue); 
         ("fb_neg", n(sm.negative_feedback)),
         ("latest_neg", b(sm.latest_negative)),
         ("good_val", b(sm.good_validation)),
+        ("link_bytes", n(sm.link_bytes)),
     ]
 }
 
@@ -293,6 +294,8 @@ pub fn interaction_from(item: &Item) -> Result<Interaction, StoreError> {
             negative_feedback: get_n(item, "fb_neg")?,
             latest_negative: get_bool(item, "latest_neg")?,
             good_validation: get_bool(item, "good_val")?,
+            // Items written before the count was kept have none: their links count from 0.
+            link_bytes: opt_n(item, "link_bytes")?.unwrap_or(0),
         },
     })
 }

@@ -56,7 +56,7 @@ impl DynamoStore {
     ) -> Result<(), StoreError> {
         for _ in 0..VERSION_ATTEMPTS {
             let (ver, rec) = self.hot_for_update(interaction_id).await?;
-            let change = rec.linking(link);
+            let change = rec.linking(link)?;
             let updated = Interaction { summary: change.summary, ..rec };
             let mut item = item()?;
             let spilled = self.spill(&mut item, &DOC_PAYLOAD, interaction_id).await?;

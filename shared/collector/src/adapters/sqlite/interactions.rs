@@ -39,7 +39,7 @@ fn write_summary(tx: &Connection, id: Id, s: &FeedbackSummary) -> Result<(), Sto
     let mut stmt = tx
         .prepare_cached(
             "UPDATE interactions SET feedback_count = ?2, last_feedback_type = ?3, positive_feedback = ?4, \
-             negative_feedback = ?5, latest_negative = ?6, good_validation = ?7 WHERE id = ?1",
+             negative_feedback = ?5, latest_negative = ?6, good_validation = ?7, link_bytes = ?8 WHERE id = ?1",
         )
         .db()?;
     stmt.execute(params![
@@ -50,6 +50,7 @@ fn write_summary(tx: &Connection, id: Id, s: &FeedbackSummary) -> Result<(), Sto
         s.negative_feedback,
         s.latest_negative,
         s.good_validation,
+        s.link_bytes,
     ])
     .db()?;
     Ok(())
@@ -260,7 +261,7 @@ pub(super) async fn add_feedback(this: &SqliteStore, fb: &Feedback) -> Result<()
     let fb = fb.clone();
     this.write(move |tx| {
         let rec = load_interaction(tx, fb.interaction_id)?.ok_or(StoreError::NotFound)?;
-        let change = rec.linking(NewLink::Feedback(&fb));
+        let change = rec.linking(NewLink::Feedback(&fb))?;
         write_summary(tx, rec.id, &change.summary)?;
         let mut stmt = tx
             .prepare_cached(&format!("INSERT INTO feedback ({FCOLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
@@ -287,7 +288,7 @@ pub(super) async fn add_validation(this: &SqliteStore, v: &ValidationLog) -> Res
     this.write(move |tx| {
         if let Some(id) = v.interaction_id {
             let rec = load_interaction(tx, id)?.ok_or(StoreError::NotFound)?;
-            let change = rec.linking(NewLink::Validation(&v));
+            let change = rec.linking(NewLink::Validation(&v))?;
             if change.summary != rec.summary {
                 write_summary(tx, id, &change.summary)?;
             }

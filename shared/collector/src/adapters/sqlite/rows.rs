@@ -24,7 +24,7 @@ use crate::ports::{ArchivedEntry, StoreError};
 pub(super) const ICOLS: &str = "id, user_id, platform, kind, user_message, ai_response, intent, workflow, workflow_compressed, \
      workflow_original_bytes, success, error_message, processing_time_ms, model_version, metadata, training_consent, \
      created_at, content_hash, feedback_count, last_feedback_type, positive_feedback, negative_feedback, \
-     latest_negative, good_validation";
+     latest_negative, good_validation, link_bytes";
 
 static INSERT_INTERACTION: LazyLock<String> = LazyLock::new(|| {
     let n = ICOLS.split(',').count();
@@ -64,6 +64,7 @@ pub(super) fn insert_interaction_row(tx: &Connection, rec: &Interaction) -> Resu
             s.negative_feedback,
             s.latest_negative,
             s.good_validation,
+            s.link_bytes,
         ])
         .db()?;
     Ok(n == 1)
@@ -102,6 +103,7 @@ pub(super) fn interaction_from_row(r: &Row<'_>) -> Result<Interaction, StoreErro
             negative_feedback: r.get(21).db()?,
             latest_negative: r.get(22).db()?,
             good_validation: r.get(23).db()?,
+            link_bytes: r.get(24).db()?,
         },
     })
 }

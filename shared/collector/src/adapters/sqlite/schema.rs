@@ -1,12 +1,14 @@
 //! The database schema: the tables of each schema version and the migration that brings a
 //! file of any older version up to this build's (run by `SqliteStore::open`).
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
-use super::codec::Db;
+use super::codec::{Db, id_text};
+use super::rows::{FCOLS, VCOLS, feedback_from_row, validation_from_row};
+use crate::domain::records::NewLink;
 use crate::ports::StoreError;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE interactions (
@@ -203,8 +205,56 @@ const SCHEMA_V5: &str = r#"
 DROP INDEX IF EXISTS archived_by_object;
 "#;
 
+/// Version 6: each interaction keeps the JSON bytes of its links (`FeedbackSummary::link_bytes`,
+/// held under `MAX_LINK_BYTES`), counted for the links already stored by [`count_link_bytes`].
+const SCHEMA_V6: &str = r#"
+ALTER TABLE interactions ADD COLUMN link_bytes INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+
+/// Count the links stored before version 6 into their interactions' `link_bytes`, with the
+/// domain's own measure (`NewLink::json_bytes`). Links are read in interaction order (their
+/// indexes), one interaction's sum in memory at a time. Links of archived records are not in
+/// these tables (the commit moved them into their lines), so every link here has a hot row.
+fn count_link_bytes(tx: &Connection) -> Result<(), StoreError> {
+    /// A link row's interaction (id text) and JSON bytes.
+    type Measured = Result<(String, i64), StoreError>;
+    let mut add = tx.prepare("UPDATE interactions SET link_bytes = link_bytes + ?2 WHERE id = ?1").db()?;
+    let mut sum_by_interaction = |sql: &str, measure: &dyn Fn(&Row<'_>) -> Measured| {
+        let mut stmt = tx.prepare(sql).db()?;
+        let mut rows = stmt.query([]).db()?;
+        let mut current: Option<(String, i64)> = None;
+        while let Some(row) = rows.next().db()? {
+            let (id, bytes) = measure(row)?;
+            match &mut current {
+                Some((cur, sum)) if *cur == id => *sum = sum.saturating_add(bytes),
+                _ => {
+                    if let Some((cur, sum)) = current.replace((id, bytes)) {
+                        add.execute(params![cur, sum]).db()?;
+                    }
+                }
+            }
+        }
+        if let Some((cur, sum)) = current {
+            add.execute(params![cur, sum]).db()?;
+        }
+        Ok::<(), StoreError>(())
+    };
+    sum_by_interaction(&format!("SELECT {FCOLS} FROM feedback ORDER BY interaction_id"), &|row| {
+        let fb = feedback_from_row(row)?;
+        Ok((id_text(fb.interaction_id), NewLink::Feedback(&fb).json_bytes()))
+    })?;
+    sum_by_interaction(
+        &format!("SELECT {VCOLS} FROM validations WHERE interaction_id IS NOT NULL ORDER BY interaction_id"),
+        &|row| {
+            let v = validation_from_row(row)?;
+            let id = v.interaction_id.map(id_text).unwrap_or_default();
+            Ok((id, NewLink::Validation(&v).json_bytes()))
+        },
+    )
+}
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
@@ -213,6 +263,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         older @ 0..SCHEMA_VERSION => {
             for step in &MIGRATIONS[older as usize..] {
                 tx.execute_batch(step).db()?;
+            }
+            if older < 6 {
+                count_link_bytes(&tx)?;
             }
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).db()?;
         }
