@@ -739,7 +739,31 @@ async fn listing_pages_newest_first_without_gaps() {
     t.get("/api/interactions", Who::Service).await.expect(403, Some("forbidden"));
 }
 
-/// A page stops early rather than carry more than 4 MiB of workflows (besides its first
+/// Every page of `A`'s listing at `limit=100`, following `next_cursor`: the ids in order and
+/// each page's size.
+async fn all_pages(t: &TestApp) -> (Vec<String>, Vec<usize>, Vec<Value>) {
+    let (mut seen, mut sizes, mut records, mut cursor) = (vec![], vec![], vec![], None::<String>);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/interactions?limit=100&cursor={c}"),
+            None => "/api/interactions?limit=100".into(),
+        };
+        let page = t.get(&path, A).await.json();
+        let items = page["items"].as_array().expect("items");
+        sizes.push(items.len());
+        for i in items {
+            seen.push(i["interaction_id"].as_str().expect("id").to_owned());
+            records.push(i.clone());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    (seen, sizes, records)
+}
+
+/// A page stops early rather than carry more than 4 MiB of records (besides its first
 /// record): five 1.5 MiB workflows, each a few KB once gzipped, come in pages of 2, 2 and 1.
 #[tokio::test]
 async fn listing_pages_of_large_workflows_stop_early_and_go_on() {
@@ -755,24 +779,27 @@ async fn listing_pages_of_large_workflows_stop_early_and_go_on() {
         let body = json!({"platform": "n8n", "user_message": format!("big {i}"), "workflow_gzip_hex": hex});
         ids.push(t.log(A, body).await);
     }
-    let (mut seen, mut sizes, mut cursor) = (vec![], vec![], None::<String>);
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/api/interactions?limit=100&cursor={c}"),
-            None => "/api/interactions?limit=100".into(),
-        };
-        let page = t.get(&path, A).await.json();
-        let items = page["items"].as_array().expect("items");
-        sizes.push(items.len());
-        for i in items {
-            assert_eq!(i["workflow"]["s"].as_str().map(str::len), Some(1536 * 1024), "the workflow comes whole");
-            seen.push(i["interaction_id"].as_str().expect("id").to_owned());
-        }
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
+    let (seen, sizes, records) = all_pages(&t).await;
+    for r in records {
+        assert_eq!(r["workflow"]["s"].as_str().map(str::len), Some(1536 * 1024), "the workflow comes whole");
     }
+    ids.reverse();
+    assert_eq!(seen, ids, "every record once, newest first");
+    assert_eq!(sizes, vec![2, 2, 1]);
+}
+
+/// The same for large texts: five 1.5 MiB answers (a body of 6 MiB each could be 100 x 6 MiB
+/// in one page otherwise) come in pages of 2, 2 and 1.
+#[tokio::test]
+async fn listing_pages_of_large_texts_stop_early_and_go_on() {
+    let t = spawn_app(&[]).await;
+    let text = "z".repeat(1536 * 1024);
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(t.log(A, json!({"platform": "n8n", "user_message": format!("long {i}"), "ai_response": text})).await);
+    }
+    let (seen, sizes, records) = all_pages(&t).await;
+    assert!(records.iter().all(|r| r["ai_response"].as_str() == Some(text.as_str())), "the texts come whole");
     ids.reverse();
     assert_eq!(seen, ids, "every record once, newest first");
     assert_eq!(sizes, vec![2, 2, 1]);

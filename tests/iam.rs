@@ -852,6 +852,7 @@ const ALICE_BIG: &str = "01936f4e-7a00-7000-8000-0000000000b1";
 const ALICE_SMALL: &str = "01936f4e-7a00-7000-8000-0000000000c1";
 const ALICE_MANY: &str = "01936f4e-7a00-7000-8000-0000000000d1";
 const BOB_BIG: &str = "01936f4e-7a00-7000-8000-0000000000b2";
+const ALICE_HUGE: &str = "01936f4e-7a00-7000-8000-0000000000e1";
 
 /// Big enough that the item goes over the 350 KB budget even gzip-compressed (a workflow).
 fn big_text(seed: u64) -> String {
@@ -984,6 +985,12 @@ async fn scenario(run: &Run) {
             run.call(ev("log", "get-interaction").path(&format!("/api/interactions/{ALICE_BIG}")), 200).await;
             // An archived record is read from its archive object.
             run.call(ev("log", "get-interaction").path(&format!("/api/interactions/{ALICE_OLD}")), 200).await;
+            // A record too large for Lambda's answer: spilled to exports/ and answered 303.
+            let huge = ev("log", "post-interactions")
+                .field("interaction_id", ALICE_HUGE.into())
+                .field("ai_response", noise(5_600 * 1024, 5).into());
+            run.call(huge, 201).await;
+            run.call(ev("log", "get-interaction").path(&format!("/api/interactions/{ALICE_HUGE}")), 303).await;
         }
         "submit" => {
             run.seed("log", alice_big(), 201).await;

@@ -551,6 +551,42 @@ async fn exports_that_escape_past_the_lambda_payload_spill_too() {
     assert_eq!((status, body.len()), (200, bytes));
 }
 
+/// A record too large for Lambda's answer (with its links, it can reach tens of MiB) and a
+/// listing page holding it spill like an export: 303 to a presigned URL serving the JSON the
+/// function would have answered. A small record is answered inline.
+#[tokio::test]
+async fn a_record_too_large_for_lambda_spills_with_a_303() {
+    let Some((f, _emu, _stack)) = with_bucket().await else { return };
+    let small = f.call("log", event("log", "post-interactions").field("interaction_id", Value::Null)).await;
+    let small_id = small.expect(201, None)["interaction_id"].as_str().expect("id").to_owned();
+    let r = f.call("log", event("log", "get-interaction").path(&format!("/api/interactions/{small_id}"))).await;
+    assert_eq!(r.expect(200, None)["interaction_id"], small_id.as_str());
+
+    let text = "lorem ipsum ".repeat(480 * 1024); // 5.6 MiB: a 6 MiB body, over the 5 MiB answer
+    let ev = event("log", "post-interactions")
+        .field("interaction_id", Value::Null)
+        .field("ai_response", text.clone().into());
+    let id = f.call("log", ev).await.expect(201, None)["interaction_id"].as_str().expect("id").to_owned();
+    let r = f.call("log", event("log", "get-interaction").path(&format!("/api/interactions/{id}"))).await;
+    let j = r.expect(303, None);
+    let location = r.headers["location"].to_str().expect("location").to_owned();
+    assert_eq!(j["location"], location.as_str());
+    let (status, body) = http_get(&location).await;
+    assert_eq!(status, 200);
+    let rec: Value = serde_json::from_slice(&body).expect("the record's JSON");
+    assert_eq!((rec["interaction_id"].as_str(), rec["ai_response"].as_str()), (Some(id.as_str()), Some(text.as_str())));
+    assert_eq!(rec["feedback"], json!([]), "the whole record, links included");
+
+    let r = f.call("log", event("log", "get-interactions")).await;
+    let j = r.expect(303, None);
+    let (status, body) = http_get(j["location"].as_str().expect("location")).await;
+    assert_eq!(status, 200);
+    let page: Value = serde_json::from_slice(&body).expect("the page's JSON");
+    let ids: Vec<&str> =
+        page["items"].as_array().expect("items").iter().filter_map(|i| i["interaction_id"].as_str()).collect();
+    assert_eq!(ids, [id.as_str(), small_id.as_str()], "newest first, both records");
+}
+
 /// Two old records of alice archived into one object, then the second one's line cut in half:
 /// an unreadable line among good ones. Returns (the good id, the bad id).
 async fn poisoned_archive(app: &App) -> (String, String) {

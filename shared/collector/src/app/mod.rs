@@ -51,11 +51,12 @@ pub struct App {
 /// Legacy workflow inflations that may run at once in one process.
 pub const CONCURRENT_INFLATIONS: usize = 1;
 
-/// Workflow bytes (inflated, as the answer carries them) one listing page holds at most besides
-/// its first record; past it the page ends early and `next_cursor` goes on from there. 4 MiB
-/// keeps a page inside Lambda's 6 MB answer once the JSON is escaped into the response envelope
-/// (a page of 100 records with 50 KB workflows did not fit).
-pub const PAGE_WORKFLOW_BYTES: u64 = 4 * 1024 * 1024;
+/// Record bytes (`Interaction::answer_bytes`: texts, metadata and the workflow inflated, as the
+/// answer carries them) one listing page holds at most besides its first record; past it the
+/// page ends early and `next_cursor` goes on from there. 4 MiB keeps a page inside Lambda's 6 MB
+/// answer once the JSON is escaped into the response envelope (a page of 100 records with 50 KB
+/// workflows did not fit), and one page's memory small whatever its records hold.
+pub const PAGE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Records a listing reads from the store per call while it fills a page.
 const PAGE_CHUNK: u32 = 20;
@@ -118,9 +119,10 @@ impl App {
             _ => return Err(AppError::Forbidden("listing is for a user's own records, or an admin's")),
         };
         self.require_platform_if(platform.as_ref()).await?;
-        // Read in chunks, and stop before a record whose workflow would take the page past
-        // PAGE_WORKFLOW_BYTES (a page always has its first record): one user's large workflows
-        // (a 20 MiB one stores as a few KB of gzip) cannot make a page of 100 take gigabytes.
+        // Read in chunks, and stop before a record that would take the page past PAGE_BYTES (a
+        // page always has its first record): one user's large records (a 20 MiB workflow stores
+        // as a few KB of gzip; texts take up to the 6 MiB body) cannot make a page of 100 take
+        // gigabytes.
         let want = limit.get();
         let (mut items, mut bytes, mut before, mut last) = (Vec::new(), 0u64, cursor, None);
         let mut more = true;
@@ -130,8 +132,8 @@ impl App {
             let chunk = self.hot.list_interactions(&q).await?;
             more = chunk.len() as u32 == ask;
             for r in &chunk {
-                let size = r.workflow.as_ref().map_or(0, |w| u64::try_from(w.original_bytes).unwrap_or(0));
-                if !items.is_empty() && bytes.saturating_add(size) > PAGE_WORKFLOW_BYTES {
+                let size = r.answer_bytes();
+                if !items.is_empty() && bytes.saturating_add(size) > PAGE_BYTES {
                     more = true;
                     break 'fill;
                 }

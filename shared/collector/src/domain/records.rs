@@ -199,6 +199,15 @@ impl Interaction {
             + self.workflow.as_ref().map_or(0, StoredWorkflow::stored_bytes)
     }
 
+    /// About the bytes of this record's JSON without its links: [`Self::stored_bytes`] with the
+    /// workflow counted inflated, as an answer carries it.
+    pub fn answer_bytes(&self) -> u64 {
+        let wf = self.workflow.as_ref();
+        let stored = wf.map_or(0, StoredWorkflow::stored_bytes);
+        let inflated = wf.map_or(0, |w| w.original_bytes);
+        u64::try_from(self.stored_bytes() - stored + inflated).unwrap_or(0)
+    }
+
     pub fn facts(&self, archived: bool) -> RecordFacts {
         self.facts_with(&self.summary, archived)
     }

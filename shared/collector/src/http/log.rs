@@ -127,7 +127,7 @@ pub async fn get_interaction(
            ("user_id" = Option<String>, Query, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$",
             description = "whose records: any user for an admin; a user may only name themselves (else 403)")),
     responses((status = 200, body = openapi::InteractionPage,
-               description = "newest first; a page holds at most 4 MiB of workflows besides its first record, so a page of large ones can be shorter than `limit` with `next_cursor` set"),
+               description = "newest first; a page holds at most 4 MiB of records (texts and workflows) besides its first record, so a page of large ones can be shorter than `limit` with `next_cursor` set"),
               (status = 403, description = "`forbidden`: a user named another `user_id`, or a service listed")))]
 pub async fn list_interactions(
     State(s): State<HttpState>,

@@ -12,7 +12,7 @@
 //! - the tests below: the document against the table (each handler documents its own row), each
 //!   row's access as the router answers it, and template.yaml's `HttpApi` events against the rows.
 //!
-//! Row flags: `spill` (on Lambda a large JSONL answer goes to the bucket, `super::spill`), `page`
+//! Row flags: `spill` (on Lambda a large answer goes to the bucket, `super::spill`), `page`
 //! (not in the OpenAPI document: the admin dashboard's static files, `super::dashboard`). The
 //! `stats` function also serves the document's UI at `/docs` when built with the `swagger`
 //! feature (`stats::docs_ui`; not a row: not in the document nor in template.yaml).
@@ -168,12 +168,13 @@ macro_rules! route_table {
 
 route_table! {
     /// Logging and reading interactions. (`GET /api/interactions` answers a service 403 from the
-    /// use case, after the query is read: `app::App::list_interactions`.)
+    /// use case, after the query is read: `app::App::list_interactions`.) A record or a page too
+    /// large for Lambda's answer spills to the bucket.
     log = "log" {
         POST "/api/interactions" => log::log_interaction, identified;
         POST "/api/interactions/batch" => log::log_batch, [Service, Admin];
-        GET "/api/interactions" => log::list_interactions, identified;
-        GET "/api/interactions/{id}" => log::get_interaction, identified;
+        GET "/api/interactions" => log::list_interactions, identified, spill;
+        GET "/api/interactions/{id}" => log::get_interaction, identified, spill;
     }
     /// Feedback on an interaction.
     submit = "submit" {
@@ -240,7 +241,7 @@ pub struct Route {
     pub handler: &'static str,
     /// In `/openapi.json` (every route but the dashboard's page).
     pub documented: bool,
-    /// On Lambda, a large JSONL answer spills to the bucket (`super::spill`).
+    /// On Lambda, a large answer spills to the bucket (`super::spill`).
     pub spill: bool,
 }
 
@@ -325,7 +326,7 @@ where
     let mut method_router = on(route.method.filter(), handler);
     if route.spill {
         method_router =
-            method_router.route_layer(axum::middleware::from_fn_with_state(state.clone(), spill::spill_large_jsonl));
+            method_router.route_layer(axum::middleware::from_fn_with_state(state.clone(), spill::spill_large_answers));
     }
     router.route(route.path, method_router)
 }

@@ -1,6 +1,6 @@
-//! Large JSONL answers on Lambda: the training export and a user's data spill to the bucket and
-//! are answered with a 303 to a presigned URL ([`spill_large_jsonl`], the layer of the table's
-//! `spill` rows, `super::routes`).
+//! Large answers on Lambda: the training export, a user's data, a record and a listing page
+//! spill to the bucket and are answered with a 303 to a presigned URL ([`spill_large_answers`],
+//! the layer of the table's `spill` rows, `super::routes`).
 
 use std::time::Duration;
 
@@ -37,18 +37,24 @@ pub fn json_escaped_len(chunk: &[u8]) -> usize {
         .sum()
 }
 
-/// On Lambda, a JSONL answer (the training export, a user's data) that would not fit Lambda's
+/// On Lambda, a 200 answer in JSONL (the training export, a user's data) or JSON (a record with
+/// its links, a listing page) that would not fit Lambda's
 /// response payload is written to the bucket under `exports/{id}/{file name}` and answered with
 /// `303 See Other` to a presigned GET URL (valid [`SPILL_URL_TTL`]), so `curl -L` gets the file
 /// either way. The body is read as it is produced: up to [`SPILL_OVER_BYTES`] is held in memory;
 /// past it (or past [`LAMBDA_BODY_BUDGET`] escaped), that buffer and the rest go through the
 /// object store's streamed writer, so memory stays bounded. The `X-Export-*` headers and
-/// `Content-Disposition` are kept on the 303. A store that cannot presign (the local folder)
-/// means no spill. Under `collector serve` the answer streams as it is.
-pub async fn spill_large_jsonl(State(s): State<HttpState>, req: Request, next: Next) -> Response {
+/// `Content-Disposition` are kept on the 303; the file is named by `Content-Disposition`, else
+/// `answer.jsonl` or `answer.json`. A store that cannot presign (the local folder) means no
+/// spill. Under `collector serve` the answer streams as it is.
+pub async fn spill_large_answers(State(s): State<HttpState>, req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
-    let jsonl = resp.headers().get(header::CONTENT_TYPE).is_some_and(|v| v == "application/jsonl");
-    if !s.on_lambda() || resp.status() != StatusCode::OK || !jsonl {
+    let default_name = match resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+        Some("application/jsonl") => "answer.jsonl",
+        Some("application/json") => "answer.json",
+        _ => return resp,
+    };
+    if !s.on_lambda() || resp.status() != StatusCode::OK {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -60,7 +66,7 @@ pub async fn spill_large_jsonl(State(s): State<HttpState>, req: Request, next: N
         escaped += json_escaped_len(&chunk);
         held.extend_from_slice(&chunk);
         if held.len() > SPILL_OVER_BYTES || escaped > LAMBDA_BODY_BUDGET {
-            return match spill(&s, &parts.headers, held.freeze(), stream).await {
+            return match spill(&s, &parts.headers, default_name, held.freeze(), stream).await {
                 Ok(Spilled::Url(url, bytes)) => see_other(parts, &url, bytes),
                 Ok(Spilled::NotPresignable(first, rest)) => {
                     let body = futures::stream::iter([Ok::<_, axum::Error>(first)]).chain(rest);
@@ -81,6 +87,7 @@ enum Spilled {
 async fn spill(
     s: &HttpState,
     headers: &axum::http::HeaderMap,
+    default_name: &str,
     first: Bytes,
     mut rest: axum::body::BodyDataStream,
 ) -> Result<Spilled, ApiError> {
@@ -90,7 +97,7 @@ async fn spill(
         .and_then(|v| v.split("filename=\"").nth(1))
         .and_then(|v| v.split('"').next())
         .filter(|n| !n.is_empty() && !n.starts_with('.') && !n.contains('/'))
-        .unwrap_or("export.jsonl");
+        .unwrap_or(default_name);
     let key = format!("exports/{}/{name}", uuid::Uuid::now_v7());
     let Some(url) = s.app.objects.presigned_get(&key, SPILL_URL_TTL).await? else {
         return Ok(Spilled::NotPresignable(first, rest));
