@@ -179,12 +179,8 @@ impl App {
     /// The owner of a hot interaction the caller may touch. Someone else's: NotFound.
     /// Archived: Conflict, since archived records are closed to new feedback and validations.
     async fn owner_of_hot(&self, caller: &Caller, id: Id) -> Result<crate::domain::types::UserId, AppError> {
-        if let Some(l) = self.hot.get_linked(id).await? {
-            return if caller.can_access(&l.interaction.user_id) {
-                Ok(l.interaction.user_id)
-            } else {
-                Err(AppError::NotFound)
-            };
+        if let Some(owner) = self.hot.hot_owner(id).await? {
+            return if caller.can_access(&owner) { Ok(owner) } else { Err(AppError::NotFound) };
         }
         match self.hot.archived_entry(id).await? {
             Some(e) if caller.can_access(&e.user_id) => {

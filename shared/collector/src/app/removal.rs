@@ -46,12 +46,11 @@ impl App {
     /// (lineage: `forget_erased`).
     pub async fn delete_interaction(&self, caller: &Caller, id: Id) -> Result<Deletion, AppError> {
         let mut out = Deletion::default();
-        if let Some(l) = self.hot.get_linked(id).await? {
-            let owner = &l.interaction.user_id;
-            if !caller.can_access(owner) {
+        if let Some(owner) = self.hot.hot_owner(id).await? {
+            if !caller.can_access(&owner) {
                 return Err(AppError::NotFound);
             }
-            let held = HeldBy::Record { id, user: owner };
+            let held = HeldBy::Record { id, user: &owner };
             out.affected_exports = self.affected_exports(held).await?;
             fail::fail_point!("delete.before_hot_delete");
             let hot = self.hot.delete_interaction(id).await?;

@@ -431,7 +431,9 @@ pub async fn case_insert_get_round_trip(store: &dyn HotStore) {
     for rec in all {
         let got = store.get_linked(rec.id).await.expect("get_linked");
         assert_eq!(got, Some(Linked { interaction: rec.clone(), feedback: vec![], validations: vec![] }));
+        assert_eq!(store.hot_owner(rec.id).await.expect("hot_owner"), Some(rec.user_id.clone()));
     }
+    assert_eq!(store.hot_owner(Id::new()).await.expect("hot_owner"), None, "an unknown id has no owner");
     let back = current(store, plain.id).await;
     let meta = back.metadata.expect("metadata");
     assert_eq!(meta["temperature"].as_f64().map(f64::to_bits), Some(0.1f64.to_bits()));
@@ -1164,6 +1166,7 @@ pub async fn case_commit_archive(store: &dyn HotStore) {
 
     for id in [a.id, b.id, c.id] {
         assert_eq!(store.get_linked(id).await.expect("get"), None);
+        assert_eq!(store.hot_owner(id).await.expect("hot_owner"), None, "an archived record is not hot");
     }
     assert_eq!(ids(&list_all(store, None, None, 10).await), vec![e.id, d.id]);
     let scan = ScanQuery { platform: platform("n8n"), after: None, since: None, until: None, limit: 10 };

@@ -199,6 +199,10 @@ pub trait HotStore: Send + Sync {
     /// A hot interaction with its feedback and validations.
     async fn get_linked(&self, id: Id) -> Result<Option<Linked>, StoreError>;
 
+    /// The owner of a hot interaction, read without its links or payload (the access check of a
+    /// link or a delete; a record's links can hold 16 MiB). None when it is not hot.
+    async fn hot_owner(&self, id: Id) -> Result<Option<UserId>, StoreError>;
+
     /// Hot interactions, newest first by (created_at, id), filtered by owner and platform.
     async fn list_interactions(&self, q: &ListQuery) -> Result<Vec<Interaction>, StoreError>;
 

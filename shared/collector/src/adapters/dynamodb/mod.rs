@@ -254,6 +254,14 @@ impl HotStore for DynamoStore {
         Ok(Some(Linked { interaction, feedback, validations }))
     }
 
+    async fn hot_owner(&self, id: Id) -> Result<Option<UserId>, StoreError> {
+        // The head's own attribute: no overflow payload and no link is read.
+        match self.head(id).await?.filter(is_hot) {
+            Some(head) => Ok(Some(parse_user(get_s(&head, "user")?)?)),
+            None => Ok(None),
+        }
+    }
+
     async fn list_interactions(&self, q: &ListQuery) -> Result<Vec<Interaction>, StoreError> {
         let limit = q.limit as usize;
         let items = match &q.user_id {

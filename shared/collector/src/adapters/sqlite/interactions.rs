@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::SqliteStore;
 use super::archive::archived_entry;
-use super::codec::{Db, collect, id_list, id_text, opt_json, parse_ts, ts};
+use super::codec::{Db, collect, id_list, id_text, opt_json, parse_ts, parse_user, ts};
 use super::counters::{add_all, add_counters};
 use super::rows::{
     FCOLS, ICOLS, VCOLS, feedback_from_row, insert_interaction_row, insert_validation_row, interaction_from_row,
@@ -194,6 +194,15 @@ pub(super) async fn get_linked(this: &SqliteStore, id: Id) -> Result<Option<Link
     this.read(move |tx| match load_interaction(tx, id)? {
         Some(rec) => Ok(attach_links(tx, vec![rec])?.pop()),
         None => Ok(None),
+    })
+    .await
+}
+
+pub(super) async fn hot_owner(this: &SqliteStore, id: Id) -> Result<Option<UserId>, StoreError> {
+    this.read(move |tx| {
+        let mut stmt = tx.prepare_cached("SELECT user_id FROM interactions WHERE id = ?1").db()?;
+        let user = stmt.query_row([id_text(id)], |r| r.get::<_, String>(0)).optional().db()?;
+        user.map(|u| parse_user(&u)).transpose()
     })
     .await
 }

@@ -162,6 +162,10 @@ impl HotStore for SqliteStore {
         interactions::get_linked(self, id).await
     }
 
+    async fn hot_owner(&self, id: Id) -> Result<Option<UserId>, StoreError> {
+        interactions::hot_owner(self, id).await
+    }
+
     async fn list_interactions(&self, q: &ListQuery) -> Result<Vec<Interaction>, StoreError> {
         interactions::list_interactions(self, q).await
     }
