@@ -237,7 +237,7 @@ mod dynamodb {
         let scanned = store.scan_platform(&scan).await.expect("scan");
         let alices: Vec<_> = whole.iter().filter(|l| l.interaction.platform.as_str() == "n8n").cloned().collect();
         assert_eq!(scanned[..3], alices[..]);
-        assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![unlinked, unlinked_big]);
+        assert_eq!(collector::ports::conformance::all_unlinked(store, "alice").await, vec![unlinked, unlinked_big]);
         let entries = store.archived_entries_of_user(&user("alice")).await.expect("archived");
         assert_eq!(entries.iter().map(|e| e.interaction_id).collect::<Vec<_>>(), vec![archived.id]);
 

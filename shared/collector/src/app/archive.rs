@@ -311,9 +311,9 @@ impl App {
                     limit: SCAN_PAGE,
                 })
                 .await?;
+            // A page can be short (its records' bytes): only an empty one is the end.
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
-            let short = (page.len() as u32) < SCAN_PAGE;
             for l in page {
                 if run.out_of_time() {
                     // The object in flight is finished below with what it holds.
@@ -335,9 +335,6 @@ impl App {
                     }
                 };
                 pe.push_linked(&l).await?;
-            }
-            if short {
-                break;
             }
         }
         if let Some(done) = pending.take() {

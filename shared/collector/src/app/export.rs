@@ -224,10 +224,10 @@ impl PagesAhead {
                         return;
                     }
                 };
+                // A page can be short (its records' bytes): only an empty one is the end.
                 let Some(last) = page.last() else { return };
                 q.after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
-                let short = (page.len() as u32) < q.limit;
-                if tx.send(Ok(page)).await.is_err() || short {
+                if tx.send(Ok(page)).await.is_err() {
                     return;
                 }
             }
@@ -458,12 +458,12 @@ impl App {
                 return Ok(summary);
             }
         }
+        // Pages can be short (their records' bytes): only an empty one is the end.
         let mut after = None;
         loop {
             let page = self.hot.scan_user(user, after, PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
-            let short = (page.len() as u32) < PAGE;
             for l in page {
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
                 out.push(&tagged(to_value(&rec)?, "interaction")?);
@@ -471,13 +471,19 @@ impl App {
             if !out.flush_if_full().await {
                 return Ok(summary);
             }
-            if short {
-                break;
-            }
         }
-        for v in self.hot.unlinked_validations(user).await? {
-            let v = serde_json::to_value(&v).map_err(|e| AppError::internal_from("export line", e))?;
-            out.push(&tagged(v, "validation")?);
+        let mut after = None;
+        loop {
+            let page = self.hot.unlinked_validations(user, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(Cursor { created_at: last.created_at, id: last.validation_id });
+            for v in page {
+                let v = serde_json::to_value(&v).map_err(|e| AppError::internal_from("export line", e))?;
+                out.push(&tagged(v, "validation")?);
+            }
+            if !out.flush_if_full().await {
+                return Ok(summary);
+            }
         }
         Ok(summary)
     }

@@ -26,7 +26,7 @@ pub use removal::{DeletedCounts, Deletion};
 
 use crate::config::Config;
 use crate::domain::input::{NewExample, NewMetric, Parsed};
-use crate::domain::records::{CuratedExample, FullRecord, TrainingMetric};
+use crate::domain::records::{CuratedExample, FullRecord, PageBudget, TrainingMetric};
 use crate::domain::stats::{self, Readiness, Stats};
 use crate::domain::types::{Caller, Id, PageLimit, Platform, Role, UserId};
 use crate::ports::{Cursor, HotStore, ListQuery, ObjectStore};
@@ -124,7 +124,7 @@ impl App {
         // as a few KB of gzip; texts take up to the 6 MiB body) cannot make a page of 100 take
         // gigabytes.
         let want = limit.get();
-        let (mut items, mut bytes, mut before, mut last) = (Vec::new(), 0u64, cursor, None);
+        let (mut items, mut budget, mut before, mut last) = (Vec::new(), PageBudget::new(PAGE_BYTES), cursor, None);
         let mut more = true;
         'fill: while more && (items.len() as u32) < want {
             let ask = (want - items.len() as u32).min(PAGE_CHUNK);
@@ -132,12 +132,10 @@ impl App {
             let chunk = self.hot.list_interactions(&q).await?;
             more = chunk.len() as u32 == ask;
             for r in &chunk {
-                let size = r.answer_bytes();
-                if !items.is_empty() && bytes.saturating_add(size) > PAGE_BYTES {
+                if !budget.admits(r.answer_bytes()) {
                     more = true;
                     break 'fill;
                 }
-                bytes = bytes.saturating_add(size);
                 // Listings carry the record without its links; GET by id gives them.
                 items.push(FullRecord::build(r, vec![], vec![], false)?);
                 last = Some(Cursor { created_at: r.created_at, id: r.id });

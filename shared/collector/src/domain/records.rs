@@ -144,6 +144,36 @@ pub struct LinkChange {
     pub counters: PlatformCounters,
 }
 
+/// A page of records bounded in bytes as well as in count: the first record always goes on (a
+/// page is never empty while records remain), later ones while their bytes fit what is left.
+#[derive(Debug, Clone)]
+pub struct PageBudget {
+    left: u64,
+    taken: usize,
+}
+
+impl PageBudget {
+    pub fn new(bytes: u64) -> PageBudget {
+        PageBudget { left: bytes, taken: 0 }
+    }
+
+    /// Whether a record of `bytes` goes on the page (and if so, count it).
+    pub fn admits(&mut self, bytes: u64) -> bool {
+        if self.taken > 0 && bytes > self.left {
+            return false;
+        }
+        self.left = self.left.saturating_sub(bytes);
+        self.taken += 1;
+        true
+    }
+}
+
+/// The bytes one page of a store scan (records with their links: exports, the right of access,
+/// the archive run) holds at most besides its first record, by [`Interaction::scan_bytes`]. A
+/// record can carry a 6 MiB text, a workflow inflating to tens of MiB and 16 MiB of links, so
+/// pages of a fixed count could take gigabytes; ordinary records (a few KB) never reach it.
+pub const SCAN_PAGE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// An interaction as the hot store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interaction {
@@ -206,6 +236,11 @@ impl Interaction {
         let stored = wf.map_or(0, StoredWorkflow::stored_bytes);
         let inflated = wf.map_or(0, |w| w.original_bytes);
         u64::try_from(self.stored_bytes() - stored + inflated).unwrap_or(0)
+    }
+
+    /// About the bytes of this record with its links, as a scan page holds them.
+    pub fn scan_bytes(&self) -> u64 {
+        self.answer_bytes().saturating_add(u64::try_from(self.summary.link_bytes).unwrap_or(0))
     }
 
     pub fn facts(&self, archived: bool) -> RecordFacts {
@@ -509,6 +544,21 @@ mod tests {
         assert_eq!(full.summary.link_bytes, MAX_LINK_BYTES);
         let at_limit = Interaction { summary: full.summary, ..interaction_for_links() };
         assert_eq!(at_limit.linking(NewLink::Feedback(&up)), Err(LinksFull), "one byte past it does not");
+    }
+
+    #[test]
+    fn a_page_budget_takes_the_first_record_whatever_its_size_then_what_fits() {
+        let mut b = PageBudget::new(100);
+        assert!(b.admits(250), "the first record always goes on");
+        assert!(!b.admits(1), "nothing is left after it");
+        let mut b = PageBudget::new(100);
+        assert!(b.admits(60));
+        assert!(b.admits(40), "exactly the budget fits");
+        assert!(!b.admits(1));
+        let mut b = PageBudget::new(100);
+        assert!(b.admits(60));
+        assert!(!b.admits(41));
+        assert!(b.admits(40), "a smaller record after a refused one still fits (callers stop at the first refusal)");
     }
 
     #[test]

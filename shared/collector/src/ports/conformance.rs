@@ -54,6 +54,7 @@ macro_rules! hot_store_conformance {
             ref: case_insert_get_round_trip, case_insert_same_id_is_existing, case_list_newest_first_paging,
                  case_scan_platform_paging, case_scan_user_paging, case_feedback_updates_summary_and_counters,
                  case_validations_linked_and_unlinked, case_links_stop_at_their_limit,
+                 case_scan_pages_stop_at_their_bytes,
                  case_delete_interaction_cascades, case_delete_user,
                  case_examples, case_metrics, case_commit_archive, case_archive_lease, case_two_phase_rows,
                  case_delete_archived_and_compaction, case_archive_objects_order,
@@ -723,14 +724,57 @@ pub async fn case_validations_linked_and_unlinked(store: &dyn HotStore) {
     for v in [&mine, &theirs, &mine_later] {
         store.add_validation(v).await.expect("unlinked validation");
     }
-    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![mine, mine_later]);
-    assert_eq!(store.unlinked_validations(&user("bob")).await.expect("unlinked"), vec![theirs]);
+    assert_eq!(all_unlinked(store, "alice").await, vec![mine, mine_later]);
+    assert_eq!(all_unlinked(store, "bob").await, vec![theirs]);
     assert_eq!(store.counters().await.expect("counters"), counters, "unlinked validations count nothing");
 
     let stray = validation("alice", "n8n", Some(Id::new()), 90, at(40));
     assert!(matches!(store.add_validation(&stray).await, Err(StoreError::NotFound)));
-    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked").len(), 2);
+    assert_eq!(all_unlinked(store, "alice").await.len(), 2);
     assert_eq!(store.get_linked(rec.id).await.expect("get").expect("hot").validations.len(), 2);
+}
+
+/// Every unlinked validation of `name`, read two per page (so the cursor is exercised).
+pub async fn all_unlinked(store: &dyn HotStore, name: &str) -> Vec<ValidationLog> {
+    let (mut out, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.unlinked_validations(&user(name), after, 2).await.expect("unlinked validations");
+        assert!(page.len() <= 2, "a page holds at most its limit");
+        let Some(last) = page.last() else { return out };
+        after = Some(Cursor { created_at: last.created_at, id: last.validation_id });
+        out.extend(page);
+    }
+}
+
+/// Scan pages stop at `SCAN_PAGE_BYTES` of records with their links, before `limit`: records
+/// whose links count 7 MiB (an imported summary) come two to a page, and paging on from the last
+/// one reaches every record once; an empty page is the end.
+pub async fn case_scan_pages_stop_at_their_bytes(store: &dyn HotStore) {
+    let mut recs = Vec::new();
+    for i in 0..5 {
+        let mut rec = interaction("alice", "n8n", at(i));
+        rec.summary.link_bytes = 7 * 1024 * 1024;
+        insert_new(store, &rec).await;
+        recs.push(rec.id);
+    }
+    let mut platform_pages = Vec::new();
+    let mut q = ScanQuery { platform: platform("n8n"), after: None, since: None, until: None, limit: 100 };
+    loop {
+        let page = store.scan_platform(&q).await.expect("scan platform");
+        let Some(last) = page.last() else { break };
+        q.after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
+        platform_pages.push(linked_ids(&page));
+    }
+    assert_eq!(platform_pages.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+    assert_eq!(platform_pages.concat(), recs, "every record once, oldest first");
+    let (mut user_pages, mut after) = (Vec::new(), None);
+    loop {
+        let page = store.scan_user(&user("alice"), after, 100).await.expect("scan user");
+        let Some(last) = page.last() else { break };
+        after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
+        user_pages.push(linked_ids(&page));
+    }
+    assert_eq!(user_pages, platform_pages);
 }
 
 /// An interaction's links stop at `MAX_LINK_BYTES` of JSON: the link that would pass it is a
@@ -789,7 +833,7 @@ pub async fn case_delete_interaction_cascades(store: &dyn HotStore) {
     assert_eq!(deleted, HotDeleted { interactions: 1, feedback: 2, validation_logs: 1 });
     assert_eq!(store.get_linked(rec.id).await.expect("get"), None);
     assert_eq!(store.counters().await.expect("counters"), before, "counters back to the pre-insert values");
-    assert_eq!(store.unlinked_validations(&user("alice")).await.expect("unlinked"), vec![unlinked]);
+    assert_eq!(all_unlinked(store, "alice").await, vec![unlinked]);
     assert_eq!(ids(&list_all(store, None, None, 10).await), vec![other.id]);
     assert_eq!(store.get_linked(other.id).await.expect("get").expect("hot").feedback.len(), 1);
     assert_eq!(store.delete_interaction(rec.id).await.expect("delete"), HotDeleted::default());
@@ -823,11 +867,11 @@ pub async fn case_delete_user(store: &dyn HotStore) {
     }
     assert!(list_all(store, Some(user("alice")), None, 10).await.is_empty());
     assert!(store.scan_user(&user("alice"), None, 10).await.expect("scan").is_empty());
-    assert!(store.unlinked_validations(&user("alice")).await.expect("unlinked").is_empty());
+    assert!(all_unlinked(store, "alice").await.is_empty());
 
     assert_eq!(store.get_linked(b1.id).await.expect("get"), Some(bob1.clone()));
     assert_eq!(store.get_linked(b2.id).await.expect("get"), Some(bob2.clone()));
-    assert_eq!(store.unlinked_validations(&user("bob")).await.expect("unlinked"), vec![bob_unlinked]);
+    assert_eq!(all_unlinked(store, "bob").await, vec![bob_unlinked]);
     let counters = store.counters().await.expect("counters");
     assert_eq!(counters, expected_counters(&[(&bob1.interaction, false), (&bob2.interaction, false)], &[]));
     assert!(!counters.contains_key(&platform("make")), "a platform left with zero counters is omitted");

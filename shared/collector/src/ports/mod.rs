@@ -206,14 +206,25 @@ pub trait HotStore: Send + Sync {
     /// Hot interactions, newest first by (created_at, id), filtered by owner and platform.
     async fn list_interactions(&self, q: &ListQuery) -> Result<Vec<Interaction>, StoreError>;
 
-    /// Hot interactions of one platform with their links, oldest first by (created_at, id).
+    /// Hot interactions of one platform with their links, oldest first by (created_at, id): at
+    /// most `limit`, and fewer once their [`Interaction::scan_bytes`] pass
+    /// [`crate::domain::records::SCAN_PAGE_BYTES`] (a [`crate::domain::records::PageBudget`]). So a short page does not
+    /// mean the end: an empty one does.
     async fn scan_platform(&self, q: &ScanQuery) -> Result<Vec<Linked>, StoreError>;
 
-    /// All of one user's hot interactions with their links, oldest first, `limit` after `after`.
+    /// One user's hot interactions with their links, oldest first, after `after`: pages as
+    /// [`Self::scan_platform`]'s (an empty page is the end).
     async fn scan_user(&self, user: &UserId, after: Option<Cursor>, limit: u32) -> Result<Vec<Linked>, StoreError>;
 
-    /// Validation logs of the user not linked to any interaction, oldest first.
-    async fn unlinked_validations(&self, user: &UserId) -> Result<Vec<ValidationLog>, StoreError>;
+    /// Validation logs of the user not linked to any interaction, oldest first by (created_at,
+    /// validation_id), strictly after `after`: at most `limit`, and fewer once their JSON
+    /// ([`crate::domain::records::NewLink::json_bytes`]) passes `SCAN_PAGE_BYTES` (an empty page is the end).
+    async fn unlinked_validations(
+        &self,
+        user: &UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<ValidationLog>, StoreError>;
 
     // -- feedback and validations --------------------------------------------------------
     /// Store the feedback, replace the interaction's summary with

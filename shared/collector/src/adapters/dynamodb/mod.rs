@@ -44,7 +44,9 @@ use crate::domain::archive::ArchiveObject;
 use crate::domain::counters::PlatformCounters;
 use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords};
 use crate::domain::platforms::{PlatformAdded, PlatformLimit};
-use crate::domain::records::{CuratedExample, Feedback, Interaction, NewLink, TrainingMetric, ValidationLog};
+use crate::domain::records::{
+    CuratedExample, Feedback, Interaction, NewLink, PageBudget, SCAN_PAGE_BYTES, TrainingMetric, ValidationLog,
+};
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{
     ArchiveItem, ArchivedEntry, Cursor, HotDeleted, HotStore, Inserted, Lease, Linked, ListQuery, ObjectStore,
@@ -304,13 +306,22 @@ impl HotStore for DynamoStore {
         self.attach_links(items).await
     }
 
-    async fn unlinked_validations(&self, user: &UserId) -> Result<Vec<ValidationLog>, StoreError> {
-        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("V#".into()));
-        let entries = self.db().query_all(&spec).await?;
-        let items = self.read_listed(&BY_USER, &entries, None, |_| true).await?;
-        let mut out = Vec::with_capacity(items.len());
+    async fn unlinked_validations(
+        &self,
+        user: &UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<ValidationLog>, StoreError> {
+        let lo = after.map_or("V#".to_owned(), |c| after_key(&format!("V#{}", position(&c.created_at, c.id))));
+        let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Between(lo, "V#~".into()));
+        let items = self.listed(vec![spec], limit as usize, |_| true).await?;
+        let (mut out, mut budget) = (Vec::with_capacity(items.len()), PageBudget::new(SCAN_PAGE_BYTES));
         for it in items {
-            out.push(validation_from(&self.resolve(it).await?)?);
+            let v = validation_from(&self.resolve(it).await?)?;
+            if !budget.admits(u64::try_from(NewLink::Validation(&v).json_bytes()).unwrap_or(u64::MAX)) {
+                break;
+            }
+            out.push(v);
         }
         Ok(out)
     }

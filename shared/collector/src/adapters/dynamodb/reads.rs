@@ -9,7 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use super::codec::*;
 use super::io::{Dynamo, QuerySpec, SkRange, key};
 use super::{DynamoStore, FAN_OUT, Partition, is_link, sk_of};
-use crate::domain::records::{Feedback, Interaction, ValidationLog};
+use crate::domain::records::{Feedback, Interaction, PageBudget, SCAN_PAGE_BYTES, ValidationLog};
 use crate::domain::types::{Id, Platform};
 use crate::ports::{Linked, StoreError};
 
@@ -57,10 +57,25 @@ impl DynamoStore {
     }
 
     /// Records of a page with their links; partitions are read only for records that have links.
+    /// The records of a scan page with their links, in order, as many as a [`PageBudget`] of
+    /// `SCAN_PAGE_BYTES` admits (heads are decoded first; links are read only for those kept).
     pub(super) async fn attach_links(&self, items: Vec<Item>) -> Result<Vec<Linked>, StoreError> {
-        let one = |it: Item| async move {
+        let head = |it: Item| async move {
             let nlinks: i64 = opt_n(&it, "nlinks")?.unwrap_or(0);
-            let interaction = self.decode_interaction(it).await?;
+            Ok::<_, StoreError>((nlinks, self.decode_interaction(it).await?))
+        };
+        let mut heads = Vec::new();
+        let mut budget = PageBudget::new(SCAN_PAGE_BYTES);
+        let mut decoded = futures::stream::iter(items.into_iter().map(head)).buffered(FAN_OUT);
+        while let Some(next) = decoded.next().await {
+            let (nlinks, interaction) = next?;
+            if !budget.admits(interaction.scan_bytes()) {
+                break;
+            }
+            heads.push((nlinks, interaction));
+        }
+        drop(decoded);
+        let one = |(nlinks, interaction): (i64, Interaction)| async move {
             let (feedback, validations) = if nlinks > 0 {
                 let q = QuerySpec::table(self.table(), interaction_pk(interaction.id))
                     .range(SkRange::Above(INTERACTION_SK.into()));
@@ -70,7 +85,7 @@ impl DynamoStore {
             };
             Ok::<_, StoreError>(Linked { interaction, feedback, validations })
         };
-        futures::stream::iter(items.into_iter().map(one)).buffered(FAN_OUT).try_collect().await
+        futures::stream::iter(heads.into_iter().map(one)).buffered(FAN_OUT).try_collect().await
     }
 
     /// Up to `limit` records named by index queries (the shards of a platform, or one user's

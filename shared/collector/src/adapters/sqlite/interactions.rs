@@ -18,7 +18,8 @@ use super::rows::{
 };
 use crate::domain::counters::PlatformCounters;
 use crate::domain::records::{
-    Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, NewLink, ValidationLog,
+    Feedback, FeedbackSummary, FeedbackType, IngestReceipt, Interaction, NewLink, PageBudget, SCAN_PAGE_BYTES,
+    ValidationLog,
 };
 use crate::domain::types::{Id, Platform, UserId};
 use crate::ports::{Cursor, HotDeleted, Inserted, Linked, ListQuery, ScanQuery, StoreError};
@@ -170,7 +171,16 @@ fn scan(
     let where_ = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
     let sql = format!("SELECT {ICOLS} FROM interactions {where_} ORDER BY created_at, id LIMIT ?{}", args.len());
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    let recs = collect(&mut stmt, params_from_iter(args), interaction_from_row)?;
+    let mut rows = stmt.query(params_from_iter(args)).db()?;
+    let (mut recs, mut budget) = (Vec::new(), PageBudget::new(SCAN_PAGE_BYTES));
+    while let Some(row) = rows.next().db()? {
+        let rec = interaction_from_row(row)?;
+        if !budget.admits(rec.scan_bytes()) {
+            break;
+        }
+        recs.push(rec);
+    }
+    drop(rows);
     attach_links(conn, recs)
 }
 
@@ -253,15 +263,32 @@ pub(super) async fn scan_user(
     this.read(move |tx| scan(tx, &[("user_id", user)], after, None, None, limit)).await
 }
 
-pub(super) async fn unlinked_validations(this: &SqliteStore, user: &UserId) -> Result<Vec<ValidationLog>, StoreError> {
+pub(super) async fn unlinked_validations(
+    this: &SqliteStore,
+    user: &UserId,
+    after: Option<Cursor>,
+    limit: u32,
+) -> Result<Vec<ValidationLog>, StoreError> {
     let user = user.as_str().to_owned();
+    // Before the first position: the empty string sorts below every timestamp.
+    let (at, id) = after.map_or((String::new(), String::new()), |c| (ts(&c.created_at), id_text(c.id)));
     this.read(move |tx| {
         let mut stmt = tx
             .prepare_cached(&format!(
-                "SELECT {VCOLS} FROM validations WHERE user_id = ?1 AND interaction_id IS NULL ORDER BY created_at, rowid"
+                "SELECT {VCOLS} FROM validations WHERE user_id = ?1 AND interaction_id IS NULL \
+                 AND (created_at, validation_id) > (?2, ?3) ORDER BY created_at, validation_id LIMIT ?4"
             ))
             .db()?;
-        collect(&mut stmt, [&user], validation_from_row)
+        let mut rows = stmt.query(params![user, at, id, i64::from(limit)]).db()?;
+        let (mut out, mut budget) = (Vec::new(), PageBudget::new(SCAN_PAGE_BYTES));
+        while let Some(row) = rows.next().db()? {
+            let v = validation_from_row(row)?;
+            if !budget.admits(u64::try_from(NewLink::Validation(&v).json_bytes()).unwrap_or(u64::MAX)) {
+                break;
+            }
+            out.push(v);
+        }
+        Ok(out)
     })
     .await
 }

@@ -178,8 +178,13 @@ impl HotStore for SqliteStore {
         interactions::scan_user(self, user, after, limit).await
     }
 
-    async fn unlinked_validations(&self, user: &UserId) -> Result<Vec<ValidationLog>, StoreError> {
-        interactions::unlinked_validations(self, user).await
+    async fn unlinked_validations(
+        &self,
+        user: &UserId,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<Vec<ValidationLog>, StoreError> {
+        interactions::unlinked_validations(self, user, after, limit).await
     }
 
     async fn add_feedback(&self, fb: &Feedback) -> Result<(), StoreError> {
