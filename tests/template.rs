@@ -205,10 +205,12 @@ fn the_archiver_runs_alone_and_its_failures_raise_alarms() {
     });
     assert!(allowed, "a queue policy lets the rule {rule} send to {queue}");
 
-    // The stream: bounded retries, bisecting, the filter, then its own queue.
+    // The stream: retried until the record leaves the stream (a TTL removal's old image is its
+    // only copy), bisecting, the filter, then its own queue.
     let s = &stream["Properties"];
     assert_eq!(s["BisectBatchOnFunctionError"].as_bool(), Some(true));
-    assert!(s["MaximumRetryAttempts"].as_i64().is_some_and(|n| (0..=10).contains(&n)));
+    assert_eq!(s["MaximumRetryAttempts"].as_i64(), Some(-1));
+    assert!(s["MaximumRecordAgeInSeconds"].is_null(), "kept until the stream drops it (24 hours)");
     assert_eq!(s["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
     assert_eq!(
         s["FilterCriteria"]["Filters"].as_sequence().map(Vec::len),

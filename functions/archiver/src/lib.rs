@@ -200,9 +200,11 @@ pub async fn handle_with(
     }
 }
 
-/// Put back the batch's TTL removals, in stream order; returns how many were put back and the
-/// failures to report: the first removal that failed and every TTL removal after it (Lambda
-/// redelivers from the first; a redelivered removal that was handled does nothing).
+/// Put back the batch's TTL removals, in stream order, each one tried whatever happened to the
+/// ones before it; returns how many were put back and the failures to report (Lambda redelivers
+/// from the first of them; a redelivered removal that was handled does nothing). Trying every
+/// one means a removal that keeps failing never keeps the others from being put back while the
+/// stream still holds their only copy.
 pub async fn recover_expired(
     table: &DynamoStore,
     batch: &dynamodb::Event,
@@ -210,18 +212,16 @@ pub async fn recover_expired(
     let mut restored = 0;
     let mut failures = Vec::new();
     for r in batch.records.iter().filter(|r| r.event_name == "REMOVE" && is_ttl_expiry(r)) {
-        if failures.is_empty() {
-            let image = r.change.old_image.clone().into();
-            match table.recover_expired(image, r.change.approximate_creation_date_time, &r.event_id).await {
-                Ok(outcome) => {
-                    restored += usize::from(outcome == Recovery::Restored);
-                    // Keys only: never the old image's user text.
-                    tracing::warn!(event_id = %r.event_id, pk = ?r.change.keys.get("pk"), outcome = ?outcome, "stream: TTL removed an item");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(event_id = %r.event_id, error = %e, "stream: a TTL removal could not be handled; it will be redelivered")
-                }
+        let image = r.change.old_image.clone().into();
+        match table.recover_expired(image, r.change.approximate_creation_date_time, &r.event_id).await {
+            Ok(outcome) => {
+                restored += usize::from(outcome == Recovery::Restored);
+                // Keys only: never the old image's user text.
+                tracing::warn!(event_id = %r.event_id, pk = ?r.change.keys.get("pk"), outcome = ?outcome, "stream: TTL removed an item");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(event_id = %r.event_id, error = %e, "stream: a TTL removal could not be handled; it will be redelivered")
             }
         }
         let mut failure = aws_lambda_events::streams::DynamoDbBatchItemFailure::default();
