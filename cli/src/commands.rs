@@ -504,10 +504,18 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
     pb.finish_and_clear();
     let summary = summary.await.context("the export ended without a summary")?;
     // Every byte is written: its manifest (CONTRACT 4a), unless it wrote no line.
-    let manifest = app
-        .record_export(collector::app::CLI_CALLER, &req, &summary)
-        .await
-        .map_err(|e| anyhow::anyhow!(describe(e)))?;
+    let manifest = match app.record_export(collector::app::CLI_CALLER, &req, &summary).await {
+        Ok(m) => m,
+        Err(err) => {
+            // Not to be used (e.g. records in it were deleted while it ran): the file goes.
+            // Lines already written to stdout cannot be taken back; the exit code says so.
+            drop(out);
+            if let Some(p) = &e.output {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(anyhow::anyhow!(describe(err)));
+        }
+    };
     let export_id = manifest.as_ref().map(|m| m.export_id.to_string());
     if let Some(path) = &e.rejects {
         let mut f = std::io::BufWriter::new(

@@ -580,6 +580,66 @@ async fn aws_short_pages_miss_no_record() {
     scenario.teardown();
 }
 
+/// An export whose records are deleted after it read them and before it records its manifest
+/// is not served: 409, no manifest, nothing held (the delete could not name it). One recorded
+/// before a delete is named by that delete, and forgets the user.
+async fn an_export_racing_a_delete(b: Backend) {
+    use collector::app::ExportRequest;
+    use collector::domain::export::ExportFilter;
+    use collector::domain::lineage::HeldBy;
+    let app = app(&b);
+    seed(&app).await;
+    archive(&app).await.expect("archive");
+    seed(&app).await; // hot ones too
+    let req = || ExportRequest {
+        platform: collector::domain::types::Platform::parse("n8n").expect("platform"),
+        filter: ExportFilter { include_archived: true, ..ExportFilter::default() },
+    };
+    let run = |req: ExportRequest| {
+        let app = app.clone();
+        async move {
+            let (mut rx, summary) = app.export_counted(req);
+            while let Some(chunk) = rx.recv().await {
+                chunk.expect("export");
+            }
+            summary.await.expect("summary")
+        }
+    };
+    let alice = UserId::parse("alice").expect("user");
+    let read = run(req()).await;
+    assert!(read.lines > 0);
+    let deleted = app.delete_user(&alice).await.expect("delete alice");
+    assert!(deleted.affected_exports.is_empty(), "not recorded yet: {:?}", deleted.affected_exports);
+    let recorded = app.record_export("root", &req(), &read).await;
+    assert!(matches!(recorded, Err(AppError::Conflict(_))), "{recorded:?}");
+    assert!(app.hot.list_exports(None, 10).await.expect("list").is_empty(), "its manifest is taken back");
+    assert!(app.hot.exports_holding(HeldBy::User(&alice)).await.expect("held").is_empty());
+
+    // Recorded first, then a delete: the delete names it and forgets the user.
+    let bob = UserId::parse("bob").expect("user");
+    let read = run(req()).await;
+    let m = app.record_export("root", &req(), &read).await.expect("record").expect("a manifest");
+    let deleted = app.delete_user(&bob).await.expect("delete bob");
+    assert_eq!(deleted.affected_exports, vec![m.export_id]);
+    assert!(app.hot.exports_holding(HeldBy::User(&bob)).await.expect("held").is_empty());
+}
+
+#[tokio::test]
+async fn local_an_export_racing_a_delete_is_not_served() {
+    let scenario = fail::FailScenario::setup();
+    an_export_racing_a_delete(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test]
+async fn aws_an_export_racing_a_delete_is_not_served() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        an_export_racing_a_delete(b).await;
+    }
+    scenario.teardown();
+}
+
 /// An `include_archived` export that listed the objects before a compaction swapped one (and
 /// deleted the old one): it reads the object's row again, so it serves the compacted object,
 /// whole and without the deleted user's lines. The export is held after its listing (a

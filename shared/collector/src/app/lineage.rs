@@ -38,6 +38,16 @@ impl App {
             bytes: summary.bytes,
         };
         self.hot.record_export(&manifest, &summary.held).await?;
+        // A record deleted while the export ran must not be served: its delete may have looked
+        // for exports (and forgotten their held records) before this one was recorded. Checked
+        // after recording, so a delete that comes later finds this export (deletes look after
+        // the data is gone, `App::delete_user`).
+        let held: Vec<_> = summary.held.by_user().flat_map(|(_, ids)| ids).collect();
+        let live = self.hot.live_records(&held).await?;
+        if held.iter().any(|id| !live.contains(id)) {
+            self.hot.drop_export(&manifest, &summary.held).await?;
+            return Err(AppError::Conflict("records in this export were deleted while it ran; run the export again"));
+        }
         Ok(Some(manifest))
     }
 

@@ -42,8 +42,8 @@ pub struct Deletion {
 
 impl App {
     /// Delete one interaction and everything linked to it. Owner or admin; someone else's: 404.
-    /// The exports that held it are looked up first, and it leaves their held records last
-    /// (lineage: `forget_erased`).
+    /// The exports that held it are looked up once it is gone, then it leaves their held
+    /// records (lineage: `forget_erased`).
     pub async fn delete_interaction(&self, caller: &Caller, id: Id) -> Result<Deletion, AppError> {
         let mut out = Deletion::default();
         if let Some(owner) = self.hot.hot_owner(id).await? {
@@ -51,11 +51,11 @@ impl App {
                 return Err(AppError::NotFound);
             }
             let held = HeldBy::Record { id, user: &owner };
-            out.affected_exports = self.affected_exports(held).await?;
             fail::fail_point!("delete.before_hot_delete");
             let hot = self.hot.delete_interaction(id).await?;
             out.deleted.add_hot(hot);
             if hot.interactions > 0 {
+                out.affected_exports = self.affected_exports(held).await?;
                 self.forget_erased(held).await?;
                 return Ok(out);
             }
@@ -67,12 +67,12 @@ impl App {
         }
         let owner = entry.user_id.clone();
         let held = HeldBy::Record { id, user: &owner };
-        out.affected_exports = self.affected_exports(held).await?;
         self.remove_archived(vec![entry], &mut out).await?;
         if out.deleted.interactions == 0 {
             // Deleted by someone else between the read and the write.
             return Err(AppError::NotFound);
         }
+        out.affected_exports = self.affected_exports(held).await?;
         self.forget_erased(held).await?;
         Ok(out)
     }
@@ -83,10 +83,12 @@ impl App {
     pub async fn delete_user(&self, user: &UserId) -> Result<Deletion, AppError> {
         let mut out = Deletion::default();
         let held = HeldBy::User(user);
-        out.affected_exports = self.affected_exports(held).await?;
         out.deleted.add_hot(self.hot.delete_user(user).await?);
         let entries = self.hot.archived_entries_of_user(user).await?;
         self.remove_archived(entries, &mut out).await?;
+        // Looked up once the data is gone: an export recorded before that holds it is found,
+        // and one recorded after finds the records gone and is not served (`record_export`).
+        out.affected_exports = self.affected_exports(held).await?;
         self.forget_erased(held).await?;
         Ok(out)
     }

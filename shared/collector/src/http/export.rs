@@ -31,7 +31,8 @@ use crate::domain::types::{Caller, FieldError, Id};
     responses((status = 200, content_type = "application/jsonl", body = String,
                description = "one training example per line; `X-Export-Lines`, `X-Export-Rejected`, `X-Export-Rejected-Reasons`, `X-Export-Duplicates`, `X-Archive-Skipped-Lines` count what went in and what was left out; `X-Export-Id` names the export's manifest (`GET /api/exports/{export_id}`) when it wrote a line"),
               (status = 303, description = "on Lambda, an export over 5 MiB: `Location` is a presigned URL to the file in the bucket (`X-Export-Id` and the counts as on a 200)"),
-              (status = 403, description = "`forbidden`: admin only")))]
+              (status = 403, description = "`forbidden`: admin only"),
+              (status = 409, description = "`conflict`: records the export read were deleted before it was recorded; it is not served (run it again)")))]
 pub async fn export_platform(
     State(s): State<HttpState>,
     caller: Caller,

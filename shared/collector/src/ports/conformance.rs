@@ -59,7 +59,7 @@ macro_rules! hot_store_conformance {
                  case_examples, case_metrics, case_commit_archive, case_archive_lease, case_two_phase_rows,
                  case_delete_archived_and_compaction, case_archive_objects_order,
                  case_counters_omit_zero_platforms, case_platforms_add_once_within_the_limit,
-                 case_export_manifests, case_exports_holding_many_records;
+                 case_export_manifests, case_exports_holding_many_records, case_live_records_and_dropped_exports;
             arc: case_concurrent_inserts, case_concurrent_same_id, case_concurrent_platform_adds);
     };
     ($make:expr) => {
@@ -1049,6 +1049,43 @@ fn held(pairs: &[(&UserId, Id)]) -> HeldRecords {
 
 fn exports(ids: &[Id]) -> BTreeSet<Id> {
     ids.iter().copied().collect()
+}
+
+/// `live_records` names the records that exist, hot or archived, and not deleted ones;
+/// `drop_export` takes a recorded export back whole (manifest and held records), twice safely.
+pub async fn case_live_records_and_dropped_exports(store: &dyn HotStore) {
+    let (a, b) = (interaction("alice", "n8n", at(0)), interaction("alice", "n8n", at(1)));
+    let old = interaction("bob", "n8n", at(2));
+    for r in [&a, &b, &old] {
+        insert_new(store, r).await;
+    }
+    let lease = store.acquire_lease("t", Utc::now(), std::time::Duration::from_secs(60)).await.expect("lease");
+    let lease = lease.expect("free");
+    let obj = archive_object("n8n", old.created_at.date_naive(), "run-live", 1, at(100));
+    let row = ArchiveObject::pending(obj.platform.clone(), obj.date, obj.slot.clone(), &obj.run_id, obj.created_at);
+    store.begin_archive(&lease, &row).await.expect("begin");
+    store.commit_archive(&lease, &obj, &[ArchiveItem { id: old.id, links: 0 }]).await.expect("commit");
+    store.release_lease(&lease).await.expect("release");
+    let unknown = Id::new();
+    let all = [a.id, b.id, old.id, unknown];
+    let want: std::collections::HashSet<Id> = [a.id, b.id, old.id].into_iter().collect();
+    assert_eq!(store.live_records(&all).await.expect("live"), want, "hot and archived; not unknown");
+    store.delete_interaction(b.id).await.expect("delete hot");
+    store.delete_archived(old.id).await.expect("delete archived").expect("it was archived");
+    assert_eq!(store.live_records(&all).await.expect("live"), [a.id].into_iter().collect(), "deleted ones are gone");
+    assert!(store.live_records(&[]).await.expect("none").is_empty());
+
+    let m = manifest(2, false);
+    let alice = user("alice");
+    let h = held(&[(&alice, a.id), (&alice, b.id)]);
+    store.record_export(&m, &h).await.expect("record");
+    assert_eq!(store.exports_holding(HeldBy::User(&alice)).await.expect("held"), exports(&[m.export_id]));
+    for _ in 0..2 {
+        store.drop_export(&m, &h).await.expect("drop");
+        assert_eq!(store.export_manifest(m.export_id).await.expect("get"), None);
+        assert!(store.list_exports(None, 10).await.expect("list").is_empty());
+        assert!(store.exports_holding(HeldBy::User(&alice)).await.expect("held").is_empty());
+    }
 }
 
 pub async fn case_export_manifests(store: &dyn HotStore) {

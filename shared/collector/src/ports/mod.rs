@@ -283,6 +283,14 @@ pub trait HotStore: Send + Sync {
     /// the id is taken.
     async fn record_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError>;
 
+    /// Take back a recorded export that is not served (records it held were deleted while it
+    /// ran): the manifest first, so no reader sees it, then its held records. Idempotent.
+    async fn drop_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError>;
+
+    /// Of `ids`, the interactions that still exist, hot or archived (not deleted). Read
+    /// consistently.
+    async fn live_records(&self, ids: &[Id]) -> Result<HashSet<Id>, StoreError>;
+
     /// Manifests newest first (by export id, a UUID v7), strictly older than `before`, at most
     /// `limit`.
     async fn list_exports(&self, before: Option<Id>, limit: u32) -> Result<Vec<ExportManifest>, StoreError>;

@@ -490,27 +490,49 @@ impl Dynamo {
     /// unprocessed keys retried with backoff); missing keys are left out, and the order is not
     /// the keys' order. The keys must be distinct (DynamoDB refuses a batch that repeats one).
     pub async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        self.batch_get_projected(table, keys, &[]).await
+    }
+
+    /// [`Self::batch_get`] of only `attrs` of each item (all of them when empty).
+    pub async fn batch_get_projected(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        attrs: &[&'static str],
+    ) -> Result<Vec<Item>, StoreError> {
         use futures::{StreamExt, TryStreamExt};
         let mut chunks: Vec<Vec<Item>> = Vec::with_capacity(keys.len().div_ceil(BATCH_GET));
         let mut keys = keys.into_iter().peekable();
         while keys.peek().is_some() {
             chunks.push(keys.by_ref().take(BATCH_GET).collect());
         }
-        let pages: Vec<Vec<Item>> = futures::stream::iter(chunks.into_iter().map(|c| self.batch_get_chunk(table, c)))
-            .buffer_unordered(BATCH_GET_LANES)
-            .try_collect()
-            .await?;
+        let pages: Vec<Vec<Item>> =
+            futures::stream::iter(chunks.into_iter().map(|c| self.batch_get_chunk(table, c, attrs)))
+                .buffer_unordered(BATCH_GET_LANES)
+                .try_collect()
+                .await?;
         Ok(pages.into_iter().flatten().collect())
     }
 
-    async fn batch_get_chunk(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    async fn batch_get_chunk(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        attrs: &[&'static str],
+    ) -> Result<Vec<Item>, StoreError> {
         let mut queue: VecDeque<Item> = keys.into();
         let mut out = Vec::new();
         let mut attempt = 0;
         while !queue.is_empty() {
             let n = queue.len().min(BATCH_GET);
             let chunk: Vec<Item> = queue.drain(..n).collect();
-            let ka = build(KeysAndAttributes::builder().set_keys(Some(chunk)).consistent_read(true).build())?;
+            let mut ka = KeysAndAttributes::builder().set_keys(Some(chunk)).consistent_read(true);
+            if !attrs.is_empty() {
+                let names: Names = attrs.iter().enumerate().map(|(i, a)| (format!("#p{i}"), (*a).to_owned())).collect();
+                let expr = (0..attrs.len()).map(|i| format!("#p{i}")).collect::<Vec<_>>().join(", ");
+                ka = ka.projection_expression(expr).set_expression_attribute_names(Some(names));
+            }
+            let ka = build(ka.build())?;
             let res = self
                 .client
                 .batch_get_item()

@@ -1,7 +1,7 @@
 //! Export lineage on DynamoDB: export manifests and the held-records items (`XU#{user}`)
 //! that say which exports hold a user's records.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -83,5 +83,29 @@ impl DynamoStore {
             }
         }
         Ok(())
+    }
+
+    /// The manifest first (a held item without its manifest is already left out by
+    /// `exports_holding`), then the held items.
+    pub(super) async fn drop_export_impl(
+        &self,
+        manifest: &ExportManifest,
+        held: &HeldRecords,
+    ) -> Result<(), StoreError> {
+        self.db().delete_keys(self.table(), vec![key(EXPORTS_PK, manifest.export_id.to_string())]).await?;
+        let keys: Vec<Item> = held
+            .by_user()
+            .flat_map(|(user, ids)| held_items(manifest.export_id, user, &ids))
+            .map(|i| io::key_of(&i, ["pk", "sk"]))
+            .collect();
+        self.db().delete_keys(self.table(), keys).await
+    }
+
+    /// Consistent BatchGetItem of the heads (`I#{id}` / `A`): a hot record or an archived stub
+    /// is there; a deleted record is not.
+    pub(super) async fn live_records_impl(&self, ids: &[Id]) -> Result<HashSet<Id>, StoreError> {
+        let keys = ids.iter().map(|id| key(interaction_pk(*id), INTERACTION_SK)).collect();
+        let heads = self.db().batch_get_projected(self.table(), keys, &["id"]).await?;
+        heads.iter().map(|h| parse_id(get_s(h, "id")?)).collect()
     }
 }

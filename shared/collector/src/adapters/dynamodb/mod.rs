@@ -549,6 +549,14 @@ impl HotStore for DynamoStore {
         self.exports_holding_impl(by).await
     }
 
+    async fn drop_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError> {
+        self.drop_export_impl(manifest, held).await
+    }
+
+    async fn live_records(&self, ids: &[Id]) -> Result<HashSet<Id>, StoreError> {
+        self.live_records_impl(ids).await
+    }
+
     async fn forget_held(&self, by: HeldBy<'_>) -> Result<(), StoreError> {
         self.forget_held_impl(by).await
     }

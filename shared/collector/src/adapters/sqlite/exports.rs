@@ -1,12 +1,12 @@
 //! Export manifests and the records each export held (by record and by user), so a delete finds
 //! the exports that hold it without reading any manifest.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 
 use super::SqliteStore;
-use super::codec::{Db, collect, from_json, id_text, parse_id, to_json, ts};
+use super::codec::{Db, collect, from_json, id_list, id_text, parse_id, to_json, ts};
 use crate::domain::lineage::{ExportManifest, HeldBy, HeldRecords};
 use crate::domain::types::Id;
 use crate::ports::StoreError;
@@ -104,6 +104,49 @@ pub(super) async fn forget_held(this: &SqliteStore, by: HeldBy<'_>) -> Result<()
     this.write(move |tx| {
         tx.prepare_cached(&sql).db()?.execute(params_from_iter(args)).db()?;
         Ok(())
+    })
+    .await
+}
+
+pub(super) async fn drop_export(
+    this: &SqliteStore,
+    manifest: &ExportManifest,
+    held: &HeldRecords,
+) -> Result<(), StoreError> {
+    let (export_id, held) = (id_text(manifest.export_id), held.clone());
+    this.write(move |tx| {
+        tx.prepare_cached("DELETE FROM exports WHERE export_id = ?1").db()?.execute([&export_id]).db()?;
+        let mut stmt =
+            tx.prepare_cached("DELETE FROM export_records WHERE interaction_id = ?1 AND export_id = ?2").db()?;
+        for (_, ids) in held.by_user() {
+            for id in ids {
+                stmt.execute(params![id_text(id), export_id]).db()?;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// Ids are looked up 500 at a time (one `json_each` list per query).
+const LIVE_CHUNK: usize = 500;
+
+pub(super) async fn live_records(this: &SqliteStore, ids: &[Id]) -> Result<HashSet<Id>, StoreError> {
+    let ids = ids.to_vec();
+    this.read(move |tx| {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT id FROM interactions WHERE id IN (SELECT value FROM json_each(?1)) \
+                 UNION ALL SELECT interaction_id FROM archived WHERE interaction_id IN (SELECT value FROM json_each(?1))",
+            )
+            .db()?;
+        let mut live = HashSet::new();
+        for chunk in ids.chunks(LIVE_CHUNK) {
+            for id in collect(&mut stmt, [id_list(chunk)?], |r| r.get::<_, String>(0).db())? {
+                live.insert(parse_id(&id)?);
+            }
+        }
+        Ok(live)
     })
     .await
 }

@@ -255,6 +255,14 @@ impl HotStore for SqliteStore {
         exports::exports_holding(self, by).await
     }
 
+    async fn drop_export(&self, manifest: &ExportManifest, held: &HeldRecords) -> Result<(), StoreError> {
+        exports::drop_export(self, manifest, held).await
+    }
+
+    async fn live_records(&self, ids: &[Id]) -> Result<HashSet<Id>, StoreError> {
+        exports::live_records(self, ids).await
+    }
+
     async fn forget_held(&self, by: HeldBy<'_>) -> Result<(), StoreError> {
         exports::forget_held(self, by).await
     }
