@@ -118,7 +118,8 @@ struct ExportArgs {
     since: Option<String>,
     #[arg(long)]
     until: Option<String>,
-    #[arg(long)]
+    /// At most this many lines (>= 1).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
     #[arg(long)]
     json: bool,

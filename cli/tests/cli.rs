@@ -196,6 +196,11 @@ fn export_formats_checks_and_rejects_file() {
     let bad = run(d, &[], &["export", "make", "--format", "csv"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--format"));
+    // As the route (400 on `limit=0`): at least one line, or it is an error, not an empty file.
+    let zero = run(d, &[], &["export", "make", "--limit", "0"]);
+    assert!(!zero.status.success());
+    assert!(String::from_utf8_lossy(&zero.stderr).contains("--limit"));
+    assert_eq!(ok(d, &["export", "make", "--limit", "1"]).lines().count(), 1);
 }
 
 #[test]

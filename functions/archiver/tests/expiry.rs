@@ -251,6 +251,45 @@ async fn a_batch_cut_short_is_finished_by_its_redelivery() {
     assert_eq!(totals(&aws.app).await, (2, 2), "counters equal a recount");
 }
 
+/// A TTL removal of a deleted user's record whose erasure stopped after it was marked handled
+/// and before the partition's leftover links were swept (a failpoint): the redelivery sweeps
+/// them, so nothing of the deleted user stays in the table.
+#[tokio::test]
+async fn an_erasure_cut_before_its_sweep_is_finished_by_the_redelivery() {
+    let Some(aws) = aws().await else { return };
+    let scenario = fail::FailScenario::setup();
+    let id = record(&aws.app, "ines", "ines expired", true).await;
+    let images = expire(&aws, id).await;
+    aws.app.delete_user(&UserId::parse("ines").expect("user")).await.expect("delete");
+    // The links come back first (their head is gone and no interaction marker covers them);
+    // the head's event erases, then stops before its sweep.
+    fail::cfg("expiry.before_sweep", "1*return->off").expect("failpoint");
+    let event = removals(&images, true, 5);
+    let failed = deliver(&aws, &event).await;
+    assert_eq!(failed.len(), 1, "the head's event is handed back");
+    let partition = |aws: &Aws| {
+        let (client, table) = (aws.emu.dynamodb(), aws.stack.table.clone());
+        async move {
+            let out = client
+                .query()
+                .table_name(&table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(format!("I#{id}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("query");
+            out.items().len()
+        }
+    };
+    assert!(partition(&aws).await > 0, "links left behind by the cut erasure");
+    assert!(deliver(&aws, &event).await.is_empty());
+    scenario.teardown();
+    assert_eq!(partition(&aws).await, 0, "the redelivery swept them");
+    let admin = caller("root", Role::Admin);
+    assert!(matches!(aws.app.get_interaction(&admin, id).await, Err(AppError::NotFound)));
+}
+
 #[tokio::test]
 async fn a_delete_is_never_undone_by_the_stream() {
     let Some(aws) = aws().await else { return };

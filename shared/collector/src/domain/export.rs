@@ -282,10 +282,11 @@ pub fn parse_query(
 
 /// `2026-01-31T12:00:00Z` or `2026-01-31` (midnight UTC).
 pub fn parse_time_or_date(raw: &str) -> Option<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Some(t.with_timezone(&Utc));
-    }
-    chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0).map(|t| t.and_utc())
+    let t = match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => t.with_timezone(&Utc),
+        Err(_) => chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?.and_hms_opt(0, 0, 0)?.and_utc(),
+    };
+    crate::domain::types::storable_time(t)
 }
 
 #[cfg(test)]
@@ -298,6 +299,16 @@ mod tests {
 
     fn openai_line(r: &FullRecord, system: &str, f: &ExportFilter) -> Option<String> {
         candidates(r, Format::Openai, system, f).first().map(|c| c.line.to_string())
+    }
+
+    #[test]
+    fn times_outside_the_stored_years_are_refused() {
+        assert!(parse_time_or_date("2026-01-05").is_some());
+        assert!(parse_time_or_date("9999-12-31T23:00:00Z").is_some());
+        // An offset moves these out of years 0000..=9999 in UTC, which stored times (fixed-width
+        // text) cannot be compared with.
+        assert_eq!(parse_time_or_date("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(parse_time_or_date("0000-01-01T00:00:00+01:00"), None);
     }
 
     #[test]

@@ -5,6 +5,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// `t` if its UTC year is within 0000..=9999, the years stored times are written in (fixed-width
+/// text, compared as text): a query bound or cursor outside them would compare wrongly.
+pub fn storable_time(t: chrono::DateTime<chrono::Utc>) -> Option<chrono::DateTime<chrono::Utc>> {
+    use chrono::Datelike;
+    (0..=9999).contains(&t.year()).then_some(t)
+}
+
 /// One problem with one input field. The message names the field's rule, never its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {

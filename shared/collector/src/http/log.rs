@@ -161,7 +161,8 @@ pub fn encode_cursor(c: Cursor) -> String {
 pub fn decode_cursor(raw: &str) -> Option<Cursor> {
     let text = String::from_utf8(URL_SAFE_NO_PAD.decode(raw).ok()?).ok()?;
     let (t, id) = text.split_once('|')?;
-    Some(Cursor { created_at: chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc(), id: Id::parse(id).ok()? })
+    let created_at = crate::domain::types::storable_time(chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc())?;
+    Some(Cursor { created_at, id: Id::parse(id).ok()? })
 }
 
 #[cfg(test)]
@@ -173,5 +174,7 @@ mod tests {
         let c = Cursor { created_at: chrono::Utc::now(), id: Id::new() };
         assert_eq!(decode_cursor(&encode_cursor(c)), Some(c));
         assert_eq!(decode_cursor("nope"), None);
+        let far = URL_SAFE_NO_PAD.encode(format!("9999-12-31T23:59:59-01:00|{}", Id::new()));
+        assert_eq!(decode_cursor(&far), None, "a time past year 9999 in UTC");
     }
 }

@@ -219,6 +219,9 @@ impl DynamoStore {
             Err(codes) => codes,
         };
         if let Some(done) = self.handled_before(&codes, event_id).await? {
+            if done == Recovery::AlreadyHandled {
+                self.finish_cut_erasure(&image, id).await?;
+            }
             return Ok(done);
         }
         // A delete meant to remove it: do what the delete could not see.
@@ -236,10 +239,25 @@ impl DynamoStore {
         owed.push(tx_put(table, interaction_erasure_key(id), None)?);
         let outcome = self.mark_handled(event_id, owed).await?;
         if outcome == Recovery::Erased {
+            // The crash tests stop here: the event is marked handled, its sweep not done.
+            fail::fail_point!("expiry.before_sweep", |_| Err(StoreError::Unavailable("failpoint".into())));
             self.drop_overflow(ovf_key(&image).into_iter().collect()).await;
             self.sweep_links(id).await?;
         }
         Ok(outcome)
+    }
+
+    /// A redelivered head event: if its first delivery erased the record and stopped before
+    /// the sweep (the event is marked handled first, so nothing else would redo it), the sweep
+    /// and the overflow drop run again, both idempotent. Only while the interaction's erasure
+    /// marker is there and no head is under its key: a record put back, or a new one under the
+    /// same id, is never swept.
+    async fn finish_cut_erasure(&self, image: &Item, id: Id) -> Result<(), StoreError> {
+        if self.db().get(self.table(), interaction_erasure_key(id)).await?.is_none() || self.head(id).await?.is_some() {
+            return Ok(());
+        }
+        self.drop_overflow(ovf_key(image).into_iter().collect()).await;
+        self.sweep_links(id).await
     }
 
     async fn recover_link(&self, image: Item, id: Id, event_id: &str) -> Result<Recovery, StoreError> {
