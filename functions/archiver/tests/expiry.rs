@@ -82,7 +82,20 @@ async fn record(app: &App, user: &str, message: &str, linked: bool) -> Id {
 /// hardest for the recovery: a link arrives while its head is gone too).
 async fn expire(aws: &Aws, id: Id) -> Vec<Item> {
     let client = aws.emu.dynamodb();
-    let out = client
+    let mut items = partition(aws, id).await;
+    items.sort_by_key(|i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk == "A"));
+    for item in &items {
+        let key: Item = ["pk", "sk"].iter().map(|k| ((*k).to_owned(), item[*k].clone())).collect();
+        client.delete_item().table_name(&aws.stack.table).set_key(Some(key)).send().await.expect("delete");
+    }
+    items
+}
+
+/// Every item of a record's partition (`I#{id}`), read consistently.
+async fn partition(aws: &Aws, id: Id) -> Vec<Item> {
+    let out = aws
+        .emu
+        .dynamodb()
         .query()
         .table_name(&aws.stack.table)
         .key_condition_expression("pk = :pk")
@@ -91,13 +104,7 @@ async fn expire(aws: &Aws, id: Id) -> Vec<Item> {
         .send()
         .await
         .expect("query");
-    let mut items: Vec<Item> = out.items().to_vec();
-    items.sort_by_key(|i| matches!(i.get("sk"), Some(AttributeValue::S(sk)) if sk == "A"));
-    for item in &items {
-        let key: Item = ["pk", "sk"].iter().map(|k| ((*k).to_owned(), item[*k].clone())).collect();
-        client.delete_item().table_name(&aws.stack.table).set_key(Some(key)).send().await.expect("delete");
-    }
-    items
+    out.items().to_vec()
 }
 
 /// A stream batch of REMOVE records of `images`: by TTL (the DynamoDB service) or by a request.
@@ -267,25 +274,10 @@ async fn an_erasure_cut_before_its_sweep_is_finished_by_the_redelivery() {
     let event = removals(&images, true, 5);
     let failed = deliver(&aws, &event).await;
     assert_eq!(failed.len(), 1, "the head's event is handed back");
-    let partition = |aws: &Aws| {
-        let (client, table) = (aws.emu.dynamodb(), aws.stack.table.clone());
-        async move {
-            let out = client
-                .query()
-                .table_name(&table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(format!("I#{id}")))
-                .consistent_read(true)
-                .send()
-                .await
-                .expect("query");
-            out.items().len()
-        }
-    };
-    assert!(partition(&aws).await > 0, "links left behind by the cut erasure");
+    assert!(!partition(&aws, id).await.is_empty(), "links left behind by the cut erasure");
     assert!(deliver(&aws, &event).await.is_empty());
     scenario.teardown();
-    assert_eq!(partition(&aws).await, 0, "the redelivery swept them");
+    assert!(partition(&aws, id).await.is_empty(), "the redelivery swept them");
     let admin = caller("root", Role::Admin);
     assert!(matches!(aws.app.get_interaction(&admin, id).await, Err(AppError::NotFound)));
 }
@@ -326,18 +318,7 @@ async fn a_delete_is_never_undone_by_the_stream() {
     for id in [expired, hot, other] {
         assert!(matches!(aws.app.get_interaction(&admin, id).await, Err(AppError::NotFound)), "{id} stays deleted");
     }
-    let left = aws
-        .emu
-        .dynamodb()
-        .query()
-        .table_name(&aws.stack.table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(":pk", AttributeValue::S(format!("I#{expired}")))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("query");
-    assert_eq!(left.count(), 0, "no link of the deleted record is left behind");
+    assert!(partition(&aws, expired).await.is_empty(), "no link of the deleted record is left behind");
     assert!(lines(&aws).await.is_empty(), "nothing deleted was archived");
     assert_eq!(totals(&aws.app).await, (0, 0), "counters equal a recount: nothing left");
 }

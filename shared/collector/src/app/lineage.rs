@@ -43,12 +43,14 @@ impl App {
         // after recording, so a delete that comes later finds this export (deletes look after
         // the data is gone, `App::delete_user`).
         let held: Vec<_> = summary.held.by_user().flat_map(|(_, ids)| ids).collect();
-        let live = self.hot.live_records(&held).await?;
-        if held.iter().any(|id| !live.contains(id)) {
-            self.hot.drop_export(&manifest, &summary.held).await?;
-            return Err(AppError::Conflict("records in this export were deleted while it ran; run the export again"));
-        }
-        Ok(Some(manifest))
+        let refused = match self.hot.live_records(&held).await {
+            Ok(live) if held.iter().all(|id| live.contains(id)) => return Ok(Some(manifest)),
+            Ok(_) => AppError::Conflict("records in this export were deleted while it ran; run the export again"),
+            // Not checked, so not served: no manifest may name a file nobody got.
+            Err(e) => AppError::Store(e),
+        };
+        self.hot.drop_export(&manifest, &summary.held).await?;
+        Err(refused)
     }
 
     /// Manifests newest first; `cursor` is the last export id of the previous page. The next
