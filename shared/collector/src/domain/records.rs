@@ -112,14 +112,19 @@ pub enum NewLink<'a> {
 impl NewLink<'_> {
     /// The bytes of the link's JSON, as its record's answers and lines carry it.
     pub fn json_bytes(&self) -> i64 {
-        let mut n = ByteCount(0);
-        // Serializing these plain structs cannot fail, and a counter takes every byte.
-        let _ = match self {
-            NewLink::Feedback(fb) => serde_json::to_writer(&mut n, fb),
-            NewLink::Validation(v) => serde_json::to_writer(&mut n, v),
-        };
-        i64::try_from(n.0).unwrap_or(i64::MAX)
+        match self {
+            NewLink::Feedback(fb) => json_len(fb),
+            NewLink::Validation(v) => json_len(v),
+        }
     }
+}
+
+/// The bytes of `v`'s compact JSON, counted as it is written (nothing is kept).
+fn json_len<T: Serialize + ?Sized>(v: &T) -> i64 {
+    let mut n = ByteCount(0);
+    // Serializing these plain values cannot fail, and a counter takes every byte.
+    let _ = serde_json::to_writer(&mut n, v);
+    i64::try_from(n.0).unwrap_or(i64::MAX)
 }
 
 /// A writer that only counts what is written to it.
@@ -225,7 +230,7 @@ impl Interaction {
             + opt(&self.intent)
             + opt(&self.error_message)
             + opt(&self.model_version)
-            + self.metadata.as_ref().map_or(0, |m| super::workflow::compact(&Value::Object(m.clone())).len() as i64)
+            + self.metadata.as_ref().map_or(0, json_len)
             + self.workflow.as_ref().map_or(0, StoredWorkflow::stored_bytes)
     }
 
