@@ -1026,6 +1026,18 @@ async fn scenario(run: &Run) {
                 .field("user_id", "alice".into())
                 .field("workflow", big_workflow(6));
             run.call(unlinked, 200).await;
+            // A platform an admin added (read from the table, as every function that takes a
+            // platform may), and one nobody did (400, not an AWS error).
+            run.seed("curation", ev("curation", "post-platforms").body(json!({"platform": "pipedream"})), 201).await;
+            let on = |p: &str| {
+                ev("validate-log", "post-workflow-validate")
+                    .who("service")
+                    .field("interaction_id", Value::Null)
+                    .field("user_id", "alice".into())
+                    .field("platform", p.into())
+            };
+            run.call(on("pipedream"), 200).await;
+            run.call(on("nosuchplatform"), 400).await;
             run.race(big_v(ALICE_SMALL, 7), big_v(ALICE_SMALL, 8), 200).await;
             if !run.recorded("s3:DeleteObject", "/overflow/") {
                 run.problem("validate-log: the version race was not provoked (no overflow delete recorded)".into());

@@ -135,6 +135,12 @@ impl<'a> Fields<'a> {
     pub fn opt_time(&mut self, field: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let raw = self.opt_str(field)?;
         match DateTime::parse_from_rfc3339(&raw) {
+            Ok(t) if crate::domain::types::storable_time(t.with_timezone(&Utc)).is_none() => {
+                // An offset can write year -1 in UTC (0000-01-01T00:00:00+01:00): stored
+                // times are fixed-width text, which that would not sort with.
+                self.fail(field, "must be within the years 0000-9999 in UTC");
+                None
+            }
             Ok(t) if t.with_timezone(&Utc) <= now + chrono::Duration::seconds(CREATED_AT_SKEW_SECS) => {
                 Some(t.with_timezone(&Utc))
             }
@@ -709,6 +715,15 @@ mod tests {
         let later = (now + chrono::Duration::hours(1)).to_rfc3339();
         let body = json!({"platform": "n8n", "user_message": "hi", "created_at": later});
         assert_eq!(fields(&NewInteraction::parse(body.clone(), now).unwrap_err()), ["created_at"]);
+    }
+
+    #[test]
+    fn created_at_before_year_0000_in_utc_is_refused() {
+        let now = Utc::now();
+        let body = json!({"platform": "n8n", "user_message": "hi", "created_at": "0000-01-01T00:00:00+01:00"});
+        assert_eq!(fields(&NewInteraction::parse(body, now).unwrap_err()), ["created_at"]);
+        let body = json!({"platform": "n8n", "user_message": "hi", "created_at": "0000-01-01T00:00:00Z"});
+        assert!(NewInteraction::parse(body, now).is_ok(), "year 0000 itself is fine");
     }
 
     #[test]
