@@ -343,6 +343,11 @@ impl ValidationLog {
     pub fn is_good(&self) -> bool {
         self.passed && self.score >= 80
     }
+
+    /// Its JSON bytes, as a page of a store scan holds them (a [`PageBudget`]).
+    pub fn scan_bytes(&self) -> u64 {
+        u64::try_from(json_len(self)).unwrap_or(u64::MAX)
+    }
 }
 
 /// An interaction with everything linked to it: the API's record, an archive line, an access-export line.

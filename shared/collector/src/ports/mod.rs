@@ -218,7 +218,7 @@ pub trait HotStore: Send + Sync {
 
     /// Validation logs of the user not linked to any interaction, oldest first by (created_at,
     /// validation_id), strictly after `after`: at most `limit`, and fewer once their JSON
-    /// ([`crate::domain::records::NewLink::json_bytes`]) passes `SCAN_PAGE_BYTES` (an empty page is the end).
+    /// ([`ValidationLog::scan_bytes`]) passes `SCAN_PAGE_BYTES` (an empty page is the end).
     async fn unlinked_validations(
         &self,
         user: &UserId,

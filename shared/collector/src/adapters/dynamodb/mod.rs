@@ -318,7 +318,7 @@ impl HotStore for DynamoStore {
         let (mut out, mut budget) = (Vec::with_capacity(items.len()), PageBudget::new(SCAN_PAGE_BYTES));
         for it in items {
             let v = validation_from(&self.resolve(it).await?)?;
-            if !budget.admits(u64::try_from(NewLink::Validation(&v).json_bytes()).unwrap_or(u64::MAX)) {
+            if !budget.admits(v.scan_bytes()) {
                 break;
             }
             out.push(v);

@@ -283,7 +283,7 @@ pub(super) async fn unlinked_validations(
         let (mut out, mut budget) = (Vec::new(), PageBudget::new(SCAN_PAGE_BYTES));
         while let Some(row) = rows.next().db()? {
             let v = validation_from_row(row)?;
-            if !budget.admits(u64::try_from(NewLink::Validation(&v).json_bytes()).unwrap_or(u64::MAX)) {
+            if !budget.admits(v.scan_bytes()) {
                 break;
             }
             out.push(v);
