@@ -484,10 +484,21 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
         validation_fraction: e.validation_fraction,
         ..ExportFilter::default()
     };
-    let mut out: Box<dyn Write> = match &e.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
+    // A file export is written to a temporary file beside the target and renamed onto it only
+    // once it is whole and recorded: a failed or cut export leaves the target as it was.
+    let staged = match &e.output {
+        Some(p) => {
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let file = tempfile::Builder::new()
+                .prefix(".collector-export-")
+                .tempfile_in(dir)
+                .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+            Some(file)
+        }
+        None => None,
+    };
+    let mut out: Box<dyn Write> = match &staged {
+        Some(file) => Box::new(std::io::BufWriter::new(file.as_file())),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
     let pb = spinner(e.output.is_some() && !e.json && std::io::stderr().is_terminal(), "exporting");
@@ -502,21 +513,27 @@ async fn export_cmd(app: App, e: ExportArgs) -> Result<()> {
         pb.set_position(lines);
     }
     out.flush()?;
+    drop(out);
     pb.finish_and_clear();
+    if let Some(file) = &staged {
+        file.as_file().sync_all().context("cannot write the export")?;
+    }
     let summary = summary.await.context("the export ended without a summary")?;
-    // Every byte is written: its manifest (CONTRACT 4a), unless it wrote no line.
-    let manifest = match app.record_export(collector::app::CLI_CALLER, &req, &summary).await {
-        Ok(m) => m,
-        Err(err) => {
-            // Not to be used (e.g. records in it were deleted while it ran): the file goes.
-            // Lines already written to stdout cannot be taken back; the exit code says so.
-            drop(out);
-            if let Some(p) = &e.output {
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(anyhow::anyhow!(describe(err)));
-        }
-    };
+    // Every byte is written: its manifest (CONTRACT 4a), unless it wrote no line. An export not
+    // to be used (e.g. records in it were deleted while it ran) is not renamed into place (the
+    // temporary file goes when dropped); lines already written to stdout cannot be taken back,
+    // the exit code says so.
+    let manifest = app
+        .record_export(collector::app::CLI_CALLER, &req, &summary)
+        .await
+        .map_err(|err| anyhow::anyhow!(describe(err)))?;
+    if let (Some(file), Some(p)) = (staged, &e.output) {
+        file.persist(p).map_err(|err| {
+            // The export is recorded: keep its bytes where they are and say where.
+            let kept = err.file.into_temp_path().keep().map(|t| t.display().to_string()).unwrap_or_default();
+            anyhow::anyhow!("cannot rename the export onto {} ({}); it is in {kept}", p.display(), err.error)
+        })?;
+    }
     let export_id = manifest.as_ref().map(|m| m.export_id.to_string());
     if let Some(path) = &e.rejects {
         let mut f = std::io::BufWriter::new(

@@ -323,6 +323,24 @@ fn export_prints_its_manifest_id() {
         String::from_utf8_lossy(&empty.stderr)
     );
 
+    // A failed export (an unknown platform: it fails in the store, after the file was opened)
+    // leaves the target as it was, and no temporary file beside it.
+    let before = std::fs::read(&out).unwrap();
+    let failed = run(d, &[], &["export", "nosuchplatform", "-o", out.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    assert!(
+        String::from_utf8_lossy(&failed.stderr).contains("platform"),
+        "{}",
+        String::from_utf8_lossy(&failed.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), before, "the target is untouched");
+    let left: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".collector-export-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
     // The manifests, as the store holds them (newest first).
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let store = collector::adapters::sqlite::SqliteStore::open(&d.join("data/collector.sqlite3")).unwrap();

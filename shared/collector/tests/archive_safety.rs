@@ -256,9 +256,14 @@ async fn crash_archive_then_rerun(b: Backend, point: &str, action: &str) {
     fail::remove(point);
     assert!(crashed.is_err(), "{point}: the run must stop there");
     check_visible(&app, &expected, &HashSet::new()).await;
+    // A training export reads the cut run's pending row (its object written or not) and
+    // serves every record once.
+    let during = exported_messages(&app).await.expect("an export right after the crash");
+    assert_eq!(during.len(), expected.len(), "{point}: every record exported once");
     let report = archive(&app).await.expect("rerun");
     assert!(report.complete);
     check_settled(&app, &expected, &HashSet::new(), &[]).await;
+    assert_eq!(during, exported_messages(&app).await.expect("export after the rerun"), "{point}");
     let counters = app.hot.counters().await.expect("counters");
     assert_eq!(
         counters.values().map(|c| c.archived).sum::<i64>(),
@@ -591,6 +596,13 @@ async fn an_export_racing_a_delete(b: Backend) {
     seed(&app).await;
     archive(&app).await.expect("archive");
     seed(&app).await; // hot ones too
+    // A curated example gains a use only from an export that is served.
+    let ex = collector::ports::conformance::example("n8n", chrono::Utc::now());
+    b.hot.insert_example(&ex).await.expect("example");
+    let uses = || async {
+        let examples = app.hot.list_examples(None).await.expect("examples");
+        examples.iter().find(|e| e.example_id == ex.example_id).map(|e| e.usage_count)
+    };
     let req = || ExportRequest {
         platform: collector::domain::types::Platform::parse("n8n").expect("platform"),
         filter: ExportFilter { include_archived: true, ..ExportFilter::default() },
@@ -612,6 +624,7 @@ async fn an_export_racing_a_delete(b: Backend) {
     assert!(deleted.affected_exports.is_empty(), "not recorded yet: {:?}", deleted.affected_exports);
     let recorded = app.record_export("root", &req(), &read).await;
     assert!(matches!(recorded, Err(AppError::Conflict(_))), "{recorded:?}");
+    assert_eq!(uses().await, Some(0), "a refused export used no example");
     assert!(app.hot.list_exports(None, 10).await.expect("list").is_empty(), "its manifest is taken back");
     assert!(app.hot.exports_holding(HeldBy::User(&alice)).await.expect("held").is_empty());
 
@@ -619,6 +632,7 @@ async fn an_export_racing_a_delete(b: Backend) {
     let bob = UserId::parse("bob").expect("user");
     let read = run(req()).await;
     let m = app.record_export("root", &req(), &read).await.expect("record").expect("a manifest");
+    assert_eq!(uses().await, Some(1), "a served export used the example");
     let deleted = app.delete_user(&bob).await.expect("delete bob");
     assert_eq!(deleted.affected_exports, vec![m.export_id]);
     assert!(app.hot.exports_holding(HeldBy::User(&bob)).await.expect("held").is_empty());
@@ -682,6 +696,83 @@ async fn aws_an_export_racing_a_compaction_serves_live_lines_only() {
     let scenario = fail::FailScenario::setup();
     if let Some(b) = aws().await {
         export_racing_a_compaction(b).await;
+    }
+    scenario.teardown();
+}
+
+/// An `include_archived` export that listed the objects before an archive run moved every
+/// record out of the hot store, and scans the hot store after: it reads the objects listed
+/// since, so it misses no record and writes none twice. Held between its listing and its scan.
+async fn export_racing_an_archive_run(b: Backend) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    let hold = Hold::at("export.before_hot_scan");
+    let exporting = tokio::spawn({
+        let app = app.clone();
+        async move { exported_messages(&app).await }
+    });
+    hold.reached().await;
+    let report = archive(&app).await.expect("a run while the export waits");
+    assert_eq!(report.archived_records, expected.len() as i64, "the run moved every record");
+    hold.release();
+    let raced = exporting.await.expect("export task").expect("the export does not fail");
+    drop(hold);
+    assert_eq!(raced.len(), expected.len(), "every record exactly once");
+    assert_eq!(raced, exported_messages(&app).await.expect("export after the run"), "the same lines as after the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_an_export_racing_an_archive_run_misses_no_record() {
+    let scenario = fail::FailScenario::setup();
+    export_racing_an_archive_run(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_an_export_racing_an_archive_run_misses_no_record() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        export_racing_an_archive_run(b).await;
+    }
+    scenario.teardown();
+}
+
+/// The right of access, held after it read the user's archived entries (none yet) while an
+/// archive run moves every record: it reads the entries again after its hot scan, so the user
+/// gets every record exactly once.
+async fn access_racing_an_archive_run(b: Backend) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    let hold = Hold::at("access.before_hot_scan");
+    let reading = tokio::spawn({
+        let app = app.clone();
+        async move { access(&app, "alice").await }
+    });
+    hold.reached().await;
+    archive(&app).await.expect("a run while the access export waits");
+    hold.release();
+    let mut raced = reading.await.expect("access task");
+    drop(hold);
+    raced.sort();
+    let mut want: Vec<(Id, String)> =
+        expected.iter().filter(|(_, (u, _))| u == "alice").map(|(id, (_, m))| (*id, m.clone())).collect();
+    want.sort();
+    assert_eq!(raced.len(), want.len(), "every record exactly once");
+    assert!(raced == want, "every record, read back whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_the_right_of_access_racing_an_archive_run_misses_no_record() {
+    let scenario = fail::FailScenario::setup();
+    access_racing_an_archive_run(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_the_right_of_access_racing_an_archive_run_misses_no_record() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        access_racing_an_archive_run(b).await;
     }
     scenario.teardown();
 }

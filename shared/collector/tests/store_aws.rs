@@ -728,6 +728,9 @@ mod dynamodb {
         async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
             self.inner.presigned_get(key, expires).await
         }
+        async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError> {
+            self.inner.remove_abandoned_writes(prefix, older_than).await
+        }
     }
 
     /// A commit cut between records leaves the row pending and the object uncounted, with some
@@ -821,6 +824,9 @@ mod dynamodb {
         }
         async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
             self.inner.presigned_get(key, expires).await
+        }
+        async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError> {
+            self.inner.remove_abandoned_writes(prefix, older_than).await
         }
     }
 

@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -24,6 +24,8 @@ use crate::ports::{FinishedObject, ObjectStore, ObjectStream, ObjectWriter, Stor
 const WRITE_BLOCK: usize = 256 * 1024;
 /// A reader yields chunks of this size.
 const READ_CHUNK: usize = 64 * 1024;
+/// In a staging file's name, between the target's name and a random suffix.
+const STAGING_TAG: &str = ".tmp-";
 
 pub struct FolderStore {
     root: PathBuf,
@@ -67,7 +69,7 @@ fn create_staging(path: &Path) -> Result<(File, PathBuf), StoreError> {
         return Err(bad_key());
     };
     fs::create_dir_all(dir).map_err(io)?;
-    let staging = dir.join(format!("{HIDDEN}{}.tmp-{}", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
+    let staging = dir.join(format!("{HIDDEN}{}{STAGING_TAG}{}", name.to_string_lossy(), uuid::Uuid::new_v4().simple()));
     let file = File::create(&staging).map_err(io)?;
     Ok((file, staging))
 }
@@ -197,6 +199,47 @@ async fn read_chunk(mut file: File) -> Result<Option<(Bytes, File)>, StoreError>
     .await
 }
 
+/// Remove the staging files below `dir` (a writer's, whose process died before it finished or
+/// aborted) last written before `cutoff`, counting them in `removed`. Their bytes may hold
+/// records deleted since, so they must not stay.
+fn remove_stale_staging(dir: &Path, cutoff: SystemTime, removed: &mut u64) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    };
+    let mut here = 0;
+    for entry in entries {
+        let entry = entry.map_err(io)?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_dir() && valid_segment(&name) {
+            remove_stale_staging(&entry.path(), cutoff, removed)?;
+        } else if kind.is_file()
+            && is_staging_name(&name)
+            && entry.metadata().and_then(|m| m.modified()).map_err(io)? < cutoff
+        {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => here += 1,
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+    if here > 0 {
+        sync_dir(dir)?;
+        *removed += here;
+    }
+    Ok(())
+}
+
+/// Whether a file name is one [`create_staging`] makes.
+fn is_staging_name(name: &str) -> bool {
+    name.starts_with(HIDDEN) && name.contains(STAGING_TAG)
+}
+
 /// Keys of all files below `dir` (whose key is `dir_key`), skipping hidden entries and symlinks.
 fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Result<(), StoreError> {
     let entries = match fs::read_dir(dir) {
@@ -297,6 +340,17 @@ impl ObjectStore for FolderStore {
         }))
     }
 
+    async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError> {
+        let dir = self.path_of(prefix.trim_end_matches('/'))?;
+        blocking(move || {
+            let cutoff = SystemTime::now().checked_sub(older_than).unwrap_or(SystemTime::UNIX_EPOCH);
+            let mut removed = 0;
+            remove_stale_staging(&dir, cutoff, &mut removed)?;
+            Ok(removed)
+        })
+        .await
+    }
+
     async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError> {
         let path = self.path_of(key)?;
         let file = blocking(move || {
@@ -363,5 +417,41 @@ mod tests {
         all_files(dir.path(), &mut files);
         assert_eq!(files, vec![dir.path().join(key)]);
         assert_eq!(fs::metadata(dir.path().join(key)).expect("meta").len(), big.len() as u64 + 4);
+    }
+
+    /// A writer whose process died (forgotten here: no finish, abort or drop) leaves its staging
+    /// file; the sweep's call removes it once it is older than asked, and nothing else.
+    #[tokio::test]
+    async fn abandoned_staging_files_are_removed_once_old_enough() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStore::new(dir.path().to_path_buf());
+        let key = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
+        store
+            .put("archive/platform=n8n/date=2026-01-04/run-0.jsonl.gz", b"kept".to_vec(), StorageClass::Standard)
+            .await
+            .expect("put");
+        let mut w = store.writer(key, ClassPolicy::BySize).await.expect("writer");
+        w.write(Bytes::from(vec![7u8; WRITE_BLOCK + 10])).await.expect("write");
+        std::mem::forget(w);
+        let staging = || {
+            let mut files = Vec::new();
+            all_files(dir.path(), &mut files);
+            files.retain(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(is_staging_name));
+            files
+        };
+        assert_eq!(staging().len(), 1, "the dead writer's staging file");
+        let hour = Duration::from_secs(3600);
+        assert_eq!(store.remove_abandoned_writes("archive/", hour).await.expect("sweep"), 0, "too recent");
+        assert_eq!(staging().len(), 1);
+        let old = std::time::SystemTime::now() - 2 * hour;
+        File::options().write(true).open(&staging()[0]).and_then(|f| f.set_modified(old)).expect("age it");
+        assert_eq!(store.remove_abandoned_writes("archive/", hour).await.expect("sweep"), 1);
+        assert!(staging().is_empty(), "removed");
+        assert_eq!(
+            store.list("archive/").await.expect("list"),
+            vec!["archive/platform=n8n/date=2026-01-04/run-0.jsonl.gz"],
+            "objects stay"
+        );
+        assert_eq!(store.remove_abandoned_writes("nothing-here/", Duration::ZERO).await.expect("sweep"), 0);
     }
 }

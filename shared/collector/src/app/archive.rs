@@ -87,7 +87,7 @@ pub struct Maintenance {
     /// Objects rewritten without their deleted lines, and the lines erased.
     pub compacted_objects: i64,
     pub erased_lines: i64,
-    /// Objects no row pointed at, deleted.
+    /// Objects no row pointed at, deleted, and staging files of writes whose process died.
     pub swept_objects: i64,
     /// Unreadable lines a compaction copied as they were (their id was unknown or not deleted),
     /// and corrupt gzip segments it could not copy (logged at error level).
@@ -127,11 +127,8 @@ mod maintenance;
 #[cfg(test)]
 mod tests;
 
-/// The property tests read objects with it (src/properties.rs).
-#[cfg(test)]
 pub(crate) use lines::ArchiveLines;
 use lines::Pending;
-pub(crate) use lines::for_each_line;
 
 /// Progress callback for long runs (the CLI draws a bar from it): records archived so far.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Send + Sync);
@@ -384,32 +381,61 @@ impl App {
 
     /// An archived record, read from its object. Its line unreadable (logged by the reader):
     /// an internal error, since the record exists but cannot be served; the object's other
-    /// records read as usual.
+    /// records read as usual. A slot with nothing to read ([`App::open_slot`]) holds no line of
+    /// it: not found.
     pub(crate) async fn read_archived(&self, entry: &crate::ports::ArchivedEntry) -> Result<FullRecord, AppError> {
-        let obj = self.object_of(entry).await?;
+        let Some((obj, mut lines)) =
+            self.open_slot(&entry.platform, entry.created_at.date_naive(), &entry.object_key).await?
+        else {
+            return Err(AppError::NotFound);
+        };
         let id = entry.interaction_id;
         let mut found = None;
-        let unreadable = for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
+        while let Some(rec) = lines.next().await? {
             if rec.interaction_id == id {
                 found = Some(rec);
             }
-            Ok(())
-        })
-        .await?;
+        }
         match found {
             Some(rec) => Ok(rec),
-            None if unreadable.total() > 0 => {
+            None if lines.unreadable.total() > 0 => {
                 Err(AppError::internal(format!("archived record {id} is in an unreadable part of {}", obj.object_key)))
             }
             None => Err(AppError::NotFound),
         }
     }
 
-    /// Where an archived record's line is now: its slot's row (read consistently).
-    pub(crate) async fn object_of(&self, entry: &crate::ports::ArchivedEntry) -> Result<ArchiveObject, AppError> {
-        self.hot
-            .archive_object(&entry.platform, entry.created_at.date_naive(), &entry.object_key)
-            .await?
-            .ok_or_else(|| AppError::internal("archived entry points at an unknown object"))
+    /// A slot's row (read consistently) and its object opened where the row says its bytes are
+    /// now, or `None` when the slot has nothing to read. The row is read before the object is
+    /// opened. If the object is missing, the row is read again:
+    /// - a compaction that swapped the row meanwhile deleted the old key; the new key holds the
+    ///   same lines less the erased ones, so it is opened instead;
+    /// - a pending row's object may not be written yet (its upload is under way, or was cut
+    ///   short): none of its records has left the hot store then, so it has nothing to read;
+    /// - a row that is gone (every line erased, or a pending row rolled back) has nothing either.
+    pub(crate) async fn open_slot(
+        &self,
+        platform: &Platform,
+        date: NaiveDate,
+        slot: &str,
+    ) -> Result<Option<(ArchiveObject, ArchiveLines)>, AppError> {
+        let mut missing: Option<String> = None;
+        // Each retry follows a compaction that finished in between; three in a row means
+        // something else is wrong.
+        for _ in 0..4 {
+            let Some(row) = self.hot.archive_object(platform, date, slot).await? else { return Ok(None) };
+            if missing.as_deref() == Some(row.object_key.as_str()) {
+                if row.state == archive::ObjectState::Pending {
+                    return Ok(None);
+                }
+                break;
+            }
+            match ArchiveLines::open(self.objects.as_ref(), &row.object_key).await {
+                Ok(lines) => return Ok(Some((row, lines))),
+                Err(AppError::Store(crate::ports::StoreError::NotFound)) => missing = Some(row.object_key),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AppError::internal(format!("archive object of slot {slot} is missing")))
     }
 }

@@ -2,7 +2,7 @@
 //! A producer task reads the store page by page and sends chunks into a bounded channel, so
 //! memory does not grow with the export's size; it stops when the receiver goes away.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -10,14 +10,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{App, AppError, archive::for_each_line};
-use crate::domain::archive::ObjectState;
+use super::{App, AppError};
+use crate::domain::archive::{ArchiveObject, ObjectState};
 use crate::domain::export::{self, ExportFilter, RecordView};
 use crate::domain::formats::{self, Format, Split};
 use crate::domain::lineage::HeldRecords;
 use crate::domain::records::FullRecord;
-use crate::domain::types::{Platform, UserId};
-use crate::ports::{Cursor, HotStore, Linked, ScanQuery};
+use crate::domain::types::{Id, Platform, UserId};
+use crate::ports::{ArchivedEntry, Cursor, HotStore, Linked, ScanQuery};
 
 const PAGE: u32 = 500;
 /// Lines are sent in chunks of about this size.
@@ -58,6 +58,10 @@ pub struct ExportSummary {
     /// held): what the export's manifest stores.
     #[serde(skip)]
     pub held: HeldRecords,
+    /// The curated examples written: each gains a use once the export is recorded
+    /// ([`App::record_export`]), not for an export that is refused or never finished.
+    #[serde(skip)]
+    pub used_examples: Vec<Id>,
 }
 
 /// What a right-of-access export (`GET /api/me/data`) could not include.
@@ -287,81 +291,17 @@ impl App {
         // An unknown platform fails before the first line, so the answer is a proper 400.
         self.require_platform(&req.platform).await?;
         let f = &req.filter.clone();
+        // Slots read so far, and whether as committed (no later commit moves a record into them).
+        let mut read_slots = HashMap::new();
         if f.include_archived {
             for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
                 fail::fail_point!("export.before_object");
-                let day_start = obj.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-                let day_end = day_start.map(|t| t + chrono::Duration::days(1));
-                if f.since.zip(day_end).is_some_and(|(s, e)| e <= s)
-                    || f.until.zip(day_start).is_some_and(|(u, s)| s >= u)
-                {
-                    continue;
-                }
-                // Only live lines: a committed object's lines minus its tombstones; a pending
-                // object's (a run in progress or cut short) only where the record's entry points here.
-                let dead = self.hot.tombstones(&obj.slot).await?;
-                // The row again, after its tombstones: a compaction that swapped it since the
-                // listing cleared them in the same write, so the key read now holds none of the
-                // lines they named, and an older key is never read with its tombstones gone.
-                let Some(obj) = self.hot.archive_object(&obj.platform, obj.date, &obj.slot).await? else {
-                    continue;
-                };
-                let pending = obj.state == ObjectState::Pending;
-                // The object's lines, each ending in a newline (a line never holds a raw one).
-                let mut lines = Vec::new();
-                // Whose lines `lines` holds, in order: (owner, id, lines of that record).
-                let mut owners = Vec::new();
-                let mut candidates = Vec::new();
-                let unreadable = for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-                    if dead.contains(&rec.interaction_id) {
-                        return Ok(());
-                    }
-                    if pending {
-                        candidates.push(rec);
-                    } else {
-                        let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
-                        owners.push((rec.user_id, rec.interaction_id, w.written));
-                    }
-                    Ok(())
-                })
-                .await?;
-                for rec in candidates {
-                    let live =
-                        self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot);
-                    if live {
-                        let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
-                        owners.push((rec.user_id, rec.interaction_id, w.written));
-                    }
-                }
-                // Unreadable lines count unless they are known not to be live.
-                let mut skipped = unreadable.segments;
-                for id in &unreadable.lines {
-                    skipped += match id {
-                        Some(id) if dead.contains(id) => 0,
-                        Some(id) if pending => {
-                            let live = self.hot.archived_entry(*id).await?.is_some_and(|e| e.object_key == obj.slot);
-                            u64::from(live)
-                        }
-                        _ => 1,
-                    };
-                }
-                pipe.summary.archive_skipped_lines += skipped;
-                let mut owner_of_line =
-                    owners.iter().flat_map(|(user, id, n)| std::iter::repeat_n((user, *id), *n as usize));
-                for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-                    if out.done() {
-                        return Ok(());
-                    }
-                    out.push_bytes(l);
-                    if let Some((user, id)) = owner_of_line.next() {
-                        pipe.summary.held.add(user, id);
-                    }
-                    if !out.flush_if_full().await {
-                        return Ok(());
-                    }
+                if !self.export_slot(&obj, f, pipe, out, &mut read_slots, None).await? {
+                    return Ok(());
                 }
             }
         }
+        fail::fail_point!("export.before_hot_scan");
         let q = ScanQuery { platform: req.platform.clone(), after: None, since: f.since, until: f.until, limit: PAGE };
         let mut pages = PagesAhead::start(self.hot.clone(), q);
         while let Some(page) = pages.next().await {
@@ -381,7 +321,22 @@ impl App {
             }
         }
         drop(pages);
-        // Curated examples last; each one written counts as a use.
+        if f.include_archived {
+            // An archive run that went on meanwhile moved records out of the hot store before the
+            // scan reached them: they are in slots listed now, new ones or ones that were pending
+            // when read. Records already written (read hot, then moved) are not written again.
+            let mut written = None;
+            for obj in self.hot.list_archive_objects(Some(&req.platform)).await? {
+                if read_slots.get(&obj.slot) == Some(&true) {
+                    continue;
+                }
+                let written = written.get_or_insert_with(|| pipe.summary.held.ids());
+                if !self.export_slot(&obj, f, pipe, out, &mut read_slots, Some(written)).await? {
+                    return Ok(());
+                }
+            }
+        }
+        // Curated examples last; each one written counts as a use once the export is recorded.
         let mut used = Vec::new();
         for ex in self.hot.list_examples(Some(&req.platform)).await? {
             let full = ex.as_record();
@@ -391,8 +346,132 @@ impl App {
                 used.push(ex.example_id);
             }
         }
-        self.hot.increment_example_usage(&used).await?;
+        pipe.summary.used_examples = used;
         Ok(())
+    }
+
+    /// Write the live lines of one listed archive object: a committed object's lines minus
+    /// its tombstones; a pending one's (a run in progress or cut short) only where the record's
+    /// entry points at this slot. `read_slots`: the slots read before, each with whether it
+    /// was read as committed; a slot's unreadable lines are counted the first time only.
+    /// `written`: records whose lines are out already, not written again. Returns false once
+    /// the export is done (its limit, or the client gone).
+    async fn export_slot(
+        &self,
+        listed: &ArchiveObject,
+        f: &ExportFilter,
+        pipe: &mut Pipeline,
+        out: &mut Chunker,
+        read_slots: &mut HashMap<String, bool>,
+        written: Option<&HashSet<Id>>,
+    ) -> Result<bool, AppError> {
+        let day_start = listed.date.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let day_end = day_start.map(|t| t + chrono::Duration::days(1));
+        if f.since.zip(day_end).is_some_and(|(s, e)| e <= s) || f.until.zip(day_start).is_some_and(|(u, s)| s >= u) {
+            return Ok(true);
+        }
+        let dead = self.hot.tombstones(&listed.slot).await?;
+        // The row again, after its tombstones (`open_slot`): a compaction that swapped it since
+        // the listing cleared them in the same write, so the key read now holds none of the
+        // lines they named, and an older key is never read with its tombstones gone.
+        let Some((obj, mut reader)) = self.open_slot(&listed.platform, listed.date, &listed.slot).await? else {
+            return Ok(true);
+        };
+        // Pending when listed or now: a commit between the two reads may have tombstoned
+        // records after `dead` was read (changed meanwhile), so their entries decide.
+        let pending = listed.state == ObjectState::Pending || obj.state == ObjectState::Pending;
+        let first_read = read_slots.insert(obj.slot.clone(), !pending).is_none();
+        let skip = |id: &Id| dead.contains(id) || written.is_some_and(|w| w.contains(id));
+        // The object's lines, each ending in a newline (a line never holds a raw one).
+        let mut lines = Vec::new();
+        // Whose lines `lines` holds, in order: (owner, id, lines of that record).
+        let mut owners = Vec::new();
+        let mut candidates = Vec::new();
+        while let Some(rec) = reader.next().await? {
+            if skip(&rec.interaction_id) {
+                continue;
+            }
+            if pending {
+                candidates.push(rec);
+            } else {
+                let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                owners.push((rec.user_id, rec.interaction_id, w.written));
+            }
+        }
+        for rec in candidates {
+            if self.hot.archived_entry(rec.interaction_id).await?.is_some_and(|e| e.object_key == obj.slot) {
+                let w = pipe.write_record(&RecordView::from(&rec), &mut lines, u64::MAX)?;
+                owners.push((rec.user_id, rec.interaction_id, w.written));
+            }
+        }
+        // Unreadable lines count unless they are known not to be live, or were counted before.
+        if first_read {
+            let unreadable = &reader.unreadable;
+            let mut skipped = unreadable.segments;
+            for id in &unreadable.lines {
+                skipped += match id {
+                    Some(id) if dead.contains(id) => 0,
+                    Some(id) if pending => {
+                        let live = self.hot.archived_entry(*id).await?.is_some_and(|e| e.object_key == obj.slot);
+                        u64::from(live)
+                    }
+                    _ => 1,
+                };
+            }
+            pipe.summary.archive_skipped_lines += skipped;
+        }
+        let mut owner_of_line = owners.iter().flat_map(|(user, id, n)| std::iter::repeat_n((user, *id), *n as usize));
+        for l in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if out.done() {
+                return Ok(false);
+            }
+            out.push_bytes(l);
+            if let Some((user, id)) = owner_of_line.next() {
+                pipe.summary.held.add(user, id);
+            }
+            if !out.flush_if_full().await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A user's archived interactions, grouped by object so each object is read once; each one
+    /// written goes into `written`. Returns false once the client is gone.
+    async fn access_archived(
+        &self,
+        mut entries: Vec<ArchivedEntry>,
+        written: &mut HashSet<Id>,
+        summary: &mut AccessSummary,
+        out: &mut Chunker,
+        tagged: &impl Fn(serde_json::Value, &str) -> Result<String, AppError>,
+    ) -> Result<bool, AppError> {
+        entries.sort_by(|a, b| a.object_key.cmp(&b.object_key));
+        for group in entries.chunk_by(|a, b| a.object_key == b.object_key) {
+            let first = &group[0];
+            let ids: HashSet<Id> = group.iter().map(|e| e.interaction_id).collect();
+            let mut lines = Vec::new();
+            if let Some((_, mut reader)) =
+                self.open_slot(&first.platform, first.created_at.date_naive(), &first.object_key).await?
+            {
+                while let Some(rec) = reader.next().await? {
+                    if ids.contains(&rec.interaction_id) && written.insert(rec.interaction_id) {
+                        let v = serde_json::to_value(&rec).map_err(|e| AppError::internal_from("export record", e))?;
+                        lines.push(tagged(v, "interaction")?);
+                    }
+                }
+            }
+            // The user's records in this object that did not read (a bad line, a corrupt tail,
+            // an object gone with its row).
+            summary.archive_skipped_lines += ids.len().saturating_sub(lines.len()) as u64;
+            for l in lines {
+                out.push(&l);
+            }
+            if !out.flush_if_full().await {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// All of a user's data as JSONL: every interaction (hot and archived, with feedback and
@@ -431,33 +510,14 @@ impl App {
         };
         let to_value =
             |r: &FullRecord| serde_json::to_value(r).map_err(|e| AppError::internal_from("export record", e));
-        // Archived interactions, grouped by object so each object is read once.
-        let mut entries = self.hot.archived_entries_of_user(user).await?;
-        entries.sort_by(|a, b| a.object_key.cmp(&b.object_key));
-        let mut i = 0;
-        while i < entries.len() {
-            let slot = entries[i].object_key.clone();
-            let ids: std::collections::HashSet<_> =
-                entries[i..].iter().take_while(|e| e.object_key == slot).map(|e| e.interaction_id).collect();
-            let key = self.object_of(&entries[i]).await?.object_key;
-            i += ids.len();
-            let mut lines = Vec::new();
-            for_each_line(self.objects.as_ref(), &key, |rec| {
-                if ids.contains(&rec.interaction_id) {
-                    lines.push(tagged(to_value(&rec)?, "interaction")?);
-                }
-                Ok(())
-            })
-            .await?;
-            // The user's records in this object that did not read (a bad line, a corrupt tail).
-            summary.archive_skipped_lines += ids.len().saturating_sub(lines.len()) as u64;
-            for l in lines {
-                out.push(&l);
-            }
-            if !out.flush_if_full().await {
-                return Ok(summary);
-            }
+        // The interactions written so far: an archive run going on meanwhile can move one
+        // after it was read hot, and the second read of the archived entries must skip it.
+        let mut written = HashSet::new();
+        let entries = self.hot.archived_entries_of_user(user).await?;
+        if !self.access_archived(entries, &mut written, &mut summary, out, &tagged).await? {
+            return Ok(summary);
         }
+        fail::fail_point!("access.before_hot_scan");
         // Pages can be short (their records' bytes): only an empty one is the end.
         let mut after = None;
         loop {
@@ -465,12 +525,19 @@ impl App {
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             for l in page {
+                written.insert(l.interaction.id);
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
                 out.push(&tagged(to_value(&rec)?, "interaction")?);
             }
             if !out.flush_if_full().await {
                 return Ok(summary);
             }
+        }
+        // Records an archive run moved out of the hot store before the scan reached them.
+        let mut moved = self.hot.archived_entries_of_user(user).await?;
+        moved.retain(|e| !written.contains(&e.interaction_id));
+        if !self.access_archived(moved, &mut written, &mut summary, out, &tagged).await? {
+            return Ok(summary);
         }
         let mut after = None;
         loop {

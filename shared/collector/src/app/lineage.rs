@@ -44,7 +44,14 @@ impl App {
         // the data is gone, `App::delete_user`).
         let held: Vec<_> = summary.held.by_user().flat_map(|(_, ids)| ids).collect();
         let refused = match self.hot.live_records(&held).await {
-            Ok(live) if held.iter().all(|id| live.contains(id)) => return Ok(Some(manifest)),
+            Ok(live) if held.iter().all(|id| live.contains(id)) => {
+                // Served now, so its examples were used. A failure here must not take back an
+                // export that is recorded and served: the count is off by one, and logged.
+                if let Err(e) = self.hot.increment_example_usage(&summary.used_examples).await {
+                    tracing::warn!(error = %e, export_id = %manifest.export_id, "export: example usage not counted");
+                }
+                return Ok(Some(manifest));
+            }
             Ok(_) => AppError::Conflict("records in this export were deleted while it ran; run the export again"),
             // Not checked, so not served: no manifest may name a file nobody got.
             Err(e) => AppError::Store(e),

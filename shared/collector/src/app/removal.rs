@@ -4,7 +4,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::archive::for_each_line;
 use super::{App, AppError};
 use crate::domain::lineage::HeldBy;
 use crate::domain::types::{Caller, Id, UserId};
@@ -142,14 +141,15 @@ impl App {
         let Some(first) = group.first() else { return out };
         let ids: HashSet<Id> = group.iter().map(|e| e.interaction_id).collect();
         let read = async {
-            let obj = self.object_of(first).await?;
-            for_each_line(self.objects.as_ref(), &obj.object_key, |rec| {
-                if ids.contains(&rec.interaction_id) {
-                    out.insert(rec.interaction_id, (rec.feedback.len() as i64, rec.validations.len() as i64));
+            let opened = self.open_slot(&first.platform, first.created_at.date_naive(), &first.object_key).await?;
+            if let Some((_, mut lines)) = opened {
+                while let Some(rec) = lines.next().await? {
+                    if ids.contains(&rec.interaction_id) {
+                        out.insert(rec.interaction_id, (rec.feedback.len() as i64, rec.validations.len() as i64));
+                    }
                 }
-                Ok(())
-            })
-            .await
+            }
+            Ok::<(), AppError>(())
         }
         .await;
         if let Err(e) = read {

@@ -118,6 +118,11 @@ impl HeldRecords {
         self.by_user.is_empty()
     }
 
+    /// Every record held, whoever owns it.
+    pub fn ids(&self) -> std::collections::HashSet<Id> {
+        self.by_user.values().flatten().copied().collect()
+    }
+
     /// Each user's ids, sorted and without repeats.
     pub fn by_user(&self) -> impl Iterator<Item = (&UserId, Vec<Id>)> {
         self.by_user.iter().map(|(u, ids)| {

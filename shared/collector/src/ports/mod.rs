@@ -419,6 +419,11 @@ pub trait ObjectStore: Send + Sync {
     /// A URL that fetches the object with a plain GET until `expires` has passed, or `None`
     /// when the store cannot hand one out (the local folder).
     async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError>;
+    /// Remove what streamed writes under `prefix` left behind when their process died (neither
+    /// finished nor aborted) and that nothing touched for `older_than`; returns how many. The
+    /// folder removes its staging files. S3 leaves it to the bucket's lifecycle rule, which
+    /// aborts incomplete multipart uploads two days after they started (template.yaml).
+    async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError>;
 }
 
 /// An object's bytes, chunk by chunk.

@@ -362,6 +362,7 @@ impl ArchiveLines {
     }
 }
 
+#[cfg(test)]
 /// Read an archive object line by line (memory: one line plus one inflate step), passing each
 /// readable record to `f`. Returns what could not be read (bad lines are logged by the reader).
 pub(crate) async fn for_each_line(

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use flate2::{Compression, write::GzEncoder};
 
-use super::lines::{Line, Unreadable};
+use super::lines::{Line, Unreadable, for_each_line};
 use super::*;
 use crate::adapters::fs::FolderStore;
 use crate::domain::fixtures;
