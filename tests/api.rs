@@ -78,6 +78,15 @@ async fn ingest_is_idempotent_and_conflicts_on_other_content() {
     t.post("/api/interactions", A, body).await.expect(409, Some("conflict"));
     let stats = t.get("/api/feedback/stats", A).await.json();
     assert_eq!(stats["overview"]["total_records"], 1, "nothing stored twice");
+
+    // Deleted, then logged again (a late retry): refused, nothing comes back.
+    t.delete(&format!("/api/feedback/data/{id}"), A).await.expect(200, None);
+    let mut retry = interaction("n8n", "build me a flow");
+    retry["interaction_id"] = json!(id);
+    t.post("/api/interactions", A, retry).await.expect(409, Some("conflict"));
+    t.get(&format!("/api/interactions/{id}"), A).await.expect(404, Some("not_found"));
+    let stats = t.get("/api/feedback/stats", A).await.json();
+    assert_eq!(stats["overview"]["total_records"], 0, "the deleted record stays deleted");
 }
 
 #[tokio::test]

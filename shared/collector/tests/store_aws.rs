@@ -21,7 +21,8 @@ mod dynamodb {
         metric, noise, platform, take_lease, user, validation,
     };
     use collector::ports::{
-        ArchiveItem, HotStore, Inserted, ListQuery, ObjectStore, ObjectStream, ObjectWriter, ScanQuery, StoreError,
+        ArchiveItem, HotDeleted, HotStore, Inserted, ListQuery, ObjectStore, ObjectStream, ObjectWriter, ScanQuery,
+        StoreError,
     };
     use collector::testing::{Emulator, Stack};
     use serde_json::json;
@@ -692,6 +693,25 @@ mod dynamodb {
         assert_eq!(partitions.len(), 3, "no link is left");
         let pairs: Vec<(&Interaction, bool)> = now.iter().map(|r| (r, true)).collect();
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&pairs, &[&obj]));
+    }
+
+    /// A delete of a record with more links than one transaction holds: the links beyond it go
+    /// first, the head last (a delete cut in between leaves the head, so a retry finishes it),
+    /// and the answer counts every link.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_with_more_links_than_a_transaction_holds_is_deleted_whole() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let rec = bare_interaction("alice", "n8n", at(0));
+        store.insert_interaction(&rec).await.expect("insert");
+        for i in 0..120 {
+            store.add_feedback(&feedback(&rec, FeedbackType::ThumbsDown, at(20 + i))).await.expect("feedback");
+        }
+        let deleted = store.delete_interaction(rec.id).await.expect("delete");
+        assert_eq!(deleted, HotDeleted { interactions: 1, feedback: 120, validation_logs: 0 });
+        assert!(items_with_prefix(&env, "pk", "I#").await.is_empty(), "no link is left");
+        assert!(store.counters().await.expect("counters").values().all(|c| c.total == 0 && c.negative_feedback == 0));
+        assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::Erased);
     }
 
     /// An overflow store whose reads fail while `broken` is set. A commit that meets a record

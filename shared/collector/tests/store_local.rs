@@ -47,7 +47,7 @@ mod sqlite_only {
         assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("version");
-        assert_eq!(version, 6);
+        assert_eq!(version, 7);
     }
 
     /// A store file holding one record (in a temp dir, kept while the first value lives).
@@ -62,9 +62,23 @@ mod sqlite_only {
         (dir, path, rec)
     }
 
-    /// Make the file at `path` an older version's, with `sql` on a raw connection.
+    /// Make the file at `path` an older version's, with `sql` on a raw connection (every older
+    /// version lacks version 7's table of erased ids).
     fn downgrade(path: &std::path::Path, sql: &str) {
-        rusqlite::Connection::open(path).and_then(|c| c.execute_batch(sql)).expect("downgrade");
+        let sql = format!("DROP TABLE erased; {sql}");
+        rusqlite::Connection::open(path).and_then(|c| c.execute_batch(&sql)).expect("downgrade");
+    }
+
+    /// A version 6 file gains the table of erased ids: its records stay, and an id deleted
+    /// from now on is not used again.
+    #[tokio::test]
+    async fn a_version_6_file_is_migrated() {
+        let (_dir, path, rec) = file_with_a_record().await;
+        downgrade(&path, "PRAGMA user_version = 6;");
+        let store = SqliteStore::open(&path).expect("migrate");
+        assert!(store.get_linked(rec.id).await.expect("get").is_some(), "kept");
+        store.delete_interaction(rec.id).await.expect("delete");
+        assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::Erased);
     }
 
     /// A version 5 file gains each interaction's link bytes, counted from the links it holds
@@ -182,7 +196,7 @@ mod sqlite_only {
         drop(SqliteStore::open(&path).expect("open"));
         let conn = rusqlite::Connection::open(&path).expect("raw open");
         conn.execute_batch(
-            "ALTER TABLE interactions DROP COLUMN link_bytes; \
+            "ALTER TABLE interactions DROP COLUMN link_bytes; DROP TABLE erased; \
              DROP TABLE export_records; DROP TABLE exports; DROP TABLE platforms; DROP TABLE tombstones; DROP TABLE leases; \
              ALTER TABLE archive_objects DROP COLUMN location; ALTER TABLE archive_objects DROP COLUMN state; \
              INSERT INTO archive_objects VALUES ('archive/platform=n8n/date=2026-01-05/r-0.jsonl.gz', 'n8n', \

@@ -91,6 +91,7 @@ impl App {
                 Ok(IngestOutcome::Replayed(receipt))
             }
             Inserted::Existing { .. } => Err(AppError::Conflict("interaction_id already used with other content")),
+            Inserted::Erased => Err(AppError::Conflict("interaction_id is of deleted data and is not used again")),
         }
     }
 

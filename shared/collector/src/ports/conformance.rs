@@ -519,6 +519,7 @@ pub async fn case_concurrent_same_id(store: Arc<dyn HotStore>) {
                 assert_eq!(content_hash, rec.content_hash);
                 assert_eq!(receipt, rec.receipt());
             }
+            Inserted::Erased => panic!("nothing was deleted"),
         }
     }
     assert_eq!(new, 1, "exactly one insert wins");
@@ -838,6 +839,12 @@ pub async fn case_delete_interaction_cascades(store: &dyn HotStore) {
     assert_eq!(store.get_linked(other.id).await.expect("get").expect("hot").feedback.len(), 1);
     assert_eq!(store.delete_interaction(rec.id).await.expect("delete"), HotDeleted::default());
     assert_eq!(store.delete_interaction(Id::new()).await.expect("delete"), HotDeleted::default());
+    // A deleted id is never used again (a late retry of its log would bring it back).
+    assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::Erased);
+    let other_content = Interaction { user_message: "something else".into(), ..rec.clone() };
+    assert_eq!(store.insert_interaction(&other_content).await.expect("insert"), Inserted::Erased);
+    assert_eq!(store.get_linked(rec.id).await.expect("get"), None);
+    assert_eq!(store.counters().await.expect("counters"), before, "nothing counted");
 }
 
 pub async fn case_delete_user(store: &dyn HotStore) {
@@ -864,6 +871,9 @@ pub async fn case_delete_user(store: &dyn HotStore) {
     assert_eq!(deleted, HotDeleted { interactions: 3, feedback: 1, validation_logs: 3 });
     for id in [a1.id, a2.id, a3.id] {
         assert_eq!(store.get_linked(id).await.expect("get"), None);
+    }
+    for rec in [&a1, &a2, &a3] {
+        assert_eq!(store.insert_interaction(rec).await.expect("insert"), Inserted::Erased, "deleted ids stay unused");
     }
     assert!(list_all(store, Some(user("alice")), None, 10).await.is_empty());
     assert!(store.scan_user(&user("alice"), None, 10).await.expect("scan").is_empty());
@@ -1387,6 +1397,9 @@ pub async fn case_delete_archived_and_compaction(store: &dyn HotStore) {
     assert_eq!(removed.object_key, obj1.slot);
     assert_eq!(store.delete_archived(b.id).await.expect("delete"), None, "once");
     assert_eq!(store.delete_archived(g.id).await.expect("delete"), None, "never archived");
+    for rec in [&b, &g] {
+        assert_eq!(store.insert_interaction(rec).await.expect("insert"), Inserted::Erased, "deleted ids stay unused");
+    }
     assert_eq!(store.archived_entry(b.id).await.expect("entry"), None);
     assert!(store.archived_entries_of_user(&user("bob")).await.expect("entries").is_empty());
     let counters = store.counters().await.expect("counters");
@@ -1426,8 +1439,8 @@ pub async fn case_delete_archived_and_compaction(store: &dyn HotStore) {
     assert_eq!(store.tombstoned_slots().await.expect("slots"), [obj1.slot.clone()].into_iter().collect());
     store.clear_tombstones(&lease, &obj1.slot, &[a.id]).await.expect("clear");
     assert!(store.tombstoned_slots().await.expect("slots").is_empty());
-    // A removed id is gone for good: inserting it again is new data.
-    assert_eq!(store.insert_interaction(&a).await.expect("insert"), Inserted::New);
+    // A deleted id is never used again, even once its line and row are gone.
+    assert_eq!(store.insert_interaction(&a).await.expect("insert"), Inserted::Erased);
 }
 
 pub async fn case_archive_objects_order(store: &dyn HotStore) {

@@ -84,6 +84,10 @@ pub enum Inserted {
         content_hash: String,
         receipt: crate::domain::records::IngestReceipt,
     },
+    /// The id is of an interaction that was deleted: it is never used again, so a late retry of
+    /// its log cannot bring deleted data back (nor be moved into the deleted record's archive
+    /// line by a commit of a run cut before the delete). Nothing written.
+    Erased,
 }
 
 /// Keyset position in a listing: (created_at, id).

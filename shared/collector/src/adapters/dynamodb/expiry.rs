@@ -106,7 +106,7 @@ fn user_not_erased(table: &str, user: &UserId, removed_at: DateTime<Utc>) -> Res
 }
 
 /// Passes unless the interaction was deleted for good.
-fn interaction_not_erased(table: &str, id: Id) -> Result<TransactWriteItem, StoreError> {
+pub(super) fn interaction_not_erased(table: &str, id: Id) -> Result<TransactWriteItem, StoreError> {
     tx_check(table, interaction_erasure_key(id), "attribute_not_exists(pk)", Names::new(), Values::new())
 }
 

@@ -228,13 +228,19 @@ impl HotStore for DynamoStore {
         for _ in 0..VERSION_ATTEMPTS {
             let mut item = interaction_item(rec)?;
             let spilled = self.spill(&mut item, &INTERACTION_PAYLOAD, rec.id).await?;
-            let mut tx = vec![tx_put(self.table(), item, not_exists())?];
+            let mut tx =
+                vec![tx_put(self.table(), item, not_exists())?, expiry::interaction_not_erased(self.table(), rec.id)?];
             tx.extend(self.counter_tx(&rec.platform, shard_of(rec.id), &rec.facts(false).contribution())?);
-            if self.db().transact(tx).await?.is_ok() {
+            let sent = self.db().transact(tx).await?;
+            if sent.is_ok() {
                 return Ok(Inserted::New);
             }
             if let Some(k) = spilled {
                 self.drop_overflow(vec![k]).await;
+            }
+            // The erasure marker's check (the transaction's second item) failed.
+            if sent.as_ref().err().and_then(|codes| codes.get(1)).is_some_and(|c| c == "ConditionalCheckFailed") {
+                return Ok(Inserted::Erased);
             }
             // Taken, hot or archived: answer with what is stored. Gone again: try once more.
             if let Some(head) = self.head(rec.id).await? {

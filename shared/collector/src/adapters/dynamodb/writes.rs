@@ -96,6 +96,9 @@ impl DynamoStore {
         id: Id,
         replacement: impl Fn(&Interaction) -> Result<(Option<Item>, PlatformCounters), StoreError>,
     ) -> Result<Option<HotDeleted>, StoreError> {
+        // Links deleted ahead of the head's transaction, kept across attempts for the counts
+        // and their overflow objects.
+        let mut removed_ahead: Vec<Item> = Vec::new();
         for _ in 0..VERSION_ATTEMPTS {
             let part = self.partition(id).await?;
             let Some(head) = part.head.filter(is_hot) else {
@@ -106,6 +109,7 @@ impl DynamoStore {
             let (stub, delta) = replacement(&rec)?;
             let cond = hot_at(ver);
             let hkey = key(interaction_pk(id), INTERACTION_SK);
+            let for_good = stub.is_none();
             let mut tx = match stub {
                 Some(item) => vec![tx_put(self.table(), item, cond)?],
                 // Deleted for good: the marker keeps the stream's expiry recovery from putting
@@ -116,17 +120,27 @@ impl DynamoStore {
             };
             tx.extend(self.counter_tx(&rec.platform, shard_of(id), &delta)?);
             let mut links = part.links;
-            let rest = links.split_off(links.len().min(TX_LINKS));
+            let mut rest = links.split_off(links.len().min(TX_LINKS));
+            if for_good && !rest.is_empty() {
+                // Deleted for good: the links beyond one transaction go first and the head last.
+                // A delete cut in between leaves the record with fewer links, which a retry finds
+                // (by its head) and finishes; never links without a head, which nothing finds.
+                let keys = rest.iter().map(|l| io::key_of(l, ["pk", "sk"])).collect();
+                self.db().delete_keys(self.table(), keys).await?;
+                removed_ahead.append(&mut rest);
+            }
             for l in &links {
                 tx.push(tx_delete(self.table(), io::key_of(l, ["pk", "sk"]), None)?);
             }
             if self.db().transact(tx).await?.is_err() {
                 continue;
             }
-            let feedback = links.iter().chain(rest.iter()).filter(|l| sk_of(l).starts_with("F#")).count() as i64;
-            let validation_logs = links.iter().chain(rest.iter()).filter(|l| sk_of(l).starts_with("V#")).count() as i64;
+            let all = || links.iter().chain(rest.iter()).chain(removed_ahead.iter());
+            let feedback = all().filter(|l| sk_of(l).starts_with("F#")).count() as i64;
+            let validation_logs = all().filter(|l| sk_of(l).starts_with("V#")).count() as i64;
             let mut removed = links;
             removed.push(head);
+            removed.append(&mut removed_ahead);
             self.finish_removal(rest, &removed).await?;
             return Ok(Some(HotDeleted { interactions: 1, feedback, validation_logs }));
         }

@@ -272,6 +272,7 @@ pub(super) async fn delete_archived(this: &SqliteStore, id: Id) -> Result<Option
             return Ok(None);
         };
         tx.prepare_cached("DELETE FROM archived WHERE interaction_id = ?1").db()?.execute([id_text(id)]).db()?;
+        super::interactions::mark_erased(tx, id)?;
         insert_tombstone(tx, &entry.object_key, id)?;
         add_counters(tx, &entry.platform, &entry.facts.contribution().negated())?;
         Ok(Some(entry))

@@ -93,8 +93,24 @@ fn existing(conn: &Connection, id: Id) -> Result<Option<Inserted>, StoreError> {
     Ok(Some(Inserted::Existing { content_hash, receipt }))
 }
 
+/// Whether `id` is of a deleted interaction ([`mark_erased`]).
+fn is_erased(tx: &Connection, id: Id) -> Result<bool, StoreError> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM erased WHERE interaction_id = ?1").db()?;
+    stmt.exists([id_text(id)]).db()
+}
+
+/// Keep a deleted interaction's id, so it is never used again (`Inserted::Erased`).
+pub(super) fn mark_erased(tx: &Connection, id: Id) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO erased (interaction_id) VALUES (?1) ON CONFLICT DO NOTHING")
+        .db()?
+        .execute([id_text(id)])
+        .db()?;
+    Ok(())
+}
+
 /// Delete a hot interaction's links and row; returns (feedback, validations) removed.
 fn delete_hot(tx: &Connection, id: Id) -> Result<(i64, i64), StoreError> {
+    mark_erased(tx, id)?;
     let key = id_text(id);
     let fb = tx.prepare_cached("DELETE FROM feedback WHERE interaction_id = ?1").db()?.execute([&key]).db()?;
     let val = tx.prepare_cached("DELETE FROM validations WHERE interaction_id = ?1").db()?.execute([&key]).db()?;
@@ -187,7 +203,10 @@ fn scan(
 pub(super) async fn insert_interaction(this: &SqliteStore, rec: &Interaction) -> Result<Inserted, StoreError> {
     let rec = rec.clone();
     this.write(move |tx| {
-        // The writer lock plus BEGIN IMMEDIATE serialise this check with every other insert.
+        // The writer lock plus BEGIN IMMEDIATE serialise these checks with every other write.
+        if is_erased(tx, rec.id)? {
+            return Ok(Inserted::Erased);
+        }
         if let Some(e) = archived_entry(tx, rec.id)? {
             return Ok(Inserted::Existing { content_hash: e.content_hash, receipt: e.receipt });
         }
@@ -367,6 +386,9 @@ pub(super) async fn delete_user(this: &SqliteStore, user: &UserId) -> Result<Hot
             run("DELETE FROM feedback WHERE interaction_id IN (SELECT id FROM interactions WHERE user_id = ?1)")?;
         let linked =
             run("DELETE FROM validations WHERE interaction_id IN (SELECT id FROM interactions WHERE user_id = ?1)")?;
+        run(
+            "INSERT INTO erased (interaction_id) SELECT id FROM interactions WHERE user_id = ?1 ON CONFLICT DO NOTHING",
+        )?;
         let interactions = run("DELETE FROM interactions WHERE user_id = ?1")?;
         let unlinked = run("DELETE FROM validations WHERE user_id = ?1 AND interaction_id IS NULL")?;
         add_all(tx, &deltas)?;

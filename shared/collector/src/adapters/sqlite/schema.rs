@@ -8,7 +8,7 @@ use super::rows::{FCOLS, VCOLS, feedback_from_row, validation_from_row};
 use crate::domain::records::NewLink;
 use crate::ports::StoreError;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA_V1: &str = r#"
 CREATE TABLE interactions (
@@ -211,8 +211,17 @@ const SCHEMA_V6: &str = r#"
 ALTER TABLE interactions ADD COLUMN link_bytes INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Version 7: the ids of deleted interactions, never used again (`Inserted::Erased`). Deletes
+/// before this version left no trace, so their ids are not here.
+const SCHEMA_V7: &str = r#"
+CREATE TABLE erased (
+    interaction_id TEXT PRIMARY KEY
+) STRICT, WITHOUT ROWID;
+"#;
+
 /// Each version's migration, in order: a file at version `v` runs `MIGRATIONS[v..]`.
-const MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6];
+const MIGRATIONS: [&str; SCHEMA_VERSION as usize] =
+    [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
 
 /// Count the links stored before version 6 into their interactions' `link_bytes`, with the
 /// domain's own measure (`NewLink::json_bytes`). Links are read in interaction order (their
