@@ -436,12 +436,11 @@ impl App {
         Ok(true)
     }
 
-    /// A user's archived interactions, grouped by object so each object is read once; each one
-    /// written goes into `written`. Returns false once the client is gone.
+    /// A user's archived interactions, grouped by object so each object is read once. Returns
+    /// false once the client is gone.
     async fn access_archived(
         &self,
         mut entries: Vec<ArchivedEntry>,
-        written: &mut HashSet<Id>,
         summary: &mut AccessSummary,
         out: &mut Chunker,
         tagged: &impl Fn(serde_json::Value, &str) -> Result<String, AppError>,
@@ -455,7 +454,7 @@ impl App {
                 self.open_slot(&first.platform, first.created_at.date_naive(), &first.object_key).await?
             {
                 while let Some(rec) = reader.next().await? {
-                    if ids.contains(&rec.interaction_id) && written.insert(rec.interaction_id) {
+                    if ids.contains(&rec.interaction_id) {
                         let v = serde_json::to_value(&rec).map_err(|e| AppError::internal_from("export record", e))?;
                         lines.push(tagged(v, "interaction")?);
                     }
@@ -510,11 +509,12 @@ impl App {
         };
         let to_value =
             |r: &FullRecord| serde_json::to_value(r).map_err(|e| AppError::internal_from("export record", e));
-        // The interactions written so far: an archive run going on meanwhile can move one
-        // after it was read hot, and the second read of the archived entries must skip it.
-        let mut written = HashSet::new();
+        // The interactions read so far (archived ones whether their line read or not): an archive
+        // run going on meanwhile can move one after it was read hot, and the second read of the
+        // archived entries must skip it.
         let entries = self.hot.archived_entries_of_user(user).await?;
-        if !self.access_archived(entries, &mut written, &mut summary, out, &tagged).await? {
+        let mut read: HashSet<Id> = entries.iter().map(|e| e.interaction_id).collect();
+        if !self.access_archived(entries, &mut summary, out, &tagged).await? {
             return Ok(summary);
         }
         fail::fail_point!("access.before_hot_scan");
@@ -525,7 +525,7 @@ impl App {
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             for l in page {
-                written.insert(l.interaction.id);
+                read.insert(l.interaction.id);
                 let rec = FullRecord::build(&l.interaction, l.feedback, l.validations, false)?;
                 out.push(&tagged(to_value(&rec)?, "interaction")?);
             }
@@ -535,8 +535,8 @@ impl App {
         }
         // Records an archive run moved out of the hot store before the scan reached them.
         let mut moved = self.hot.archived_entries_of_user(user).await?;
-        moved.retain(|e| !written.contains(&e.interaction_id));
-        if !self.access_archived(moved, &mut written, &mut summary, out, &tagged).await? {
+        moved.retain(|e| !read.contains(&e.interaction_id));
+        if !self.access_archived(moved, &mut summary, out, &tagged).await? {
             return Ok(summary);
         }
         let mut after = None;
