@@ -753,6 +753,94 @@ mod dynamodb {
         }
     }
 
+    /// An overflow store whose deletes fail while `failing` is set (S3 throttling a delete).
+    struct FailingDeletes {
+        inner: Arc<S3Store>,
+        failing: AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl ObjectStore for FailingDeletes {
+        async fn put(&self, key: &str, bytes: Vec<u8>, class: StorageClass) -> Result<(), StoreError> {
+            self.inner.put(key, bytes, class).await
+        }
+        async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Throttled { retry_after: Duration::from_secs(1) });
+            }
+            self.inner.delete(key).await
+        }
+        async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
+            self.inner.writer(key, class).await
+        }
+        async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError> {
+            self.inner.reader(key).await
+        }
+        async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
+            self.inner.presigned_get(key, expires).await
+        }
+        async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError> {
+            self.inner.remove_abandoned_writes(prefix, older_than).await
+        }
+    }
+
+    /// A deleted record's overflow object that S3 would not delete (a throttle) is not left for
+    /// good: the delete notes it and the archive run's maintenance erases it. A note whose delete
+    /// never went through (no erasure marker) erases nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overflow_objects_a_delete_could_not_remove_are_erased_later() {
+        let Some(env) = env().await else { return };
+        let overflow = Arc::new(FailingDeletes { inner: env.overflow.clone(), failing: AtomicBool::new(false) });
+        let store = DynamoStore::new(
+            env.emu.dynamodb(),
+            env.stack.table.clone(),
+            env.stack.archive_table.clone(),
+            overflow.clone(),
+            RETENTION_DAYS,
+        );
+        let big = |seed| json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, seed)});
+        let gone = with_workflow(interaction("alice", "n8n", at(0)), big(13), 10 * 1024);
+        let kept = with_workflow(interaction("bob", "n8n", at(1)), big(14), 10 * 1024);
+        for rec in [&gone, &kept] {
+            assert_eq!(store.insert_interaction(rec).await.expect("insert"), Inserted::New);
+        }
+        let objects_of = |id: Id| {
+            let overflow = env.overflow.clone();
+            async move { overflow.list(&format!("overflow/{id}/")).await.expect("list") }
+        };
+        assert_eq!(objects_of(gone.id).await.len(), 1);
+
+        overflow.failing.store(true, Ordering::SeqCst);
+        let deleted = store.delete_interaction(gone.id).await.expect("the delete answers");
+        assert_eq!(deleted.interactions, 1);
+        assert_eq!(objects_of(gone.id).await.len(), 1, "left behind while S3 refuses deletes");
+        overflow.failing.store(false, Ordering::SeqCst);
+        // A note of a delete that did not go through: the record's payload must stay.
+        env.emu
+            .dynamodb()
+            .put_item()
+            .table_name(&env.stack.table)
+            .item("pk", AttributeValue::S("OVFDEL".into()))
+            .item("sk", AttributeValue::S(format!("P#{}", kept.id)))
+            .send()
+            .await
+            .expect("put a note");
+
+        assert!(store.finish_payload_erasures().await.expect("finish") >= 1);
+        assert!(objects_of(gone.id).await.is_empty(), "erased by the maintenance");
+        assert_eq!(objects_of(kept.id).await.len(), 1, "a live record's payload stays");
+        let notes = items_with_prefix(&env, "pk", "OVFDEL").await;
+        assert_eq!(notes.len(), 1, "only the note of the delete that did not happen is left");
+        let kept_now = store.get_linked(kept.id).await.expect("get").expect("hot");
+        assert_eq!(kept_now.interaction.workflow, kept.workflow);
+    }
+
     /// A commit cut between records leaves the row pending and the object uncounted, with some
     /// records stubbed and some hot; the rerun stubs the rest and counts the object once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

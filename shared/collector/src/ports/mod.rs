@@ -373,6 +373,10 @@ pub trait HotStore: Send + Sync {
     async fn tombstones(&self, slot: &str) -> Result<HashSet<Id>, StoreError>;
     /// Slots that have tombstones: the objects the next run compacts.
     async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError>;
+    /// Finish erasing payloads a store keeps outside its records that a delete (or a write that
+    /// lost) could not remove at once; returns how many it finished. DynamoDB: its overflow
+    /// objects in S3 (`OVFDEL` notes). SQLite keeps no such payload: nothing to do.
+    async fn finish_payload_erasures(&self) -> Result<u64, StoreError>;
 
     /// Delete tombstones of a slot whose row is gone (left by a compaction cut short). Fenced.
     async fn clear_tombstones(&self, lease: &Lease, slot: &str, ids: &[Id]) -> Result<(), StoreError>;

@@ -576,6 +576,21 @@ pub fn user_erasure_key(user: &UserId) -> Item {
     HashMap::from([("pk".to_owned(), s(ERASE_PK)), ("sk".to_owned(), s(format!("U#{}", user.as_str())))])
 }
 
+/// `OVFDEL` / `K#{object key}`: an overflow object whose delete failed after its item went (the
+/// item no longer points at it); `OVFDEL` / `P#{interaction id}`: the overflow objects under
+/// `overflow/{id}/` of an interaction being deleted for good, written before its delete. The
+/// archive run's maintenance finishes both (`HotStore::finish_payload_erasures`); a prefix only
+/// once the interaction's `ERASE` / `I#{id}` marker says the delete went through.
+pub const PAYLOAD_ERASURE_PK: &str = "OVFDEL";
+
+pub fn object_erasure_key(object_key: &str) -> Item {
+    HashMap::from([("pk".to_owned(), s(PAYLOAD_ERASURE_PK)), ("sk".to_owned(), s(format!("K#{object_key}")))])
+}
+
+pub fn prefix_erasure_key(id: Id) -> Item {
+    HashMap::from([("pk".to_owned(), s(PAYLOAD_ERASURE_PK)), ("sk".to_owned(), s(format!("P#{id}")))])
+}
+
 pub fn interaction_erasure_key(id: Id) -> Item {
     HashMap::from([("pk".to_owned(), s(ERASE_PK)), ("sk".to_owned(), s(interaction_pk(id)))])
 }

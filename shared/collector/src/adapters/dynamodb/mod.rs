@@ -639,6 +639,10 @@ impl HotStore for DynamoStore {
         self.db().query_all(&spec).await?.iter().map(|it| parse_id(get_s(it, "id")?)).collect()
     }
 
+    async fn finish_payload_erasures(&self) -> Result<u64, StoreError> {
+        self.finish_payload_erasures_impl().await
+    }
+
     async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError> {
         let spec = QuerySpec::table(self.table(), TOMB_PK.into()).only(&["slot"]);
         self.db().query_all(&spec).await?.iter().map(|it| get_s(it, "slot").map(str::to_owned)).collect()

@@ -120,6 +120,12 @@ impl DynamoStore {
             };
             tx.extend(self.counter_tx(&rec.platform, shard_of(id), &delta)?);
             let mut links = part.links;
+            // Its overflow objects are erased by prefix once it is gone; noted first, so a delete
+            // cut after its transaction leaves them to the archive run's maintenance, not forever.
+            let spilled = for_good && (ovf_key(&head).is_some() || links.iter().any(|l| ovf_key(l).is_some()));
+            if spilled {
+                self.note_prefix_erasure(id).await?;
+            }
             let mut rest = links.split_off(links.len().min(TX_LINKS));
             if for_good && !rest.is_empty() {
                 // Deleted for good: the links beyond one transaction go first and the head last.
@@ -142,6 +148,9 @@ impl DynamoStore {
             removed.push(head);
             removed.append(&mut removed_ahead);
             self.finish_removal(rest, &removed).await?;
+            if spilled && let Err(e) = self.erase_prefix(id).await {
+                tracing::warn!(error = %e, "overflow objects of a deleted record left to the next archive run");
+            }
             return Ok(Some(HotDeleted { interactions: 1, feedback, validation_logs }));
         }
         Err(StoreError::Throttled { retry_after: io::THROTTLED_RETRY_AFTER })

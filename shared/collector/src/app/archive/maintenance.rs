@@ -287,6 +287,11 @@ impl App {
         // no live run is writing; one that lost it is kept clear of by the age.
         let abandoned = self.objects.remove_abandoned_writes("archive/", super::LEASE_TTL).await?;
         m.swept_objects += i64::try_from(abandoned).unwrap_or(i64::MAX);
+        // Payloads kept outside the records (DynamoDB's overflow objects) whose delete failed.
+        let erased = self.hot.finish_payload_erasures().await?;
+        if erased > 0 {
+            tracing::info!(erased, "archive: overflow payloads left by earlier deletes erased");
+        }
         Ok(())
     }
 }
