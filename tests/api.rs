@@ -89,6 +89,25 @@ async fn ingest_is_idempotent_and_conflicts_on_other_content() {
     assert_eq!(stats["overview"]["total_records"], 0, "the deleted record stays deleted");
 }
 
+/// A validation whose answer would not fit a Lambda answer (6 MB, escaped) is refused before
+/// anything is written: 25,000 empty n8n nodes make three issues each, about 7 MB of report from
+/// a 75 KB body (under the report's own 8 MiB cap). Without the check, Lambda failed the
+/// answer after the log was stored.
+#[tokio::test]
+async fn a_validation_whose_answer_would_pass_6_mb_is_refused_and_not_stored() {
+    let t = spawn_app(&[]).await;
+    let nodes = vec![json!({}); 25_000];
+    let body = json!({"platform": "n8n", "workflow": {"nodes": nodes}});
+    t.post("/api/workflow/validate", A, body).await.expect(413, Some("payload_too_large"));
+    let mine = t.get("/api/me/data", A).await;
+    mine.expect(200, None);
+    assert!(mine.lines().is_empty(), "nothing stored: {:?}", mine.lines().len());
+    // A smaller one is answered and stored.
+    let body = json!({"platform": "n8n", "workflow": {"nodes": vec![json!({}); 10]}});
+    t.post("/api/workflow/validate", A, body).await.expect(200, None);
+    assert_eq!(t.get("/api/me/data", A).await.lines().len(), 1);
+}
+
 #[tokio::test]
 async fn bad_input_lists_every_problem_and_stores_nothing() {
     let t = spawn_app(&[]).await;

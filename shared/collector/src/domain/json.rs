@@ -11,6 +11,24 @@ pub use tree::{Node, write_canonical_str};
 /// Deepest nesting the API accepts; deeper bodies are 413 before a `Value` is built.
 pub const MAX_DEPTH: usize = 64;
 
+/// Most bytes an answer's JSON may take once escaped into one JSON string, which is how a Lambda
+/// function hands its body to API Gateway (at most 6 MB of JSON, less room for the envelope and
+/// headers). Answers that can be larger spill to the bucket on Lambda (`http::spill`); the
+/// validation answer, which is written before it is answered, is refused over it instead.
+pub const ANSWER_BUDGET: usize = 6 * 1024 * 1024 - 64 * 1024;
+
+/// How many bytes `chunk` takes inside a JSON string.
+pub fn json_escaped_len(chunk: &[u8]) -> usize {
+    chunk
+        .iter()
+        .map(|&b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
 /// What building a `Value` from a JSON text may cost at most, by [`JsonShape::cost`]: a body or
 /// an inflated workflow over it is refused before anything is built, so one request's parse
 /// stays near this much memory whatever the input (a 6 MiB body of `[0,0,...]` would otherwise

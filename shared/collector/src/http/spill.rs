@@ -21,21 +21,9 @@ pub const SPILL_OVER_BYTES: usize = 5 * 1024 * 1024;
 /// A Lambda function answers API Gateway with at most 6 MB of JSON, where the body is one JSON
 /// string: quotes, backslashes and control characters grow when escaped. An answer whose escaped
 /// body would not fit (with room for the envelope and headers) spills too, even under 5 MiB.
-pub const LAMBDA_BODY_BUDGET: usize = 6 * 1024 * 1024 - 64 * 1024;
+pub use crate::domain::json::{ANSWER_BUDGET as LAMBDA_BODY_BUDGET, json_escaped_len};
 /// How long the presigned URL of a spilled answer works.
 pub const SPILL_URL_TTL: Duration = Duration::from_secs(3600);
-
-/// How many bytes `chunk` takes inside a JSON string.
-pub fn json_escaped_len(chunk: &[u8]) -> usize {
-    chunk
-        .iter()
-        .map(|&b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..0x20 => 6,
-            _ => 1,
-        })
-        .sum()
-}
 
 /// On Lambda, a 200 answer in JSONL (the training export, a user's data) or JSON (a record with
 /// its links, a listing page) that would not fit Lambda's
