@@ -159,6 +159,12 @@ async fn who_may_log_what() {
     let mut back = interaction("n8n", "import");
     back["created_at"] = json!(days_ago(40));
     t.post("/api/interactions", A, back.clone()).await.expect(403, Some("forbidden"));
+    // A user sending it is refused whatever its value (CONTRACT: 403, not a field error).
+    for bad in [json!(days_ago(-1)), json!("yesterday"), json!(7)] {
+        let mut b = back.clone();
+        b["created_at"] = bad;
+        t.post("/api/interactions", A, b).await.expect(403, Some("forbidden"));
+    }
     back["user_id"] = json!("alice");
     let r = t.post("/api/interactions", Who::Service, back.clone()).await;
     r.expect(201, None);

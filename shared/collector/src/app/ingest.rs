@@ -49,6 +49,9 @@ impl App {
         input: Parsed<NewInteraction>,
     ) -> Result<IngestOutcome, AppError> {
         let now = Utc::now();
+        if caller.role == Role::User && input.sets_created_at {
+            return Err(AppError::Forbidden("only service and admin may set created_at"));
+        }
         let new = self.checked_platform(input).await?;
         let user_id = match (caller.role, new.user_id.clone()) {
             (Role::User, Some(u)) if u != caller.sub => {
@@ -58,9 +61,6 @@ impl App {
             (_, Some(u)) => u,
             (_, None) => return Err(AppError::field("user_id", "is required when logging on behalf of a user")),
         };
-        if caller.role == Role::User && new.created_at.is_some() {
-            return Err(AppError::Forbidden("only service and admin may set created_at"));
-        }
         if !self.config.enable_data_collection {
             return Ok(IngestOutcome::NotCollected);
         }

@@ -195,6 +195,9 @@ fn payload_message(e: PayloadError) -> &'static str {
 #[derive(Debug)]
 pub struct Parsed<T> {
     pub named_platform: Option<Platform>,
+    /// The body sets `created_at` (not null), valid or not: only service and admin may, so a
+    /// user's body that does is refused (403) before its fields are judged.
+    pub sets_created_at: bool,
     pub result: Result<T, Vec<FieldError>>,
 }
 
@@ -202,7 +205,8 @@ impl<T> Parsed<T> {
     /// `parse` over `body`; the platform is read first, since a parse may consume the body.
     pub fn new(body: Value, parse: impl FnOnce(Value) -> Result<T, Vec<FieldError>>) -> Parsed<T> {
         let named_platform = body.get("platform").and_then(Value::as_str).and_then(|p| Platform::parse(p).ok());
-        Parsed { named_platform, result: parse(body) }
+        let sets_created_at = body.get("created_at").is_some_and(|v| !v.is_null());
+        Parsed { named_platform, sets_created_at, result: parse(body) }
     }
 }
 
