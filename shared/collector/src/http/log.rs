@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::body::{JsonBody, JsonText, Params, PathText, parse_json, path_id, query_limit};
 use super::error::ApiError;
@@ -79,31 +80,52 @@ pub async fn log_batch(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let items = batch_items(body)?;
+    let results = log_items(&s, &caller, items, s.run_deadline()).await;
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// Each item's entry of a batch's `results`, logged one after the other. Items not started by
+/// `deadline` (on Lambda, 20 s into the request: API Gateway gives up at 30) are not logged and
+/// answer 503 `unavailable`, so the answer comes in time and says which to send again; without
+/// it, a slow batch timed out after some items were stored and none was answered.
+async fn log_items(s: &HttpState, caller: &Caller, items: Vec<Value>, deadline: Option<Instant>) -> Vec<Value> {
     let mut outcomes = Vec::with_capacity(items.len());
     for item in items {
-        outcomes.push(log_one(&s, &caller, item).await);
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            outcomes.push(None);
+            continue;
+        }
+        outcomes.push(Some(log_one(s, caller, item).await));
     }
-    let results: Vec<_> = outcomes
+    outcomes
         .into_iter()
         .enumerate()
         .map(|(index, outcome)| match outcome {
-            Ok(o) => {
-                let status = status_of(&o).as_u16();
-                match o {
-                    IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => {
-                        json!({"index": index, "status": status, "interaction_id": r.interaction_id})
-                    }
-                    IngestOutcome::NotCollected => json!({"index": index, "status": status}),
-                }
-            }
-            Err(e) => {
-                // The same mapping as a whole answer's error; the item carries the error object.
-                let (status, body) = e.render();
-                json!({"index": index, "status": status.as_u16(), "error": body["error"]})
-            }
+            None => json!({"index": index, "status": StatusCode::SERVICE_UNAVAILABLE.as_u16(), "error": {
+                "code": "unavailable", "message": "not logged: the batch ran out of time; send this item again"}}),
+            Some(outcome) => logged(index, outcome),
         })
-        .collect();
-    Ok(Json(json!({ "results": results })).into_response())
+        .collect()
+}
+
+/// A logged item's entry of a batch's `results`.
+fn logged(index: usize, outcome: Result<IngestOutcome, ApiError>) -> Value {
+    match outcome {
+        Ok(o) => {
+            let status = status_of(&o).as_u16();
+            match o {
+                IngestOutcome::Created(r) | IngestOutcome::Replayed(r) => {
+                    json!({"index": index, "status": status, "interaction_id": r.interaction_id})
+                }
+                IngestOutcome::NotCollected => json!({"index": index, "status": status}),
+            }
+        }
+        Err(e) => {
+            // The same mapping as a whole answer's error; the item carries the error object.
+            let (status, body) = e.render();
+            json!({"index": index, "status": status.as_u16(), "error": body["error"]})
+        }
+    }
 }
 
 /// The whole record with its feedback and validations.
@@ -168,6 +190,27 @@ pub fn decode_cursor(raw: &str) -> Option<Cursor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Items not started by the batch's deadline answer 503 and are not logged; the others are.
+    #[tokio::test]
+    async fn batch_items_past_the_deadline_are_503_and_not_logged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_string_lossy().into_owned();
+        let config =
+            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
+        let s = HttpState::local(crate::app::App::open_local(config).expect("open"));
+        let caller = Caller { sub: UserId::parse("svc").expect("id"), role: crate::domain::types::Role::Service };
+        let items: Vec<Value> = (0..3)
+            .map(|i| json!({"user_id": "alice", "platform": "n8n", "user_message": format!("message {i}")}))
+            .collect();
+        let late = log_items(&s, &caller, items.clone(), Some(Instant::now())).await;
+        assert!(late.iter().all(|r| r["status"] == 503 && r["error"]["code"] == "unavailable"), "{late:?}");
+        let counters = s.app.hot.counters().await.expect("counters");
+        assert_eq!(counters.values().map(|c| c.total).sum::<i64>(), 0, "nothing logged");
+        let in_time = log_items(&s, &caller, items, None).await;
+        assert!(in_time.iter().all(|r| r["status"] == 201), "{in_time:?}");
+        assert_eq!(in_time.iter().map(|r| r["index"].clone()).collect::<Vec<_>>(), vec![json!(0), json!(1), json!(2)]);
+    }
 
     #[test]
     fn cursor_round_trip_and_garbage() {
