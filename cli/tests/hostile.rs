@@ -234,3 +234,29 @@ fn validations_with_huge_reports_get_413_within_the_memory_budget() {
     assert!(peak < RSS_BUDGET_MIB, "peak RSS {peak} MiB, budget {RSS_BUDGET_MIB} MiB");
     eprintln!("peak RSS of collector serve under 4 validation report bombs: {peak} MiB");
 }
+
+/// Many large bodies at once: each is read only under its share of the read budget (64 MiB of
+/// bodies held at once), so 64 bodies of 5.9 MiB (377 MiB in all) do not add up in memory.
+/// Each is a JSON string, not an object: 400, and the server stays within the memory budget.
+#[test]
+fn many_large_bodies_at_once_wait_for_the_read_budget() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start(dir.path());
+    let user = token("mallory", "service");
+    let body = format!("\"{}\"", "x".repeat(5_900 * 1024)).into_bytes();
+    let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..64)
+            .map(|_| {
+                let (addr, user, body) = (&server.addr, &user, &body);
+                scope.spawn(move || send(addr, "POST", "/api/feedback/submit", user, body))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("request thread")).collect()
+    });
+    for (status, answer) in &answers {
+        assert_eq!(*status, 400, "{answer}");
+    }
+    let peak = peak_rss_mib(server.child.id());
+    assert!(peak < RSS_BUDGET_MIB, "peak RSS {peak} MiB, budget {RSS_BUDGET_MIB} MiB");
+    eprintln!("peak RSS of collector serve under 64 bodies of 5.9 MiB at once: {peak} MiB");
+}

@@ -61,13 +61,42 @@ const FREE_PARSE_COST: u64 = 4 * 1024 * 1024;
 /// past it (8 bodies at the 48 MiB limit would otherwise take ~400 MiB at once).
 pub const PARSE_BUDGET_MIB: u32 = 128;
 
-/// Middleware: read the body once, estimate what parsing it will build, and hold that share of
-/// the process's parse budget until the answer is ready. A body over a limit passes without a
+/// Bodies declared at most this large are read without a share of the read budget.
+const FREE_READ_BYTES: u64 = 1024 * 1024;
+/// The read budget of one process, in MiB of request bodies held: a body over
+/// `FREE_READ_BYTES` (or of unknown length, counted as 6 MiB) waits for its share before it is
+/// read, so many large bodies at once wait for each other instead of adding up in memory.
+pub const READ_BUDGET_MIB: u32 = 64;
+
+/// The per-process budgets of [`parse_budget`].
+pub struct BodyBudgets {
+    read: tokio::sync::Semaphore,
+    parse: tokio::sync::Semaphore,
+}
+
+impl BodyBudgets {
+    pub fn new() -> BodyBudgets {
+        BodyBudgets {
+            read: tokio::sync::Semaphore::new(READ_BUDGET_MIB as usize),
+            parse: tokio::sync::Semaphore::new(PARSE_BUDGET_MIB as usize),
+        }
+    }
+}
+
+impl Default for BodyBudgets {
+    fn default() -> Self {
+        BodyBudgets::new()
+    }
+}
+
+/// Middleware: read the body once (a large one under a share of the read budget), estimate what
+/// parsing it will build, and hold that share of the process's parse budget until the answer
+/// is ready. A body over a limit passes without a
 /// share: its handler refuses it before building anything. A request without an identity is
 /// passed on unread: every route that takes a body answers it 401 before reading it, so an
 /// anonymous client costs neither the read, nor the scan, nor a share.
 pub async fn parse_budget(
-    axum::extract::State(budget): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    axum::extract::State(budgets): axum::extract::State<std::sync::Arc<BodyBudgets>>,
     req: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -75,6 +104,25 @@ pub async fn parse_budget(
     if req.extensions().get::<super::auth::Claims>().is_none() {
         return next.run(req).await;
     }
+    // Held until the answer is ready, like the parse share: the body's bytes live that long.
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let _read_share = match declared {
+        Some(len) if len <= FREE_READ_BYTES => None,
+        // Over the limit: refused by the read below without holding its bytes.
+        Some(len) if len > MAX_BODY_BYTES as u64 => None,
+        other => {
+            let mib =
+                other.unwrap_or(MAX_BODY_BYTES as u64).div_ceil(1024 * 1024).min(u64::from(READ_BUDGET_MIB)) as u32;
+            match budgets.read.acquire_many(mib).await {
+                Ok(p) => Some(p),
+                Err(_) => return ApiError::Internal("the read budget is closed".into()).into_response(),
+            }
+        }
+    };
     let (parts, body) = req.into_parts();
     let bytes = match read_bytes(body).await {
         Ok(b) => b,
@@ -84,7 +132,7 @@ pub async fn parse_budget(
     let cost = shape.cost();
     let _share = if cost > FREE_PARSE_COST && cost <= MAX_JSON_COST {
         let mib = cost.div_ceil(1024 * 1024).min(u64::from(PARSE_BUDGET_MIB)) as u32;
-        match budget.acquire_many_owned(mib).await {
+        match budgets.parse.acquire_many(mib).await {
             Ok(p) => Some(p),
             Err(_) => return ApiError::Internal("the parse budget is closed".into()).into_response(),
         }

@@ -52,8 +52,8 @@ pub struct SharedState {
     pub jwt_key: Option<Arc<DecodingKey>>,
     /// Where identities come from, and so which runtime serves.
     pub identity: Identity,
-    /// What parsing request bodies may build at once (`body::parse_budget`).
-    pub parse_budget: Arc<tokio::sync::Semaphore>,
+    /// What reading and parsing request bodies may hold at once (`body::parse_budget`).
+    pub parse_budget: Arc<body::BodyBudgets>,
 }
 
 /// The source of the caller's claims.
@@ -111,8 +111,8 @@ impl HttpState {
     }
 }
 
-fn new_parse_budget() -> Arc<tokio::sync::Semaphore> {
-    Arc::new(tokio::sync::Semaphore::new(body::PARSE_BUDGET_MIB as usize))
+fn new_parse_budget() -> Arc<body::BodyBudgets> {
+    Arc::new(body::BodyBudgets::new())
 }
 
 /// Common layers and fallbacks: our 404/405 bodies, the identity middleware of the state's
