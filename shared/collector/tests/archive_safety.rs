@@ -737,6 +737,65 @@ async fn aws_an_export_racing_an_archive_run_misses_no_record() {
     scenario.teardown();
 }
 
+/// An export that listed a cut run's pending object and read its tombstones, then a rerun rolls
+/// the object forward, tombstoning a record that changed meanwhile (new thumbs-down feedback: it
+/// stays hot), and is cut before its compaction. The export reads the row as committed now, but
+/// its tombstones are from before: it must still decide by the records' entries, so the changed
+/// record's stale line (without the thumbs-down) is not exported.
+async fn export_racing_a_roll_forward(b: Backend) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    fail::cfg("archive.after_upload", "return").expect("failpoint");
+    let crashed = archive(&app).await;
+    fail::remove("archive.after_upload");
+    assert!(crashed.is_err());
+    let (changed, (_, message)) = expected.iter().find(|(_, (u, _))| u == "alice").expect("a record of alice");
+    let fb = json!({"interaction_id": changed.to_string(), "feedback_type": "thumbs_down"});
+    app.submit_feedback(
+        &caller("svc", Role::Service),
+        collector::domain::input::NewFeedback::parse(&fb).expect("feedback body"),
+    )
+    .await
+    .expect("feedback");
+    let hold = Hold::at("export.after_tombstones");
+    let exporting = tokio::spawn({
+        let app = app.clone();
+        async move { exported_messages(&app).await }
+    });
+    hold.reached().await;
+    // The rerun rolls the object forward (tombstoning the changed record), then is cut before
+    // its compaction would rewrite the object without that line.
+    fail::cfg("compact.before_upload", "return").expect("failpoint");
+    let cut = archive(&app).await;
+    fail::remove("compact.before_upload");
+    assert!(cut.is_err(), "cut at the compaction");
+    let rows = app.hot.list_archive_objects(None).await.expect("rows");
+    assert!(rows.iter().all(|r| r.state == ObjectState::Committed), "rolled forward: {rows:?}");
+    hold.release();
+    let raced = exporting.await.expect("export task").expect("the export does not fail");
+    drop(hold);
+    assert!(raced.binary_search(message).is_err(), "the changed record's stale line is not exported");
+    assert_eq!(raced.len(), expected.len() - 1, "every other record once");
+    assert!(archive(&app).await.expect("the settling run").complete);
+    assert_eq!(raced, exported_messages(&app).await.expect("export after the run"), "the same lines as after the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_an_export_racing_a_roll_forward_serves_no_stale_line() {
+    let scenario = fail::FailScenario::setup();
+    export_racing_a_roll_forward(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_an_export_racing_a_roll_forward_serves_no_stale_line() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        export_racing_a_roll_forward(b).await;
+    }
+    scenario.teardown();
+}
+
 /// The right of access, held after it read the user's archived entries (none yet) while an
 /// archive run moves every record: it reads the entries again after its hot scan, so the user
 /// gets every record exactly once.

@@ -371,6 +371,7 @@ impl App {
             return Ok(true);
         }
         let dead = self.hot.tombstones(&listed.slot).await?;
+        fail::fail_point!("export.after_tombstones");
         // The row again, after its tombstones (`open_slot`): a compaction that swapped it since
         // the listing cleared them in the same write, so the key read now holds none of the
         // lines they named, and an older key is never read with its tombstones gone.
