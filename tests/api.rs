@@ -108,6 +108,23 @@ async fn a_validation_whose_answer_would_pass_6_mb_is_refused_and_not_stored() {
     assert_eq!(t.get("/api/me/data", A).await.lines().len(), 1);
 }
 
+/// Large text that is not JSON is 400 `invalid_json`, not 413: the scan before parsing counts
+/// its words as values, so a syntax check decides. JSON that is too costly to parse stays 413.
+#[tokio::test]
+async fn large_text_that_is_not_json_is_invalid_json() {
+    let t = spawn_app(&[]).await;
+    let words = "a ".repeat(600 * 1024);
+    let form = "a=1&".repeat(200 * 1024);
+    for text in [words, form] {
+        let r = t.raw(Method::POST, "/api/feedback/submit", A, text.into_bytes(), Some("application/json")).await;
+        r.expect(400, Some("invalid_json"));
+    }
+    let costly = format!("[{}0]", "0,".repeat(2_600_000));
+    t.raw(Method::POST, "/api/feedback/submit", A, costly.into_bytes(), Some("application/json"))
+        .await
+        .expect(413, Some("payload_too_large"));
+}
+
 #[tokio::test]
 async fn bad_input_lists_every_problem_and_stores_nothing() {
     let t = spawn_app(&[]).await;

@@ -186,6 +186,12 @@ fn check_json_limits(bytes: &[u8], scanned: Option<JsonShape>) -> Result<(), Api
         Ok(()) => Ok(()),
         Err(ShapeError::TooDeep) => Err(ApiError::PayloadTooLarge("the body nests deeper than 64 levels")),
         Err(ShapeError::TooCostly) => {
+            // Within the nesting limit (checked first), so a syntax check that builds nothing
+            // tells text that is not JSON at all (400, like any body that is not JSON) from JSON
+            // too costly to parse (413).
+            if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+                return Err(ApiError::InvalidJson);
+            }
             Err(ApiError::PayloadTooLarge("the body holds too many JSON values to parse within the memory limit"))
         }
     }
