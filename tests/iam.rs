@@ -1124,14 +1124,22 @@ async fn scenario(run: &Run) {
         }
         "curation" => {
             run.call(ev("curation", "post-examples"), 201).await;
-            let big = run.call(ev("curation", "post-examples").field("description", big_text(13).into()), 201).await;
-            run.call(ev("curation", "get-examples"), 200).await;
-            match big.json()["example_id"].as_str() {
-                Some(id) => {
-                    run.call(ev("curation", "delete-example").path(&format!("/api/examples/{id}")), 200).await;
-                }
-                None => run.problem("curation: no example_id from the large example".into()),
+            // Ten large examples: the list is over 5 MiB, spilled to exports/ and answered 303.
+            let mut big = Vec::new();
+            for seed in 0..10 {
+                let description = big_text(30 + seed).into();
+                big.push(run.call(ev("curation", "post-examples").field("description", description), 201).await);
             }
+            run.call(ev("curation", "get-examples"), 303).await;
+            for added in big {
+                match added.json()["example_id"].as_str() {
+                    Some(id) => {
+                        run.call(ev("curation", "delete-example").path(&format!("/api/examples/{id}")), 200).await;
+                    }
+                    None => run.problem("curation: no example_id from a large example".into()),
+                }
+            }
+            run.call(ev("curation", "get-examples"), 200).await;
             run.call(ev("curation", "post-training-metrics").field("notes", big_text(14).into()), 201).await;
             run.call(ev("curation", "get-training-metrics"), 200).await;
             run.call(ev("curation", "post-platforms"), 201).await;

@@ -212,13 +212,13 @@ route_table! {
         GET "/api/me/data" => delete::my_data, [User], spill;
     }
     /// Curated examples and training metrics (admin), and the platforms (listed to anyone,
-    /// added by an admin).
+    /// added by an admin). The lists are not paged (CONTRACT): a large one spills to the bucket.
     curation = "curation" {
         POST "/api/examples" => curation::add_example, [Admin];
-        GET "/api/examples" => curation::list_examples, [Admin];
+        GET "/api/examples" => curation::list_examples, [Admin], spill;
         DELETE "/api/examples/{id}" => curation::delete_example, [Admin];
         POST "/api/training-metrics" => curation::add_metric, [Admin];
-        GET "/api/training-metrics" => curation::list_metrics, [Admin];
+        GET "/api/training-metrics" => curation::list_metrics, [Admin], spill;
         POST "/api/platforms" => curation::add_platform, [Admin];
         GET "/api/platforms" => curation::list_platforms, identified;
     }
