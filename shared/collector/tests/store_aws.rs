@@ -714,16 +714,25 @@ mod dynamodb {
         assert_eq!(store.insert_interaction(&rec).await.expect("insert"), Inserted::Erased);
     }
 
-    /// An overflow store whose reads fail while `broken` is set. A commit that meets a record
-    /// whose payload is in overflow sends the records read before it and stops there, before
-    /// that record's transaction: a run cut between records, without process-wide failpoints.
-    struct BrokenReads {
+    /// An overflow store with faults to switch on: reads fail while `broken` is set, deletes
+    /// while `failing_deletes` is (S3 throttling them). A commit that meets a record whose
+    /// payload is in overflow while reads are broken sends the records read before it and stops
+    /// there, before that record's transaction: a run cut between records, without process-wide
+    /// failpoints.
+    struct FaultyOverflow {
         inner: Arc<S3Store>,
         broken: AtomicBool,
+        failing_deletes: AtomicBool,
+    }
+
+    impl FaultyOverflow {
+        fn over(inner: Arc<S3Store>) -> Arc<FaultyOverflow> {
+            Arc::new(FaultyOverflow { inner, broken: AtomicBool::new(false), failing_deletes: AtomicBool::new(false) })
+        }
     }
 
     #[async_trait::async_trait]
-    impl ObjectStore for BrokenReads {
+    impl ObjectStore for FaultyOverflow {
         async fn put(&self, key: &str, bytes: Vec<u8>, class: StorageClass) -> Result<(), StoreError> {
             self.inner.put(key, bytes, class).await
         }
@@ -737,41 +746,7 @@ mod dynamodb {
             self.inner.list(prefix).await
         }
         async fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.inner.delete(key).await
-        }
-        async fn writer(&self, key: &str, class: ClassPolicy) -> Result<Box<dyn ObjectWriter>, StoreError> {
-            self.inner.writer(key, class).await
-        }
-        async fn reader(&self, key: &str) -> Result<ObjectStream, StoreError> {
-            self.inner.reader(key).await
-        }
-        async fn presigned_get(&self, key: &str, expires: Duration) -> Result<Option<String>, StoreError> {
-            self.inner.presigned_get(key, expires).await
-        }
-        async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError> {
-            self.inner.remove_abandoned_writes(prefix, older_than).await
-        }
-    }
-
-    /// An overflow store whose deletes fail while `failing` is set (S3 throttling a delete).
-    struct FailingDeletes {
-        inner: Arc<S3Store>,
-        failing: AtomicBool,
-    }
-
-    #[async_trait::async_trait]
-    impl ObjectStore for FailingDeletes {
-        async fn put(&self, key: &str, bytes: Vec<u8>, class: StorageClass) -> Result<(), StoreError> {
-            self.inner.put(key, bytes, class).await
-        }
-        async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-            self.inner.list(prefix).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), StoreError> {
-            if self.failing.load(Ordering::SeqCst) {
+            if self.failing_deletes.load(Ordering::SeqCst) {
                 return Err(StoreError::Throttled { retry_after: Duration::from_secs(1) });
             }
             self.inner.delete(key).await
@@ -796,7 +771,7 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn overflow_objects_a_delete_could_not_remove_are_erased_later() {
         let Some(env) = env().await else { return };
-        let overflow = Arc::new(FailingDeletes { inner: env.overflow.clone(), failing: AtomicBool::new(false) });
+        let overflow = FaultyOverflow::over(env.overflow.clone());
         let store = DynamoStore::new(
             env.emu.dynamodb(),
             env.stack.table.clone(),
@@ -816,11 +791,11 @@ mod dynamodb {
         };
         assert_eq!(objects_of(gone.id).await.len(), 1);
 
-        overflow.failing.store(true, Ordering::SeqCst);
+        overflow.failing_deletes.store(true, Ordering::SeqCst);
         let deleted = store.delete_interaction(gone.id).await.expect("the delete answers");
         assert_eq!(deleted.interactions, 1);
         assert_eq!(objects_of(gone.id).await.len(), 1, "left behind while S3 refuses deletes");
-        overflow.failing.store(false, Ordering::SeqCst);
+        overflow.failing_deletes.store(false, Ordering::SeqCst);
         // A note of a delete that did not go through: the record's payload must stay.
         env.emu
             .dynamodb()
@@ -846,7 +821,7 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_commit_cut_between_records_resumes_on_rerun() {
         let Some(env) = env().await else { return };
-        let overflow = Arc::new(BrokenReads { inner: env.overflow.clone(), broken: AtomicBool::new(false) });
+        let overflow = FaultyOverflow::over(env.overflow.clone());
         let store = DynamoStore::new(
             env.emu.dynamodb(),
             env.stack.table.clone(),

@@ -384,9 +384,7 @@ impl App {
     /// records read as usual. A slot with nothing to read ([`App::open_slot`]) holds no line of
     /// it: not found.
     pub(crate) async fn read_archived(&self, entry: &crate::ports::ArchivedEntry) -> Result<FullRecord, AppError> {
-        let Some((obj, mut lines)) =
-            self.open_slot(&entry.platform, entry.created_at.date_naive(), &entry.object_key).await?
-        else {
+        let Some((obj, mut lines)) = self.open_entry_slot(entry).await? else {
             return Err(AppError::NotFound);
         };
         let id = entry.interaction_id;
@@ -403,6 +401,14 @@ impl App {
             }
             None => Err(AppError::NotFound),
         }
+    }
+
+    /// [`App::open_slot`] of the slot an archived entry points at.
+    pub(crate) async fn open_entry_slot(
+        &self,
+        entry: &crate::ports::ArchivedEntry,
+    ) -> Result<Option<(ArchiveObject, ArchiveLines)>, AppError> {
+        self.open_slot(&entry.platform, entry.created_at.date_naive(), &entry.object_key).await
     }
 
     /// A slot's row (read consistently) and its object opened where the row says its bytes are

@@ -451,9 +451,7 @@ impl App {
             let first = &group[0];
             let ids: HashSet<Id> = group.iter().map(|e| e.interaction_id).collect();
             let mut lines = Vec::new();
-            if let Some((_, mut reader)) =
-                self.open_slot(&first.platform, first.created_at.date_naive(), &first.object_key).await?
-            {
+            if let Some((_, mut reader)) = self.open_entry_slot(first).await? {
                 while let Some(rec) = reader.next().await? {
                     if ids.contains(&rec.interaction_id) {
                         let v = serde_json::to_value(&rec).map_err(|e| AppError::internal_from("export record", e))?;

@@ -141,8 +141,7 @@ impl App {
         let Some(first) = group.first() else { return out };
         let ids: HashSet<Id> = group.iter().map(|e| e.interaction_id).collect();
         let read = async {
-            let opened = self.open_slot(&first.platform, first.created_at.date_naive(), &first.object_key).await?;
-            if let Some((_, mut lines)) = opened {
+            if let Some((_, mut lines)) = self.open_entry_slot(first).await? {
                 while let Some(rec) = lines.next().await? {
                     if ids.contains(&rec.interaction_id) {
                         out.insert(rec.interaction_id, (rec.feedback.len() as i64, rec.validations.len() as i64));

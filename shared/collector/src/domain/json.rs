@@ -17,6 +17,24 @@ pub const MAX_DEPTH: usize = 64;
 /// validation answer, which is written before it is answered, is refused over it instead.
 pub const ANSWER_BUDGET: usize = 6 * 1024 * 1024 - 64 * 1024;
 
+/// How many bytes `v`'s JSON takes inside a JSON string, counted as it is written (nothing is
+/// kept).
+pub fn escaped_json_len<T: serde::Serialize + ?Sized>(v: &T) -> Result<usize, serde_json::Error> {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += json_escaped_len(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, v)?;
+    Ok(counter.0)
+}
+
 /// How many bytes `chunk` takes inside a JSON string.
 pub fn json_escaped_len(chunk: &[u8]) -> usize {
     chunk

@@ -362,9 +362,10 @@ impl ArchiveLines {
     }
 }
 
-#[cfg(test)]
 /// Read an archive object line by line (memory: one line plus one inflate step), passing each
 /// readable record to `f`. Returns what could not be read (bad lines are logged by the reader).
+/// The app reads through [`super::App::open_slot`]; the tests read objects with this.
+#[cfg(test)]
 pub(crate) async fn for_each_line(
     objects: &dyn ObjectStore,
     key: &str,
