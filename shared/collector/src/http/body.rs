@@ -61,24 +61,56 @@ const FREE_PARSE_COST: u64 = 4 * 1024 * 1024;
 /// past it (8 bodies at the 48 MiB limit would otherwise take ~400 MiB at once).
 pub const PARSE_BUDGET_MIB: u32 = 128;
 
-/// Bodies declared at most this large are read without a share of the read budget.
+/// Bodies known to be at most this large are read without a share of the read budget.
 const FREE_READ_BYTES: u64 = 1024 * 1024;
 /// The read budget of one process, in MiB of request bodies held: a body over
 /// `FREE_READ_BYTES` (or of unknown length, counted as 6 MiB) waits for its share before it is
 /// read, so many large bodies at once wait for each other instead of adding up in memory.
 pub const READ_BUDGET_MIB: u32 = 64;
+/// How long a body may take to arrive in full (6 MiB in a minute is 100 KB/s): a client that
+/// stops sending mid-body gets its 400 and its share of the read budget goes back, so stalled
+/// uploads cannot hold the budget and make every later large body wait for ever.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long a request waits for its share of a budget before it is answered 503 `unavailable`
+/// (with `Retry-After`) rather than held open.
+pub const BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The per-process budgets of [`parse_budget`].
+/// The per-process budgets of [`parse_budget`], and how long a request may wait for them.
 pub struct BodyBudgets {
     read: tokio::sync::Semaphore,
     parse: tokio::sync::Semaphore,
+    body_read_timeout: std::time::Duration,
+    budget_wait: std::time::Duration,
 }
 
 impl BodyBudgets {
     pub fn new() -> BodyBudgets {
+        BodyBudgets::with_times(BODY_READ_TIMEOUT, BUDGET_WAIT)
+    }
+
+    fn with_times(body_read_timeout: std::time::Duration, budget_wait: std::time::Duration) -> BodyBudgets {
         BodyBudgets {
             read: tokio::sync::Semaphore::new(READ_BUDGET_MIB as usize),
             parse: tokio::sync::Semaphore::new(PARSE_BUDGET_MIB as usize),
+            body_read_timeout,
+            budget_wait,
+        }
+    }
+
+    /// `mib` of `budget`, waited for at most `budget_wait`; then 503 `unavailable`.
+    async fn share<'a>(
+        &self,
+        budget: &'a tokio::sync::Semaphore,
+        mib: u32,
+        what: &str,
+    ) -> Result<tokio::sync::SemaphorePermit<'a>, ApiError> {
+        match tokio::time::timeout(self.budget_wait, budget.acquire_many(mib)).await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err(ApiError::Internal(format!("the {what} budget is closed"))),
+            Err(_) => Err(ApiError::Unavailable {
+                retry_after: std::time::Duration::from_secs(1),
+                cause: Some(format!("no share of the {what} budget within {} s", self.budget_wait.as_secs())),
+            }),
         }
     }
 }
@@ -104,37 +136,39 @@ pub async fn parse_budget(
     if req.extensions().get::<super::auth::Claims>().is_none() {
         return next.run(req).await;
     }
+    // The body's known size: its Content-Length, or 0 for a request with neither that nor
+    // chunked framing (a GET, a DELETE), which is read freely; a chunked body's is unknown.
+    let known = axum::body::HttpBody::size_hint(req.body()).upper();
     // Held until the answer is ready, like the parse share: the body's bytes live that long.
-    let declared = req
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let _read_share = match declared {
+    let _read_share = match known {
         Some(len) if len <= FREE_READ_BYTES => None,
         // Over the limit: refused by the read below without holding its bytes.
         Some(len) if len > MAX_BODY_BYTES as u64 => None,
         other => {
             let mib =
                 other.unwrap_or(MAX_BODY_BYTES as u64).div_ceil(1024 * 1024).min(u64::from(READ_BUDGET_MIB)) as u32;
-            match budgets.read.acquire_many(mib).await {
+            match budgets.share(&budgets.read, mib, "read").await {
                 Ok(p) => Some(p),
-                Err(_) => return ApiError::Internal("the read budget is closed".into()).into_response(),
+                Err(e) => return e.into_response(),
             }
         }
     };
     let (parts, body) = req.into_parts();
-    let bytes = match read_bytes(body).await {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
+    let bytes = match tokio::time::timeout(budgets.body_read_timeout, read_bytes(body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => {
+            let message = format!("was not received in full within {} s", budgets.body_read_timeout.as_secs());
+            return ApiError::Validation(vec![FieldError::new("body", message)]).into_response();
+        }
     };
     let shape = JsonShape::of(&bytes);
     let cost = shape.cost();
     let _share = if cost > FREE_PARSE_COST && cost <= MAX_JSON_COST {
         let mib = cost.div_ceil(1024 * 1024).min(u64::from(PARSE_BUDGET_MIB)) as u32;
-        match budgets.parse.acquire_many(mib).await {
+        match budgets.share(&budgets.parse, mib, "parse").await {
             Ok(p) => Some(p),
-            Err(_) => return ApiError::Internal("the parse budget is closed".into()).into_response(),
+            Err(e) => return e.into_response(),
         }
     } else {
         None
@@ -244,5 +278,83 @@ pub fn query_limit(q: &HashMap<String, String>, errors: &mut Vec<FieldError>) ->
             errors.push(FieldError::new("limit", m));
             PageLimit::DEFAULT
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::{Body, Bytes};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// A router with the budget middleware behind a stand-in identity layer.
+    fn app(budgets: Arc<BodyBudgets>) -> Router {
+        Router::new()
+            .route("/body", post(|JsonBody(_): JsonBody| async { "read" }))
+            .route("/get", get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(budgets, parse_budget))
+            .layer(axum::middleware::from_fn(|mut req: Request, next: axum::middleware::Next| async move {
+                req.extensions_mut().insert(super::super::auth::Claims(Default::default()));
+                next.run(req).await
+            }))
+    }
+
+    /// A chunked upload (no Content-Length) that sends `{` and then nothing more.
+    fn stalled() -> Body {
+        let first = futures::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(b"{"))]);
+        Body::from_stream(futures::StreamExt::chain(first, futures::stream::pending()))
+    }
+
+    async fn call(router: &Router, req: axum::http::Request<Body>) -> (StatusCode, Value) {
+        let answer = router.clone().oneshot(req).await.expect("infallible");
+        let status = answer.status();
+        let bytes = axum::body::to_bytes(answer.into_body(), usize::MAX).await.expect("answer body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn post_body(body: Body) -> axum::http::Request<Body> {
+        axum::http::Request::post("/body").body(body).expect("request")
+    }
+
+    /// Stalled uploads of unknown length fill the read budget. A request without a body still
+    /// passes at once; a large body waits at most the budget wait and gets 503 with Retry-After;
+    /// each stalled upload gets its 400 at the read timeout and gives its share back.
+    #[tokio::test]
+    async fn stalled_uploads_neither_block_reads_nor_hold_the_budget_for_ever() {
+        let budgets = Arc::new(BodyBudgets::with_times(Duration::from_millis(600), Duration::from_millis(200)));
+        let router = app(budgets.clone());
+        // Each takes 6 MiB: ten leave 4 MiB of the 64.
+        let shares = READ_BUDGET_MIB as usize / 6;
+        let stalled_calls: Vec<_> =
+            (0..shares).map(|_| tokio::spawn({ let r = router.clone(); async move { call(&r, post_body(stalled())).await } })).collect();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(budgets.read.available_permits(), 4, "the stalled uploads hold the read budget");
+
+        let get = axum::http::Request::get("/get").body(Body::empty()).expect("request");
+        let started = std::time::Instant::now();
+        let answer = router.clone().oneshot(get).await.expect("infallible");
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(started.elapsed() < Duration::from_millis(100), "a GET waited for the read budget");
+
+        let large = format!("\"{}\"", "x".repeat(5 << 20));
+        let answer = router.clone().oneshot(post_body(Body::from(large.clone()))).await.expect("infallible");
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+
+        for handle in stalled_calls {
+            let (status, body) = handle.await.expect("stalled call");
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["details"][0]["field"], "body", "{body}");
+        }
+        assert_eq!(budgets.read.available_permits(), READ_BUDGET_MIB as usize, "every share is back");
+        let (status, _) = call(&router, post_body(Body::from(large))).await;
+        assert_eq!(status, StatusCode::OK, "the large body is read once the stalled uploads are gone");
     }
 }

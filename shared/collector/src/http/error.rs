@@ -81,7 +81,7 @@ impl ApiError {
             ),
             ApiError::PayloadTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", (*m).into(), None),
             ApiError::Unavailable { .. } => {
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is busy; retry shortly".into(), None)
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the service is busy; retry shortly".into(), None)
             }
             ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on our side".into(), None)
@@ -98,7 +98,7 @@ impl ApiError {
     pub fn render(&self) -> (StatusCode, Value) {
         match self {
             ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
-            ApiError::Unavailable { cause: Some(cause), .. } => tracing::warn!(error = %cause, "store unavailable"),
+            ApiError::Unavailable { cause: Some(cause), .. } => tracing::warn!(error = %cause, "unavailable"),
             _ => {}
         }
         self.status_and_body()

@@ -48,10 +48,13 @@ pub async fn log_interaction(
 
 /// Parse one interaction body and log it. A legacy body (`workflow_gzip_hex`) is inflated off
 /// the async workers under the app's inflation gate, whose permit is held until it is stored.
+/// The permit goes into the inflation task and comes back with its result: a client that hangs
+/// up drops this future, not the task, and the gate must stay closed until the task is done
+/// (else each abandoned request would leave an inflation running outside the gate).
 async fn log_one(s: &HttpState, caller: &Caller, body: Value) -> Result<IngestOutcome, ApiError> {
     let (parsed, _permit) = if body.get("workflow_gzip_hex").is_some() {
         let permit = s.app.inflation_permit().await?;
-        let parsed = tokio::task::spawn_blocking(move || Parsed::interaction(body))
+        let (parsed, permit) = tokio::task::spawn_blocking(move || (Parsed::interaction(body), permit))
             .await
             .map_err(|e| ApiError::from(AppError::internal_from("inflation task", e)))?;
         (parsed, Some(permit))
@@ -210,6 +213,31 @@ mod tests {
         let in_time = log_items(&s, &caller, items, None).await;
         assert!(in_time.iter().all(|r| r["status"] == 201), "{in_time:?}");
         assert_eq!(in_time.iter().map(|r| r["index"].clone()).collect::<Vec<_>>(), vec![json!(0), json!(1), json!(2)]);
+    }
+
+    /// A client that hangs up while its legacy workflow is inflated drops the request, not the
+    /// inflation: the gate stays closed until the inflation is done, so abandoned requests
+    /// cannot pile up inflations past it.
+    #[tokio::test]
+    async fn an_abandoned_legacy_inflation_keeps_the_gate_until_it_is_done() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_string_lossy().into_owned();
+        let config =
+            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
+        let s = HttpState::local(crate::app::App::open_local(config).expect("open"));
+        let caller = Caller { sub: UserId::parse("svc").expect("id"), role: crate::domain::types::Role::Service };
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(format!(r#"{{"nodes": [], "note": "{}"}}"#, "x".repeat(16 << 20)).as_bytes()).expect("gzip");
+        let hex = hex::encode(gz.finish().expect("gzip"));
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": "import", "workflow_gzip_hex": hex});
+        // The client gives up 20 ms in, while the 16 MiB workflow is being inflated and parsed.
+        let abandoned = tokio::time::timeout(std::time::Duration::from_millis(20), log_one(&s, &caller, body)).await;
+        assert!(abandoned.is_err(), "the inflation took under 20 ms; the test needs a larger workflow");
+        let next = tokio::time::timeout(std::time::Duration::from_millis(5), s.app.inflation_permit()).await;
+        assert!(next.is_err(), "the gate opened while the abandoned inflation still ran");
+        let after = tokio::time::timeout(std::time::Duration::from_secs(120), s.app.inflation_permit()).await;
+        assert!(after.is_ok(), "the gate opens once the inflation is done");
     }
 
     #[test]
