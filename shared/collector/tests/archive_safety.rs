@@ -978,3 +978,50 @@ async fn aws_a_user_delete_removes_a_record_its_first_pass_missed() {
     }
     scenario.teardown();
 }
+
+/// DynamoDB: an archive commit cut right after one of its transactions, before the overflow
+/// objects of the records it stubbed are deleted, leaves none of them behind once a run has
+/// gone through. Three old records overflow their items (a 1 MiB workflow each), one of them
+/// also through an edit's 1 MiB correction (a link). Before, nothing pointed at those objects
+/// after the transaction, and a cut left them for good, with a user's data in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_commit_cut_after_its_transaction_leaves_no_overflow_object() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        let app = app(&b);
+        let service = caller("svc", Role::Service);
+        let created = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+        let mut expected = Expected::new();
+        for i in 0..3u64 {
+            let message = format!("large #{i}");
+            let body = json!({"user_id": "alice", "platform": "n8n", "user_message": message, "created_at": created,
+                              "kind": "workflow_generation", "workflow": {"nodes": [], "blob": noise(1 << 20, 40 + i)}});
+            let id = match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await {
+                Ok(collector::app::IngestOutcome::Created(r)) => r.interaction_id,
+                other => panic!("not created: {other:?}"),
+            };
+            if i == 0 {
+                let fb = json!({"interaction_id": id.to_string(), "feedback_type": "edit",
+                                "corrected_workflow": {"nodes": [], "blob": noise(1 << 20, 50)}});
+                let fb = collector::domain::input::NewFeedback::parse(&fb).expect("feedback body");
+                app.submit_feedback(&service, fb).await.expect("feedback");
+            }
+            expected.insert(id, ("alice".to_owned(), message));
+        }
+        let before = b.objects.list("overflow/").await.expect("list");
+        assert_eq!(before.len(), 4, "three heads and one link overflow: {before:?}");
+        fail::cfg("commit.after_transaction", "1*return").expect("failpoint");
+        assert!(archive(&app).await.is_err(), "the run is cut after its first transaction");
+        fail::remove("commit.after_transaction");
+        assert!(archive(&app).await.expect("rerun").complete);
+        assert!(archive(&app).await.expect("next run").complete);
+        let left = b.objects.list("overflow/").await.expect("list");
+        assert!(left.is_empty(), "overflow objects of archived records left: {left:?}");
+        for (id, (_, message)) in &expected {
+            let rec = app.get_interaction(&admin(), *id).await.expect("archived record readable");
+            assert_eq!(&rec.user_message, message);
+            assert!(rec.archived);
+        }
+    }
+    scenario.teardown();
+}

@@ -9,8 +9,8 @@ use futures::{StreamExt, TryStreamExt};
 use super::codec::*;
 use super::io::{self, Cond, Names, QuerySpec, SkRange, Values, key, tx_delete, tx_put, tx_update};
 use super::{
-    BATCH_RECORDS, COUNTER_BYTES, DynamoStore, FAILED, FAN_OUT, TOMB_BATCH, TOMB_BYTES, TX_BYTES, TX_ITEM_BYTES,
-    TX_MAX, VERSION_ATTEMPTS, expiry, hot_at, no_cond, ovf_key,
+    BATCH_RECORDS, COUNTER_BYTES, DynamoStore, FAILED, FAN_OUT, NOTE_BYTES, TOMB_BATCH, TOMB_BYTES, TX_BYTES,
+    TX_ITEM_BYTES, TX_MAX, VERSION_ATTEMPTS, expiry, hot_at, no_cond, ovf_key,
 };
 use crate::domain::archive::{ArchiveObject, ObjectState};
 use crate::domain::counters::PlatformCounters;
@@ -155,7 +155,8 @@ impl DynamoStore {
         let mut stubs = Vec::new();
         let mut tombstoned = Vec::new();
         let mut rest = Vec::new();
-        let mut overflow = Vec::new();
+        // Overflow objects unlinked by the transaction (noted in it) and by the deletes after it.
+        let (mut noted, mut unnoted) = (Vec::new(), Vec::new());
         for (i, step) in batch.iter().enumerate() {
             match step {
                 Step::Done => {}
@@ -170,16 +171,35 @@ impl DynamoStore {
                     tx.push(tx_put(self.table(), m.stub.clone(), hot_at(m.ver))?);
                     items += 1;
                     bytes += TX_ITEM_BYTES + item_size(&m.stub);
-                    overflow.extend(m.ovf.clone());
+                    // An overflow object of an item this transaction replaces or deletes is
+                    // noted in it: once it commits nothing points at the object, and a run cut
+                    // before the object's delete leaves the note for the maintenance (else the
+                    // object, which may hold a deleted user's data, stayed for good).
+                    if let Some(k) = &m.ovf {
+                        tx.push(tx_put(self.table(), object_erasure_key(k), None)?);
+                        items += 1;
+                        bytes += TX_ITEM_BYTES + NOTE_BYTES;
+                        noted.push(k.clone());
+                    }
                     for l in &m.links {
-                        if items < TX_MAX && bytes + TX_ITEM_BYTES + l.bytes <= TX_BYTES {
+                        let (need, need_bytes) = match l.ovf {
+                            Some(_) => (2, 2 * TX_ITEM_BYTES + l.bytes + NOTE_BYTES),
+                            None => (1, TX_ITEM_BYTES + l.bytes),
+                        };
+                        if items + need <= TX_MAX && bytes + need_bytes <= TX_BYTES {
                             tx.push(tx_delete(self.table(), l.key.clone(), None)?);
-                            items += 1;
-                            bytes += TX_ITEM_BYTES + l.bytes;
+                            if let Some(k) = &l.ovf {
+                                tx.push(tx_put(self.table(), object_erasure_key(k), None)?);
+                                noted.push(k.clone());
+                            }
+                            items += need;
+                            bytes += need_bytes;
                         } else {
+                            // Deleted after the transaction; a run cut before that finds the
+                            // link under the stub and deletes it and its object (`classify`).
                             rest.push(l.key.clone());
+                            unnoted.extend(l.ovf.clone());
                         }
-                        overflow.extend(l.ovf.clone());
                     }
                 }
             }
@@ -192,10 +212,12 @@ impl DynamoStore {
         }
         let codes = match self.run_tx(lease, tx).await? {
             Ok(()) => {
+                fail::fail_point!("commit.after_transaction", |_| Err(StoreError::Unavailable("failpoint".into())));
                 if !rest.is_empty() {
                     self.db().delete_keys(self.table(), rest).await?;
                 }
-                self.drop_overflow(overflow).await;
+                self.drop_noted_overflow(noted).await;
+                self.drop_overflow(unnoted).await;
                 return Ok(Sent::Done(tombstoned));
             }
             Err(codes) => codes,
@@ -525,10 +547,17 @@ impl Step {
         match self {
             Step::Done => (0, 0),
             Step::Tomb(_) => (1, TX_ITEM_BYTES + TOMB_BYTES),
-            Step::Move(m) => (
-                1 + m.links.len(),
-                TX_ITEM_BYTES + item_size(&m.stub) + m.links.iter().map(|l| TX_ITEM_BYTES + l.bytes).sum::<usize>(),
-            ),
+            Step::Move(m) => {
+                // Each overflow object's erasure note is one more item (`send_batch`).
+                let notes = usize::from(m.ovf.is_some()) + m.links.iter().filter(|l| l.ovf.is_some()).count();
+                (
+                    1 + m.links.len() + notes,
+                    TX_ITEM_BYTES
+                        + item_size(&m.stub)
+                        + m.links.iter().map(|l| TX_ITEM_BYTES + l.bytes).sum::<usize>()
+                        + notes * (TX_ITEM_BYTES + NOTE_BYTES),
+                )
+            }
         }
     }
 }
