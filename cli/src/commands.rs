@@ -406,6 +406,12 @@ async fn archive(app: App, a: ArchiveArgs) -> Result<()> {
             m.copied_unreadable_lines, m.dropped_corrupt_segments
         ));
     }
+    if m.failed_compactions > 0 {
+        text.push_str(&format!(
+            "could not compact {} archive objects (missing or unreadable, see the log): their deleted lines stay unreadable and the next run tries again\n",
+            m.failed_compactions
+        ));
+    }
     if !report.complete {
         text.push_str("stopped for its time budget: run again to carry on\n");
     }

@@ -1025,3 +1025,69 @@ async fn aws_a_commit_cut_after_its_transaction_leaves_no_overflow_object() {
     }
     scenario.teardown();
 }
+
+/// An archive object that cannot be read (here: gone from storage) does not stop the erasure
+/// of the others, nor archiving: the run compacts every other object with deleted lines,
+/// reports the one it could not (`failed_compactions`), and keeps its tombstones, so its
+/// deleted record stays unreadable and the next run tries again.
+async fn an_unreadable_object_does_not_block_erasure(b: Backend) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    assert!(archive(&app).await.expect("first run").complete);
+    let first: Vec<String> =
+        b.hot.list_archive_objects(None).await.expect("rows").into_iter().map(|o| o.object_key).collect();
+    assert_eq!(first.len(), 1, "one day, one platform");
+    let service = caller("svc", Role::Service);
+    let created = (chrono::Utc::now() - chrono::Duration::days(41)).to_rfc3339();
+    let mut later = Vec::new();
+    for i in 0..3 {
+        let message = format!("another day #{i} {}", noise(2_000, 90 + i as u64));
+        let body = json!({"user_id": "bob", "platform": "n8n", "user_message": message, "created_at": created});
+        match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await {
+            Ok(collector::app::IngestOutcome::Created(r)) => later.push((r.interaction_id, message)),
+            other => panic!("not created: {other:?}"),
+        }
+    }
+    assert!(archive(&app).await.expect("second run").complete);
+    let second: Vec<String> = b
+        .hot
+        .list_archive_objects(None)
+        .await
+        .expect("rows")
+        .into_iter()
+        .map(|o| o.object_key)
+        .filter(|k| !first.contains(k))
+        .collect();
+    assert_eq!(second.len(), 1, "the other day's object");
+    b.objects.delete(&first[0]).await.expect("the first object goes missing");
+    let (gone_in_first, _) = expected.iter().next().expect("a record");
+    let (gone_in_second, gone_text) = later[0].clone();
+    for id in [*gone_in_first, gone_in_second] {
+        let d = app.delete_interaction(&admin(), id).await.expect("delete");
+        assert_eq!(d.deleted.archived_records, 1);
+    }
+    let report = archive(&app).await.expect("a run with one unreadable object");
+    assert!(report.complete);
+    assert_eq!(report.maintenance.failed_compactions, 1, "{:?}", report.maintenance);
+    assert_eq!(report.maintenance.compacted_objects, 1, "the readable object was compacted");
+    assert_eq!(report.maintenance.erased_lines, 1);
+    let still = objects_with_lines_of(b.objects.as_ref(), &[gone_text[..40].to_owned()]).await;
+    assert!(still.is_empty(), "the deleted line is gone from the readable object: {still:?}");
+    for id in [*gone_in_first, gone_in_second] {
+        assert!(matches!(app.get_interaction(&admin(), id).await, Err(AppError::NotFound)), "stays deleted");
+    }
+    let again = archive(&app).await.expect("next run");
+    assert_eq!(again.maintenance.failed_compactions, 1, "its tombstones stay and it is tried again");
+}
+
+#[tokio::test]
+async fn local_an_unreadable_object_does_not_block_erasure() {
+    an_unreadable_object_does_not_block_erasure(local().await).await;
+}
+
+#[tokio::test]
+async fn aws_an_unreadable_object_does_not_block_erasure() {
+    if let Some(b) = aws().await {
+        an_unreadable_object_does_not_block_erasure(b).await;
+    }
+}

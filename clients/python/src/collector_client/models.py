@@ -363,6 +363,7 @@ class Maintenance(TypedDict):
     swept_objects: int
     copied_unreadable_lines: int
     dropped_corrupt_segments: int
+    failed_compactions: int
 
 
 class ArchiveReport(TypedDict):

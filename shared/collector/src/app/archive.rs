@@ -93,6 +93,11 @@ pub struct Maintenance {
     /// and corrupt gzip segments it could not copy (logged at error level).
     pub copied_unreadable_lines: i64,
     pub dropped_corrupt_segments: i64,
+    /// Objects with deleted lines that could not be compacted (the object missing or
+    /// unreadable: logged at error level with its key). Their tombstones stay, so their deleted
+    /// lines stay unreadable and the next run tries again; every other object is compacted and
+    /// the run goes on.
+    pub failed_compactions: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

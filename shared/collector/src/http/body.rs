@@ -332,8 +332,14 @@ mod tests {
         let router = app(budgets.clone());
         // Each takes 6 MiB: ten leave 4 MiB of the 64.
         let shares = READ_BUDGET_MIB as usize / 6;
-        let stalled_calls: Vec<_> =
-            (0..shares).map(|_| tokio::spawn({ let r = router.clone(); async move { call(&r, post_body(stalled())).await } })).collect();
+        let stalled_calls: Vec<_> = (0..shares)
+            .map(|_| {
+                tokio::spawn({
+                    let r = router.clone();
+                    async move { call(&r, post_body(stalled())).await }
+                })
+            })
+            .collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(budgets.read.available_permits(), 4, "the stalled uploads hold the read budget");
 

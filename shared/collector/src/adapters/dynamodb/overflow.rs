@@ -71,7 +71,9 @@ impl DynamoStore {
         for k in keys {
             match self.inner.overflow.delete(&k).await {
                 Ok(()) => done.push(object_erasure_key(&k)),
-                Err(e) => tracing::warn!(object_key = %k, error = %e, "overflow object left behind; its note stays for the next archive run"),
+                Err(e) => {
+                    tracing::warn!(object_key = %k, error = %e, "overflow object left behind; its note stays for the next archive run")
+                }
             }
         }
         if !done.is_empty()

@@ -233,7 +233,12 @@ impl App {
             .await;
             if let Err(e) = copied {
                 kept.abort().await;
-                return Err(e);
+                // One object that cannot be read (gone, damaged storage) must not keep every
+                // other object's deleted lines in their bytes, nor stop archiving: it is
+                // reported, keeps its tombstones, and is tried again by the next run.
+                tracing::error!(object_key = %row.object_key, error = %e, "compaction failed; its deleted lines stay tombstoned and the next run tries again");
+                m.failed_compactions += 1;
+                continue;
             }
             let new = if kept.items.is_empty() && kept.copied_lines == 0 {
                 kept.abort().await;
