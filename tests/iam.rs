@@ -93,13 +93,30 @@ const REGION: &str = "us-east-1";
 
 /// Grants a function keeps although no route of this test makes the call, and why:
 /// `(function or "*", action, resource pattern, reason)`, patterns with IAM wildcards.
-const UNEXERCISED: &[(&str, &str, &str, &str)] = &[(
-    "*",
-    "s3:AbortMultipartUpload",
-    "*",
-    "a multipart upload that fails, or whose writer is dropped unfinished, is aborted (adapters::s3); \
-     the test does not break uploads",
-)];
+const UNEXERCISED: &[(&str, &str, &str, &str)] = &[
+    (
+        "*",
+        "s3:AbortMultipartUpload",
+        "*",
+        "a multipart upload that fails, or whose writer is dropped unfinished, is aborted (adapters::s3); \
+         the test does not break uploads",
+    ),
+    (
+        "log",
+        "s3:ListBucket",
+        "arn:aws:s3:::*",
+        "without it S3 answers a GetObject of a missing key 403 AccessDenied, not 404 NoSuchKey, and a read \
+         of an archive object not yet uploaded (a pending row) or just compacted away fails with 500 \
+         instead of following the row (App::open_slot); the emulator answers 404 either way",
+    ),
+    (
+        "export",
+        "s3:ListBucket",
+        "arn:aws:s3:::*",
+        "as for log: an export with include_archived that meets a pending row or a compaction follows the \
+         row only when a missing object answers 404",
+    ),
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -1374,6 +1391,11 @@ async fn every_function_policy_covers_its_routes_and_no_more() {
         // Each statement is needed: without it, some call of these routes is not allowed.
         if found.is_empty() {
             for (i, st) in f.statements.iter().enumerate().filter(|(_, s)| s.allow) {
+                // A statement of named unexercised grants only is kept for its stated reason.
+                let named = st.actions.iter().all(|a| st.resources.iter().all(|r| unexercised_ok(&f.binary, a, r)));
+                if named {
+                    continue;
+                }
                 let mut fewer = f.clone();
                 fewer.statements.remove(i);
                 let (without, _) = judge(&fewer, &calls, &seen);

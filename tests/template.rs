@@ -329,6 +329,46 @@ fn no_policy_grants_a_wildcard_but_the_named_exceptions() {
     }
 }
 
+/// S3 answers a GetObject of a missing key 403 AccessDenied, not 404, to a caller that may not
+/// list the bucket. The archive reads treat a missing object as "follow the catalog row"
+/// (`App::open_slot`): a function that reads `archive/` objects without `s3:ListBucket` would
+/// answer 500 where the row says the object is not written yet or was compacted away. The
+/// emulator answers 404 either way, so `tests/iam.rs` cannot see it; this test holds it.
+#[test]
+fn every_function_that_reads_archive_objects_may_list_the_bucket() {
+    let t = template();
+    let mut readers = 0;
+    for (logical, f) in functions(&t) {
+        let statements: Vec<&Yaml> = f["Properties"]["Policies"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .flat_map(|doc| doc["Statement"].as_sequence().into_iter().flatten())
+            .filter(|st| st["Effect"].as_str() == Some("Allow"))
+            .collect();
+        let actions = |st: &Yaml| -> Vec<String> {
+            match &st["Action"] {
+                Yaml::String(a) => vec![a.clone()],
+                Yaml::Sequence(items) => items.iter().filter_map(|i| i.as_str().map(str::to_owned)).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let resource = |st: &Yaml| serde_yaml::to_string(&st["Resource"]).unwrap_or_default();
+        let reads_archive = statements.iter().any(|st| {
+            actions(st).iter().any(|a| a == "s3:GetObject") && resource(st).contains("${ArchiveBucket.Arn}/archive/*")
+        });
+        if !reads_archive {
+            continue;
+        }
+        readers += 1;
+        let lists = statements.iter().any(|st| {
+            actions(st).iter().any(|a| a == "s3:ListBucket") && resource(st).contains("ArchiveBucket.Arn")
+        });
+        assert!(lists, "{logical} reads archive/ objects but may not list the bucket (s3:ListBucket)");
+    }
+    assert!(readers >= 5, "log, export, delete, archive-run and archiver read archive objects: {readers}");
+}
+
 // -- configuration ------------------------------------------------------------------------------
 
 /// The functions that read each setting the template passes (config.rs's variables: the
