@@ -47,6 +47,20 @@ async fn unknown_route_and_wrong_method_use_the_error_shape() {
     t.call(Method::PUT, "/api/interactions", A, Some(json!({}))).await.expect(405, Some("method_not_allowed"));
 }
 
+/// HEAD of an identified GET route is 405, as on Lambda (API Gateway routes no HEAD): axum
+/// would run the GET handler and drop its body, so a HEAD of an export ran it and recorded its
+/// manifest for an answer nobody read. The public routes answer HEAD.
+#[tokio::test]
+async fn head_runs_no_handler_of_an_identified_route() {
+    let t = spawn_app(&[]).await;
+    t.log(A, interaction("n8n", "one to export")).await;
+    t.call(Method::HEAD, "/api/feedback/export/n8n", Who::Admin, None).await.expect(405, None);
+    t.call(Method::HEAD, "/api/interactions", A, None).await.expect(405, None);
+    let manifests = t.get("/api/exports", Who::Admin).await.expect(200, None).json();
+    assert_eq!(manifests["items"], json!([]), "no export was recorded");
+    t.call(Method::HEAD, "/api/health", A, None).await.expect(200, None);
+}
+
 /// A path segment that does not decode to UTF-8 names nothing: it gets the JSON answer of an
 /// unknown value (axum alone would answer a plain-text 400).
 #[tokio::test]

@@ -324,6 +324,12 @@ where
     T: 'static,
 {
     let mut method_router = on(route.method.filter(), handler);
+    if route.method == Verb::GET && route.access != Access::Public {
+        // axum answers HEAD with the GET handler minus its body: an export would be run,
+        // recorded as a manifest and counted, for an answer nobody reads. API Gateway routes
+        // no HEAD to the functions; `collector serve` answers it 405 the same way.
+        method_router = method_router.head(|| async { ApiError::MethodNotAllowed });
+    }
     if route.spill {
         method_router =
             method_router.route_layer(axum::middleware::from_fn_with_state(state.clone(), spill::spill_large_answers));
