@@ -228,6 +228,8 @@ pub(crate) struct ArchiveLines {
     /// Inflated bytes collect in the decoder's inner buffer; `pos` is where unread ones start.
     gz: GzDecoder<Vec<u8>>,
     pos: usize,
+    /// How many bytes from `pos` on are known to hold no newline.
+    scanned: usize,
     /// Compressed bytes received but not yet inflated.
     input: Bytes,
     ended: bool,
@@ -248,6 +250,7 @@ impl ArchiveLines {
             stream: objects.reader(key).await?,
             gz: GzDecoder::new(Vec::new()),
             pos: 0,
+            scanned: 0,
             input: Bytes::new(),
             ended: false,
             corrupt: None,
@@ -276,7 +279,9 @@ impl ArchiveLines {
         loop {
             let buf = self.gz.get_ref();
             let unread = &buf[self.pos..];
-            let line_end = match unread.iter().position(|&b| b == b'\n') {
+            // Bytes already searched are not searched again: a long line arrives in many
+            // inflate steps, and searching it from its start at each step was quadratic.
+            let line_end = match memchr::memchr(b'\n', &unread[self.scanned..]).map(|i| i + self.scanned) {
                 Some(i) => Some((i, i + 1)),
                 // The last line may lack its newline, unless the stream is corrupt: then it is
                 // cut, part of the unreadable segment.
@@ -288,6 +293,7 @@ impl ArchiveLines {
             if let Some((end, next)) = line_end {
                 let line = &unread[..end];
                 self.pos += next;
+                self.scanned = 0;
                 self.raw_bytes += next as i64;
                 self.line_no += 1;
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -311,6 +317,7 @@ impl ArchiveLines {
                     }
                 }));
             }
+            self.scanned = unread.len();
             if self.ended {
                 if let Some(why) = self.corrupt.take() {
                     tracing::warn!(
@@ -322,6 +329,7 @@ impl ArchiveLines {
                     self.unreadable.segments += 1;
                     // Whatever part of a line is left belongs to the lost segment.
                     self.pos = self.gz.get_ref().len();
+                    self.scanned = 0;
                 }
                 return Ok(None);
             }

@@ -144,6 +144,26 @@ async fn blank_lines_and_a_missing_last_newline_are_fine() {
     assert_eq!(read_all(&objects, KEY).await.expect("read"), vec![a, b]);
 }
 
+/// Lines far longer than an inflate step (searched for their newline once, step by step, not
+/// from their start at every step) read back whole, around short ones, the last one without
+/// its newline.
+#[tokio::test]
+async fn lines_of_many_inflate_steps_read_back_whole() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let objects = FolderStore::new(dir.path().to_path_buf());
+    let long = |i: usize| FullRecord { user_message: format!("{i} {}", "long line ".repeat(600_000)), ..record(i) };
+    let recs = vec![record(1), long(2), record(3), record(4), long(5)];
+    let mut raw = Vec::new();
+    for r in &recs {
+        raw.extend(line(r));
+    }
+    raw.pop();
+    objects.put(KEY, gzip(&raw), StorageClass::Standard).await.expect("put");
+    let (back, unreadable) = read_counted(&objects, KEY).await.expect("read");
+    assert_eq!(unreadable, Unreadable::default());
+    assert_eq!(back, recs);
+}
+
 /// Each kind of bad line is passed over, counted with its id when the id can still be
 /// found, and the lines around it read as usual.
 #[tokio::test]
