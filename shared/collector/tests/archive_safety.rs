@@ -1091,3 +1091,32 @@ async fn aws_an_unreadable_object_does_not_block_erasure() {
         an_unreadable_object_does_not_block_erasure(b).await;
     }
 }
+
+/// A run with a deadline (on Lambda: the function's time left) ends each object once its
+/// commit could no longer end by the deadline at the rate the run counts on (500 records a
+/// second): with a second left, no object takes more than 500 records, where one object took
+/// all 1,200 and its commit ran past the function's timeout. Nothing is lost, and a run without
+/// a deadline carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_run_with_a_deadline_sizes_its_objects_to_commit_in_time() {
+    let b = local().await;
+    let app = app(&b);
+    let service = caller("svc", Role::Service);
+    let created = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+    for i in 0..1200 {
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": format!("small #{i}"), "created_at": created});
+        app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await.expect("log");
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+    let report = app.archive(&run_request(), Some(deadline), None).await.expect("run with a deadline");
+    assert!(!report.archives.is_empty(), "it archived something");
+    for o in &report.archives {
+        assert!(o.record_count <= 500, "an object of {} records cannot commit in the second left", o.record_count);
+    }
+    let rest = archive(&app).await.expect("run without a deadline");
+    assert!(rest.complete);
+    let archived: i64 = report.archived_records + rest.archived_records;
+    assert_eq!(archived, 1200, "every record archived once");
+    let counters = app.hot.counters().await.expect("counters");
+    assert_eq!(counters.values().map(|c| c.total).sum::<i64>(), 1200);
+}

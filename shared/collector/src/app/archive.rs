@@ -47,6 +47,12 @@ pub const LEASE_TTL: StdDuration = StdDuration::from_secs(120);
 const LEASE_RENEW_AFTER: StdDuration = StdDuration::from_secs(30);
 /// How long `wait` waits for a busy lease at most when the caller gave no deadline.
 const LEASE_WAIT_MAX: StdDuration = StdDuration::from_secs(600);
+/// Records a commit moves per second at least, as a run with a deadline counts on (DynamoDB
+/// commits about 1,000 a second, docs/AWS.md; SQLite many more): an object stops filling once
+/// its commit at this rate would end past the deadline, so the object in flight commits in time.
+const COMMIT_RECORDS_PER_SEC_FLOOR: f64 = 500.0;
+/// A run with a deadline starts no object that could hold fewer records than this before it.
+const MIN_OBJECT_RECORDS: usize = 200;
 /// How often `collector serve` looks for deleted lines to erase.
 pub const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
 
@@ -154,6 +160,13 @@ impl Run {
 
     fn out_of_time(&self) -> bool {
         self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// How many records a commit started now can move by the deadline (at
+    /// [`COMMIT_RECORDS_PER_SEC_FLOOR`]); None without a deadline or on a dry run (no commit).
+    fn commit_room(&self) -> Option<usize> {
+        let d = self.deadline.filter(|_| self.lease.is_some())?;
+        Some((d.saturating_duration_since(Instant::now()).as_secs_f64() * COMMIT_RECORDS_PER_SEC_FLOOR) as usize)
     }
 
     fn next_key(&mut self, p: &Platform, date: NaiveDate) -> String {
@@ -317,17 +330,26 @@ impl App {
             let Some(last) = page.last() else { break };
             after = Some(Cursor { created_at: last.interaction.created_at, id: last.interaction.id });
             for l in page {
-                if run.out_of_time() {
+                let room = run.commit_room();
+                let no_room_for_another = pending.is_none() && room.is_some_and(|r| r < MIN_OBJECT_RECORDS);
+                if run.out_of_time() || no_room_for_another {
                     // The object in flight is finished below with what it holds.
                     complete = false;
                     break 'scan;
                 }
                 let date = l.interaction.created_at.date_naive();
-                if pending.as_ref().is_some_and(|pe| pe.date != date || pe.full())
+                // Full, or as many records as can still commit before the deadline: a run on
+                // Lambda must answer before its function's timeout, the commit included.
+                let ends = |pe: &Pending| pe.date != date || pe.full() || room.is_some_and(|r| pe.records() >= r);
+                if pending.as_ref().is_some_and(ends)
                     && let Some(done) = pending.take()
                 {
                     let obj = self.finish_object(done, run).await?;
                     report(&obj);
+                    if run.commit_room().is_some_and(|r| r < MIN_OBJECT_RECORDS) {
+                        complete = false;
+                        break 'scan;
+                    }
                 }
                 let pe = match pending.take() {
                     Some(pe) => pending.insert(pe),

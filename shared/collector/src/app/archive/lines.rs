@@ -147,6 +147,11 @@ impl Pending {
         Ok(())
     }
 
+    /// Records written so far.
+    pub(super) fn records(&self) -> usize {
+        self.items.len()
+    }
+
     pub(super) fn full(&self) -> bool {
         self.items.len() >= MAX_RECORDS_PER_OBJECT || self.raw_bytes >= MAX_RAW_BYTES_PER_OBJECT
     }
