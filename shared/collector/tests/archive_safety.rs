@@ -1120,3 +1120,44 @@ async fn local_a_run_with_a_deadline_sizes_its_objects_to_commit_in_time() {
     let counters = app.hot.counters().await.expect("counters");
     assert_eq!(counters.values().map(|c| c.total).sum::<i64>(), 1200);
 }
+
+/// DynamoDB: a feedback that comes in between the archive scan's read of a record's head and
+/// its read of the links does not give the archived line a feedback summary that disagrees
+/// with its own feedback (the commit moves it: the links it holds are the partition's). The
+/// scan reads the partition again until head and links agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_feedback_during_the_scan_leaves_the_archived_summary_true() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        let app = app(&b);
+        let service = caller("svc", Role::Service);
+        let created = (chrono::Utc::now() - chrono::Duration::days(40)).to_rfc3339();
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": "rated twice", "created_at": created});
+        let id = match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await {
+            Ok(collector::app::IngestOutcome::Created(r)) => r.interaction_id,
+            other => panic!("not created: {other:?}"),
+        };
+        let feedback = |kind: &str| {
+            let fb = json!({"interaction_id": id.to_string(), "feedback_type": kind});
+            collector::domain::input::NewFeedback::parse(&fb).expect("feedback body")
+        };
+        app.submit_feedback(&service, feedback("thumbs_up")).await.expect("first feedback");
+        let hold = Hold::at("scan.before_links");
+        let running = tokio::spawn({
+            let app = app.clone();
+            async move { archive(&app).await }
+        });
+        hold.reached().await;
+        app.submit_feedback(&service, feedback("thumbs_down")).await.expect("feedback during the scan");
+        hold.release();
+        let report = running.await.expect("run task").expect("run");
+        drop(hold);
+        assert_eq!(report.archived_records, 1);
+        let rec = app.get_interaction(&admin(), id).await.expect("archived record");
+        assert!(rec.archived);
+        assert_eq!(rec.feedback.len(), 2, "both feedbacks are in the line");
+        assert_eq!((rec.positive_feedback, rec.negative_feedback), (1, 1), "and the summary counts both");
+        assert_eq!(rec.last_feedback_type.map(|t| t.as_str()), Some("thumbs_down"));
+    }
+    scenario.teardown();
+}

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::codec::*;
 use super::io::{Dynamo, QuerySpec, SkRange, key};
-use super::{DynamoStore, FAN_OUT, Partition, is_link, sk_of};
+use super::{DynamoStore, FAN_OUT, Partition, VERSION_ATTEMPTS, is_link, sk_of};
 use crate::domain::records::{Feedback, Interaction, PageBudget, SCAN_PAGE_BYTES, ValidationLog};
 use crate::domain::types::{Id, Platform};
 use crate::ports::{Linked, StoreError};
@@ -76,16 +76,40 @@ impl DynamoStore {
         }
         drop(decoded);
         let one = |(nlinks, interaction): (i64, Interaction)| async move {
-            let (feedback, validations) = if nlinks > 0 {
-                let q = QuerySpec::table(self.table(), interaction_pk(interaction.id))
-                    .range(SkRange::Above(INTERACTION_SK.into()));
-                self.decode_links(self.db().query_all(&q).await?).await?
-            } else {
-                (Vec::new(), Vec::new())
-            };
-            Ok::<_, StoreError>(Linked { interaction, feedback, validations })
+            if nlinks == 0 {
+                return Ok::<_, StoreError>(Linked { interaction, feedback: Vec::new(), validations: Vec::new() });
+            }
+            fail::fail_point!("scan.before_links");
+            let q = QuerySpec::table(self.table(), interaction_pk(interaction.id))
+                .range(SkRange::Above(INTERACTION_SK.into()));
+            let links = self.db().query_all(&q).await?;
+            if links.len() as i64 == nlinks {
+                let (feedback, validations) = self.decode_links(links).await?;
+                return Ok(Linked { interaction, feedback, validations });
+            }
+            self.agreeing_partition(interaction, links).await
         };
         futures::stream::iter(heads.into_iter().map(one)).buffered(FAN_OUT).try_collect().await
+    }
+
+    /// A record whose links, read after its head, are not the ones its head counts (a feedback
+    /// or validation came in between): its partition is read again, head and links in one
+    /// query, until they agree, so an archive line never pairs a feedback summary with links it
+    /// does not count (the commit would move such a line: its link count is the partition's).
+    /// A record gone or archived meanwhile, or never agreeing (a head waiting for the stream's
+    /// expiry recovery), is given as first read: the commit leaves it hot or tombstones it.
+    async fn agreeing_partition(&self, interaction: Interaction, links: Vec<Item>) -> Result<Linked, StoreError> {
+        for _ in 0..VERSION_ATTEMPTS {
+            let part = self.partition(interaction.id).await?;
+            let Some(head) = part.head.filter(is_hot) else { break };
+            if opt_n::<i64>(&head, "nlinks")?.unwrap_or(0) == part.links.len() as i64 {
+                let interaction = self.decode_interaction(head).await?;
+                let (feedback, validations) = self.decode_links(part.links).await?;
+                return Ok(Linked { interaction, feedback, validations });
+            }
+        }
+        let (feedback, validations) = self.decode_links(links).await?;
+        Ok(Linked { interaction, feedback, validations })
     }
 
     /// Up to `limit` records named by index queries (the shards of a platform, or one user's
