@@ -52,6 +52,7 @@ impl App {
             let held = HeldBy::Record { id, user: &owner };
             fail::fail_point!("delete.before_hot_delete");
             let hot = self.hot.delete_interaction(id).await?;
+            fail::fail_point!("delete.after_hot_delete");
             out.deleted.add_hot(hot);
             if hot.interactions > 0 {
                 out.affected_exports = self.affected_exports(held).await?;

@@ -24,7 +24,9 @@ pub async fn delete_one(
     caller: Caller,
     PathText(id): PathText,
 ) -> Result<Response, ApiError> {
-    let d = s.app.delete_interaction(&caller, path_id(&id)?).await?;
+    let id = path_id(&id)?;
+    let (app, who) = (s.app.clone(), caller.clone());
+    let d = to_the_end(async move { app.delete_interaction(&who, id).await }).await?;
     Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))
 }
 
@@ -38,7 +40,9 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
         .get("user_id")
         .ok_or_else(|| ApiError::Validation(vec![FieldError::new("user_id", "is required")]))
         .and_then(|u| UserId::parse(u).map_err(|m| ApiError::Validation(vec![FieldError::new("user_id", m)])))?;
-    let d = s.app.delete_user(&user).await?;
+    let app = s.app.clone();
+    let whose = user.clone();
+    let d = to_the_end(async move { app.delete_user(&whose).await }).await?;
     Ok(deleted(&caller, "DELETE /api/feedback/data", Some(user.as_str()), d))
 }
 
@@ -46,8 +50,21 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
 #[utoipa::path(delete, path = "/api/me/data", tag = "data",
     responses((status = 200, body = openapi::DeleteAnswer), (status = 403, description = "`forbidden`: users only (services and admins have no data of their own)")))]
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
-    let d = s.app.delete_user(&caller.sub).await?;
+    let (app, whose) = (s.app.clone(), caller.sub.clone());
+    let d = to_the_end(async move { app.delete_user(&whose).await }).await?;
     Ok(deleted(&caller, "DELETE /api/me/data", None, d))
+}
+
+/// Run a delete on a task of its own, to its end: a client that hangs up drops its request,
+/// and must not cut the delete between its steps (the data gone, the exports' held records of
+/// it not yet forgotten), which no retry could finish (the record is gone: 404).
+async fn to_the_end(
+    delete: impl std::future::Future<Output = Result<Deletion, AppError>> + Send + 'static,
+) -> Result<Deletion, ApiError> {
+    match tokio::spawn(delete).await {
+        Ok(done) => Ok(done?),
+        Err(e) => Err(AppError::internal_from("delete task", e).into()),
+    }
 }
 
 /// `{"deleted": {...}, "affected_exports": [export_id, ...]}` (the exports that held a deleted
@@ -94,4 +111,95 @@ pub async fn my_data(State(s): State<HttpState>, caller: Caller) -> Result<Respo
     let mut resp = spooled_response(file, "my_data.jsonl");
     resp.headers_mut().insert(ARCHIVE_SKIPPED, HeaderValue::from(summary.archive_skipped_lines));
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::domain::lineage::HeldBy;
+    use crate::domain::types::{Id, Role};
+
+    const SECRET: &str = "delete-test-secret";
+
+    fn request(method: &str, path: &str, sub: &str, groups: &[&str]) -> axum::http::Request<Body> {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        let token = super::super::auth::mint_token(SECRET, sub, &groups, "cognito:groups", None).expect("token");
+        axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .expect("request")
+    }
+
+    /// A client that hangs up while its delete runs does not cut the delete short: the record is
+    /// gone and so are the exports' held records of it (a retry could not finish that: the
+    /// record is gone, so it answers 404). The hang-up is the request's task aborted while the
+    /// delete waits just after its hot delete (failpoint `delete.after_hot_delete`).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_that_hangs_up_does_not_cut_a_delete_short() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_string_lossy().into_owned();
+        let config = crate::config::Config::from_lookup(|k| match k {
+            "COLLECTOR_DATA_DIR" => Some(data.clone()),
+            "COLLECTOR_JWT_SECRET" => Some(SECRET.to_owned()),
+            _ => None,
+        })
+        .expect("config");
+        let app = crate::app::App::open_local(config).expect("open");
+        let router = crate::http::router(HttpState::local(app.clone()));
+        let service = Caller { sub: UserId::parse("svc").expect("id"), role: Role::Service };
+        let body = json!({"user_id": "alice", "platform": "n8n", "user_message": "hello", "ai_response": "hi"});
+        let id: Id = match app.log_interaction(&service, crate::domain::input::Parsed::interaction(body)).await {
+            Ok(crate::app::IngestOutcome::Created(r)) => r.interaction_id,
+            other => panic!("not created: {other:?}"),
+        };
+        let export = router
+            .clone()
+            .oneshot(request("GET", "/api/feedback/export/n8n", "root", &["admin"]))
+            .await
+            .expect("infallible");
+        assert_eq!(export.status(), 200);
+        axum::body::to_bytes(export.into_body(), usize::MAX).await.expect("export body");
+        let alice = UserId::parse("alice").expect("id");
+        let held = || app.hot.exports_holding(HeldBy::Record { id, user: &alice });
+        assert_eq!(held().await.expect("held").len(), 1, "the export holds the record");
+
+        let (reached, go) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let (r, g) = (reached.clone(), go.clone());
+        fail::cfg_callback("delete.after_hot_delete", move || {
+            r.store(true, SeqCst);
+            tokio::task::block_in_place(|| {
+                while !g.load(SeqCst) {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            });
+        })
+        .expect("failpoint");
+        let path = format!("/api/feedback/data/{id}");
+        let call = tokio::spawn(router.clone().oneshot(request("DELETE", &path, "alice", &[])));
+        while !reached.load(SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        call.abort();
+        go.store(true, SeqCst);
+        let mut left = usize::MAX;
+        for _ in 0..400 {
+            left = held().await.expect("held").len();
+            if left == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        fail::remove("delete.after_hot_delete");
+        assert_eq!(left, 0, "the delete went on after the hang-up and forgot the export's held record");
+        let admin = Caller { sub: UserId::parse("root").expect("id"), role: Role::Admin };
+        assert!(matches!(app.get_interaction(&admin, id).await, Err(AppError::NotFound)));
+    }
 }
