@@ -361,9 +361,9 @@ fn every_function_that_reads_archive_objects_may_list_the_bucket() {
             continue;
         }
         readers += 1;
-        let lists = statements.iter().any(|st| {
-            actions(st).iter().any(|a| a == "s3:ListBucket") && resource(st).contains("ArchiveBucket.Arn")
-        });
+        let lists = statements
+            .iter()
+            .any(|st| actions(st).iter().any(|a| a == "s3:ListBucket") && resource(st).contains("ArchiveBucket.Arn"));
         assert!(lists, "{logical} reads archive/ objects but may not list the bucket (s3:ListBucket)");
     }
     assert!(readers >= 5, "log, export, delete, archive-run and archiver read archive objects: {readers}");

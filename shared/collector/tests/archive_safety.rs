@@ -1161,3 +1161,90 @@ async fn aws_a_feedback_during_the_scan_leaves_the_archived_summary_true() {
     }
     scenario.teardown();
 }
+
+/// The folder store, recording which keys a run made durable, and what the hot store held of
+/// the seed when it did.
+struct RecordingFolder {
+    inner: collector::adapters::fs::FolderStore,
+    hot: Arc<dyn HotStore>,
+    durable: std::sync::Mutex<Vec<(String, i64)>>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for RecordingFolder {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        class: collector::domain::archive::StorageClass,
+    ) -> Result<(), StoreError> {
+        self.inner.put(key, bytes, class).await
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn writer(
+        &self,
+        key: &str,
+        class: collector::domain::archive::ClassPolicy,
+    ) -> Result<Box<dyn collector::ports::ObjectWriter>, StoreError> {
+        self.inner.writer(key, class).await
+    }
+    async fn reader(&self, key: &str) -> Result<collector::ports::ObjectStream, StoreError> {
+        self.inner.reader(key).await
+    }
+    async fn presigned_get(&self, key: &str, expires: std::time::Duration) -> Result<Option<String>, StoreError> {
+        self.inner.presigned_get(key, expires).await
+    }
+    async fn remove_abandoned_writes(&self, prefix: &str, older_than: std::time::Duration) -> Result<u64, StoreError> {
+        self.inner.remove_abandoned_writes(prefix, older_than).await
+    }
+    async fn make_durable(&self, key: &str) -> Result<(), StoreError> {
+        let hot: i64 = self.hot.counters().await?.values().map(|c| c.total - c.archived).sum();
+        self.durable.lock().expect("durable").push((key.to_owned(), hot));
+        self.inner.make_durable(key).await
+    }
+}
+
+/// A run that died after its object became visible (its writer may have died before making it
+/// durable: a folder's file renamed into place before its directories were synced) is rolled
+/// forward only after the object is made durable: the records leave the hot store after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_roll_forward_makes_the_object_durable_before_the_records_leave() {
+    let scenario = fail::FailScenario::setup();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let hot: Arc<dyn HotStore> =
+        Arc::new(collector::adapters::sqlite::SqliteStore::open(&dir.path().join("hot.db")).expect("sqlite"));
+    let objects = Arc::new(RecordingFolder {
+        inner: collector::adapters::fs::FolderStore::new(dir.path().join("objects")),
+        hot: hot.clone(),
+        durable: std::sync::Mutex::new(Vec::new()),
+    });
+    let b = Backend { hot: hot.clone(), objects: objects.clone(), _guard: None };
+    let app = app(&b);
+    let expected = seed(&app).await;
+    fail::cfg("archive.after_upload", "return").expect("failpoint");
+    assert!(archive(&app).await.is_err(), "the run dies after its upload");
+    fail::remove("archive.after_upload");
+    let pending: Vec<String> = hot
+        .list_archive_objects(None)
+        .await
+        .expect("rows")
+        .into_iter()
+        .filter(|o| o.state == ObjectState::Pending)
+        .map(|o| o.object_key)
+        .collect();
+    assert_eq!(pending.len(), 1);
+    objects.durable.lock().expect("durable").clear();
+    assert!(archive(&app).await.expect("rerun").complete);
+    let durable = objects.durable.lock().expect("durable").clone();
+    assert_eq!(durable, vec![(pending[0].clone(), expected.len() as i64)], "made durable while its records were hot");
+    check_visible(&app, &expected, &HashSet::new()).await;
+    scenario.teardown();
+}

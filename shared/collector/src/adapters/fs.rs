@@ -82,16 +82,35 @@ fn commit_staging(root: &Path, file: File, staging: &Path, path: &Path) -> Resul
         return Err(io(e));
     }
     drop(file);
-    // The rename, and any directory create_dir_all made, are durable only once their parents are synced.
+    sync_dirs_up(root, path)
+}
+
+/// Sync the directories from `path`'s up to `root` and `root`'s parent: the rename, and any
+/// directory `create_dir_all` made (the root itself on a first write), are durable only once
+/// their parents are synced.
+fn sync_dirs_up(root: &Path, path: &Path) -> Result<(), StoreError> {
     let mut d = path.parent();
     while let Some(cur) = d {
         sync_dir(cur)?;
         if cur == root {
+            if let Some(parent) = root.parent() {
+                sync_dir(parent)?;
+            }
             break;
         }
         d = cur.parent().filter(|p| p.starts_with(root));
     }
     Ok(())
+}
+
+/// [`ObjectStore::make_durable`] for a file: its bytes, then its directories.
+fn make_durable_blocking(root: &Path, path: &Path) -> Result<(), StoreError> {
+    match File::open(path) {
+        Ok(f) => f.sync_all().map_err(io)?,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(StoreError::NotFound),
+        Err(e) => return Err(io(e)),
+    }
+    sync_dirs_up(root, path)
 }
 
 fn put_blocking(root: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
@@ -272,6 +291,12 @@ fn walk(dir: &Path, dir_key: &str, prefix: &str, out: &mut Vec<String>) -> Resul
 
 #[async_trait]
 impl ObjectStore for FolderStore {
+    async fn make_durable(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let root = self.root.clone();
+        blocking(move || make_durable_blocking(&root, &path)).await
+    }
+
     async fn put(&self, key: &str, bytes: Vec<u8>, _storage_class: StorageClass) -> Result<(), StoreError> {
         // The storage class only means something in S3; the catalog records it.
         let path = self.path_of(key)?;
@@ -390,6 +415,18 @@ mod tests {
                 out.push(e.path());
             }
         }
+    }
+
+    /// An existing object is made durable; a missing one is NotFound, as a read would be.
+    #[tokio::test]
+    async fn make_durable_syncs_an_object_and_knows_a_missing_one() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStore::new(dir.path().join("objects"));
+        let key = "archive/platform=n8n/date=2026-01-05/run-0.jsonl.gz";
+        assert!(matches!(store.make_durable(key).await, Err(StoreError::NotFound)));
+        store.put(key, b"bytes".to_vec(), StorageClass::Standard).await.expect("put");
+        store.make_durable(key).await.expect("durable");
+        assert_eq!(store.get(key).await.expect("get"), b"bytes");
     }
 
     #[tokio::test]

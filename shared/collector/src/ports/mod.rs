@@ -432,6 +432,14 @@ pub trait ObjectStore: Send + Sync {
     /// folder removes its staging files. S3 leaves it to the bucket's lifecycle rule, which
     /// aborts incomplete multipart uploads two days after they started (template.yaml).
     async fn remove_abandoned_writes(&self, prefix: &str, older_than: Duration) -> Result<u64, StoreError>;
+    /// Make an existing object durable, as [`ObjectWriter::finish`] does: for an object a
+    /// writer whose process died may have made visible without finishing that (a folder's file
+    /// renamed into place before its directories were synced), before anything relies on it.
+    /// [`StoreError::NotFound`] when there is no such object. S3's objects are durable once
+    /// visible: the default does nothing.
+    async fn make_durable(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// An object's bytes, chunk by chunk.

@@ -130,6 +130,9 @@ impl App {
                     m.rolled_back += 1;
                 }
                 Some(c) => {
+                    // Its writer may have died after making it visible and before making it
+                    // durable: the records leave the hot store only once it is.
+                    self.objects.make_durable(&row.object_key).await?;
                     let obj = ArchiveObject {
                         state: ObjectState::Committed,
                         record_count: c.lines,
