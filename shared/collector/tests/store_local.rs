@@ -50,6 +50,41 @@ mod sqlite_only {
         assert_eq!(version, 7);
     }
 
+    /// A deleted record's text is not left in the file's free pages (the writer runs with
+    /// `secure_delete`): once the WAL is checkpointed into the file, no byte of it remains, for
+    /// a text on the row's own page and one long enough for overflow pages alike.
+    #[tokio::test]
+    async fn a_deleted_records_text_is_not_left_in_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let short_marker = format!("erase-me-short-{}", Id::new());
+        let long_marker = format!("erase-me-long-{}", Id::new());
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            let mut kept = interaction("bob", "n8n", at(0));
+            kept.user_message = "kept".into();
+            store.insert_interaction(&kept).await.expect("insert");
+            let mut short = interaction("alice", "n8n", at(1));
+            short.user_message = short_marker.clone();
+            let mut long = interaction("alice", "n8n", at(2));
+            long.user_message = format!("{long_marker} {}", "y".repeat(20_000));
+            for rec in [&short, &long] {
+                store.insert_interaction(rec).await.expect("insert");
+            }
+            let deleted = store.delete_user(&collector::domain::types::UserId::parse("alice").expect("id")).await;
+            assert_eq!(deleted.expect("delete").interactions, 2);
+        }
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+        drop(conn);
+        let mut bytes = std::fs::read(&path).expect("read file");
+        bytes.extend(std::fs::read(dir.path().join("hot.db-wal")).unwrap_or_default());
+        let holds = |needle: &str| bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(holds("kept"), "the search finds text that is there");
+        assert!(!holds(&short_marker), "a deleted short text is still in the file");
+        assert!(!holds(&long_marker), "a deleted long text is still in the file");
+    }
+
     /// A store file holding one record (in a temp dir, kept while the first value lives).
     async fn file_with_a_record() -> (tempfile::TempDir, std::path::PathBuf, collector::domain::records::Interaction) {
         let dir = tempfile::tempdir().expect("temp dir");

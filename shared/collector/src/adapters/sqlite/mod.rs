@@ -114,10 +114,13 @@ impl SqliteStore {
         // the start at every statement: an archive commit (thousands of deletes in one
         // savepoint) went quadratic (3.4 MB/s, 96% of the writer in memjrnlTruncate) and held
         // every original page in memory (docs/PERFORMANCE.md, "Archive throughput").
+        // secure_delete: a delete overwrites what it removes (the row's bytes on its page, and
+        // pages it frees) with zeros, so a user's deleted data does not stay readable in the
+        // file's free space for anyone with a copy of it.
         writer
             .execute_batch(
                 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
-                 PRAGMA wal_autocheckpoint = 4000;",
+                 PRAGMA wal_autocheckpoint = 4000; PRAGMA secure_delete = ON;",
             )
             .db()?;
         migrate(&mut writer)?;
