@@ -1352,6 +1352,23 @@ pub async fn case_archive_lease(store: &dyn HotStore) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     let after = store.acquire_lease("next", Utc::now(), ttl).await.expect("acquire").expect("expired lease is free");
     assert!(after.token > short.token);
+
+    // A lease taken under a clock an hour ahead (or before the clock went back an hour) is held
+    // for holders on that clock, and free to one whose clock is an hour behind it: else no run
+    // could start for that hour.
+    store.release_lease(&after).await.expect("release");
+    let ahead = Utc::now() + chrono::Duration::hours(1);
+    let skewed = store.acquire_lease("ahead", ahead, ttl).await.expect("acquire").expect("free");
+    assert_eq!(store.acquire_lease("same clock", ahead, ttl).await.expect("acquire"), None, "held on its clock");
+    let back =
+        store.acquire_lease("back", Utc::now(), ttl).await.expect("acquire").expect("stale: its clock went back");
+    assert!(back.token > skewed.token);
+    assert!(matches!(store.begin_archive(&skewed, &row2()).await, Err(StoreError::Fenced)), "the old holder is fenced");
+}
+
+fn row2() -> ArchiveObject {
+    let obj = archive_object("n8n", day(6), "run-clock", 0, at(0));
+    ArchiveObject::pending(obj.platform.clone(), obj.date, obj.slot.clone(), &obj.run_id, obj.created_at)
 }
 
 pub async fn case_two_phase_rows(store: &dyn HotStore) {

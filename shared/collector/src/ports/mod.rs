@@ -192,6 +192,10 @@ pub struct ArchiveItem {
     pub links: i64,
 }
 
+/// How far past `now + ttl` a lease's expiry may lie before [`HotStore::acquire_lease`] takes
+/// it for one set under a clock that went back: more than clocks of one deployment differ.
+pub const LEASE_CLOCK_SLACK: Duration = Duration::from_secs(60);
+
 #[async_trait]
 pub trait HotStore: Send + Sync {
     // -- interactions ---------------------------------------------------------------------
@@ -316,7 +320,10 @@ pub trait HotStore: Send + Sync {
     // under, which stubs and tombstones refer to) and says where its bytes are now
     // (`object_key`: compaction writes a new object and swaps the row in one write).
 
-    /// Take the archive lease if it is free or expired; None when another holder has it.
+    /// Take the archive lease if it is free or expired; None when another holder has it. A
+    /// lease that expires more than `ttl` + [`LEASE_CLOCK_SLACK`] after `now` was taken under a
+    /// clock that has since gone back (or is far ahead): it is free, else no run could start
+    /// until the clock caught up with it (fencing keeps its holder, if alive, from writing).
     async fn acquire_lease(&self, holder: &str, now: DateTime<Utc>, ttl: Duration)
     -> Result<Option<Lease>, StoreError>;
     /// Extend a held lease; None when it was taken over (the holder must stop writing).

@@ -81,9 +81,10 @@ impl DynamoStore {
             (":exp".to_owned(), n(lease_expiry(now, ttl))),
             (":one".to_owned(), n(1)),
             (":now".to_owned(), n(now.timestamp_millis())),
+            (":clock_went_back".to_owned(), n(lease_expiry(now, ttl.saturating_add(crate::ports::LEASE_CLOCK_SLACK)))),
         ]);
         let expr = "SET #holder = :h, #expires = :exp ADD #token :one";
-        let cond = "attribute_not_exists(pk) OR #expires < :now";
+        let cond = "attribute_not_exists(pk) OR #expires < :now OR #expires > :clock_went_back";
         match self.db().update(self.table(), lease_key(), expr, names, values, cond).await? {
             Some(item) => lease_from(&item).map(Some),
             None => Ok(None),

@@ -75,6 +75,12 @@ fn delete_tombstones(tx: &Connection, slot: &str, ids: &[Id]) -> Result<(), Stor
     Ok(())
 }
 
+/// A lease expiring at `until` is held at `now`: not expired, and not set under a clock that
+/// has gone back since (expiring past `clock_went_back`).
+fn held_by_another(until: DateTime<Utc>, now: DateTime<Utc>, clock_went_back: DateTime<Utc>) -> bool {
+    until > now && until <= clock_went_back
+}
+
 pub(super) async fn acquire_lease(
     this: &SqliteStore,
     holder: &str,
@@ -83,6 +89,8 @@ pub(super) async fn acquire_lease(
 ) -> Result<Option<ArchiveLease>, StoreError> {
     let holder = holder.to_owned();
     let expires = now + chrono::Duration::from_std(ttl).map_err(StoreError::internal)?;
+    let set_before_a_clock_went_back =
+        expires + chrono::Duration::from_std(crate::ports::LEASE_CLOCK_SLACK).map_err(StoreError::internal)?;
     this.write(move |tx| {
         let held: Option<(i64, String)> = tx
             .prepare_cached("SELECT token, expires_at FROM leases WHERE name = ?1")
@@ -91,7 +99,9 @@ pub(super) async fn acquire_lease(
             .optional()
             .db()?;
         let token = match held {
-            Some((_, until)) if parse_ts(&until)? > now => return Ok(None),
+            Some((_, until)) if held_by_another(parse_ts(&until)?, now, set_before_a_clock_went_back) => {
+                return Ok(None);
+            }
             Some((token, _)) => token + 1,
             None => 1,
         };
