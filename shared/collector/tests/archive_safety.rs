@@ -1248,3 +1248,56 @@ async fn local_a_roll_forward_makes_the_object_durable_before_the_records_leave(
     check_visible(&app, &expected, &HashSet::new()).await;
     scenario.teardown();
 }
+
+/// A run that died left a pending object (written, records still hot) and a staging file
+/// (a writer that never finished). `collector serve`'s housekeeping settles both within a tick
+/// or two, without a delete to trigger it and without waiting for the staging file to age:
+/// their bytes can hold records deleted since, which would otherwise stay there until the
+/// next daily run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_settles_what_a_dead_run_left_by_itself() {
+    let scenario = fail::FailScenario::setup();
+    let b = local().await;
+    let objects_dir = b._guard.as_ref().expect("temp dir").path().join("objects");
+    let app = app(&b);
+    let expected = seed(&app).await;
+    fail::cfg("archive.after_upload", "return").expect("failpoint");
+    assert!(archive(&app).await.is_err(), "the run dies after its upload");
+    fail::remove("archive.after_upload");
+    let key = "archive/platform=n8n/date=2026-01-05/dead-run-0.jsonl.gz";
+    let mut w = b.objects.writer(key, collector::domain::archive::ClassPolicy::BySize).await.expect("writer");
+    w.write(bytes::Bytes::from(vec![b'x'; 300 * 1024])).await.expect("write");
+    std::mem::forget(w);
+    let staging = || {
+        let mut out = Vec::new();
+        let mut dirs = vec![objects_dir.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    dirs.push(e.path());
+                } else if e.file_name().to_string_lossy().starts_with('.') {
+                    out.push(e.path());
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(staging().len(), 1, "the dead writer's staging file");
+    let period = std::time::Duration::from_millis(200);
+    let housekeeping = tokio::spawn(app.clone().housekeeping_every(period));
+    let started = std::time::Instant::now();
+    loop {
+        let pending =
+            app.hot.list_archive_objects(None).await.expect("rows").iter().any(|o| o.state == ObjectState::Pending);
+        if !pending && staging().is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < period * 50, "pending row: {pending}, staging files: {:?}", staging());
+        tokio::time::sleep(period / 2).await;
+    }
+    housekeeping.abort();
+    check_visible(&app, &expected, &HashSet::new()).await;
+    let counters = app.hot.counters().await.expect("counters");
+    assert_eq!(counters.values().map(|c| c.archived).sum::<i64>(), expected.len() as i64, "rolled forward");
+    scenario.teardown();
+}

@@ -50,14 +50,25 @@ impl App {
             self.config.archive_at.filter(|at| Utc::now().time() >= *at).map(|_| Utc::now().date_naive());
         loop {
             tick.tick().await;
-            match self.hot.tombstoned_slots().await {
-                Ok(slots) if !slots.is_empty() => match self.compact_now().await {
+            // Tombstones to erase, or a pending object left by a run that died (its bytes can
+            // hold records deleted since: reconcile settles it now, not at tomorrow's run).
+            let work = match self.hot.tombstoned_slots().await {
+                Ok(slots) if !slots.is_empty() => Ok(true),
+                Ok(_) => self
+                    .hot
+                    .list_archive_objects(None)
+                    .await
+                    .map(|rows| rows.iter().any(|o| o.state == ObjectState::Pending)),
+                Err(e) => Err(e),
+            };
+            match work {
+                Ok(true) => match self.compact_now().await {
                     Ok(Some(m)) => tracing::info!(compacted = m.compacted_objects, erased = m.erased_lines, "erasure"),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "erasure failed; retrying at the next tick"),
                 },
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "erasure: reading tombstones failed"),
+                Err(e) => tracing::warn!(error = %e, "erasure: reading the catalog failed"),
             }
             let now = Utc::now();
             let Some(at) = self.config.archive_at else { continue };
@@ -291,9 +302,12 @@ impl App {
             }
         }
         // What writers whose process died left (a folder's staging files): not objects, so not
-        // listed, but their bytes can hold records deleted since. This run holds the lease, so
-        // no live run is writing; one that lost it is kept clear of by the age.
-        let abandoned = self.objects.remove_abandoned_writes("archive/", super::LEASE_TTL).await?;
+        // listed, but their bytes can hold records deleted since, so they go whatever their age
+        // (a CLI run stopped with Ctrl-C and run again at once left them for another day). This
+        // run holds the lease and has no write in flight; the only other writer can be a run
+        // that lost the lease, whose write then fails at its finish (its records stay hot, its
+        // pending row is rolled back by the next run): nothing is lost.
+        let abandoned = self.objects.remove_abandoned_writes("archive/", StdDuration::ZERO).await?;
         m.swept_objects += i64::try_from(abandoned).unwrap_or(i64::MAX);
         // Payloads kept outside the records (DynamoDB's overflow objects) whose delete failed.
         let erased = self.hot.finish_payload_erasures().await?;
