@@ -1301,3 +1301,50 @@ async fn serve_settles_what_a_dead_run_left_by_itself() {
     assert_eq!(counters.values().map(|c| c.archived).sum::<i64>(), expected.len() as i64, "rolled forward");
     scenario.teardown();
 }
+
+/// A long run erases what is deleted while it runs: between its objects it compacts the
+/// objects that gained tombstones (at most every `HOUSEKEEPING_EVERY`; here every time,
+/// through the failpoint `archive.compact_every`), so a delete is erased within a minute even
+/// while a run holds the lease that `collector serve`'s own compaction waits for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_long_run_erases_what_is_deleted_while_it_runs() {
+    let scenario = fail::FailScenario::setup();
+    let b = local().await;
+    let app = app(&b);
+    let service = caller("svc", Role::Service);
+    // Two days: the older one's object is committed first.
+    let mut first_day = Vec::new();
+    for (days, n) in [(41, 3), (40, 3)] {
+        let created = (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+        for i in 0..n {
+            let message = format!("day -{days} #{i} {}", noise(1_000, (days * 10 + i) as u64));
+            let body = json!({"user_id": "alice", "platform": "n8n", "user_message": message, "created_at": created});
+            match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await {
+                Ok(collector::app::IngestOutcome::Created(r)) if days == 41 => first_day.push((r.interaction_id, message)),
+                Ok(collector::app::IngestOutcome::Created(_)) => {}
+                other => panic!("not created: {other:?}"),
+            }
+        }
+    }
+    fail::cfg("archive.compact_every", "return(0)").expect("failpoint");
+    let hold = Hold::at("archive.between_objects");
+    let running = tokio::spawn({
+        let app = app.clone();
+        async move { archive(&app).await }
+    });
+    hold.reached().await;
+    let (gone, gone_text) = first_day[0].clone();
+    let d = app.delete_interaction(&admin(), gone).await.expect("delete during the run");
+    assert_eq!(d.deleted.archived_records, 1, "the first day's object is committed");
+    hold.release();
+    let report = running.await.expect("run task").expect("run");
+    drop(hold);
+    fail::remove("archive.compact_every");
+    assert_eq!(report.archived_records, 6);
+    assert_eq!(report.maintenance.compacted_objects, 1, "{:?}", report.maintenance);
+    assert_eq!(report.maintenance.erased_lines, 1);
+    let left = objects_with_lines_of(b.objects.as_ref(), &[gone_text[..30].to_owned()]).await;
+    assert!(left.is_empty(), "erased by the run it was deleted during: {left:?}");
+    assert!(app.hot.tombstoned_slots().await.expect("tombstones").is_empty());
+    scenario.teardown();
+}

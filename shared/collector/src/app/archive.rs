@@ -53,6 +53,15 @@ const LEASE_WAIT_MAX: StdDuration = StdDuration::from_secs(600);
 const COMMIT_RECORDS_PER_SEC_FLOOR: f64 = 500.0;
 /// A run with a deadline starts no object that could hold fewer records than this before it.
 const MIN_OBJECT_RECORDS: usize = 200;
+/// How often a long run compacts between its objects: [`HOUSEKEEPING_EVERY`], or the
+/// milliseconds of the failpoint `archive.compact_every` set to `return(N)` (tests).
+fn compact_every() -> StdDuration {
+    fail::fail_point!("archive.compact_every", |v: Option<String>| {
+        v.and_then(|n| n.trim().parse::<u64>().ok()).map_or(HOUSEKEEPING_EVERY, StdDuration::from_millis)
+    });
+    HOUSEKEEPING_EVERY
+}
+
 /// How often `collector serve` looks for deleted lines to erase.
 pub const HOUSEKEEPING_EVERY: StdDuration = StdDuration::from_secs(30);
 
@@ -151,6 +160,8 @@ struct Run {
     lease: Option<Lease>,
     renewed: Instant,
     deadline: Option<Instant>,
+    /// When the run last compacted (its maintenance, then between objects).
+    compacted: Instant,
 }
 
 impl Run {
@@ -212,7 +223,8 @@ impl App {
         let run_id = archive::new_run_id(now);
         let _local = if req.dry_run { None } else { Some(self.local_runs.lock().await) };
         let lease = if req.dry_run { None } else { Some(self.take_lease(&run_id, req.wait, deadline).await?) };
-        let mut run = Run { run_id, next_object: 0, lease, renewed: Instant::now(), deadline };
+        let mut run =
+            Run { run_id, next_object: 0, lease, renewed: Instant::now(), deadline, compacted: Instant::now() };
         let result = self.archive_under_lease(&mut run, req, cutoff, progress).await;
         self.release(&run).await;
         let report = result?;
@@ -254,7 +266,16 @@ impl App {
             }
             let mut pending: Option<Pending> = None;
             let done = self
-                .archive_platform(&p, cutoff, run, &mut pending, &mut archives, &mut archived_records, progress)
+                .archive_platform(
+                    &p,
+                    cutoff,
+                    run,
+                    &mut pending,
+                    &mut archives,
+                    &mut archived_records,
+                    &mut maintenance,
+                    progress,
+                )
                 .await;
             match done {
                 Ok(finished) => complete &= finished,
@@ -303,6 +324,7 @@ impl App {
         pending: &mut Option<Pending>,
         archives: &mut Vec<ArchivedObjectReport>,
         archived_records: &mut i64,
+        maintenance: &mut Maintenance,
         progress: Option<Progress<'_>>,
     ) -> Result<bool, AppError> {
         let mut after: Option<Cursor> = None;
@@ -346,6 +368,7 @@ impl App {
                 {
                     let obj = self.finish_object(done, run).await?;
                     report(&obj);
+                    self.compact_between_objects(run, maintenance).await?;
                     if run.commit_room().is_some_and(|r| r < MIN_OBJECT_RECORDS) {
                         complete = false;
                         break 'scan;
@@ -366,6 +389,20 @@ impl App {
             report(&obj);
         }
         Ok(complete)
+    }
+
+    /// Between the objects of a long run (a backlog through the CLI can take minutes): erase
+    /// the lines deleted since the run began, at most every [`HOUSEKEEPING_EVERY`], so a delete
+    /// is erased within a minute while a run holds the lease (`collector serve`'s own
+    /// compaction waits for the lease). The object being filled is not open here.
+    async fn compact_between_objects(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
+        fail::fail_point!("archive.between_objects");
+        if run.lease.is_none() || run.compacted.elapsed() < compact_every() {
+            return Ok(());
+        }
+        run.compacted = Instant::now();
+        // Out of time: the tombstones stay for the next run, as at the run's start.
+        self.compact(run, m).await.map(|_| ())
     }
 
     /// Phase one: the pending row, then the writer (none on a dry run).

@@ -26,7 +26,14 @@ impl App {
         let Some(lease) = self.hot.acquire_lease(&run_id, Utc::now(), LEASE_TTL).await? else {
             return Ok(None);
         };
-        let mut run = Run { run_id, next_object: 0, lease: Some(lease), renewed: Instant::now(), deadline: None };
+        let mut run = Run {
+            run_id,
+            next_object: 0,
+            lease: Some(lease),
+            renewed: Instant::now(),
+            deadline: None,
+            compacted: Instant::now(),
+        };
         let mut m = Maintenance::default();
         let result = self.maintain(&mut run, &mut m).await;
         self.release(&run).await;
@@ -193,7 +200,7 @@ impl App {
     /// Rewrite every object that has tombstones without those lines: the new object under a new
     /// key, the row swapped to it with the tombstones cleared in one write, the old object
     /// deleted. False when the time budget ran out first.
-    async fn compact(&self, run: &mut Run, m: &mut Maintenance) -> Result<bool, AppError> {
+    pub(super) async fn compact(&self, run: &mut Run, m: &mut Maintenance) -> Result<bool, AppError> {
         let slots = self.hot.tombstoned_slots().await?;
         if slots.is_empty() {
             return Ok(true);
