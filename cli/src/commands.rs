@@ -219,7 +219,18 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     opts.open(path)?.write_all(text.as_bytes())
 }
 
+/// Secrets shorter than this (in bytes) are warned about at start-up: HS256 tokens signed with a
+/// short secret can be brute-forced offline from one token seen, into an admin's.
+const SHORT_SECRET_BYTES: usize = 32;
+
 async fn serve(config: Config, addr: &str) -> Result<()> {
+    if config.jwt_secret.as_ref().is_some_and(|s| s.expose().len() < SHORT_SECRET_BYTES) {
+        // The contract takes any secret; a short one still serves, and says so.
+        eprintln!(
+            "warning: COLLECTOR_JWT_SECRET is shorter than {SHORT_SECRET_BYTES} bytes: a token seen on the wire can be \
+             brute-forced into an admin's; use e.g. `openssl rand -hex 32`"
+        );
+    }
     let app = open(config).await?;
     tokio::spawn(app.clone().housekeeping());
     let router = http::router(HttpState::local(app));
