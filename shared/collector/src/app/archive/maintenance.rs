@@ -248,7 +248,6 @@ impl App {
                     // also keep any deleted line inside them.
                     tracing::error!(object_key = %row.object_key, "compaction: a corrupt gzip segment cannot be copied and is dropped");
                 }
-                crash_point!("compact.before_upload");
                 Ok(())
             }
             .await;
@@ -261,6 +260,7 @@ impl App {
                 m.failed_compactions += 1;
                 continue;
             }
+            crash_point!("compact.before_upload");
             let new = if kept.items.is_empty() && kept.copied_lines == 0 {
                 kept.abort().await;
                 None
