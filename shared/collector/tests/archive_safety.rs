@@ -1320,7 +1320,9 @@ async fn local_a_long_run_erases_what_is_deleted_while_it_runs() {
             let message = format!("day -{days} #{i} {}", noise(1_000, (days * 10 + i) as u64));
             let body = json!({"user_id": "alice", "platform": "n8n", "user_message": message, "created_at": created});
             match app.log_interaction(&service, collector::domain::input::Parsed::interaction(body)).await {
-                Ok(collector::app::IngestOutcome::Created(r)) if days == 41 => first_day.push((r.interaction_id, message)),
+                Ok(collector::app::IngestOutcome::Created(r)) if days == 41 => {
+                    first_day.push((r.interaction_id, message))
+                }
                 Ok(collector::app::IngestOutcome::Created(_)) => {}
                 other => panic!("not created: {other:?}"),
             }

@@ -387,6 +387,8 @@ impl App {
         if let Some(done) = pending.take() {
             let obj = self.finish_object(done, run).await?;
             report(&obj);
+            // After the platform's last object too: between platforms, and at the run's end.
+            self.compact_between_objects(run, maintenance).await?;
         }
         Ok(complete)
     }
@@ -397,11 +399,12 @@ impl App {
     /// compaction waits for the lease). The object being filled is not open here.
     async fn compact_between_objects(&self, run: &mut Run, m: &mut Maintenance) -> Result<(), AppError> {
         fail::fail_point!("archive.between_objects");
-        if run.lease.is_none() || run.compacted.elapsed() < compact_every() {
+        // A run short of time leaves the tombstones to the next run, as at its start.
+        let short_of_time = run.commit_room().is_some_and(|r| r < MIN_OBJECT_RECORDS);
+        if run.lease.is_none() || short_of_time || run.compacted.elapsed() < compact_every() {
             return Ok(());
         }
         run.compacted = Instant::now();
-        // Out of time: the tombstones stay for the next run, as at the run's start.
         self.compact(run, m).await.map(|_| ())
     }
 

@@ -26,8 +26,9 @@ pub async fn delete_one(
 ) -> Result<Response, ApiError> {
     let id = path_id(&id)?;
     let (app, who) = (s.app.clone(), caller.clone());
-    let d = to_the_end(async move { app.delete_interaction(&who, id).await }).await?;
-    Ok(deleted(&caller, "DELETE /api/feedback/data/{interaction_id}", None, d))
+    let route = "DELETE /api/feedback/data/{interaction_id}";
+    let d = to_the_end(&caller, route, None, async move { app.delete_interaction(&who, id).await }).await?;
+    Ok(deleted(d))
 }
 
 /// Delete all of a user's data (admin).
@@ -42,8 +43,15 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
         .and_then(|u| UserId::parse(u).map_err(|m| ApiError::Validation(vec![FieldError::new("user_id", m)])))?;
     let app = s.app.clone();
     let whose = user.clone();
-    let d = to_the_end(async move { app.delete_user(&whose).await }).await?;
-    Ok(deleted(&caller, "DELETE /api/feedback/data", Some(user.as_str()), d))
+    let d =
+        to_the_end(
+            &caller,
+            "DELETE /api/feedback/data",
+            Some(user.as_str()),
+            async move { app.delete_user(&whose).await },
+        )
+        .await?;
+    Ok(deleted(d))
 }
 
 /// Delete all of the caller's data.
@@ -51,17 +59,28 @@ pub async fn delete_user(State(s): State<HttpState>, caller: Caller, Params(q): 
     responses((status = 200, body = openapi::DeleteAnswer), (status = 403, description = "`forbidden`: users only (services and admins have no data of their own)")))]
 pub async fn delete_me(State(s): State<HttpState>, caller: Caller) -> Result<Response, ApiError> {
     let (app, whose) = (s.app.clone(), caller.sub.clone());
-    let d = to_the_end(async move { app.delete_user(&whose).await }).await?;
-    Ok(deleted(&caller, "DELETE /api/me/data", None, d))
+    let d = to_the_end(&caller, "DELETE /api/me/data", None, async move { app.delete_user(&whose).await }).await?;
+    Ok(deleted(d))
 }
 
-/// Run a delete on a task of its own, to its end: a client that hangs up drops its request,
-/// and must not cut the delete between its steps (the data gone, the exports' held records of
-/// it not yet forgotten), which no retry could finish (the record is gone: 404).
+/// Run a delete on a task of its own, to its end, and log its audit event there: a client
+/// that hangs up drops its request, and must not cut the delete between its steps (the data
+/// gone, the exports' held records of it not yet forgotten), which no retry could finish (the
+/// record is gone: 404), nor leave a delete that happened unaudited.
 async fn to_the_end(
+    caller: &Caller,
+    route: &'static str,
+    subject: Option<&str>,
     delete: impl std::future::Future<Output = Result<Deletion, AppError>> + Send + 'static,
 ) -> Result<Deletion, ApiError> {
-    match tokio::spawn(delete).await {
+    use tracing::Instrument;
+    let (caller, subject) = (caller.clone(), subject.map(str::to_owned));
+    let task = async move {
+        let d = delete.await?;
+        audit_deleted(&caller, route, subject.as_deref(), &d);
+        Ok::<_, AppError>(d)
+    };
+    match tokio::spawn(task.in_current_span()).await {
         Ok(done) => Ok(done?),
         Err(e) => Err(AppError::internal_from("delete task", e).into()),
     }
@@ -70,8 +89,17 @@ async fn to_the_end(
 /// `{"deleted": {...}, "affected_exports": [export_id, ...]}` (the exports that held a deleted
 /// record, CONTRACT 4a; empty when none), plus `"pending_erasure": {"archive_objects": N}` when
 /// archived lines were tombstoned: they are unreadable now and leave the objects' bytes at the
-/// next archive run (within a minute under `collector serve`). Logged as an audit event.
-fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Deletion) -> Response {
+/// next archive run (within a minute under `collector serve`).
+fn deleted(d: Deletion) -> Response {
+    let mut body = json!({ "deleted": d.deleted, "affected_exports": d.affected_exports });
+    if d.pending_erasure_objects > 0 {
+        body["pending_erasure"] = json!({ "archive_objects": d.pending_erasure_objects });
+    }
+    Json(body).into_response()
+}
+
+/// The audit event of a delete that went through.
+fn audit_deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: &Deletion) {
     let c = &d.deleted;
     audit::event(
         caller,
@@ -87,11 +115,6 @@ fn deleted(caller: &Caller, route: &'static str, subject: Option<&str>, d: Delet
             ("affected_exports", d.affected_exports.len() as i64),
         ],
     );
-    let mut body = json!({ "deleted": d.deleted, "affected_exports": d.affected_exports });
-    if d.pending_erasure_objects > 0 {
-        body["pending_erasure"] = json!({ "archive_objects": d.pending_erasure_objects });
-    }
-    Json(body).into_response()
 }
 
 /// All of the caller's data as JSONL (right of access).
@@ -184,7 +207,9 @@ mod tests {
         .expect("failpoint");
         let path = format!("/api/feedback/data/{id}");
         let call = tokio::spawn(router.clone().oneshot(request("DELETE", &path, "alice", &[])));
+        let waiting = std::time::Instant::now();
         while !reached.load(SeqCst) {
+            assert!(waiting.elapsed() < std::time::Duration::from_secs(60), "the delete never reached the failpoint");
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         call.abort();

@@ -378,7 +378,15 @@ impl HotStore for DynamoStore {
             total.validation_logs += d.validation_logs;
         }
         let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("V#".into()));
-        let unlinked = self.db().query_all(&spec).await?;
+        let listed = self.db().query_all(&spec).await?;
+        // Read again by key, consistently: the index can still list items a moment ago deleted
+        // (a second pass of the same delete), which are neither deleted nor counted again.
+        let keys: Vec<Item> = listed.iter().map(|i| io::key_of(i, ["pk", "sk"])).collect();
+        let unlinked = if keys.is_empty() {
+            Vec::new()
+        } else {
+            self.db().batch_get_projected(self.table(), keys, &["pk", "sk", "ovf"]).await?
+        };
         if !unlinked.is_empty() {
             // Their overflow objects are noted first: a delete cut between the items' delete and
             // the objects' leaves the notes to the archive run's maintenance, not the objects for

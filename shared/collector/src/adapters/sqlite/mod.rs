@@ -116,11 +116,15 @@ impl SqliteStore {
         // every original page in memory (docs/PERFORMANCE.md, "Archive throughput").
         // secure_delete: a delete overwrites what it removes (the row's bytes on its page, and
         // pages it frees) with zeros, so a user's deleted data does not stay readable in the
-        // file's free space for anyone with a copy of it.
+        // file's free space for anyone with a copy of it. journal_size_limit: when the WAL
+        // starts over after a checkpoint, it is cut back to 16 MiB (what a checkpoint interval
+        // writes), so frames a large write (an archive commit) added past that, with what they
+        // held, do not stay in the file.
         writer
             .execute_batch(
                 "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
-                 PRAGMA wal_autocheckpoint = 4000; PRAGMA secure_delete = ON;",
+                 PRAGMA wal_autocheckpoint = 4000; PRAGMA secure_delete = ON; \
+                 PRAGMA journal_size_limit = 16777216;",
             )
             .db()?;
         migrate(&mut writer)?;

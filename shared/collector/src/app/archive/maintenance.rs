@@ -226,18 +226,20 @@ impl App {
             let key = run.next_key(&row.platform, row.date);
             let mut kept = Pending::open(self.objects.as_ref(), row.platform.clone(), row.date, key, false).await?;
             let (mut erased, mut copied_bad, mut lost) = (0i64, 0i64, 0u64);
-            let copied: Result<(), AppError> = async {
-                let mut lines = ArchiveLines::open(self.objects.as_ref(), &row.object_key).await?;
-                while let Some(line) = lines.next_line().await? {
+            // Errors reading the old object are `Unreadable`; writing the new one, `Write`.
+            let copied: Result<(), CopyError> = async {
+                let mut lines =
+                    ArchiveLines::open(self.objects.as_ref(), &row.object_key).await.map_err(CopyError::Unreadable)?;
+                while let Some(line) = lines.next_line().await.map_err(CopyError::Unreadable)? {
                     match line {
                         Line::Record(rec) if dead.contains(&rec.interaction_id) => erased += 1,
-                        Line::Record(rec) => kept.push(&rec).await?,
+                        Line::Record(rec) => kept.push(&rec).await.map_err(CopyError::Write)?,
                         // An unreadable line is dropped only when its id is found and deleted;
                         // any other is copied byte for byte, never lost.
                         Line::Bad { id: Some(id), .. } if dead.contains(&id) => erased += 1,
                         Line::Bad { number, raw, .. } => {
                             tracing::warn!(object_key = %row.object_key, line = number, "compaction: an unreadable line is copied as it is");
-                            kept.push_raw(&raw).await?;
+                            kept.push_raw(&raw).await.map_err(CopyError::Write)?;
                             copied_bad += 1;
                         }
                     }
@@ -251,14 +253,22 @@ impl App {
                 Ok(())
             }
             .await;
-            if let Err(e) = copied {
-                kept.abort().await;
-                // One object that cannot be read (gone, damaged storage) must not keep every
-                // other object's deleted lines in their bytes, nor stop archiving: it is
-                // reported, keeps its tombstones, and is tried again by the next run.
-                tracing::error!(object_key = %row.object_key, error = %e, "compaction failed; its deleted lines stay tombstoned and the next run tries again");
-                m.failed_compactions += 1;
-                continue;
+            match copied {
+                Ok(()) => {}
+                Err(CopyError::Unreadable(e)) => {
+                    kept.abort().await;
+                    // One object that cannot be read (gone, damaged storage) must not keep every
+                    // other object's deleted lines in their bytes, nor stop archiving: it is
+                    // reported, keeps its tombstones, and is tried again by the next run.
+                    tracing::error!(object_key = %row.object_key, error = %e, "compaction: the object cannot be read; its deleted lines stay tombstoned and the next run tries again");
+                    m.failed_compactions += 1;
+                    continue;
+                }
+                // Writing failed (storage throttled, a full disk): the run stops, as for any write.
+                Err(CopyError::Write(e)) => {
+                    kept.abort().await;
+                    return Err(e);
+                }
             }
             crash_point!("compact.before_upload");
             let new = if kept.items.is_empty() && kept.copied_lines == 0 {
@@ -302,6 +312,8 @@ impl App {
         let live: HashSet<String> =
             self.hot.list_archive_objects(None).await?.into_iter().map(|o| o.object_key).collect();
         run.keep_lease(self, true).await?;
+        // This run held the lease here: a run that takes it over later writes only after this.
+        let confirmed = Instant::now();
         for key in listed {
             if !live.contains(&key) {
                 self.objects.delete(&key).await?;
@@ -309,12 +321,14 @@ impl App {
             }
         }
         // What writers whose process died left (a folder's staging files): not objects, so not
-        // listed, but their bytes can hold records deleted since, so they go whatever their age
-        // (a CLI run stopped with Ctrl-C and run again at once left them for another day). This
-        // run holds the lease and has no write in flight; the only other writer can be a run
-        // that lost the lease, whose write then fails at its finish (its records stay hot, its
-        // pending row is rolled back by the next run): nothing is lost.
-        let abandoned = self.objects.remove_abandoned_writes("archive/", StdDuration::ZERO).await?;
+        // listed, but their bytes can hold records deleted since, so they go however young (a
+        // CLI run stopped with Ctrl-C and run again at once left them for another day): every
+        // one last written before this run confirmed its lease. This run has no write in
+        // flight; another writer then can only be a run that had lost the lease, whose write
+        // fails at its finish (its records stay hot, its pending row is rolled back by the next
+        // run): nothing is lost. One written since can be a new holder's, had this run lost the
+        // lease meanwhile: it stays.
+        let abandoned = self.objects.remove_abandoned_writes("archive/", confirmed.elapsed()).await?;
         m.swept_objects += i64::try_from(abandoned).unwrap_or(i64::MAX);
         // Payloads kept outside the records (DynamoDB's overflow objects) whose delete failed.
         let erased = self.hot.finish_payload_erasures().await?;
@@ -323,6 +337,12 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// Why a compaction's copy failed: reading the old object, or writing the new one.
+enum CopyError {
+    Unreadable(AppError),
+    Write(AppError),
 }
 
 /// What [`App::object_contents`] found.
