@@ -193,8 +193,10 @@ pub struct ArchiveItem {
 }
 
 /// How far past `now + ttl` a lease's expiry may lie before [`HotStore::acquire_lease`] takes
-/// it for one set under a clock that went back: more than clocks of one deployment differ.
-pub const LEASE_CLOCK_SLACK: Duration = Duration::from_secs(60);
+/// it for one set under a clock that went back: far more than the clocks of machines sharing a
+/// store differ (a laptop running the CLI against the AWS backend included), so a live run is
+/// not taken over for skew; a clock set back by less than this delays runs by at most this.
+pub const LEASE_CLOCK_SLACK: Duration = Duration::from_secs(600);
 
 #[async_trait]
 pub trait HotStore: Send + Sync {
