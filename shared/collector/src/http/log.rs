@@ -194,15 +194,20 @@ pub fn decode_cursor(raw: &str) -> Option<Cursor> {
 mod tests {
     use super::*;
 
+    /// The local state on a fresh store in `dir`, and a service caller.
+    fn local_state(dir: &std::path::Path) -> (HttpState, Caller) {
+        let data = dir.to_string_lossy().into_owned();
+        let config =
+            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
+        let s = HttpState::local(crate::app::App::open_local(config).expect("open"));
+        (s, Caller { sub: UserId::parse("svc").expect("id"), role: crate::domain::types::Role::Service })
+    }
+
     /// Items not started by the batch's deadline answer 503 and are not logged; the others are.
     #[tokio::test]
     async fn batch_items_past_the_deadline_are_503_and_not_logged() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().to_string_lossy().into_owned();
-        let config =
-            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
-        let s = HttpState::local(crate::app::App::open_local(config).expect("open"));
-        let caller = Caller { sub: UserId::parse("svc").expect("id"), role: crate::domain::types::Role::Service };
+        let (s, caller) = local_state(dir.path());
         let items: Vec<Value> = (0..3)
             .map(|i| json!({"user_id": "alice", "platform": "n8n", "user_message": format!("message {i}")}))
             .collect();
@@ -222,11 +227,7 @@ mod tests {
     async fn an_abandoned_legacy_inflation_keeps_the_gate_until_it_is_done() {
         use std::io::Write;
         let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().to_string_lossy().into_owned();
-        let config =
-            crate::config::Config::from_lookup(|k| (k == "COLLECTOR_DATA_DIR").then(|| data.clone())).expect("config");
-        let s = HttpState::local(crate::app::App::open_local(config).expect("open"));
-        let caller = Caller { sub: UserId::parse("svc").expect("id"), role: crate::domain::types::Role::Service };
+        let (s, caller) = local_state(dir.path());
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(format!(r#"{{"nodes": [], "note": "{}"}}"#, "x".repeat(16 << 20)).as_bytes()).expect("gzip");
         let hex = hex::encode(gz.finish().expect("gzip"));
