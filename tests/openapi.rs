@@ -53,7 +53,9 @@ fn no_route_outside_the_table() {
             continue;
         }
         let src = std::fs::read_to_string(&path).expect("read source");
-        let calls = src.matches(".route(").count();
+        // A module's own tests may build a router of their own (`http::body`'s middleware tests).
+        let served = src.split("\n#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        let calls = served.matches(".route(").count();
         if path.file_name().is_some_and(|n| n == "routes.rs") {
             assert_eq!(calls, 1, "{}: one .route( call, the table's", path.display());
             assert!(src.contains(".route(route.path, "), "{}: the table's rows are routed", path.display());
