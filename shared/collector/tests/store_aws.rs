@@ -52,6 +52,19 @@ mod dynamodb {
         Some(Env { store, emu, stack, overflow })
     }
 
+    impl Env {
+        /// Another store on this env's tables, with its overflow objects in `overflow`.
+        fn store_over(&self, overflow: Arc<dyn ObjectStore>) -> DynamoStore {
+            DynamoStore::new(
+                self.emu.dynamodb(),
+                self.stack.table.clone(),
+                self.stack.archive_table.clone(),
+                overflow,
+                RETENTION_DAYS,
+            )
+        }
+    }
+
     async fn store() -> Option<(DynamoStore, Env)> {
         let env = env().await?;
         Some((env.store.clone(), env))
@@ -383,17 +396,8 @@ mod dynamodb {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn platform_adds_from_several_functions_hold_the_limit() {
         let Some(env) = env().await else { return };
-        let stores: Vec<Arc<dyn HotStore>> = (0..3)
-            .map(|_| {
-                Arc::new(DynamoStore::new(
-                    env.emu.dynamodb(),
-                    env.stack.table.clone(),
-                    env.stack.archive_table.clone(),
-                    env.overflow.clone(),
-                    RETENTION_DAYS,
-                )) as Arc<dyn HotStore>
-            })
-            .collect();
+        let stores: Vec<Arc<dyn HotStore>> =
+            (0..3).map(|_| Arc::new(env.store_over(env.overflow.clone())) as Arc<dyn HotStore>).collect();
         collector::ports::conformance::race_platform_adds(stores).await;
         let count = env
             .emu
@@ -444,13 +448,7 @@ mod dynamodb {
         assert_eq!(counters, expected_counters(&pairs, &[]));
         assert_eq!(counters[&platform("n8n")].positive_feedback, 32);
         // A second process (empty platform cache) reads the same counters.
-        let fresh = DynamoStore::new(
-            env.emu.dynamodb(),
-            env.stack.table.clone(),
-            env.stack.archive_table.clone(),
-            env.overflow.clone(),
-            RETENTION_DAYS,
-        );
+        let fresh = env.store_over(env.overflow.clone());
         assert_eq!(fresh.counters().await.expect("counters"), counters);
     }
 
@@ -772,13 +770,7 @@ mod dynamodb {
     async fn overflow_objects_a_delete_could_not_remove_are_erased_later() {
         let Some(env) = env().await else { return };
         let overflow = FaultyOverflow::over(env.overflow.clone());
-        let store = DynamoStore::new(
-            env.emu.dynamodb(),
-            env.stack.table.clone(),
-            env.stack.archive_table.clone(),
-            overflow.clone(),
-            RETENTION_DAYS,
-        );
+        let store = env.store_over(overflow.clone());
         let big = |seed| json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, seed)});
         let gone = with_workflow(interaction("alice", "n8n", at(0)), big(13), 10 * 1024);
         let kept = with_workflow(interaction("bob", "n8n", at(1)), big(14), 10 * 1024);
@@ -822,13 +814,7 @@ mod dynamodb {
     async fn a_commit_cut_between_records_resumes_on_rerun() {
         let Some(env) = env().await else { return };
         let overflow = FaultyOverflow::over(env.overflow.clone());
-        let store = DynamoStore::new(
-            env.emu.dynamodb(),
-            env.stack.table.clone(),
-            env.stack.archive_table.clone(),
-            overflow.clone(),
-            RETENTION_DAYS,
-        );
+        let store = env.store_over(overflow.clone());
         let big = json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, 11)});
         let recs = vec![
             interaction("alice", "n8n", at(0)),
@@ -936,13 +922,7 @@ mod dynamodb {
             delete: recs[3].id,
             done: std::sync::Mutex::new(HashSet::new()),
         });
-        let store = DynamoStore::new(
-            env.emu.dynamodb(),
-            env.stack.table.clone(),
-            env.stack.archive_table.clone(),
-            racing,
-            RETENTION_DAYS,
-        );
+        let store = env.store_over(racing);
         let ids: Vec<Id> = recs.iter().map(|r| r.id).collect();
         let items = items_of(&env.store, &ids).await;
         let lease = take_lease(&store).await;
