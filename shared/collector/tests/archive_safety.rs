@@ -1350,3 +1350,162 @@ async fn local_a_long_run_erases_what_is_deleted_while_it_runs() {
     assert!(app.hot.tombstoned_slots().await.expect("tombstones").is_empty());
     scenario.teardown();
 }
+
+/// A DynamoDB store and its bucket on a fresh emulator stack, with the overflow grace given
+/// (`None`: the default).
+async fn dynamo_with_grace(
+    grace: Option<std::time::Duration>,
+) -> Option<(collector::adapters::dynamodb::DynamoStore, Arc<collector::adapters::s3::S3Store>)> {
+    let emu = collector::testing::Emulator::connect().await?;
+    let stack = emu.create_stack().await;
+    let objects = Arc::new(collector::adapters::s3::S3Store::new(emu.s3(), stack.bucket.clone()));
+    let store = collector::adapters::dynamodb::DynamoStore::new(
+        emu.dynamodb(),
+        stack.table,
+        stack.archive_table,
+        objects.clone(),
+        30,
+    );
+    Some((grace.map_or(store.clone(), |g| store.with_overflow_grace(g)), objects))
+}
+
+/// A record whose item is too big for DynamoDB: its message goes to an overflow object.
+fn overflowing(seed: u64) -> collector::domain::records::Interaction {
+    let mut rec = collector::ports::conformance::interaction("alice", "n8n", chrono::Utc::now());
+    rec.user_message = noise(450 * 1024, seed);
+    rec
+}
+
+/// A writer that dies between its overflow upload and its item's transaction leaves an object
+/// no item points at. Its note keeps it while the writer may still be at work, and the
+/// maintenance erases it once the note is due: a payload nobody stored is not kept for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_an_overflow_write_cut_after_its_upload_is_erased_when_due() {
+    let scenario = fail::FailScenario::setup();
+    let Some((store, objects)) = dynamo_with_grace(None).await else { return };
+    let rec = overflowing(31);
+    let prefix = format!("overflow/{}/", rec.id);
+    fail::cfg("overflow.after_upload", "1*return").expect("failpoint");
+    assert!(store.insert_interaction(&rec).await.is_err(), "cut after the upload");
+    fail::remove("overflow.after_upload");
+    assert_eq!(objects.list(&prefix).await.expect("list").len(), 1, "the upload is there");
+    assert_eq!(store.get_linked(rec.id).await.expect("get"), None, "no item");
+
+    store.finish_payload_erasures().await.expect("maintenance");
+    assert_eq!(objects.list(&prefix).await.expect("list").len(), 1, "kept while its writer may be at work");
+    let later = store.clone().with_overflow_grace(std::time::Duration::ZERO);
+    assert_eq!(later.finish_payload_erasures().await.expect("maintenance"), 1);
+    assert!(objects.list(&prefix).await.expect("list").is_empty(), "erased once due");
+
+    // The client's retry stores the record whole.
+    assert_eq!(store.insert_interaction(&rec).await.expect("retry"), collector::ports::Inserted::New);
+    let got = store.get_linked(rec.id).await.expect("get").expect("hot");
+    assert_eq!(got.interaction.user_message, rec.user_message);
+    assert_eq!(later.finish_payload_erasures().await.expect("maintenance"), 0);
+    assert_eq!(objects.list(&prefix).await.expect("list").len(), 1, "the stored record's object stays");
+    scenario.teardown();
+}
+
+/// A writer held past its note's due time, while the maintenance erases its object as a dead
+/// writer's: its transaction's claim fails, so it never stores an item pointing at the erased
+/// object; it writes the payload again and the record reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_late_overflow_writer_stores_nothing_pointing_at_an_erased_object() {
+    let scenario = fail::FailScenario::setup();
+    let Some((store, objects)) = dynamo_with_grace(Some(std::time::Duration::ZERO)).await else { return };
+    let rec = overflowing(32);
+    let prefix = format!("overflow/{}/", rec.id);
+    let hold = Hold::at("overflow.after_upload");
+    let writing = tokio::spawn({
+        let (store, rec) = (store.clone(), rec.clone());
+        async move { store.insert_interaction(&rec).await }
+    });
+    hold.reached().await;
+    let first = objects.list(&prefix).await.expect("list");
+    assert_eq!(first.len(), 1);
+    assert_eq!(store.finish_payload_erasures().await.expect("maintenance"), 1, "taken as a dead writer's");
+    assert!(objects.list(&prefix).await.expect("list").is_empty());
+    hold.release();
+    assert_eq!(writing.await.expect("task").expect("insert"), collector::ports::Inserted::New);
+    drop(hold);
+    let got = store.get_linked(rec.id).await.expect("readable").expect("hot");
+    assert_eq!(got.interaction.user_message, rec.user_message, "whole");
+    let now = objects.list(&prefix).await.expect("list");
+    assert_eq!(now.len(), 1, "written again");
+    assert_ne!(now, first);
+    scenario.teardown();
+}
+
+/// An export recorded as holding every expected record; returns its id.
+async fn export_holding(app: &App, expected: &Expected) -> Id {
+    use collector::domain::export::ExportFilter;
+    use collector::domain::lineage::{ExportManifest, HeldRecords, ManifestFilters, ManifestSplit};
+    let mut held = HeldRecords::default();
+    for (id, (user, _)) in expected {
+        held.add(&UserId::parse(user).expect("user"), *id);
+    }
+    let filter = ExportFilter::default();
+    let manifest = ExportManifest {
+        export_id: Id::new(),
+        created_at: chrono::Utc::now(),
+        caller: "root".into(),
+        platform: collector::domain::types::Platform::parse("n8n").expect("platform"),
+        format: "openai".into(),
+        filters: ManifestFilters::of(&filter),
+        split: ManifestSplit::of(&filter),
+        lines: expected.len() as u64,
+        sha256: "0".repeat(64),
+        bytes: 1,
+    };
+    app.hot.record_export(&manifest, &held).await.expect("record export");
+    manifest.export_id
+}
+
+/// A store error in a delete's last steps (after the data is gone: the exports that held it
+/// are looked up, then forget it) is retried, so the delete still answers whole and no export
+/// keeps a held record of it; a client's retry could not do that for a single record (it is
+/// gone: 404). Failpoint `delete.settle_lineage`, failing twice.
+async fn delete_whose_lineage_step_fails(b: Backend) {
+    let app = app(&b);
+    let expected = seed(&app).await;
+    let export = export_holding(&app, &expected).await;
+    let (id, owner) =
+        expected.iter().find(|(_, (u, _))| u == "alice").map(|(id, (u, _))| (*id, u.clone())).expect("one");
+    let owner = UserId::parse(&owner).expect("user");
+    let held = |by| {
+        let app = app.clone();
+        async move { app.hot.exports_holding(by).await.expect("held") }
+    };
+    assert_eq!(held(collector::domain::lineage::HeldBy::Record { id, user: &owner }).await.len(), 1);
+
+    fail::cfg("delete.settle_lineage", "2*return").expect("failpoint");
+    let deletion = app.delete_interaction(&caller("alice", Role::User), id).await;
+    let deletion = deletion.expect("the delete answers whole");
+    assert_eq!(deletion.deleted.interactions, 1);
+    assert_eq!(deletion.affected_exports, vec![export]);
+    assert!(held(collector::domain::lineage::HeldBy::Record { id, user: &owner }).await.is_empty(), "forgotten");
+
+    let bob = UserId::parse("bob").expect("user");
+    fail::cfg("delete.settle_lineage", "2*return").expect("failpoint");
+    let deletion = app.delete_user(&bob).await.expect("the user's delete answers whole");
+    fail::remove("delete.settle_lineage");
+    assert_eq!(deletion.deleted.interactions, PER_USER as i64);
+    assert_eq!(deletion.affected_exports, vec![export]);
+    assert!(held(collector::domain::lineage::HeldBy::User(&bob)).await.is_empty(), "bob's held records forgotten");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_a_delete_whose_lineage_step_fails_still_forgets_the_held_records() {
+    let scenario = fail::FailScenario::setup();
+    delete_whose_lineage_step_fails(local().await).await;
+    scenario.teardown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_delete_whose_lineage_step_fails_still_forgets_the_held_records() {
+    let scenario = fail::FailScenario::setup();
+    if let Some(b) = aws().await {
+        delete_whose_lineage_step_fails(b).await;
+    }
+    scenario.teardown();
+}

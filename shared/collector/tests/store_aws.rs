@@ -300,6 +300,48 @@ mod dynamodb {
         assert_eq!(store.list_metrics(None).await.expect("metrics"), vec![m]);
     }
 
+    /// Every write that spills a payload claims its object in its own transaction: a maintenance
+    /// that takes every unclaimed note as a dead writer's (zero grace) keeps all of them, and
+    /// every record reads back whole. Without the claim it would erase them under their items.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overflow_objects_of_stored_items_survive_the_maintenance() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let big = |seed| json!({"name": "huge", "nodes": [], "blob": noise(1024 * 1024, seed)});
+        let rec = with_workflow(interaction("alice", "n8n", at(0)), big(21), 10 * 1024);
+        store.insert_interaction(&rec).await.expect("insert");
+        let mut fb = feedback(&rec, FeedbackType::Edit, at(1));
+        fb.corrected_workflow = Some(json!({"name": "fixed", "nodes": [], "blob": noise(450 * 1024, 22)}));
+        store.add_feedback(&fb).await.expect("feedback");
+        let mut linked = validation("alice", "n8n", Some(rec.id), 80, at(2));
+        linked.workflow = json!({"blob": noise(450 * 1024, 23)});
+        store.add_validation(&linked).await.expect("linked validation");
+        let mut unlinked = validation("alice", "n8n", None, 80, at(3));
+        unlinked.workflow = json!({"blob": noise(450 * 1024, 24)});
+        store.add_validation(&unlinked).await.expect("unlinked validation");
+        let mut ex = example("n8n", at(4));
+        ex.description = Some(noise(450 * 1024, 25));
+        store.insert_example(&ex).await.expect("example");
+        let mut m = metric("n8n", at(5));
+        m.notes = Some(noise(450 * 1024, 26));
+        store.insert_metric(&m).await.expect("metric");
+        let objects = env.overflow.list("overflow/").await.expect("list");
+        assert_eq!(objects.len(), 6, "each write spilled");
+
+        let impatient = store.clone().with_overflow_grace(Duration::ZERO);
+        impatient.finish_payload_erasures().await.expect("maintenance");
+        assert_eq!(env.overflow.list("overflow/").await.expect("list"), objects, "every object kept");
+        assert!(items_with_prefix(&env, "pk", "OVFDEL").await.is_empty(), "the claimed notes are dropped");
+        let got = store.get_linked(rec.id).await.expect("get").expect("hot");
+        assert_eq!(got.interaction.workflow, rec.workflow);
+        assert_eq!(got.feedback, vec![fb]);
+        assert_eq!(got.validations, vec![linked]);
+        let alone = store.unlinked_validations(&user("alice"), None, 10).await.expect("unlinked");
+        assert_eq!(alone, vec![unlinked]);
+        assert_eq!(store.list_examples(None).await.expect("examples"), vec![ex]);
+        assert_eq!(store.list_metrics(None).await.expect("metrics"), vec![m]);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_platforms_records_spread_over_shards_and_list_merges_them() {
         let Some(env) = env().await else { return };

@@ -39,6 +39,10 @@ pub struct Deletion {
     pub affected_exports: Vec<Id>,
 }
 
+/// Retries of [`App::settle_lineage`], after waits of 100, 400 and 1,600 ms.
+const SETTLE_RETRIES: u32 = 3;
+const SETTLE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl App {
     /// Delete one interaction and everything linked to it. Owner or admin; someone else's: 404.
     /// The exports that held it are looked up once it is gone, then it leaves their held
@@ -55,8 +59,7 @@ impl App {
             fail::fail_point!("delete.after_hot_delete");
             out.deleted.add_hot(hot);
             if hot.interactions > 0 {
-                out.affected_exports = self.affected_exports(held).await?;
-                self.forget_erased(held).await?;
+                out.affected_exports = self.settle_lineage(held).await?;
                 return Ok(out);
             }
             // An archive commit moved it between the read and the delete: it is archived now.
@@ -72,8 +75,7 @@ impl App {
             // Deleted by someone else between the read and the write.
             return Err(AppError::NotFound);
         }
-        out.affected_exports = self.affected_exports(held).await?;
-        self.forget_erased(held).await?;
+        out.affected_exports = self.settle_lineage(held).await?;
         Ok(out)
     }
 
@@ -93,9 +95,35 @@ impl App {
         out.deleted.add_hot(self.hot.delete_user(user).await?);
         // Looked up once the data is gone: an export recorded before that holds it is found,
         // and one recorded after finds the records gone and is not served (`record_export`).
-        out.affected_exports = self.affected_exports(held).await?;
-        self.forget_erased(held).await?;
+        out.affected_exports = self.settle_lineage(held).await?;
         Ok(out)
+    }
+
+    /// A delete's steps once its data is gone: the exports that held it, then their held
+    /// records of it forgotten. Both are safe to repeat, and a store error here is retried a
+    /// few times (about 2 s in all) before the delete answers 5xx: a retry of a single-record
+    /// delete by the client could not finish them, since the record is gone (it answers 404).
+    async fn settle_lineage(&self, held: HeldBy<'_>) -> Result<Vec<Id>, AppError> {
+        let mut attempt = 0;
+        loop {
+            let settled = async {
+                let affected = self.affected_exports(held).await?;
+                fail::fail_point!("delete.settle_lineage", |_| Err(AppError::Store(
+                    crate::ports::StoreError::Unavailable("failpoint".into())
+                )));
+                self.forget_erased(held).await?;
+                Ok(affected)
+            }
+            .await;
+            match settled {
+                Err(AppError::Store(e)) if attempt < SETTLE_RETRIES => {
+                    tracing::warn!(error = %e, attempt, "a delete's lineage step failed after its data went; retrying");
+                    tokio::time::sleep(SETTLE_BACKOFF * 4u32.pow(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The exports that held the record or the user's records, newest first.

@@ -577,7 +577,10 @@ pub fn user_erasure_key(user: &UserId) -> Item {
 }
 
 /// `OVFDEL` / `K#{object key}`: an overflow object whose delete failed after its item went (the
-/// item no longer points at it); `OVFDEL` / `P#{interaction id}`: the overflow objects under
+/// item no longer points at it). The same key with [`NOTE_WRITING`] is an object being written:
+/// put before its upload, claimed ([`NOTE_CLAIMED`] set, the write time removed) by the
+/// transaction of the item that points at it, and erased by the maintenance if still unclaimed
+/// a grace period after the write began (its writer died). `OVFDEL` / `P#{interaction id}`: the overflow objects under
 /// `overflow/{id}/` of an interaction being deleted for good, written before its delete. The
 /// archive run's maintenance finishes both (`HotStore::finish_payload_erasures`); a prefix only
 /// once the interaction's `ERASE` / `I#{id}` marker says the delete went through.
@@ -585,6 +588,20 @@ pub const PAYLOAD_ERASURE_PK: &str = "OVFDEL";
 
 pub fn object_erasure_key(object_key: &str) -> Item {
     HashMap::from([("pk".to_owned(), s(PAYLOAD_ERASURE_PK)), ("sk".to_owned(), s(format!("K#{object_key}")))])
+}
+
+/// On an `OVFDEL` / `K#` note: the epoch second its object's write began (unclaimed yet).
+pub const NOTE_WRITING: &str = "writing";
+/// On an `OVFDEL` / `K#` note: an item's transaction claimed the object (it is in use); the
+/// maintenance drops the note and keeps the object.
+pub const NOTE_CLAIMED: &str = "claimed";
+
+/// The note of an overflow object about to be written at `at`: erased a grace period later
+/// unless claimed first.
+pub fn pending_object_note(object_key: &str, at: DateTime<Utc>) -> Item {
+    let mut item = object_erasure_key(object_key);
+    item.insert(NOTE_WRITING.into(), n(at.timestamp()));
+    item
 }
 
 pub fn prefix_erasure_key(id: Id) -> Item {

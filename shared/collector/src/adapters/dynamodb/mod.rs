@@ -78,10 +78,16 @@ const VERSION_ATTEMPTS: u32 = 6;
 /// Concurrent reads when decoding a page (overflow objects, link partitions).
 const FAN_OUT: usize = 8;
 
+/// How long a writer has between noting an overflow object and its item's transaction claiming
+/// it; an unclaimed note older than this is a writer that died, and its object is erased. A late
+/// writer loses nothing: its claim fails and it writes again. Far beyond a Lambda's 15 minutes.
+const OVERFLOW_WRITE_GRACE: Duration = Duration::from_secs(3600);
+
 /// The DynamoDB [`HotStore`]. Cheap to clone.
 #[derive(Clone)]
 pub struct DynamoStore {
     inner: Arc<Inner>,
+    overflow_grace: Duration,
 }
 
 struct Inner {
@@ -166,7 +172,15 @@ impl DynamoStore {
                 overflow,
                 known: Mutex::new(HashSet::new()),
             }),
+            overflow_grace: OVERFLOW_WRITE_GRACE,
         }
+    }
+
+    /// The same store with another grace for overflow writes: how long its maintenance leaves
+    /// an unclaimed overflow object to its writer ([`OVERFLOW_WRITE_GRACE`] by default). Tests
+    /// use zero to play a writer that outlived its note.
+    pub fn with_overflow_grace(self, grace: Duration) -> DynamoStore {
+        DynamoStore { overflow_grace: grace, ..self }
     }
 
     fn db(&self) -> &Dynamo {
@@ -233,6 +247,7 @@ impl HotStore for DynamoStore {
             let mut tx =
                 vec![tx_put(self.table(), item, not_exists())?, expiry::interaction_not_erased(self.table(), rec.id)?];
             tx.extend(self.counter_tx(&rec.platform, shard_of(rec.id), &rec.facts(false).contribution())?);
+            tx.extend(spilled.as_deref().map(|k| self.claim_overflow(k)).transpose()?);
             let sent = self.db().transact(tx).await?;
             if sent.is_ok() {
                 return Ok(Inserted::New);
@@ -244,7 +259,8 @@ impl HotStore for DynamoStore {
             if sent.as_ref().err().and_then(|codes| codes.get(1)).is_some_and(|c| c == "ConditionalCheckFailed") {
                 return Ok(Inserted::Erased);
             }
-            // Taken, hot or archived: answer with what is stored. Gone again: try once more.
+            // Taken, hot or archived: answer with what is stored. Gone again, or the overflow
+            // object's note taken as a dead writer's (too slow a write): try once more.
             if let Some(head) = self.head(rec.id).await? {
                 let (content_hash, receipt) = existing_from(&head)?;
                 return Ok(Inserted::Existing { content_hash, receipt });
@@ -345,13 +361,7 @@ impl HotStore for DynamoStore {
             None => {
                 let mut item = validation_item(v)?;
                 let spilled = self.spill(&mut item, &DOC_PAYLOAD, v.validation_id).await?;
-                if self.db().put_new(self.table(), item, "pk").await? {
-                    return Ok(());
-                }
-                if let Some(k) = spilled {
-                    self.drop_overflow(vec![k]).await;
-                }
-                Err(StoreError::Conflict("id already exists"))
+                self.put_new_doc(item, spilled).await
             }
         }
     }
@@ -411,13 +421,9 @@ impl HotStore for DynamoStore {
         let spilled = self.spill(&mut item, &DOC_PAYLOAD, ex.example_id).await?;
         let mut tx = vec![tx_put(self.table(), item, not_exists())?];
         tx.extend(self.counter_tx(&ex.platform, shard_of(ex.example_id), &one)?);
-        if self.db().transact(tx).await?.is_ok() {
-            return Ok(());
-        }
-        if let Some(k) = spilled {
-            self.drop_overflow(vec![k]).await;
-        }
-        Err(StoreError::Conflict("id already exists"))
+        tx.extend(spilled.as_deref().map(|k| self.claim_overflow(k)).transpose()?);
+        let sent = self.db().transact(tx).await?;
+        self.settle_doc_write(sent, spilled).await
     }
 
     async fn list_examples(&self, platform: Option<&Platform>) -> Result<Vec<CuratedExample>, StoreError> {
@@ -478,13 +484,7 @@ impl HotStore for DynamoStore {
     async fn insert_metric(&self, m: &TrainingMetric) -> Result<(), StoreError> {
         let mut item = metric_item(m)?;
         let spilled = self.spill(&mut item, &DOC_PAYLOAD, m.metric_id).await?;
-        if self.db().put_new(self.table(), item, "pk").await? {
-            return Ok(());
-        }
-        if let Some(k) = spilled {
-            self.drop_overflow(vec![k]).await;
-        }
-        Err(StoreError::Conflict("id already exists"))
+        self.put_new_doc(item, spilled).await
     }
 
     async fn list_metrics(&self, platform: Option<&Platform>) -> Result<Vec<TrainingMetric>, StoreError> {

@@ -3,15 +3,21 @@
 
 use futures::{StreamExt, TryStreamExt};
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::Utc;
+
 use super::codec::*;
-use super::io::QuerySpec;
-use super::{DynamoStore, FAN_OUT, ovf_key};
+use super::io::{Names, QuerySpec, Values, tx_put, tx_update};
+use super::{DynamoStore, FAILED, FAN_OUT, not_exists, ovf_key};
 use crate::domain::archive::StorageClass;
 use crate::domain::types::Id;
 use crate::ports::StoreError;
 
 impl DynamoStore {
     /// Move the payload of an item too big for DynamoDB to an overflow object; returns its key.
+    /// The object is noted first (`OVFDEL` / `K#{key}` with the time), so a writer that dies
+    /// before its item is stored leaves a note the maintenance erases it by, not an object no
+    /// one knows of. The item's transaction must hold [`Self::claim_overflow`] for the key.
     pub(super) async fn spill(
         &self,
         item: &mut Item,
@@ -25,12 +31,61 @@ impl DynamoStore {
             return Ok(None);
         };
         let k = format!("overflow/{owner}/{}", Id::new());
+        self.db().put(self.table(), pending_object_note(&k, Utc::now())).await?;
         self.inner.overflow.put(&k, bytes, StorageClass::Standard).await?;
+        fail::fail_point!("overflow.after_upload", |_| Err(StoreError::Unavailable("failpoint".into())));
         item.insert("ovf".into(), s(k.clone()));
         if item_size(item) > ITEM_BUDGET {
             return Err(StoreError::Internal("record too large even without its payload".into()));
         }
         Ok(Some(k))
+    }
+
+    /// The transaction item that claims a spilled object for the item written with it: it fails
+    /// (and with it the transaction) once the maintenance has taken the note as a dead writer's.
+    pub(super) fn claim_overflow(&self, object_key: &str) -> Result<TransactWriteItem, StoreError> {
+        tx_update(
+            self.table(),
+            object_erasure_key(object_key),
+            "SET #claimed = :one REMOVE #writing".into(),
+            Names::from([("#claimed".into(), NOTE_CLAIMED.into()), ("#writing".into(), NOTE_WRITING.into())]),
+            Values::from([(":one".into(), n(1))]),
+            Some("attribute_exists(#writing)"),
+        )
+    }
+
+    /// Store a new document item (an unlinked validation, a training metric) that may point at
+    /// the spilled object `spilled`: with the object's claim in one transaction when it does.
+    pub(super) async fn put_new_doc(&self, item: Item, spilled: Option<String>) -> Result<(), StoreError> {
+        let Some(k) = spilled else {
+            return match self.db().put_new(self.table(), item, "pk").await? {
+                true => Ok(()),
+                false => Err(StoreError::Conflict("id already exists")),
+            };
+        };
+        let tx = vec![tx_put(self.table(), item, not_exists())?, self.claim_overflow(&k)?];
+        let sent = self.db().transact(tx).await?;
+        self.settle_doc_write(sent, Some(k)).await
+    }
+
+    /// The answer to a new document's transaction (its put first, the claim of `spilled` last).
+    /// On failure the spilled object is dropped: the put's condition failing is a taken id, the
+    /// claim's a writer that outlived its note (retryable).
+    pub(super) async fn settle_doc_write(
+        &self,
+        sent: Result<(), Vec<String>>,
+        spilled: Option<String>,
+    ) -> Result<(), StoreError> {
+        let Err(codes) = sent else {
+            return Ok(());
+        };
+        if let Some(k) = spilled {
+            self.drop_overflow(vec![k]).await;
+        }
+        if codes.first().is_some_and(|c| c == FAILED) {
+            return Err(StoreError::Conflict("id already exists"));
+        }
+        Err(StoreError::Unavailable("a large write outlived its overflow note; retry".into()))
     }
 
     /// Put an item's overflow payload back, if it has one.
@@ -103,10 +158,35 @@ impl DynamoStore {
     /// go through, or is going on: left). Returns the notes finished.
     pub(super) async fn finish_payload_erasures_impl(&self) -> Result<u64, StoreError> {
         let notes = self.db().query_all(&QuerySpec::table(self.table(), PAYLOAD_ERASURE_PK.into())).await?;
+        // An unclaimed note written before this is a dead writer's.
+        let due =
+            (Utc::now() - chrono::Duration::from_std(self.overflow_grace).unwrap_or(chrono::Duration::MAX)).timestamp();
         let mut done = 0;
         for note in notes {
             let sk = get_s(&note, "sk")?;
             if let Some(object_key) = sk.strip_prefix("K#") {
+                if note.contains_key(NOTE_CLAIMED) {
+                    // In use by the item that claimed it. The condition keeps a note a delete
+                    // has put since (without the claim: the object is to go).
+                    let (names, values) = (Names::from([("#c".into(), NOTE_CLAIMED.into())]), Values::new());
+                    self.db()
+                        .delete_if(self.table(), object_erasure_key(object_key), "attribute_exists(#c)", names, values)
+                        .await?;
+                    continue;
+                }
+                if note.contains_key(NOTE_WRITING) {
+                    if get_n::<i64>(&note, NOTE_WRITING)? > due {
+                        continue; // its writer may still be storing the item
+                    }
+                    // A dead writer's: taken from it first, so that a late claim fails.
+                    let names = Names::from([("#w".into(), NOTE_WRITING.into())]);
+                    let cond = "attribute_exists(#w)";
+                    let key = object_erasure_key(object_key);
+                    let taken = self.db().update(self.table(), key, "REMOVE #w", names, Values::new(), cond).await?;
+                    if taken.is_none() {
+                        continue; // claimed meanwhile: the next run drops the note
+                    }
+                }
                 self.inner.overflow.delete(object_key).await?;
                 self.db().delete_keys(self.table(), vec![object_erasure_key(object_key)]).await?;
                 done += 1;

@@ -62,6 +62,7 @@ impl DynamoStore {
             let spilled = self.spill(&mut item, &DOC_PAYLOAD, interaction_id).await?;
             let mut tx = vec![tx_put(self.table(), item, not_exists())?, self.summary_tx(&updated, ver)?];
             tx.extend(self.counter_tx(&updated.platform, shard_of(link_id), &change.counters)?);
+            tx.extend(spilled.as_deref().map(|k| self.claim_overflow(k)).transpose()?);
             match self.db().transact(tx).await? {
                 Ok(()) => return Ok(()),
                 Err(codes) => {
@@ -71,7 +72,8 @@ impl DynamoStore {
                     if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") {
                         return Err(StoreError::Conflict("id already exists"));
                     }
-                    // The interaction changed (or went) meanwhile: read it again.
+                    // The interaction changed (or went) meanwhile, or the overflow object's
+                    // note was taken as a dead writer's (too slow a write): read it again.
                 }
             }
         }
