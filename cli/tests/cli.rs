@@ -5,6 +5,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod common;
+
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_collector"));
     c.args(args)
@@ -355,43 +357,15 @@ fn export_prints_its_manifest_id() {
     assert_eq!((split.side.as_str(), split.validation_fraction), ("train", 0.5));
 }
 
-/// What `collector serve` prints on stderr before it listens, with this secret.
-fn serve_preamble(dir: &Path, secret: &str) -> Vec<String> {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("COLLECTOR_DATA_DIR", dir.join("data"))
-        .env("COLLECTOR_JWT_SECRET", secret)
-        .env("COLLECTOR_ARCHIVE_AT", "off")
-        .env_remove("COLLECTOR_BACKEND")
-        .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = Vec::new();
-    for line in std::io::BufReader::new(stderr).lines() {
-        let line = line.expect("line");
-        let done = line.contains("listening on");
-        lines.push(line);
-        if done {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    lines
-}
-
 /// A short JWT secret still serves (the contract takes any), with a warning that says why it
 /// is weak; a long one serves without it. The secret itself is never printed.
 #[test]
 fn serve_warns_about_a_short_jwt_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let short = serve_preamble(dir.path(), "tiny-secret");
+    // Each server is dropped (killed) by the end of its statement: one data folder at a time.
+    let short = common::serve(dir.path(), "tiny-secret").preamble.clone();
     assert!(short.iter().any(|l| l.contains("COLLECTOR_JWT_SECRET is shorter than 32 bytes")), "{short:?}");
     assert!(!short.iter().any(|l| l.contains("tiny-secret")), "the secret is not printed: {short:?}");
-    let long = serve_preamble(dir.path(), &"k".repeat(64));
+    let long = common::serve(dir.path(), &"k".repeat(64)).preamble.clone();
     assert!(!long.iter().any(|l| l.contains("COLLECTOR_JWT_SECRET")), "{long:?}");
 }

@@ -2,53 +2,19 @@
 //! answer, the server stays up, and its peak RSS (VmHWM from /proc) stays under the budget.
 //! (Issue 14; the limits are in docs/DESIGN.md, "Hostile input".)
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+mod common;
+
 const SECRET: &str = "hostile-test-secret";
 /// What 8 hostile requests at once may take the whole server to (issue 14's goal).
 const RSS_BUDGET_MIB: u64 = 256;
-
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("COLLECTOR_DATA_DIR", dir.join("data"))
-        .env("COLLECTOR_JWT_SECRET", SECRET)
-        .env("COLLECTOR_ARCHIVE_AT", "off")
-        .env_remove("COLLECTOR_BACKEND")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start collector serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let addr = loop {
-        let line = lines.next().expect("serve printed its address").expect("stderr line");
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, addr }
-}
 
 fn token(sub: &str, group: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_collector"))
@@ -110,7 +76,7 @@ fn peak_rss_mib(pid: u32) -> u64 {
 #[test]
 fn eight_hostile_bodies_at_once_get_clean_answers_within_the_memory_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path());
+    let server = common::serve(dir.path(), SECRET);
     let service = token("importer", "service");
 
     // 60 MiB of `[0,0,...]` (under the 64 MiB inflate cap): ~2 GB of Values if built.
@@ -192,7 +158,7 @@ fn eight_hostile_bodies_at_once_get_clean_answers_within_the_memory_budget() {
 #[test]
 fn validations_with_huge_reports_get_413_within_the_memory_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path());
+    let server = common::serve(dir.path(), SECRET);
     // A plain user: no group.
     let out = Command::new(env!("CARGO_BIN_EXE_collector"))
         .args(["token", "--sub", "mallory"])
@@ -241,7 +207,7 @@ fn validations_with_huge_reports_get_413_within_the_memory_budget() {
 #[test]
 fn many_large_bodies_at_once_wait_for_the_read_budget() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = start(dir.path());
+    let server = common::serve(dir.path(), SECRET);
     let user = token("mallory", "service");
     let body = format!("\"{}\"", "x".repeat(5_900 * 1024)).into_bytes();
     let answers: Vec<(u16, String)> = std::thread::scope(|scope| {
