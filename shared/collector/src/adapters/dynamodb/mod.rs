@@ -403,9 +403,8 @@ impl HotStore for DynamoStore {
             // good. (A note whose item outlives a failed delete makes that item's payload
             // unreadable; it is the data of a user being deleted, which the retry removes.)
             let objects: Vec<String> = unlinked.iter().filter_map(ovf_key).collect();
-            for k in &objects {
-                self.db().put(self.table(), object_erasure_key(k)).await?;
-            }
+            let notes = objects.iter().map(|k| object_erasure_key(k)).collect();
+            self.db().put_items(self.table(), notes, FAN_OUT).await?;
             let keys = unlinked.iter().map(|i| io::key_of(i, ["pk", "sk"])).collect();
             self.db().delete_keys(self.table(), keys).await?;
             total.validation_logs += unlinked.len() as i64;
