@@ -10,7 +10,8 @@
 //!   after the next run;
 //! - no object without a committed row, no pending row, no tombstone left.
 //!
-//! Failpoints are process-global, so every test here holds a `FailScenario` (which serializes them).
+//! Failpoints are process-global, so every test here holds a `FailScenario` (which serializes
+//! them), also those that set none: a run of theirs would meet another test's failpoints.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -1082,14 +1083,18 @@ async fn an_unreadable_object_does_not_block_erasure(b: Backend) {
 
 #[tokio::test]
 async fn local_an_unreadable_object_does_not_block_erasure() {
+    let scenario = fail::FailScenario::setup();
     an_unreadable_object_does_not_block_erasure(local().await).await;
+    scenario.teardown();
 }
 
 #[tokio::test]
 async fn aws_an_unreadable_object_does_not_block_erasure() {
+    let scenario = fail::FailScenario::setup();
     if let Some(b) = aws().await {
         an_unreadable_object_does_not_block_erasure(b).await;
     }
+    scenario.teardown();
 }
 
 /// A run with a deadline (on Lambda: the function's time left) ends each object once its
@@ -1099,6 +1104,7 @@ async fn aws_an_unreadable_object_does_not_block_erasure() {
 /// a deadline carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_a_run_with_a_deadline_sizes_its_objects_to_commit_in_time() {
+    let scenario = fail::FailScenario::setup();
     let b = local().await;
     let app = app(&b);
     let service = caller("svc", Role::Service);
@@ -1119,6 +1125,7 @@ async fn local_a_run_with_a_deadline_sizes_its_objects_to_commit_in_time() {
     assert_eq!(archived, 1200, "every record archived once");
     let counters = app.hot.counters().await.expect("counters");
     assert_eq!(counters.values().map(|c| c.total).sum::<i64>(), 1200);
+    scenario.teardown();
 }
 
 /// DynamoDB: a feedback that comes in between the archive scan's read of a record's head and
@@ -1464,7 +1471,8 @@ async fn export_holding(app: &App, expected: &Expected) -> Id {
 /// A store error in a delete's last steps (after the data is gone: the exports that held it
 /// are looked up, then forget it) is retried, so the delete still answers whole and no export
 /// keeps a held record of it; a client's retry could not do that for a single record (it is
-/// gone: 404). Failpoint `delete.settle_lineage`, failing twice.
+/// gone: 404). Failpoint `delete.settle_lineage`: the forget goes through and its answer fails,
+/// twice; the answer still names the export (looked up once, before the forget).
 async fn delete_whose_lineage_step_fails(b: Backend) {
     let app = app(&b);
     let expected = seed(&app).await;
@@ -1507,5 +1515,24 @@ async fn aws_a_delete_whose_lineage_step_fails_still_forgets_the_held_records() 
     if let Some(b) = aws().await {
         delete_whose_lineage_step_fails(b).await;
     }
+    scenario.teardown();
+}
+
+/// A transaction that went through but whose answer was lost, run again (failpoint
+/// `transact.answer_lost`; DynamoDB itself answers such a resend from its request token, the
+/// emulator runs it again): the second run fails on the item being there and on its overflow
+/// claim, and the writer keeps the object its stored item points at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_a_resent_insert_keeps_the_overflow_object_it_stored() {
+    let scenario = fail::FailScenario::setup();
+    let Some((store, objects)) = dynamo_with_grace(None).await else { return };
+    let rec = overflowing(33);
+    fail::cfg("transact.answer_lost", "1*return").expect("failpoint");
+    let answer = store.insert_interaction(&rec).await.expect("insert");
+    fail::remove("transact.answer_lost");
+    assert!(matches!(answer, collector::ports::Inserted::Existing { .. }), "{answer:?}");
+    let got = store.get_linked(rec.id).await.expect("readable").expect("hot");
+    assert_eq!(got.interaction.user_message, rec.user_message, "whole");
+    assert_eq!(objects.list(&format!("overflow/{}/", rec.id)).await.expect("list").len(), 1);
     scenario.teardown();
 }

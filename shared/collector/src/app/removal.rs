@@ -39,9 +39,28 @@ pub struct Deletion {
     pub affected_exports: Vec<Id>,
 }
 
-/// Retries of [`App::settle_lineage`], after waits of 100, 400 and 1,600 ms.
+/// Retries of [`App::settle_lineage`]'s steps, after waits of 100, 400 and 1,600 ms.
 const SETTLE_RETRIES: u32 = 3;
 const SETTLE_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `step` until it succeeds, retrying a store error [`SETTLE_RETRIES`] times.
+async fn retried<T, F, Fut>(mut step: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match step().await {
+            Err(AppError::Store(e)) if attempt < SETTLE_RETRIES => {
+                tracing::warn!(error = %e, attempt, "a delete's lineage step failed after its data went; retrying");
+                tokio::time::sleep(SETTLE_BACKOFF * 4u32.pow(attempt)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 impl App {
     /// Delete one interaction and everything linked to it. Owner or admin; someone else's: 404.
@@ -100,30 +119,22 @@ impl App {
     }
 
     /// A delete's steps once its data is gone: the exports that held it, then their held
-    /// records of it forgotten. Both are safe to repeat, and a store error here is retried a
-    /// few times (about 2 s in all) before the delete answers 5xx: a retry of a single-record
-    /// delete by the client could not finish them, since the record is gone (it answers 404).
+    /// records of it forgotten. A store error in either is retried a few times (about 2 s in
+    /// all) before the delete answers 5xx: a retry of a single-record delete by the client could
+    /// not finish them, since the record is gone (it answers 404). The exports are looked up
+    /// once: a forget cut part way (on DynamoDB, one held item at a time) leaves fewer to find.
     async fn settle_lineage(&self, held: HeldBy<'_>) -> Result<Vec<Id>, AppError> {
-        let mut attempt = 0;
-        loop {
-            let settled = async {
-                let affected = self.affected_exports(held).await?;
-                fail::fail_point!("delete.settle_lineage", |_| Err(AppError::Store(
-                    crate::ports::StoreError::Unavailable("failpoint".into())
-                )));
-                self.forget_erased(held).await?;
-                Ok(affected)
-            }
-            .await;
-            match settled {
-                Err(AppError::Store(e)) if attempt < SETTLE_RETRIES => {
-                    tracing::warn!(error = %e, attempt, "a delete's lineage step failed after its data went; retrying");
-                    tokio::time::sleep(SETTLE_BACKOFF * 4u32.pow(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        let affected = retried(|| self.affected_exports(held)).await?;
+        retried(|| async {
+            self.forget_erased(held).await?;
+            // Tests: the forget went through, its answer did not.
+            fail::fail_point!("delete.settle_lineage", |_| Err(AppError::Store(
+                crate::ports::StoreError::Unavailable("failpoint".into())
+            )));
+            Ok(())
+        })
+        .await?;
+        Ok(affected)
     }
 
     /// The exports that held the record or the user's records, newest first.

@@ -383,8 +383,9 @@ pub trait HotStore: Send + Sync {
     /// Slots that have tombstones: the objects the next run compacts.
     async fn tombstoned_slots(&self) -> Result<BTreeSet<String>, StoreError>;
     /// Finish erasing payloads a store keeps outside its records that a delete (or a write that
-    /// lost) could not remove at once; returns how many it finished. DynamoDB: its overflow
-    /// objects in S3 (`OVFDEL` notes). SQLite keeps no such payload: nothing to do.
+    /// lost, or a writer that died before storing its item) could not remove at once; returns
+    /// how many it finished. DynamoDB: its overflow objects in S3 (`OVFDEL` notes; a note its
+    /// item's write claimed is dropped, the object kept). SQLite keeps no such payload.
     async fn finish_payload_erasures(&self) -> Result<u64, StoreError>;
 
     /// Delete tombstones of a slot whose row is gone (left by a compaction cut short). Fenced.

@@ -365,9 +365,19 @@ impl Dynamo {
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<String>>, StoreError> {
         let mut attempt = 0;
         loop {
+            // The SDK gives each send a `ClientRequestToken` (kept across its own retries), so
+            // its resend of a transaction whose answer was lost is not run twice by DynamoDB.
             let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
             let e = match sent {
-                Ok(_) => return Ok(Ok(())),
+                Ok(_) => {
+                    // Tests: the answer lost and the transaction run again, as it would be without
+                    // the token (the emulator does not keep tokens), or sent again by our caller.
+                    #[cfg(feature = "failpoints")]
+                    if fail::eval("transact.answer_lost", |_| ()).is_some() {
+                        continue;
+                    }
+                    return Ok(Ok(()));
+                }
                 Err(e) => e,
             };
             let code = e.as_service_error().and_then(|se| se.code()).unwrap_or("").to_owned();

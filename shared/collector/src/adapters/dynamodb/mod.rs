@@ -249,14 +249,15 @@ impl HotStore for DynamoStore {
             tx.extend(self.counter_tx(&rec.platform, shard_of(rec.id), &rec.facts(false).contribution())?);
             tx.extend(spilled.as_deref().map(|k| self.claim_overflow(k)).transpose()?);
             let sent = self.db().transact(tx).await?;
-            if sent.is_ok() {
-                return Ok(Inserted::New);
-            }
-            if let Some(k) = spilled {
+            let codes = match sent {
+                Ok(()) => return Ok(Inserted::New),
+                Err(codes) => codes,
+            };
+            if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
                 self.drop_overflow(vec![k]).await;
             }
             // The erasure marker's check (the transaction's second item) failed.
-            if sent.as_ref().err().and_then(|codes| codes.get(1)).is_some_and(|c| c == "ConditionalCheckFailed") {
+            if codes.get(1).is_some_and(|c| c == FAILED) {
                 return Ok(Inserted::Erased);
             }
             // Taken, hot or archived: answer with what is stored. Gone again, or the overflow

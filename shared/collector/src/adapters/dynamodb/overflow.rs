@@ -54,6 +54,14 @@ impl DynamoStore {
         )
     }
 
+    /// Whether a failed transaction holding the claim of `spilled` (its last item) had the
+    /// claim refused. Its object must then not be dropped: either the maintenance took it (and
+    /// erases it), or this writer's own earlier attempt stored the item and claimed it (the SDK
+    /// resent a transaction whose answer was lost), and the item points at it.
+    pub(super) fn claim_refused(spilled: &Option<String>, codes: &[String]) -> bool {
+        spilled.is_some() && codes.last().is_some_and(|c| c == FAILED)
+    }
+
     /// Store a new document item (an unlinked validation, a training metric) that may point at
     /// the spilled object `spilled`: with the object's claim in one transaction when it does.
     pub(super) async fn put_new_doc(&self, item: Item, spilled: Option<String>) -> Result<(), StoreError> {
@@ -69,8 +77,9 @@ impl DynamoStore {
     }
 
     /// The answer to a new document's transaction (its put first, the claim of `spilled` last).
-    /// On failure the spilled object is dropped: the put's condition failing is a taken id, the
-    /// claim's a writer that outlived its note (retryable).
+    /// On failure the spilled object is dropped unless its claim was refused
+    /// ([`Self::claim_refused`]): the put's condition failing is a taken id, the claim's alone a
+    /// writer that outlived its note (retryable).
     pub(super) async fn settle_doc_write(
         &self,
         sent: Result<(), Vec<String>>,
@@ -79,7 +88,7 @@ impl DynamoStore {
         let Err(codes) = sent else {
             return Ok(());
         };
-        if let Some(k) = spilled {
+        if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
             self.drop_overflow(vec![k]).await;
         }
         if codes.first().is_some_and(|c| c == FAILED) {
@@ -161,43 +170,49 @@ impl DynamoStore {
         // An unclaimed note written before this is a dead writer's.
         let due =
             (Utc::now() - chrono::Duration::from_std(self.overflow_grace).unwrap_or(chrono::Duration::MAX)).timestamp();
-        let mut done = 0;
-        for note in notes {
-            let sk = get_s(&note, "sk")?;
-            if let Some(object_key) = sk.strip_prefix("K#") {
-                if note.contains_key(NOTE_CLAIMED) {
-                    // In use by the item that claimed it. The condition keeps a note a delete
-                    // has put since (without the claim: the object is to go).
-                    let (names, values) = (Names::from([("#c".into(), NOTE_CLAIMED.into())]), Values::new());
-                    self.db()
-                        .delete_if(self.table(), object_erasure_key(object_key), "attribute_exists(#c)", names, values)
-                        .await?;
-                    continue;
+        // Every spilled write leaves a note until this runs: [`FAN_OUT`] at a time.
+        let finished: Vec<bool> = futures::stream::iter(notes.into_iter().map(|note| self.finish_note(note, due)))
+            .buffer_unordered(FAN_OUT)
+            .try_collect()
+            .await?;
+        Ok(finished.into_iter().filter(|f| *f).count() as u64)
+    }
+
+    /// One note of [`Self::finish_payload_erasures_impl`]; true when it erased something.
+    async fn finish_note(&self, note: Item, due: i64) -> Result<bool, StoreError> {
+        let sk = get_s(&note, "sk")?;
+        if let Some(object_key) = sk.strip_prefix("K#") {
+            if note.contains_key(NOTE_CLAIMED) {
+                // In use by the item that claimed it. The condition keeps a note a delete has
+                // put since (without the claim: the object is to go).
+                let (names, values) = (Names::from([("#c".into(), NOTE_CLAIMED.into())]), Values::new());
+                let key = object_erasure_key(object_key);
+                self.db().delete_if(self.table(), key, "attribute_exists(#c)", names, values).await?;
+                return Ok(false);
+            }
+            if note.contains_key(NOTE_WRITING) {
+                if get_n::<i64>(&note, NOTE_WRITING)? > due {
+                    return Ok(false); // its writer may still be storing the item
                 }
-                if note.contains_key(NOTE_WRITING) {
-                    if get_n::<i64>(&note, NOTE_WRITING)? > due {
-                        continue; // its writer may still be storing the item
-                    }
-                    // A dead writer's: taken from it first, so that a late claim fails.
-                    let names = Names::from([("#w".into(), NOTE_WRITING.into())]);
-                    let cond = "attribute_exists(#w)";
-                    let key = object_erasure_key(object_key);
-                    let taken = self.db().update(self.table(), key, "REMOVE #w", names, Values::new(), cond).await?;
-                    if taken.is_none() {
-                        continue; // claimed meanwhile: the next run drops the note
-                    }
-                }
-                self.inner.overflow.delete(object_key).await?;
-                self.db().delete_keys(self.table(), vec![object_erasure_key(object_key)]).await?;
-                done += 1;
-            } else if let Some(id) = sk.strip_prefix("P#") {
-                let id = parse_id(id)?;
-                if self.db().get(self.table(), interaction_erasure_key(id)).await?.is_some() {
-                    self.erase_prefix(id).await?;
-                    done += 1;
+                // A dead writer's: taken from it first, so that a late claim fails.
+                let names = Names::from([("#w".into(), NOTE_WRITING.into())]);
+                let cond = "attribute_exists(#w)";
+                let key = object_erasure_key(object_key);
+                if self.db().update(self.table(), key, "REMOVE #w", names, Values::new(), cond).await?.is_none() {
+                    return Ok(false); // claimed meanwhile: the next run drops the note
                 }
             }
+            self.inner.overflow.delete(object_key).await?;
+            self.db().delete_keys(self.table(), vec![object_erasure_key(object_key)]).await?;
+            return Ok(true);
         }
-        Ok(done)
+        if let Some(id) = sk.strip_prefix("P#") {
+            let id = parse_id(id)?;
+            if self.db().get(self.table(), interaction_erasure_key(id)).await?.is_some() {
+                self.erase_prefix(id).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }

@@ -66,7 +66,7 @@ impl DynamoStore {
             match self.db().transact(tx).await? {
                 Ok(()) => return Ok(()),
                 Err(codes) => {
-                    if let Some(k) = spilled {
+                    if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
                         self.drop_overflow(vec![k]).await;
                     }
                     if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") {
