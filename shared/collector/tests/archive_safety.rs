@@ -1536,3 +1536,30 @@ async fn aws_a_resent_insert_keeps_the_overflow_object_it_stored() {
     assert_eq!(objects.list(&format!("overflow/{}/", rec.id)).await.expect("list").len(), 1);
     scenario.teardown();
 }
+
+/// A user's read of someone else's record is answered from its owner alone: 404, as for an
+/// unknown id, even when the record's overflow payload cannot be read (which fails an owner's
+/// or an admin's read with 5xx). Before, the whole record was loaded first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_someone_elses_record_is_404_without_being_read() {
+    let scenario = fail::FailScenario::setup();
+    let Some(b) = aws().await else { return };
+    let app = app(&b);
+    let body = json!({"user_id": "bob", "platform": "n8n", "user_message": noise(450 * 1024, 41), "ai_response": "ok"});
+    let id = match app
+        .log_interaction(&caller("svc", Role::Service), collector::domain::input::Parsed::interaction(body))
+        .await
+    {
+        Ok(collector::app::IngestOutcome::Created(r)) => r.interaction_id,
+        other => panic!("not created: {other:?}"),
+    };
+    let spilled = b.objects.list(&format!("overflow/{id}/")).await.expect("list");
+    assert_eq!(spilled.len(), 1, "the message went to an overflow object");
+    let damaged = b"not a payload".to_vec();
+    b.objects.put(&spilled[0], damaged, collector::domain::archive::StorageClass::Standard).await.expect("damage");
+    let admin_read = app.get_interaction(&admin(), id).await;
+    assert!(matches!(admin_read, Err(AppError::Store(StoreError::Internal(_)))), "unreadable: {admin_read:?}");
+    let alice = app.get_interaction(&caller("alice", Role::User), id).await;
+    assert!(matches!(alice, Err(AppError::NotFound)), "{alice:?}");
+    scenario.teardown();
+}

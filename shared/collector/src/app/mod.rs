@@ -91,6 +91,15 @@ impl App {
 
     /// The whole record, hot or archived, if the caller may see it (else NotFound).
     pub async fn get_interaction(&self, caller: &Caller, id: Id) -> Result<FullRecord, AppError> {
+        // A user's read of someone else's hot record stops at its owner: it never loads the
+        // record (its links, an overflow payload), so it answers 404 as fast as an unknown id
+        // does, and not 5xx should that payload be unreadable.
+        if !caller.is_privileged()
+            && let Some(owner) = self.hot.hot_owner(id).await?
+            && !caller.can_access(&owner)
+        {
+            return Err(AppError::NotFound);
+        }
         if let Some(l) = self.hot.get_linked(id).await? {
             if !caller.can_access(&l.interaction.user_id) {
                 return Err(AppError::NotFound);
