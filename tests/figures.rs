@@ -19,6 +19,7 @@
 //! FIGURES_STATS_SMALL (10000); FIGURES_STATS_BIG (1000000); FIGURES_STATS_CALLS (200);
 //! FIGURES_EXPORT_SMALL (20000); FIGURES_EXPORT_BIG (200000); FIGURES_EXPORT_KEEP (unset: a
 //! directory to build the export store in and keep); FIGURES_ARCHIVE_RECORDS (360000);
+//! FIGURES_ARCHIVE_WORKFLOW_KIB (2: the archive records' workflow size);
 //! FIGURES_ARCHIVE_KEEP (unset: a directory; the filled store is kept in DIR/seed and reused).
 
 use std::path::Path;

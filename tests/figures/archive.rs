@@ -79,12 +79,15 @@ pub(crate) fn copy_dir(from: &Path, to: &Path) {
 
 pub(crate) fn archive_throughput(report: &mut Report) {
     let n = env_num("FIGURES_ARCHIVE_RECORDS", 360_000);
+    // The workflow's size in KiB: 2 (the default) is the bench's; over 10 they are stored gzipped.
+    let workflow_kib = env_num("FIGURES_ARCHIVE_WORKFLOW_KIB", 2) as usize;
     println!(
-        "\n== 5. archive: {n} records older than the retention (about 2.9 KB of raw JSONL each), one run in a child process"
+        "\n== 5. archive: {n} records older than the retention ({workflow_kib} KiB workflows; at 2, about 2.9 KB of raw JSONL each), one run in a child process"
     );
     let threshold = config_for(Path::new("/nonexistent")).compression_threshold_bytes();
-    let wfs: Arc<Vec<StoredWorkflow>> =
-        Arc::new((0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(2 * 1024, 300 + s), threshold)).collect());
+    let wfs: Arc<Vec<StoredWorkflow>> = Arc::new(
+        (0..16).map(|s| StoredWorkflow::pack(&realistic_workflow(workflow_kib * 1024, 300 + s), threshold)).collect(),
+    );
     // Spread over 8 days, 40 days back: several objects per run, as a daily run after a pause.
     let base = Utc::now() - chrono::Duration::days(40);
     archive_gzip_levels(base, &wfs);
