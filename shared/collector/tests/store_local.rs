@@ -50,6 +50,26 @@ mod sqlite_only {
         assert_eq!(version, 7);
     }
 
+    /// A newer collector that migrates the file while this process runs (a CLI run after an
+    /// upgrade) stops this process's writes, with the reason: writing on with this build's rules
+    /// could undo what the new schema keeps. Its reads go on.
+    #[tokio::test]
+    async fn a_file_migrated_by_a_newer_build_stops_this_writer() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let store = SqliteStore::open(&path).expect("open");
+        let before = interaction("alice", "n8n", at(0));
+        assert_eq!(store.insert_interaction(&before).await.expect("insert"), Inserted::New);
+        rusqlite::Connection::open(&path).and_then(|c| c.execute_batch("PRAGMA user_version = 8")).expect("bump");
+        let after = interaction("alice", "n8n", at(1));
+        match store.insert_interaction(&after).await {
+            Err(StoreError::Internal(m)) => assert!(m.contains("schema version 8"), "{m}"),
+            other => panic!("written on an upgraded file: {other:?}"),
+        }
+        assert!(store.get_linked(before.id).await.expect("read").is_some(), "reads go on");
+        assert!(store.get_linked(after.id).await.expect("read").is_none());
+    }
+
     /// A deleted record's text is not left in the file's free pages (the writer runs with
     /// `secure_delete`): once the WAL is checkpointed into the file, no byte of it remains, for
     /// a text on the row's own page and one long enough for overflow pages alike.

@@ -265,6 +265,21 @@ fn count_link_bytes(tx: &Connection) -> Result<(), StoreError> {
     )
 }
 
+/// Inside each write transaction: the file is still at this build's schema version. A newer
+/// collector (a CLI run after an upgrade) may have migrated it while this process ran; writing
+/// on with this build's rules could undo what the new version keeps (e.g. erased ids), so this
+/// process stops writing and says why.
+pub(super) fn check_version(conn: &Connection) -> Result<(), StoreError> {
+    let version: i64 = conn.prepare_cached("PRAGMA user_version").db()?.query_row([], |r| r.get(0)).db()?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    Err(StoreError::Internal(format!(
+        "the database is now at schema version {version} (another collector changed it while this one ran, \
+         at version {SCHEMA_VERSION}); restart this process with the collector that did"
+    )))
+}
+
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).db()?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).db()?;

@@ -156,7 +156,7 @@ pub(super) fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Jo
 
 /// One job in its own transaction: committed when it returns Ok, rolled back otherwise.
 fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = begin(conn) {
         job.finish(Err(&e));
         return;
     }
@@ -181,8 +181,18 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// `BEGIN IMMEDIATE`, on a file still at this build's schema version (else rolled back).
+fn begin(conn: &Connection) -> Result<(), StoreError> {
+    exec(conn, "BEGIN IMMEDIATE")?;
+    if let Err(e) = super::schema::check_version(conn) {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(e);
+    }
+    Ok(())
+}
+
 fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = begin(conn) {
         for job in batch {
             job.finish(Err(&e));
         }
