@@ -70,6 +70,24 @@ mod sqlite_only {
         assert!(store.get_linked(after.id).await.expect("read").is_none());
     }
 
+    /// Opening a store whose write lock another process holds past the busy timeout (a newer
+    /// collector migrating a large file, say) fails with an error that says so, not "throttled".
+    #[tokio::test]
+    async fn opening_a_store_another_process_is_writing_says_why_it_failed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        drop(SqliteStore::open(&path).expect("create"));
+        let other = rusqlite::Connection::open(&path).expect("raw open");
+        other.execute_batch("BEGIN IMMEDIATE").expect("hold the write lock");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("write lock"), "{m}"),
+            Err(e) => panic!("unclear error: {e:?}"),
+            Ok(_) => panic!("opened while another process held the write lock"),
+        }
+        other.execute_batch("ROLLBACK").expect("release");
+        SqliteStore::open(&path).expect("opens once the lock is free");
+    }
+
     /// A deleted record's text is not left in the file's free pages (the writer runs with
     /// `secure_delete`): once the WAL is checkpointed into the file, no byte of it remains, for
     /// a text on the row's own page and one long enough for overflow pages alike.

@@ -127,7 +127,15 @@ impl SqliteStore {
                  PRAGMA journal_size_limit = 16777216;",
             )
             .db()?;
-        migrate(&mut writer)?;
+        migrate(&mut writer).map_err(|e| match e {
+            // Waited out the busy timeout on another process's write transaction.
+            StoreError::Throttled { .. } => StoreError::Unavailable(
+                "another collector holds the store's write lock (a migration of a large file, or a long \
+                 write); try again once it is done"
+                    .into(),
+            ),
+            e => e,
+        })?;
         writer.set_prepared_statement_cache_capacity(64);
 
         let mut readers = Vec::with_capacity(READERS);
