@@ -342,6 +342,35 @@ mod dynamodb {
         assert_eq!(store.list_metrics(None).await.expect("metrics"), vec![m]);
     }
 
+    /// A user's delete removes their records several at a time (each its own partition and
+    /// transaction, their counter updates on shared shards): every record and link goes, each
+    /// counted once, and the counters equal a recount of what is left.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_users_many_records_are_deleted_concurrently_and_counted_once() {
+        let Some(env) = env().await else { return };
+        let store = &env.store;
+        let mut alice = Vec::new();
+        for i in 0..48 {
+            let rec = interaction("alice", if i % 2 == 0 { "n8n" } else { "make" }, at(i));
+            store.insert_interaction(&rec).await.expect("insert");
+            if i % 3 == 0 {
+                store.add_feedback(&feedback(&rec, FeedbackType::ThumbsUp, at(i + 1))).await.expect("feedback");
+            }
+            alice.push(rec);
+        }
+        let bob = interaction("bob", "n8n", at(500));
+        store.insert_interaction(&bob).await.expect("insert");
+        let started = std::time::Instant::now();
+        let deleted = store.delete_user(&user("alice")).await.expect("delete user");
+        println!("deleted 48 records in {:?}", started.elapsed());
+        assert_eq!((deleted.interactions, deleted.feedback), (48, 16));
+        for rec in &alice {
+            assert!(store.get_linked(rec.id).await.expect("get").is_none());
+        }
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&bob, false)], &[]));
+        assert_eq!(store.delete_user(&user("alice")).await.expect("again"), HotDeleted::default());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_platforms_records_spread_over_shards_and_list_merges_them() {
         let Some(env) = env().await else { return };

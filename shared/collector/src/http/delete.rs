@@ -75,8 +75,17 @@ async fn to_the_end(
 ) -> Result<Deletion, ApiError> {
     use tracing::Instrument;
     let (caller, subject) = (caller.clone(), subject.map(str::to_owned));
+    // Logged first too: a delete cut short (a store error part way, or a Lambda timeout, which
+    // stops everything) has removed some data, and its audit trail says it was asked for.
+    audit::event(&caller, route, subject.as_deref(), &[("requested", 1)]);
     let task = async move {
-        let d = delete.await?;
+        let d = match delete.await {
+            Ok(d) => d,
+            Err(e) => {
+                audit::event(&caller, route, subject.as_deref(), &[("failed", 1)]);
+                return Err(e);
+            }
+        };
         audit_deleted(&caller, route, subject.as_deref(), &d);
         Ok::<_, AppError>(d)
     };
@@ -159,6 +168,39 @@ mod tests {
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty())
             .expect("request")
+    }
+
+    /// A delete's audit trail: a line when it is asked for, then one with its counts, or one
+    /// that says it failed (it may have removed some data before it did).
+    #[tokio::test]
+    async fn a_delete_is_audited_when_asked_for_and_when_it_fails() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
+        // The test's runtime has one thread, so the delete's own task logs here too.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let alice = Caller { sub: UserId::parse("alice").expect("id"), role: Role::User };
+        let failing = async { Err(AppError::Store(crate::ports::StoreError::Unavailable("down".into()))) };
+        assert!(to_the_end(&alice, "DELETE /api/me/data", None, failing).await.is_err());
+        let counts = crate::app::DeletedCounts { interactions: 2, ..Default::default() };
+        let done = async move { Ok(Deletion { deleted: counts, ..Deletion::default() }) };
+        assert!(to_the_end(&alice, "DELETE /api/me/data", None, done).await.is_ok());
+        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("audit")).collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(lines[0].contains("requested=1") && lines[1].contains("failed=1"), "{text}");
+        assert!(lines[2].contains("requested=1") && lines[3].contains("interactions=2"), "{text}");
     }
 
     /// A client that hangs up while its delete runs does not cut the delete short: the record is

@@ -37,6 +37,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
 
 use self::codec::*;
 use self::io::{Cond, Dynamo, Names, QuerySpec, SkRange, Values, key, tx_delete, tx_put, tx_update};
@@ -381,9 +382,16 @@ impl HotStore for DynamoStore {
         let mut total = HotDeleted::default();
         // Ids and keys come from the index entries themselves (`id`, `ovf` are projected): nothing
         // is read from the table here; `delete_interaction` reads each partition consistently.
+        // Each record is its own partition and transaction: [`FAN_OUT`] at a time, so a user
+        // with thousands of records is erased within the delete function's time, not one by one.
         let spec = QuerySpec::index(self.table(), &BY_USER, user_pk(user)).range(SkRange::Prefix("I#".into()));
-        for it in self.db().query_all(&spec).await? {
-            let d = self.delete_interaction(parse_id(get_s(&it, "id")?)?).await?;
+        let ids: Vec<Id> =
+            self.db().query_all(&spec).await?.iter().map(|it| parse_id(get_s(it, "id")?)).collect::<Result<_, _>>()?;
+        let deleted: Vec<HotDeleted> = futures::stream::iter(ids.into_iter().map(|id| self.delete_interaction(id)))
+            .buffer_unordered(FAN_OUT)
+            .try_collect()
+            .await?;
+        for d in deleted {
             total.interactions += d.interactions;
             total.feedback += d.feedback;
             total.validation_logs += d.validation_logs;
