@@ -20,20 +20,30 @@ use crate::domain::types::{Caller, Role, UserId};
 #[derive(Debug, Clone)]
 pub struct Claims(pub Map<String, Value>);
 
-/// Groups arrive as a JSON array (local JWT, Cognito) or as API Gateway's string form
-/// `"[admin service]"`; a bare `"admin"` is one group.
+/// Groups arrive as a JSON array (local JWT, Cognito), as a string holding a JSON array, or as
+/// API Gateway's string form `"[admin service]"` (an array claim's elements joined by spaces);
+/// a bare string without brackets is one group, whole. Only API Gateway's form is split, on
+/// spaces, since that is how it joined them: a group named `ops,admin` or a bare `"IT admin"`
+/// is not read as `admin`. (A bracketed `"[IT admin]"` cannot be told from two groups: group
+/// names with spaces must not contain a role's name, docs/DEPLOY.md.)
 pub fn parse_groups(v: Option<&Value>) -> Vec<String> {
+    let names = |a: &[Value]| a.iter().filter_map(Value::as_str).map(str::to_owned).collect();
     match v {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
-        Some(Value::String(s)) => s
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .split(|c: char| c.is_whitespace() || c == ',')
-            .map(|g| g.trim_matches('"'))
-            .filter(|g| !g.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::Array(a)) => names(a),
+        Some(Value::String(s)) => {
+            let s = s.trim();
+            // A JSON array of strings (`["a","b"]`); not API Gateway's `[null]` of a group "null".
+            if let Ok(Value::Array(a)) = serde_json::from_str::<Value>(s)
+                && a.iter().all(Value::is_string)
+            {
+                return names(&a);
+            }
+            match s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                Some(inner) => inner.split_whitespace().map(str::to_owned).collect(),
+                None if s.is_empty() => Vec::new(),
+                None => vec![s.to_owned()],
+            }
+        }
         _ => Vec::new(),
     }
 }
@@ -174,9 +184,17 @@ mod tests {
         assert_eq!(parse_groups(Some(&json!("[admin]"))), ["admin"]);
         assert_eq!(parse_groups(Some(&json!("[ service  admin ]"))), ["service", "admin"]);
         assert_eq!(parse_groups(Some(&json!("[\"admin\",\"service\"]"))), ["admin", "service"]);
+        // A comma or a space inside one group's name does not make a role out of it.
+        assert_eq!(parse_groups(Some(&json!("[ops,admin]"))), ["ops,admin"]);
+        assert_eq!(parse_groups(Some(&json!("[\"ops,admin\"]"))), ["ops,admin"]);
+        assert_eq!(parse_groups(Some(&json!("IT admin"))), ["IT admin"]);
+        assert_eq!(parse_groups(Some(&json!(["IT admin"]))), ["IT admin"]);
+        assert_eq!(parse_groups(Some(&json!("[null true]"))), ["null", "true"]);
         let c = |v: Value| caller_from_claims(v.as_object().unwrap(), "groups").map(|c| c.role);
         assert_eq!(c(json!({"sub": "a", "groups": "[admin service]"})), Some(Role::Admin));
         assert_eq!(c(json!({"sub": "a", "groups": "[other]"})), Some(Role::User));
+        assert_eq!(c(json!({"sub": "a", "groups": "[ops,admin]"})), Some(Role::User));
+        assert_eq!(c(json!({"sub": "a", "groups": "IT admin"})), Some(Role::User));
     }
 
     #[test]
