@@ -1,7 +1,7 @@
 //! Audit events: one info line (target `audit`) per archive run, export and
 //! configuration-changing admin call, with the caller's `sub` and role, the route and counts;
 //! a delete logs one when it is asked for (`requested=1`) and one when it ends (its counts, or
-//! `failed=1`).
+//! `failed=1` when it failed after it may have removed data; a refusal logs no second line).
 //! Ids and counts only: never a message, workflow, comment or filter value someone typed.
 
 use crate::domain::types::Caller;

@@ -82,7 +82,10 @@ async fn to_the_end(
         let d = match delete.await {
             Ok(d) => d,
             Err(e) => {
-                audit::event(&caller, route, subject.as_deref(), &[("failed", 1)]);
+                // A refusal (unknown id, someone else's record, a bad request) removed nothing.
+                if !matches!(e, AppError::NotFound | AppError::Forbidden(_) | AppError::Validation(_)) {
+                    audit::event(&caller, route, subject.as_deref(), &[("failed", 1)]);
+                }
                 return Err(e);
             }
         };
@@ -171,7 +174,8 @@ mod tests {
     }
 
     /// A delete's audit trail: a line when it is asked for, then one with its counts, or one
-    /// that says it failed (it may have removed some data before it did).
+    /// that says it failed (it may have removed some data before it did); a refusal (404)
+    /// removed nothing and adds no second line.
     #[tokio::test]
     async fn a_delete_is_audited_when_asked_for_and_when_it_fails() {
         #[derive(Clone, Default)]
@@ -196,9 +200,12 @@ mod tests {
         let counts = crate::app::DeletedCounts { interactions: 2, ..Default::default() };
         let done = async move { Ok(Deletion { deleted: counts, ..Deletion::default() }) };
         assert!(to_the_end(&alice, "DELETE /api/me/data", None, done).await.is_ok());
+        let refused = async { Err(AppError::NotFound) };
+        assert!(to_the_end(&alice, "DELETE /api/feedback/data/{interaction_id}", None, refused).await.is_err());
         let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("audit")).collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 5, "a refusal removed nothing: no failed line: {text}");
+        assert!(lines[4].contains("requested=1"), "{text}");
         assert!(lines[0].contains("requested=1") && lines[1].contains("failed=1"), "{text}");
         assert!(lines[2].contains("requested=1") && lines[3].contains("interactions=2"), "{text}");
     }

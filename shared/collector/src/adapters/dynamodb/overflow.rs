@@ -168,8 +168,9 @@ impl DynamoStore {
     pub(super) async fn finish_payload_erasures_impl(&self) -> Result<u64, StoreError> {
         let notes = self.db().query_all(&QuerySpec::table(self.table(), PAYLOAD_ERASURE_PK.into())).await?;
         // An unclaimed note written before this is a dead writer's.
-        let due =
-            (Utc::now() - chrono::Duration::from_std(self.overflow_grace).unwrap_or(chrono::Duration::MAX)).timestamp();
+        // (A grace too long to subtract: nothing is due.)
+        let grace = chrono::Duration::from_std(self.overflow_grace).unwrap_or(chrono::Duration::MAX);
+        let due = Utc::now().checked_sub_signed(grace).map_or(i64::MIN, |t| t.timestamp());
         // Every spilled write leaves a note until this runs: [`FAN_OUT`] at a time.
         let finished: Vec<bool> = futures::stream::iter(notes.into_iter().map(|note| self.finish_note(note, due)))
             .buffer_unordered(FAN_OUT)
