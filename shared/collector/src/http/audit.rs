@@ -21,6 +21,36 @@ pub fn event(caller: &Caller, route: &'static str, subject: Option<&str>, counts
     );
 }
 
+/// Tests: what is logged, captured as text (the tests of `audit` and of the delete routes).
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl CapturedLogs {
+    /// A subscriber that writes every event here, without colours.
+    pub(crate) fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let out = self.clone();
+        tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish()
+    }
+
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -29,26 +59,13 @@ mod tests {
     /// The line carries the caller, the route and the counts, and nothing else.
     #[test]
     fn an_event_names_caller_route_and_counts() {
-        use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let out = buf.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
+        let logs = CapturedLogs::default();
+        let subscriber = logs.subscriber();
         let caller = Caller { sub: UserId::parse("root").expect("id"), role: Role::Admin };
         tracing::subscriber::with_default(subscriber, || {
             event(&caller, "DELETE /api/feedback/data", Some("alice"), &[("interactions", 3), ("feedback", 1)]);
         });
-        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let text = logs.text();
         assert!(text.contains("INFO") && text.contains("audit"), "{text}");
         for want in [
             "sub=root",

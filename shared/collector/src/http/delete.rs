@@ -178,22 +178,9 @@ mod tests {
     /// removed nothing and adds no second line.
     #[tokio::test]
     async fn a_delete_is_audited_when_asked_for_and_when_it_fails() {
-        #[derive(Clone, Default)]
-        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let buf = Buf::default();
-        let out = buf.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || out.clone()).with_ansi(false).finish();
+        let logs = audit::CapturedLogs::default();
         // The test's runtime has one thread, so the delete's own task logs here too.
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
         let alice = Caller { sub: UserId::parse("alice").expect("id"), role: Role::User };
         let failing = async { Err(AppError::Store(crate::ports::StoreError::Unavailable("down".into()))) };
         assert!(to_the_end(&alice, "DELETE /api/me/data", None, failing).await.is_err());
@@ -202,7 +189,7 @@ mod tests {
         assert!(to_the_end(&alice, "DELETE /api/me/data", None, done).await.is_ok());
         let refused = async { Err(AppError::NotFound) };
         assert!(to_the_end(&alice, "DELETE /api/feedback/data/{interaction_id}", None, refused).await.is_err());
-        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let text = logs.text();
         let lines: Vec<&str> = text.lines().filter(|l| l.contains("audit")).collect();
         assert_eq!(lines.len(), 5, "a refusal removed nothing: no failed line: {text}");
         assert!(lines[4].contains("requested=1"), "{text}");

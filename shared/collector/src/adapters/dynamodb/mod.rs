@@ -254,9 +254,7 @@ impl HotStore for DynamoStore {
                 Ok(()) => return Ok(Inserted::New),
                 Err(codes) => codes,
             };
-            if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
-                self.drop_overflow(vec![k]).await;
-            }
+            self.drop_unclaimed(spilled, &codes).await;
             // The erasure marker's check (the transaction's second item) failed.
             if codes.get(1).is_some_and(|c| c == FAILED) {
                 return Ok(Inserted::Erased);

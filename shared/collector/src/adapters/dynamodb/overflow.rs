@@ -54,12 +54,17 @@ impl DynamoStore {
         )
     }
 
-    /// Whether a failed transaction holding the claim of `spilled` (its last item) had the
-    /// claim refused. Its object must then not be dropped: either the maintenance took it (and
-    /// erases it), or this writer's own earlier attempt stored the item and claimed it (the SDK
-    /// resent a transaction whose answer was lost), and the item points at it.
-    pub(super) fn claim_refused(spilled: &Option<String>, codes: &[String]) -> bool {
-        spilled.is_some() && codes.last().is_some_and(|c| c == FAILED)
+    /// After a failed transaction holding the claim of `spilled` (its last item, `codes` its
+    /// cancellation codes): drop the object, unless the claim was refused. Then it must stay:
+    /// either the maintenance took it (and erases it), or this writer's own earlier attempt
+    /// stored the item and claimed it (a transaction run again after its answer was lost), and
+    /// the item points at it.
+    pub(super) async fn drop_unclaimed(&self, spilled: Option<String>, codes: &[String]) {
+        if let Some(k) = spilled
+            && codes.last().is_none_or(|c| c != FAILED)
+        {
+            self.drop_overflow(vec![k]).await;
+        }
     }
 
     /// Store a new document item (an unlinked validation, a training metric) that may point at
@@ -78,7 +83,7 @@ impl DynamoStore {
 
     /// The answer to a new document's transaction (its put first, the claim of `spilled` last).
     /// On failure the spilled object is dropped unless its claim was refused
-    /// ([`Self::claim_refused`]): the put's condition failing is a taken id, the claim's alone a
+    /// ([`Self::drop_unclaimed`]): the put's condition failing is a taken id, the claim's alone a
     /// writer that outlived its note (retryable).
     pub(super) async fn settle_doc_write(
         &self,
@@ -88,9 +93,7 @@ impl DynamoStore {
         let Err(codes) = sent else {
             return Ok(());
         };
-        if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
-            self.drop_overflow(vec![k]).await;
-        }
+        self.drop_unclaimed(spilled, &codes).await;
         if codes.first().is_some_and(|c| c == FAILED) {
             return Err(StoreError::Conflict("id already exists"));
         }

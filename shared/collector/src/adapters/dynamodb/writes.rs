@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 
 use super::codec::*;
 use super::io::{self, Names, Values, key, tx_delete, tx_put, tx_update};
-use super::{DynamoStore, TX_LINKS, VERSION_ATTEMPTS, hot_at, not_exists, ovf_key, sk_of};
+use super::{DynamoStore, FAILED, TX_LINKS, VERSION_ATTEMPTS, hot_at, not_exists, ovf_key, sk_of};
 use crate::domain::counters::PlatformCounters;
 use crate::domain::records::{Interaction, NewLink};
 use crate::domain::types::Id;
@@ -66,10 +66,8 @@ impl DynamoStore {
             match self.db().transact(tx).await? {
                 Ok(()) => return Ok(()),
                 Err(codes) => {
-                    if let Some(k) = spilled.clone().filter(|_| !Self::claim_refused(&spilled, &codes)) {
-                        self.drop_overflow(vec![k]).await;
-                    }
-                    if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") {
+                    self.drop_unclaimed(spilled, &codes).await;
+                    if codes.first().is_some_and(|c| c == FAILED) {
                         return Err(StoreError::Conflict("id already exists"));
                     }
                     // The interaction changed (or went) meanwhile, or the overflow object's
