@@ -9,7 +9,9 @@ Changes to the code's layout:
   no-fk           foreign keys off (as if feedback and validations had no REFERENCES)
   archived-without-rowid, interactions-without-rowid
   slim            payload-free hot rows (workflow, message, response, metadata emptied; VACUUM)
-Connection settings: mmap (4 GB mmap_size), cache16 (16 MiB page cache).
+Connection settings: mmap (4 GB mmap_size), cache16 (16 MiB page cache), secure (secure_delete
+on, as the collector's writer has it).
+File settings: page8k, page16k, page32k, page64k (the store rebuilt with that page size; VACUUM).
 
 The records are split by their created_at day into chunks (the bench's stores span 8 days),
 each archived in one transaction, as the archive run commits one object per platform and day.
@@ -30,6 +32,9 @@ if "cache16" in flags:
     pragmas += " PRAGMA cache_size=-16384;"
 if "mmap" in flags:
     pragmas += " PRAGMA mmap_size=4000000000;"
+if "secure" in flags:
+    pragmas += " PRAGMA secure_delete=ON;"
+page_size = next((int(f[4:-1]) * 1024 for f in flags if f.startswith("page") and f.endswith("k")), None)
 
 PAYLOAD = "user_message, ai_response, workflow, metadata"
 ICOLS = ("id, user_id, platform, kind, user_message, ai_response, intent, workflow, workflow_compressed, "
@@ -98,6 +103,8 @@ else:
                   "receipt_compressed INTEGER NOT NULL, receipt_original_bytes INTEGER NOT NULL, "
                   "receipt_stored_bytes INTEGER NOT NULL, facts TEXT NOT NULL) STRICT, WITHOUT ROWID;",
                   "CREATE INDEX archived_by_user ON archived (user_id, created_at);"]
+    if page_size:
+        setup.append(f"PRAGMA journal_mode=DELETE; PRAGMA page_size={page_size}; VACUUM; PRAGMA journal_mode=WAL;")
     if setup:
         step("_layout", "\n".join(setup + ["PRAGMA wal_checkpoint(TRUNCATE);"]))
 

@@ -123,6 +123,78 @@ mod sqlite_only {
         assert!(!holds(&long_marker), "a deleted long text is still in the file");
     }
 
+    fn page_size(path: &std::path::Path) -> i64 {
+        let conn = rusqlite::Connection::open(path).expect("raw open");
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0)).expect("page size")
+    }
+
+    /// Rebuild the file at `path` with 4 KiB pages, SQLite's default, which every store had
+    /// before the collector chose its own.
+    fn with_small_pages(path: &std::path::Path) {
+        let conn = rusqlite::Connection::open(path).expect("raw open");
+        let mode: String = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).expect("leave WAL");
+        assert_eq!(mode, "delete");
+        conn.execute_batch("PRAGMA page_size = 4096; VACUUM;").expect("small pages");
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("back to WAL");
+        assert_eq!(mode, "wal");
+        drop(conn);
+        assert_eq!(page_size(path), 4096);
+    }
+
+    /// A new store is made with 32 KiB pages; one made with SQLite's 4 KiB pages (every store
+    /// before) is rebuilt with them when opened, keeping its records, links and counters, and
+    /// stays in WAL mode.
+    #[tokio::test]
+    async fn a_file_with_small_pages_is_rebuilt_with_large_ones_and_keeps_everything() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("hot.db");
+        let rec = interaction("alice", "n8n", at(0));
+        let fb = feedback(&rec, FeedbackType::ThumbsDown, at(1));
+        {
+            let store = SqliteStore::open(&path).expect("open");
+            store.insert_interaction(&rec).await.expect("insert");
+            store.add_feedback(&fb).await.expect("feedback");
+        }
+        assert_eq!(page_size(&path), 32 * 1024, "a new store's page size");
+        with_small_pages(&path);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(page_size(&path), 32 * 1024, "rebuilt at open");
+        let linked = store.get_linked(rec.id).await.expect("get").expect("kept");
+        assert_eq!(linked.feedback, vec![fb]);
+        assert_eq!(store.counters().await.expect("counters"), expected_counters(&[(&linked.interaction, false)], &[]));
+        let later = interaction("bob", "n8n", at(2));
+        assert_eq!(store.insert_interaction(&later).await.expect("insert"), Inserted::New);
+        let conn = rusqlite::Connection::open(&path).expect("raw open");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
+        assert_eq!(mode, "wal");
+    }
+
+    /// When another process has the file open (a server beside a CLI command), the rebuild
+    /// cannot run: the store opens at once with its old page size and works; the next open
+    /// with the file to itself rebuilds it.
+    #[tokio::test]
+    async fn a_file_another_process_has_open_opens_at_once_and_is_rebuilt_later() {
+        let (_dir, path, rec) = file_with_a_record().await;
+        with_small_pages(&path);
+        let other = rusqlite::Connection::open(&path).expect("raw open");
+        let held: i64 = other.query_row("SELECT count(*) FROM interactions", [], |r| r.get(0)).expect("read");
+        assert_eq!(held, 1);
+        let started = std::time::Instant::now();
+        let store = SqliteStore::open(&path).expect("opens beside another connection");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "waited {:?}", started.elapsed());
+        assert_eq!(page_size(&path), 4096, "not rebuilt under another connection");
+        assert!(store.get_linked(rec.id).await.expect("get").is_some());
+        let later = interaction("bob", "n8n", at(2));
+        assert_eq!(store.insert_interaction(&later).await.expect("insert"), Inserted::New);
+        drop(store);
+        drop(other);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(page_size(&path), 32 * 1024);
+        for id in [rec.id, later.id] {
+            assert!(store.get_linked(id).await.expect("get").is_some(), "kept");
+        }
+    }
+
     /// A store file holding one record (in a temp dir, kept while the first value lives).
     async fn file_with_a_record() -> (tempfile::TempDir, std::path::PathBuf, collector::domain::records::Interaction) {
         let dir = tempfile::tempdir().expect("temp dir");
