@@ -11,10 +11,12 @@ Changes to the code's layout:
   slim            payload-free hot rows (workflow, message, response, metadata emptied; VACUUM)
 Connection settings: mmap (4 GB mmap_size), cache16 (16 MiB page cache), secure (secure_delete
 on, as the collector's writer has it).
+Chunks: by-platform (one transaction per platform and day, not per day).
 File settings: page8k, page16k, page32k, page64k (the store rebuilt with that page size; VACUUM).
 
 The records are split by their created_at day into chunks (the bench's stores span 8 days),
-each archived in one transaction, as the archive run commits one object per platform and day.
+each archived in one transaction; with `by-platform`, by platform and day, as the archive run
+commits one object per platform and day.
 """
 import sys
 
@@ -26,15 +28,16 @@ def step(name, sql):
     steps.append(f"--STEP {name}\n{sql}")
 
 
-pragmas = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=%s; PRAGMA temp_store=FILE; PRAGMA wal_autocheckpoint=4000;" % (
-    "OFF" if "no-fk" in flags else "ON")
+page_size = next((int(f[4:-1]) * 1024 for f in flags if f.startswith("page") and f.endswith("k")), None)
+# The collector checkpoints every 16 MiB of WAL, whatever the page size (the stores are 4 KiB unless rebuilt).
+pragmas = "PRAGMA synchronous=FULL; PRAGMA foreign_keys=%s; PRAGMA temp_store=FILE; PRAGMA wal_autocheckpoint=%d;" % (
+    "OFF" if "no-fk" in flags else "ON", 16 * 1024 * 1024 // (page_size or 4096))
 if "cache16" in flags:
     pragmas += " PRAGMA cache_size=-16384;"
 if "mmap" in flags:
     pragmas += " PRAGMA mmap_size=4000000000;"
 if "secure" in flags:
     pragmas += " PRAGMA secure_delete=ON;"
-page_size = next((int(f[4:-1]) * 1024 for f in flags if f.startswith("page") and f.endswith("k")), None)
 
 PAYLOAD = "user_message, ai_response, workflow, metadata"
 ICOLS = ("id, user_id, platform, kind, user_message, ai_response, intent, workflow, workflow_compressed, "
@@ -52,16 +55,25 @@ FACTS = "'{\"success\":true,\"feedback\":0,\"positive\":0,\"negative\":0,\"conse
 LINKS = ("(SELECT count(*) FROM feedback f WHERE f.interaction_id = i.id) + "
          "(SELECT count(*) FROM validations v WHERE v.interaction_id = i.id)")
 
+# by-platform: one chunk per platform and day (as the archive run commits one object per platform
+# and day); otherwise one per day (up to 4 platforms).
+by_platform = "by-platform" in flags
+platform_rank = ("(SELECT count(*) FROM (SELECT DISTINCT platform FROM interactions) p WHERE p.platform < i.platform)"
+                 if by_platform else "0")
 step("_setup", "PRAGMA journal_mode=WAL; DROP INDEX IF EXISTS archived_by_object; "
      "CREATE TABLE chunk (c INTEGER, id TEXT); "
-     "INSERT INTO chunk SELECT julianday(substr(created_at, 1, 10)) - "
-     "julianday((SELECT min(substr(created_at, 1, 10)) FROM interactions)), id FROM interactions ORDER BY created_at;")
-chunks = range(8)
+     "INSERT INTO chunk SELECT (julianday(substr(created_at, 1, 10)) - "
+     "julianday((SELECT min(substr(created_at, 1, 10)) FROM interactions))) * 4 + " + platform_rank +
+     ", id FROM interactions i ORDER BY created_at;")
+chunks = [day * 4 + p for day in range(8) for p in range(4 if by_platform else 1)]
 merged = "merged" in flags or "merged-bodies" in flags
 
 if merged:
     # One table for hot and archived records; the hot listings' indexes are partial.
-    setup = ["PRAGMA foreign_keys=OFF;",
+    setup = ["PRAGMA foreign_keys=OFF;"]
+    if page_size:
+        setup.append(f"PRAGMA journal_mode=DELETE; PRAGMA page_size={page_size}; VACUUM; PRAGMA journal_mode=WAL;")
+    setup += [
              f"CREATE TABLE records ({ITYPES}, object_key TEXT, receipt_stored_bytes INTEGER, facts TEXT) STRICT;",
              f"INSERT INTO records SELECT {ICOLS}, NULL, NULL, NULL FROM interactions ORDER BY rowid;"]
     if "merged-bodies" in flags:

@@ -88,6 +88,26 @@ mod sqlite_only {
         SqliteStore::open(&path).expect("opens once the lock is free");
     }
 
+    /// A collector that opens the file while another rebuilds it (the rebuild holds an exclusive
+    /// lock, outside WAL mode) fails after the busy timeout with an error that says why.
+    #[tokio::test]
+    async fn opening_a_store_during_another_processs_rebuild_says_why_it_failed() {
+        let (_dir, path, rec) = file_with_a_record().await;
+        let other = rusqlite::Connection::open(&path).expect("raw open");
+        let mode: String = other.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).expect("leave WAL");
+        assert_eq!(mode, "delete");
+        other.execute_batch("BEGIN EXCLUSIVE").expect("hold the file as a rebuild does");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable(m)) => assert!(m.contains("write lock") && m.contains("rebuild"), "{m}"),
+            Err(e) => panic!("unclear error: {e:?}"),
+            Ok(_) => panic!("opened during another process's rebuild"),
+        }
+        other.execute_batch("COMMIT").expect("release");
+        drop(other);
+        let store = SqliteStore::open(&path).expect("opens once the rebuild is done");
+        assert!(store.get_linked(rec.id).await.expect("get").is_some(), "kept");
+    }
+
     /// A deleted record's text is not left in the file's free pages (the writer runs with
     /// `secure_delete`): once the WAL is checkpointed into the file, no byte of it remains, for
     /// a text on the row's own page and one long enough for overflow pages alike.
@@ -105,7 +125,8 @@ mod sqlite_only {
             let mut short = interaction("alice", "n8n", at(1));
             short.user_message = short_marker.clone();
             let mut long = interaction("alice", "n8n", at(2));
-            long.user_message = format!("{long_marker} {}", "y".repeat(20_000));
+            // Longer than a 32 KiB page holds, so its text goes to overflow pages.
+            long.user_message = format!("{long_marker} {}", "y".repeat(100_000));
             for rec in [&short, &long] {
                 store.insert_interaction(rec).await.expect("insert");
             }
@@ -184,8 +205,23 @@ mod sqlite_only {
         assert!(started.elapsed() < std::time::Duration::from_secs(2), "waited {:?}", started.elapsed());
         assert_eq!(page_size(&path), 4096, "not rebuilt under another connection");
         assert!(store.get_linked(rec.id).await.expect("get").is_some());
+        // The skipped rebuild gave back the busy timeout: a write waits for another process's
+        // short transaction instead of failing.
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let holder = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let conn = rusqlite::Connection::open(&path).expect("raw open");
+                conn.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+                locked_tx.send(()).expect("signal");
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                conn.execute_batch("COMMIT").expect("release");
+            })
+        };
+        locked.recv().expect("the lock is held");
         let later = interaction("bob", "n8n", at(2));
-        assert_eq!(store.insert_interaction(&later).await.expect("insert"), Inserted::New);
+        assert_eq!(store.insert_interaction(&later).await.expect("waits, then inserts"), Inserted::New);
+        holder.join().expect("holder");
         drop(store);
         drop(other);
         let store = SqliteStore::open(&path).expect("reopen");

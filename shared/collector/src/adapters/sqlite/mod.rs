@@ -97,56 +97,16 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Unavailable(format!("cannot create the data directory: {e}")))?;
         }
-        let mut writer = Connection::open(path).db()?;
-        writer.busy_timeout(BUSY_TIMEOUT).db()?;
-        // A new file takes its page size from the first write; an existing one ignores this
-        // (`schema::adopt_page_size`, after the migration, converts it).
-        writer.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}")).db()?;
-        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
-        }
-        // synchronous = FULL: every commit is fsynced before its callers are answered, so an
-        // acknowledged write (a 201, a delete's 200) survives a power loss; group commit (below)
-        // shares one fsync among the writes of a batch. Checkpoints every 16 MB of WAL rather
-        // than 4 MB (`CHECKPOINT_BYTES`, set below once the page size is known): index and
-        // counter pages rewritten by many commits are copied back fewer times (measured ~10% less
-        // writer CPU under load).
-        // temp_store = FILE on the writer: each write runs in a savepoint, whose statement
-        // journal SQLite keeps in memory up to 64 KiB and then spills to a temp file. With
-        // temp_store = MEMORY it never spills, and truncating an in-memory journal walks it from
-        // the start at every statement: an archive commit (thousands of deletes in one
-        // savepoint) went quadratic (3.4 MB/s, 96% of the writer in memjrnlTruncate) and held
-        // every original page in memory (docs/PERFORMANCE.md, "Archive throughput").
-        // secure_delete: a delete overwrites what it removes (the row's bytes on its page, and
-        // pages it frees) with zeros, so a user's deleted data does not stay readable in the
-        // file's free space for anyone with a copy of it. journal_size_limit: when the WAL
-        // starts over after a checkpoint, it is cut back to 16 MiB (what a checkpoint interval
-        // writes), so frames a large write (an archive commit) added past that, with what they
-        // held, do not stay in the file.
-        writer
-            .execute_batch(
-                "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
-                 PRAGMA secure_delete = ON; \
-                 PRAGMA journal_size_limit = 16777216;",
-            )
-            .db()?;
-        migrate(&mut writer).map_err(|e| match e {
-            // Waited out the busy timeout on another process's write transaction.
+        let writer = open_writer(path).map_err(|e| match e {
+            // Waited out the busy timeout on another process's lock: its write transaction, or
+            // the exclusive lock of its migration or page-size rebuild.
             StoreError::Throttled { .. } => StoreError::Unavailable(
-                "another collector holds the store's write lock (a migration of a large file, or a long \
-                 write); try again once it is done"
+                "another collector holds the store's write lock (a migration or a page-size rebuild of a \
+                 large file, or a long write); try again once it is done"
                     .into(),
             ),
             e => e,
         })?;
-        let page_size = adopt_page_size(&writer, BUSY_TIMEOUT).map_err(|e| match e {
-            StoreError::Throttled { .. } => StoreError::Unavailable(
-                "another collector holds the store's write lock; try again once it is done".into(),
-            ),
-            e => e,
-        })?;
-        writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {}", CHECKPOINT_BYTES / page_size)).db()?;
         writer.set_prepared_statement_cache_capacity(64);
 
         let mut readers = Vec::with_capacity(READERS);
@@ -176,6 +136,48 @@ impl SqliteStore {
             }),
         })
     }
+}
+
+/// The write connection, set up: WAL, the pragmas, the schema migrated, this build's page size.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut writer = Connection::open(path).db()?;
+    writer.busy_timeout(BUSY_TIMEOUT).db()?;
+    // A new file takes its page size from the first write; an existing one ignores this
+    // (`schema::adopt_page_size`, after the migration, converts it).
+    writer.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}")).db()?;
+    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
+    }
+    // synchronous = FULL: every commit is fsynced before its callers are answered, so an
+    // acknowledged write (a 201, a delete's 200) survives a power loss; group commit (below)
+    // shares one fsync among the writes of a batch. Checkpoints every 16 MB of WAL rather
+    // than 4 MB (`CHECKPOINT_BYTES`, set below once the page size is known): index and
+    // counter pages rewritten by many commits are copied back fewer times (measured ~10% less
+    // writer CPU under load).
+    // temp_store = FILE on the writer: each write runs in a savepoint, whose statement
+    // journal SQLite keeps in memory up to 64 KiB and then spills to a temp file. With
+    // temp_store = MEMORY it never spills, and truncating an in-memory journal walks it from
+    // the start at every statement: an archive commit (thousands of deletes in one
+    // savepoint) went quadratic (3.4 MB/s, 96% of the writer in memjrnlTruncate) and held
+    // every original page in memory (docs/PERFORMANCE.md, "Archive throughput").
+    // secure_delete: a delete overwrites what it removes (the row's bytes on its page, and
+    // pages it frees) with zeros, so a user's deleted data does not stay readable in the
+    // file's free space for anyone with a copy of it. journal_size_limit: when the WAL
+    // starts over after a checkpoint, it is cut back to 16 MiB (what a checkpoint interval
+    // writes), so frames a large write (an archive commit) added past that, with what they
+    // held, do not stay in the file.
+    writer
+        .execute_batch(
+            "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
+             PRAGMA secure_delete = ON; \
+             PRAGMA journal_size_limit = 16777216;",
+        )
+        .db()?;
+    migrate(&mut writer)?;
+    let page_size = adopt_page_size(&writer, BUSY_TIMEOUT)?;
+    writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {}", CHECKPOINT_BYTES / page_size)).db()?;
+    Ok(writer)
 }
 
 #[async_trait]

@@ -295,10 +295,13 @@ pub(super) const CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
 
 /// Gives a file made with another page size (every store before `PAGE_SIZE` was set) this build's
 /// page size, once, at open: SQLite can change it only by rebuilding the file (`VACUUM`), outside
-/// WAL mode, with no other connection open. The rebuild is atomic (a rollback journal), takes a
-/// few seconds a GB and needs free disk space about the file's size. When it cannot run (another
-/// process has the file open, a full disk) the store keeps its page size, which is only slower,
-/// and the next open tries again. Returns the page size the file has.
+/// WAL mode, with no other connection open. The rebuild is atomic (a rollback journal beside the
+/// file, synced with its directory: `synchronous = EXTRA` while it runs) and takes a few seconds a
+/// GB. It needs free space for a copy of the file in SQLite's temp directory and for the journal.
+/// While it runs, other processes cannot open the file (they wait out their busy timeout, then
+/// say another collector holds the write lock). When it cannot run (another process has the file
+/// open, a full disk) the store keeps its page size, which is only slower, and the next open tries
+/// again. Returns the page size the file has.
 /// The attempt never waits on other connections (a CLI command beside a running server must not
 /// be slowed at every start): it runs with no busy timeout, and `busy_timeout` is restored after.
 pub(super) fn adopt_page_size(conn: &Connection, busy_timeout: Duration) -> Result<i64, StoreError> {
@@ -311,23 +314,38 @@ pub(super) fn adopt_page_size(conn: &Connection, busy_timeout: Duration) -> Resu
     let mode = conn.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get::<_, String>(0)).db();
     let rebuilt = match mode {
         Ok(mode) if mode.eq_ignore_ascii_case("delete") => {
-            conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}; VACUUM;")).db()
+            conn.execute_batch(&format!("PRAGMA synchronous = EXTRA; PRAGMA page_size = {PAGE_SIZE}; VACUUM;")).db()
         }
         Ok(_) => Err(StoreError::Unavailable("another connection has the file open".into())),
         Err(e) => Err(e),
     };
     conn.busy_timeout(busy_timeout).db()?;
+    conn.execute_batch("PRAGMA synchronous = FULL").db()?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
     }
     let after = page_size(conn)?;
     match rebuilt {
-        Ok(()) => tracing::info!(from = before, to = after, "rebuilt the store's file with larger pages"),
-        Err(e) => tracing::warn!(
+        Ok(()) if after == PAGE_SIZE => {
+            tracing::info!(from = before, to = after, "rebuilt the store's file with larger pages")
+        }
+        // Another process put the file back in WAL mode between the switch and the VACUUM.
+        Ok(()) => tracing::warn!(
+            page_size = after,
+            "kept the store's page size (another process opened it during the rebuild; tried again at the next open)"
+        ),
+        // Busy, a full disk or temp directory: expected now and then.
+        Err(e @ (StoreError::Throttled { .. } | StoreError::Unavailable(_))) => tracing::warn!(
             page_size = before,
             error = %e,
             "kept the store's page size (the rebuild to larger pages will be tried at the next open)"
+        ),
+        // Anything else (a damaged file, say) needs someone to look.
+        Err(e) => tracing::error!(
+            page_size = before,
+            error = %e,
+            "rebuilding the store's file with larger pages failed; it keeps its page size"
         ),
     }
     Ok(after)
