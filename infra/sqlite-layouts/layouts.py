@@ -58,13 +58,14 @@ LINKS = ("(SELECT count(*) FROM feedback f WHERE f.interaction_id = i.id) + "
 # by-platform: one chunk per platform and day (as the archive run commits one object per platform
 # and day); otherwise one per day (up to 4 platforms).
 by_platform = "by-platform" in flags
-platform_rank = ("(SELECT count(*) FROM (SELECT DISTINCT platform FROM interactions) p WHERE p.platform < i.platform)"
-                 if by_platform else "0")
+platform_rank = "p.r" if by_platform else "0"
 step("_setup", "PRAGMA journal_mode=WAL; DROP INDEX IF EXISTS archived_by_object; "
      "CREATE TABLE chunk (c INTEGER, id TEXT); "
+     "CREATE TABLE plat AS SELECT platform, row_number() OVER (ORDER BY platform) - 1 AS r "
+     "FROM (SELECT DISTINCT platform FROM interactions); "
      "INSERT INTO chunk SELECT (julianday(substr(created_at, 1, 10)) - "
      "julianday((SELECT min(substr(created_at, 1, 10)) FROM interactions))) * 4 + " + platform_rank +
-     ", id FROM interactions i ORDER BY created_at;")
+     ", i.id FROM interactions i JOIN plat p ON p.platform = i.platform ORDER BY i.created_at; DROP TABLE plat;")
 chunks = [day * 4 + p for day in range(8) for p in range(4 if by_platform else 1)]
 merged = "merged" in flags or "merged-bodies" in flags
 
