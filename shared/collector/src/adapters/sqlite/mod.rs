@@ -57,7 +57,7 @@ use crate::ports::{
 use archive::{archived_entry, object_row};
 use codec::Db;
 use platforms::added_platforms;
-use schema::{CHECKPOINT_BYTES, PAGE_SIZE, adopt_page_size, migrate};
+use schema::{CHECKPOINT_BYTES, PAGE_SIZE, adopt_page_size, enter_wal, migrate};
 use writer::{Job, QUEUE_DEPTH, writer_loop};
 
 const READERS: usize = 4;
@@ -138,23 +138,20 @@ impl SqliteStore {
     }
 }
 
-/// The write connection, set up: WAL, the pragmas, the schema migrated, this build's page size.
+/// The write connection, set up: WAL, this build's page size, the pragmas, the schema migrated.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let mut writer = Connection::open(path).db()?;
     writer.busy_timeout(BUSY_TIMEOUT).db()?;
     // A new file takes its page size from the first write; an existing one ignores this
-    // (`schema::adopt_page_size`, after the migration, converts it).
+    // (`schema::adopt_page_size` converts it).
     writer.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}")).db()?;
-    let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
-    }
+    enter_wal(&writer)?;
+    let page_size = adopt_page_size(&writer, BUSY_TIMEOUT)?;
     // synchronous = FULL: every commit is fsynced before its callers are answered, so an
     // acknowledged write (a 201, a delete's 200) survives a power loss; group commit (below)
     // shares one fsync among the writes of a batch. Checkpoints every 16 MB of WAL rather
-    // than 4 MB (`CHECKPOINT_BYTES`, set below once the page size is known): index and
-    // counter pages rewritten by many commits are copied back fewer times (measured ~10% less
-    // writer CPU under load).
+    // than 4 MB (`CHECKPOINT_BYTES`, counted in pages): index and counter pages rewritten by
+    // many commits are copied back fewer times (measured ~10% less writer CPU under load).
     // temp_store = FILE on the writer: each write runs in a savepoint, whose statement
     // journal SQLite keeps in memory up to 64 KiB and then spills to a temp file. With
     // temp_store = MEMORY it never spills, and truncating an in-memory journal walks it from
@@ -168,15 +165,14 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // writes), so frames a large write (an archive commit) added past that, with what they
     // held, do not stay in the file.
     writer
-        .execute_batch(
+        .execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
-             PRAGMA secure_delete = ON; \
-             PRAGMA journal_size_limit = 16777216;",
-        )
+             PRAGMA secure_delete = ON; PRAGMA wal_autocheckpoint = {}; \
+             PRAGMA journal_size_limit = {CHECKPOINT_BYTES};",
+            CHECKPOINT_BYTES / page_size
+        ))
         .db()?;
     migrate(&mut writer)?;
-    let page_size = adopt_page_size(&writer, BUSY_TIMEOUT)?;
-    writer.execute_batch(&format!("PRAGMA wal_autocheckpoint = {}", CHECKPOINT_BYTES / page_size)).db()?;
     Ok(writer)
 }
 

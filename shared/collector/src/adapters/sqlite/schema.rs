@@ -285,13 +285,21 @@ pub(super) fn check_version(conn: &Connection) -> Result<(), StoreError> {
 /// The page size of the store's file, in bytes. SQLite's default (4 KiB) holds one typical record
 /// (2-3 KB) a page, so archiving a record (deleting its hot row) emptied a page, and SQLite
 /// rebalanced the pages around it and, with `secure_delete`, wrote the freed page out as zeros.
-/// At 32 KiB a page holds about ten: the archive run's CPU fell by about a third (54 to 85 MB of
-/// raw JSONL per CPU-second on the bench's 60k store) and the file by about 30%
-/// (docs/PERFORMANCE.md, "Archive with 32 KiB pages").
+/// At 32 KiB a page holds about ten: the archive run's CPU fell by about a third on the bench's
+/// 60k store (docs/PERFORMANCE.md, "Archive with 32 KiB pages").
 pub(super) const PAGE_SIZE: i64 = 32 * 1024;
 
 /// How much WAL a checkpoint lets build up, in bytes (SQLite counts it in pages).
 pub(super) const CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
+
+/// Puts the file in WAL mode (kept in the file: once set, every connection uses it).
+pub(super) fn enter_wal(conn: &Connection) -> Result<(), StoreError> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
+    }
+    Ok(())
+}
 
 /// Gives a file made with another page size (every store before `PAGE_SIZE` was set) this build's
 /// page size, once, at open: SQLite can change it only by rebuilding the file (`VACUUM`), outside
@@ -301,7 +309,8 @@ pub(super) const CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
 /// While it runs, other processes cannot open the file (they wait out their busy timeout, then
 /// say another collector holds the write lock). When it cannot run (another process has the file
 /// open, a full disk) the store keeps its page size, which is only slower, and the next open tries
-/// again. Returns the page size the file has.
+/// again. Runs before the writer's other pragmas, which set `synchronous` back to FULL. Returns
+/// the page size the file has.
 /// The attempt never waits on other connections (a CLI command beside a running server must not
 /// be slowed at every start): it runs with no busy timeout, and `busy_timeout` is restored after.
 pub(super) fn adopt_page_size(conn: &Connection, busy_timeout: Duration) -> Result<i64, StoreError> {
@@ -320,11 +329,7 @@ pub(super) fn adopt_page_size(conn: &Connection, busy_timeout: Duration) -> Resu
         Err(e) => Err(e),
     };
     conn.busy_timeout(busy_timeout).db()?;
-    conn.execute_batch("PRAGMA synchronous = FULL").db()?;
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).db()?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Internal(format!("sqlite refused WAL mode (got {mode})")));
-    }
+    enter_wal(conn)?;
     let after = page_size(conn)?;
     match rebuilt {
         Ok(()) if after == PAGE_SIZE => {
