@@ -13,6 +13,18 @@ use crate::ports::StoreError;
 
 /// Most writes committed together.
 const MAX_BATCH: usize = 256;
+/// The write connection's page cache, in KiB (SQLite's default): the pages a batch of small
+/// writes changes.
+pub(super) const WRITER_CACHE_KIB: i64 = 2_000;
+/// The page cache of a large write ([`SqliteStore::write_alone`]: an archive commit), in KiB.
+/// An archive commit changes pages all over the hot table's and the catalog's indexes (every
+/// user with records in the object has a page in each user index); with SQLite's 2 MB it
+/// spilled changed pages to the WAL and read them back over and over, half its CPU in the
+/// kernel. Measured on the 1 GB archive bench (docs/PERFORMANCE.md, "Archive with a larger
+/// commit cache"): 32 MiB still spilled, 40 and 48 MiB did not (CPU 15 -> 13 s); 48 leaves
+/// room for objects with more users. Only while the write runs: the cache goes back down
+/// after it.
+const LARGE_WRITE_CACHE_KIB: i64 = 48 * 1024;
 /// Writes waiting for the writer before callers wait to enqueue.
 pub(super) const QUEUE_DEPTH: usize = 1024;
 
@@ -154,12 +166,18 @@ pub(super) fn writer_loop(conn: Connection, mut queue: mpsc::Receiver<Box<dyn Jo
     }
 }
 
-/// One job in its own transaction: committed when it returns Ok, rolled back otherwise.
+/// One job in its own transaction: committed when it returns Ok, rolled back otherwise. The
+/// writer's page cache is [`LARGE_WRITE_CACHE_KIB`] for it, and back to [`WRITER_CACHE_KIB`]
+/// (its clean pages freed) before the job is answered.
 fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
-    if let Err(e) = begin(conn) {
-        job.finish(Err(&e));
-        return;
-    }
+    set_cache_size(conn, LARGE_WRITE_CACHE_KIB);
+    let result = commit_alone(conn, job.as_mut());
+    set_cache_size(conn, WRITER_CACHE_KIB);
+    job.finish(result.as_ref().map(|_| ()));
+}
+
+fn commit_alone(conn: &Connection, job: &mut dyn Job) -> Result<(), StoreError> {
+    begin(conn)?;
     let keep = job.run(conn);
     let result = if conn.is_autocommit() {
         // An I/O error made SQLite roll the transaction back.
@@ -173,7 +191,15 @@ fn run_alone(conn: &Connection, mut job: Box<dyn Job>) {
     if result.is_err() && !conn.is_autocommit() {
         let _ = conn.execute_batch("ROLLBACK");
     }
-    job.finish(result.as_ref().map(|_| ()));
+    result
+}
+
+/// The page cache only sets how many pages SQLite keeps in memory, so a failure to set it is
+/// logged and the write goes on.
+fn set_cache_size(conn: &Connection, kib: i64) {
+    if let Err(e) = conn.execute_batch(&format!("PRAGMA cache_size = -{kib}")) {
+        tracing::warn!(error = %e, kib, "sqlite: setting the writer's page cache failed");
+    }
 }
 
 fn exec(conn: &Connection, sql: &str) -> Result<(), StoreError> {
@@ -231,4 +257,62 @@ fn run_batch(conn: &Connection, mut batch: Vec<Box<dyn Job>>) {
 fn undo_savepoint(conn: &Connection) -> Result<(), StoreError> {
     exec(conn, "ROLLBACK TO job")?;
     exec(conn, "RELEASE job")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA cache_size", [], |r| r.get(0)).expect("read cache_size")
+    }
+
+    /// Runs `f` as a large write on `conn`; returns the cache size `f` saw and the answer.
+    fn alone_write(
+        conn: &Connection,
+        f: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+    ) -> (i64, Result<(), StoreError>) {
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        let (reply, mut answer) = oneshot::channel();
+        let job = WriteJob {
+            f: Some(move |c: &Connection| {
+                let _ = seen_tx.send(cache_size(c));
+                f(c)
+            }),
+            out: None,
+            reply,
+            span: tracing::Span::none(),
+            alone: true,
+        };
+        run_alone(conn, Box::new(job));
+        (seen.recv().expect("the job ran"), answer.try_recv().expect("answered"))
+    }
+
+    /// A large write (an archive commit) runs with the large page cache, and the writer is back
+    /// to its own cache afterwards whether the write was kept or undone: a long-running server
+    /// does not keep the large write's pages in memory.
+    #[test]
+    fn a_large_write_has_the_large_cache_only_while_it_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = Connection::open(dir.path().join("db.sqlite3")).expect("open");
+        super::super::schema::migrate(&mut conn).expect("schema");
+        set_cache_size(&conn, WRITER_CACHE_KIB);
+        assert_eq!(cache_size(&conn), -WRITER_CACHE_KIB);
+
+        let (during, answer) = alone_write(&conn, |c| {
+            c.execute("INSERT INTO platforms (platform) VALUES ('n8n')", [])
+                .map(|_| ())
+                .map_err(|e| StoreError::Internal(e.to_string()))
+        });
+        assert!(answer.is_ok(), "{answer:?}");
+        assert_eq!(during, -LARGE_WRITE_CACHE_KIB);
+        assert_eq!(cache_size(&conn), -WRITER_CACHE_KIB);
+
+        let (during, answer) = alone_write(&conn, |_| Err(StoreError::Conflict("undone")));
+        assert!(matches!(answer, Err(StoreError::Conflict("undone"))), "{answer:?}");
+        assert_eq!(during, -LARGE_WRITE_CACHE_KIB);
+        assert_eq!(cache_size(&conn), -WRITER_CACHE_KIB);
+        let rows: i64 = conn.query_row("SELECT count(*) FROM platforms", [], |r| r.get(0)).expect("count");
+        assert_eq!(rows, 1, "the kept write stays, the undone one is gone");
+    }
 }
