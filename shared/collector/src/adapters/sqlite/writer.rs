@@ -21,10 +21,10 @@ pub(super) const WRITER_CACHE_KIB: i64 = 2_000;
 /// user with records in the object has a page in each user index); with SQLite's 2 MB it
 /// spilled changed pages to the WAL and read them back over and over, half its CPU in the
 /// kernel. Measured on the 1 GB archive bench (docs/PERFORMANCE.md, "Archive with a larger
-/// commit cache"): 32 MiB still spilled, 40 and 48 MiB did not (CPU 15 -> 13 s); 48 leaves
-/// room for objects with more users. Only while the write runs: the cache goes back down
-/// after it.
-const LARGE_WRITE_CACHE_KIB: i64 = 48 * 1024;
+/// commit cache"): at 32 MiB the run took about as long as at 2 MB; at 40 and 48 MiB its
+/// kernel time halved (CPU 15 -> 13 s), and 40 costs about 8 MiB less peak RSS. Only while the
+/// write runs: the cache goes back down after it.
+const LARGE_WRITE_CACHE_KIB: i64 = 40 * 1024;
 /// Writes waiting for the writer before callers wait to enqueue.
 pub(super) const QUEUE_DEPTH: usize = 1024;
 
