@@ -212,7 +212,7 @@ pub(super) async fn commit_archive(
         if !moved.is_empty() {
             // Sorted: each delete below first copies the list into a temporary b-tree keyed by
             // id (`IN (SELECT ...)`), which ids given in order are appended to rather than
-            // inserted all over (about 5% less CPU on the 1 GB archive bench, docs/PERFORMANCE.md).
+            // inserted all over (1-5% less CPU on the 1 GB archive bench, docs/PERFORMANCE.md).
             let mut ids: Vec<Id> = moved.iter().copied().collect();
             ids.sort_unstable();
             let list = id_list(&ids)?;
