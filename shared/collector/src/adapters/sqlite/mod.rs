@@ -58,7 +58,7 @@ use archive::{archived_entry, object_row};
 use codec::Db;
 use platforms::added_platforms;
 use schema::{CHECKPOINT_BYTES, PAGE_SIZE, adopt_page_size, enter_wal, migrate};
-use writer::{Job, QUEUE_DEPTH, WRITER_CACHE_KIB, writer_loop};
+use writer::{Job, QUEUE_DEPTH, WRITER_CACHE_KIB, set_cache_size, writer_loop};
 
 const READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -168,10 +168,11 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         .execute_batch(&format!(
             "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE; \
              PRAGMA secure_delete = ON; PRAGMA wal_autocheckpoint = {}; \
-             PRAGMA journal_size_limit = {CHECKPOINT_BYTES}; PRAGMA cache_size = -{WRITER_CACHE_KIB};",
+             PRAGMA journal_size_limit = {CHECKPOINT_BYTES};",
             CHECKPOINT_BYTES / page_size
         ))
         .db()?;
+    set_cache_size(&writer, WRITER_CACHE_KIB);
     migrate(&mut writer)?;
     Ok(writer)
 }

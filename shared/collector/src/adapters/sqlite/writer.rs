@@ -19,11 +19,11 @@ pub(super) const WRITER_CACHE_KIB: i64 = 2_000;
 /// The page cache of a large write ([`SqliteStore::write_alone`]: an archive commit), in KiB.
 /// An archive commit changes pages all over the hot table's and the catalog's indexes (every
 /// user with records in the object has a page in each user index); with SQLite's 2 MB it
-/// spilled changed pages to the WAL and read them back over and over, half its CPU in the
-/// kernel. Measured on the 1 GB archive bench (docs/PERFORMANCE.md, "Archive with a larger
-/// commit cache"): at 32 MiB the run took about as long as at 2 MB; at 40 and 48 MiB its
-/// kernel time halved (CPU 15 -> 13 s), and 40 costs about 8 MiB less peak RSS. Only while the
-/// write runs: the cache goes back down after it.
+/// spilled changed pages to the WAL and read them back over and over (half of the 1 GB run's
+/// CPU was kernel time). Measured on the 1 GB archive bench (docs/PERFORMANCE.md, "Archive
+/// with a larger commit cache and a sorted delete list"): at 32 MiB the run took about as long
+/// as at 2 MB; at 40 and 48 MiB its kernel time halved (CPU 15 -> 13 s), and 40 costs about
+/// 8 MiB less peak RSS. Only while the write runs: the cache goes back down after it.
 const LARGE_WRITE_CACHE_KIB: i64 = 40 * 1024;
 /// Writes waiting for the writer before callers wait to enqueue.
 pub(super) const QUEUE_DEPTH: usize = 1024;
@@ -196,7 +196,7 @@ fn commit_alone(conn: &Connection, job: &mut dyn Job) -> Result<(), StoreError> 
 
 /// The page cache only sets how many pages SQLite keeps in memory, so a failure to set it is
 /// logged and the write goes on.
-fn set_cache_size(conn: &Connection, kib: i64) {
+pub(super) fn set_cache_size(conn: &Connection, kib: i64) {
     if let Err(e) = conn.execute_batch(&format!("PRAGMA cache_size = -{kib}")) {
         tracing::warn!(error = %e, kib, "sqlite: setting the writer's page cache failed");
     }
